@@ -1,0 +1,47 @@
+/**
+ * Sources of bytes berth accepts everywhere: Node readables, web
+ * ReadableStreams and any (async) iterable of byte chunks.
+ */
+export type ByteSource =
+  | AsyncIterable<Uint8Array | string>
+  | Iterable<Uint8Array>
+  | ReadableStream<Uint8Array>;
+
+const encoder = new TextEncoder();
+
+function isAsyncIterable(x: unknown): x is AsyncIterable<unknown> {
+  return x != null && typeof (x as AsyncIterable<unknown>)[Symbol.asyncIterator] === "function";
+}
+
+function isIterable(x: unknown): x is Iterable<unknown> {
+  return x != null && typeof (x as Iterable<unknown>)[Symbol.iterator] === "function";
+}
+
+async function* fromReader(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** Iterate any {@link ByteSource} as `Uint8Array` chunks (strings become UTF-8). */
+export async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array> {
+  let it: AsyncIterable<unknown> | Iterable<unknown>;
+  if (isAsyncIterable(source)) it = source;
+  else if (typeof (source as ReadableStream).getReader === "function") it = fromReader(source as ReadableStream<Uint8Array>);
+  else if (isIterable(source)) it = source;
+  else throw new TypeError("expected a Node stream, a ReadableStream or an (async) iterable of Uint8Array");
+  for await (const chunk of it) {
+    if (typeof chunk === "string") yield encoder.encode(chunk);
+    else if (chunk instanceof Uint8Array) yield chunk;
+    else if (ArrayBuffer.isView(chunk)) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    else if (chunk instanceof ArrayBuffer) yield new Uint8Array(chunk);
+    else throw new TypeError(`expected byte chunks, got ${typeof chunk}`);
+  }
+}
