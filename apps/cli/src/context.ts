@@ -1,0 +1,41 @@
+import type { Command } from "commander";
+import { createProgress, type Progress, progressMode } from "./progress.js";
+import { resolveRoot } from "./root.js";
+
+/** Global options every verb sees. */
+export interface GlobalOptions {
+  root?: string;
+  quiet?: boolean;
+  debug?: boolean;
+  progress?: string;
+}
+
+/** What a verb needs from the program: options, output streams, progress. */
+export class Context {
+  constructor(private readonly program: Command) {}
+
+  /** The global options (`--root`, `--quiet`, `--debug`, `--progress`). */
+  get globals(): GlobalOptions {
+    return this.program.opts<GlobalOptions>();
+  }
+
+  /** The store root in effect. */
+  get root(): string {
+    return resolveRoot(this.globals.root);
+  }
+
+  /** Progress reporter for long work, on stderr. */
+  progress(): Progress {
+    return createProgress(progressMode(this.globals.progress, this.globals.quiet === true));
+  }
+
+  /** Write to stdout. */
+  out(text: string): void {
+    process.stdout.write(text);
+  }
+
+  /** Write a line to stderr (suppressed by --quiet). */
+  info(line: string): void {
+    if (!this.globals.quiet) process.stderr.write(`${line}\n`);
+  }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/**
+ * The `berth` command: container images without a Docker daemon.
+ * Parsing by commander (well-kept, zero dependencies, Node 20 compatible in v14).
+ */
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import * as digestCmd from "./commands/digest.js";
+import { Context } from "./context.js";
+import { describeError, EXIT, errorCode, exitCodeFor } from "./exit.js";
+
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+
+/** Build the program with every verb registered. */
+export function buildProgram(): { program: Command; ctx: Context } {
+  const program = new Command("berth");
+  const ctx = new Context(program);
+  program
+    .description("Container images without a Docker daemon: an image store, docker save/load archives, build cache")
+    .version(pkg.version, "-v, --version", "print the version")
+    .option("--root <dir>", "store root (default: $BERTH_ROOT, else $XDG_DATA_HOME/berth, else ~/.local/share/berth)")
+    .option("-q, --quiet", "print less: no progress, no informational lines")
+    .option("-D, --debug", "show error codes and stack traces")
+    .addOption(new Option("--progress <mode>", "progress display").choices(["auto", "tty", "plain", "json", "none"]).default("auto"))
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({
+      outputError: (str, write) => write(`berth: ${str.replace(/^error: /, "")}`),
+    })
+    .exitOverride();
+  digestCmd.register(program, ctx);
+  for (const cmd of program.commands) cmd.exitOverride().configureOutput(program.configureOutput());
+  return { program, ctx };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { program } = buildProgram();
+  let debug = argv.includes("--debug") || argv.includes("-D");
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    debug = program.opts().debug === true;
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit with 0; usage errors were already printed by commander
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return EXIT.ok;
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const code = errorCode(err);
+    const what = program.args[0] ?? "berth";
+    process.stderr.write(`berth: ${what}: ${describeError(err)}${debug && code ? ` [${code}]` : ""}\n`);
+    if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+process.on("SIGPIPE", () => process.exit(EXIT.ok));
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});
