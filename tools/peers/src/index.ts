@@ -1,1 +1,45 @@
-export {};
+/**
+ * `@berth/peers`: launchers for the real tools berth is tested against —
+ * one shared dockerd (with its own containerd), Debian's docker client,
+ * docker-registry, and lookups for skopeo, umoci, podman, zstd, openssl,
+ * chromium, tmux. Tests skip when a peer is missing, unless
+ * `BERTH_REQUIRE_PEERS=1` (CI), where a missing peer is an error.
+ *
+ * @packageDocumentation
+ */
+export { findCommand, peersRequired, requirePeer, PEER_PACKAGES } from "./commands.js";
+export {
+  dockerd,
+  dockerdPaths,
+  dockerdStatus,
+  peersDir,
+  pingDocker,
+  startDockerd,
+  stopDockerd,
+  type DockerOptions,
+  type DockerPeer,
+  type DockerResult,
+  type DockerdPaths,
+  type DockerdStatus,
+  type StartDockerdOptions,
+} from "./dockerd.js";
+export {
+  PeerCommandError,
+  PeerError,
+  PeerLockError,
+  PeerTimeoutError,
+  PeerUnavailableError,
+  type PeerErrorOptions,
+} from "./errors.js";
+export { exec, execOk, type ExecOptions, type ExecResult } from "./exec.js";
+export {
+  BUSYBOX_TAG,
+  buildImage,
+  busyboxBase,
+  imageId,
+  writeBusyboxRootfs,
+  type BuildImageOptions,
+  type BuiltImage,
+  type ContextFile,
+} from "./images.js";
+export { freePort, registry, type RegistryOptions, type RegistryPeer } from "./registry.js";
