@@ -1,1 +1,35 @@
-export {};
+/**
+ * `@berth/layer-store`: a content-addressed blob store and a layer store
+ * (layers by ChainID) in one directory that is also an OCI image layout's
+ * `blobs/` — crash-safe, shared by several processes at once.
+ *
+ * @example
+ * ```ts
+ * import { openLayerStore } from "@berth/layer-store";
+ * const store = await openLayerStore({ root: "/tmp/berth" });
+ * const layer = await store.register(fs.createReadStream("layer.tar.gz"));
+ * await store.acquire(layer.chainID, "image:example");
+ * ```
+ * @module
+ */
+export type {
+  BlobInfo,
+  BlobWriter,
+  CommitResult,
+  ContentIngester,
+  ContentProvider,
+  ContentStore,
+  Descriptor,
+  GcOptions,
+  GcResult,
+  Layer,
+  LayerStore,
+  Lease,
+  RegisterOptions,
+  WriterOptions,
+} from "./types.js";
+export { FsContentStore, STORE_LOCK } from "./content.js";
+export { FsLayerStore, layerMediaType, MEDIA_TYPES, type OpenLayerStoreOptions, openLayerStore } from "./layers.js";
+export { type LockOptions, withLock } from "./lock.js";
+export { fsyncDir, writeFileAtomic, TEMP_SUFFIX } from "./fsutil.js";
+export { checkDigest } from "./paths.js";

@@ -1,0 +1,327 @@
+import { randomBytes } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import {
+  type Digest,
+  DigestMismatchError,
+  digestFromHex,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  type Sha256Hash,
+  SizeMismatchError,
+  sha256,
+} from "@berth/digest";
+import { fsyncDir, mkdirp, ownerToken, readdirIfExists } from "./fsutil.js";
+import type { FsLeases } from "./leases.js";
+import { withLock } from "./lock.js";
+import { checkDigest, isHex64, type StorePaths } from "./paths.js";
+import type { BlobInfo, BlobWriter, CommitResult, ContentStore, Lease, WriterOptions } from "./types.js";
+
+/** Name of the store-wide metadata lock (commits, layer records, holders, GC). */
+export const STORE_LOCK = "store";
+
+/** Check an expected size argument. */
+export function checkSize(size: unknown, what = "expected size"): number {
+  if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+    throw new InvalidArgumentError(`invalid ${what} ${String(size)}`, { code: "ERR_INVALID_SIZE" });
+  }
+  return size;
+}
+
+/**
+ * One file in `ingest/`, named `<pid>-<start>.<random>` so that `open()` and GC
+ * can tell an ingest of a live process from the leftovers of a dead one.
+ */
+export class IngestFile {
+  readonly path: string;
+  #fh: fsp.FileHandle | undefined;
+  #written = 0;
+  #closed = false;
+  #queue: Promise<void> = Promise.resolve();
+
+  private constructor(file: string, fh: fsp.FileHandle) {
+    this.path = file;
+    this.#fh = fh;
+  }
+
+  static async create(paths: StorePaths): Promise<IngestFile> {
+    await mkdirp(paths.ingest);
+    const file = path.join(paths.ingest, `${ownerToken()}.${randomBytes(8).toString("hex")}`);
+    const fh = await fsp.open(file, "wx", 0o644);
+    return new IngestFile(file, fh);
+  }
+
+  get written(): number {
+    return this.#written;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    const run = this.#queue.then(async () => {
+      if (!this.#fh) throw new FailedPreconditionError("ingest is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+      let off = 0;
+      while (off < chunk.length) {
+        const { bytesWritten } = await this.#fh.write(chunk, off, chunk.length - off);
+        off += bytesWritten;
+      }
+      this.#written += chunk.length;
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Wait for queued writes, fsync and close. */
+  async finish(): Promise<void> {
+    await this.#queue;
+    const fh = this.#fh;
+    if (!fh) throw new FailedPreconditionError("ingest is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    this.#fh = undefined;
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Close (if open) and delete the file. Idempotent. */
+  async discard(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#queue.catch(() => {});
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => {});
+    await fsp.rm(this.path, { force: true });
+  }
+}
+
+/** Compare an ingest's digest and size with what the caller expected. */
+export function verifyExpected(
+  what: string,
+  actual: { digest: Digest; size: number },
+  expectedSize: number | undefined,
+  expectedDigest: Digest | undefined,
+): void {
+  if (expectedSize !== undefined && actual.size !== expectedSize) {
+    throw new SizeMismatchError(`${what}: expected ${expectedSize} bytes, got ${actual.size}`, {
+      details: { expected: expectedSize, actual: actual.size, digest: actual.digest },
+    });
+  }
+  if (expectedDigest !== undefined && actual.digest !== expectedDigest) {
+    throw new DigestMismatchError(`${what}: expected ${expectedDigest}, got ${actual.digest}`, {
+      details: { expected: expectedDigest, actual: actual.digest },
+    });
+  }
+}
+
+/**
+ * Content store over `<root>/blobs/sha256`. Writers hash while writing into
+ * `<root>/ingest/`; commit fsyncs, verifies, links the file into place and
+ * fsyncs the directory, under the store lock so that GC never races a commit.
+ */
+export class FsContentStore implements ContentStore {
+  readonly #paths: StorePaths;
+  readonly #leases: FsLeases;
+
+  /** @internal */
+  constructor(paths: StorePaths, leases: FsLeases) {
+    this.#paths = paths;
+    this.#leases = leases;
+  }
+
+  async info(digest: Digest | string): Promise<BlobInfo> {
+    const d = checkDigest(digest);
+    try {
+      const st = await fsp.stat(this.#paths.blob(d));
+      return { digest: d, size: st.size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw blobNotFound(d);
+      throw err;
+    }
+  }
+
+  async has(digest: Digest | string): Promise<boolean> {
+    const d = checkDigest(digest);
+    try {
+      await fsp.stat(this.#paths.blob(d));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw err;
+    }
+  }
+
+  async open(digest: Digest | string): Promise<Readable> {
+    const d = checkDigest(digest);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(this.#paths.blob(d), "r");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw blobNotFound(d);
+      throw err;
+    }
+    return fh.createReadStream({ highWaterMark: 256 * 1024 });
+  }
+
+  async readBytes(digest: Digest | string, maxSize: number): Promise<Uint8Array> {
+    const d = checkDigest(digest);
+    checkSize(maxSize, "maxSize");
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(this.#paths.blob(d), "r");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw blobNotFound(d);
+      throw err;
+    }
+    try {
+      const st = await fh.stat();
+      if (st.size > maxSize) {
+        throw new FailedPreconditionError(`blob ${d} is ${st.size} bytes, more than the limit of ${maxSize}`, {
+          code: "ERR_BLOB_TOO_LARGE",
+          details: { digest: d, size: st.size, limit: maxSize },
+        });
+      }
+      const buf = await fh.readFile();
+      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    const names = (await readdirIfExists(this.#paths.blobs)).filter(isHex64).sort();
+    for (const name of names) {
+      const d = digestFromHex(name);
+      const st = await fsp.stat(this.#paths.blob(d)).catch(() => undefined);
+      if (st?.isFile()) yield { digest: d, size: st.size };
+    }
+  }
+
+  async writer(opts: WriterOptions = {}): Promise<BlobWriter> {
+    if (opts.lease) await this.#leases.check(opts.lease);
+    const ing = await IngestFile.create(this.#paths);
+    return new FsBlobWriter(this, ing, opts.lease);
+  }
+
+  async put(
+    bytes: Uint8Array,
+    expected: { digest?: Digest | string; size?: number } = {},
+    opts: WriterOptions = {},
+  ): Promise<CommitResult> {
+    const expectedDigest = expected.digest === undefined ? undefined : checkDigest(expected.digest, "expected digest");
+    const expectedSize = expected.size === undefined ? undefined : checkSize(expected.size);
+    // Verify before touching the disk: a mismatch leaves nothing behind at all.
+    const digest = sha256(bytes);
+    verifyExpected("blob", { digest, size: bytes.length }, expectedSize, expectedDigest);
+    if (await this.has(digest)) {
+      // Still refresh under the lock so that a concurrent GC cannot remove it before we return.
+      const existed = await withLock(this.#paths.root, STORE_LOCK, async () => {
+        if (!(await this.has(digest))) return false;
+        if (opts.lease) await this.#leases.addBlob(opts.lease, digest);
+        return true;
+      });
+      if (existed) return { digest, size: bytes.length, existed: true };
+    }
+    const w = await this.writer(opts);
+    try {
+      await w.write(bytes);
+      return await w.commit(bytes.length, digest);
+    } catch (err) {
+      await w.abort();
+      throw err;
+    }
+  }
+
+  /**
+   * Make a finished (fsynced, closed, verified) ingest file the blob `digest`.
+   * Must run under the store lock. Returns whether the blob existed already.
+   * @internal
+   */
+  async commitLocked(ingestPath: string, digest: Digest, size: number, lease: Lease | undefined): Promise<boolean> {
+    if (lease) await this.#leases.addBlob(lease, digest);
+    const target = this.#paths.blob(digest);
+    await mkdirp(this.#paths.blobs);
+    let existed = false;
+    try {
+      // link() never replaces an existing file: two writers of the same content both succeed.
+      await fsp.link(ingestPath, target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") {
+        const st = await fsp.stat(target);
+        if (st.size === size) existed = true;
+        else await fsp.rename(ingestPath, target); // a damaged copy is replaced by the verified one
+      } else if (code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "EXDEV" || code === "EMLINK") {
+        // Filesystems without hard links: rename (the blob did not exist, we hold the lock).
+        await fsp.rename(ingestPath, target);
+      } else throw err;
+    }
+    if (!existed) await fsyncDir(this.#paths.blobs);
+    return existed;
+  }
+
+  /** @internal */
+  get paths(): StorePaths {
+    return this.#paths;
+  }
+}
+
+class FsBlobWriter implements BlobWriter {
+  readonly #store: FsContentStore;
+  readonly #ing: IngestFile;
+  readonly #lease: Lease | undefined;
+  readonly #hash: Sha256Hash = sha256.create();
+  #done = false;
+
+  constructor(store: FsContentStore, ing: IngestFile, lease: Lease | undefined) {
+    this.#store = store;
+    this.#ing = ing;
+    this.#lease = lease;
+  }
+
+  get written(): number {
+    return this.#ing.written;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    if (!(chunk instanceof Uint8Array)) throw new InvalidArgumentError("write expects a Uint8Array chunk");
+    this.#hash.update(chunk);
+    await this.#ing.write(chunk);
+  }
+
+  async commit(expectedSize?: number, expectedDigest?: Digest | string): Promise<CommitResult> {
+    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    this.#done = true;
+    try {
+      const expD = expectedDigest === undefined ? undefined : checkDigest(expectedDigest, "expected digest");
+      const expS = expectedSize === undefined ? undefined : checkSize(expectedSize);
+      await this.#ing.finish();
+      const digest = this.#hash.digest();
+      const size = this.#ing.written;
+      verifyExpected("blob", { digest, size }, expS, expD);
+      const paths = this.#store.paths;
+      const existed = await withLock(paths.root, STORE_LOCK, () =>
+        this.#store.commitLocked(this.#ing.path, digest, size, this.#lease),
+      );
+      return { digest, size, existed };
+    } finally {
+      this.#hash.destroy();
+      await this.#ing.discard();
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (!this.#done) {
+      this.#done = true;
+      this.#hash.destroy();
+    }
+    await this.#ing.discard();
+  }
+}
+
+/** NotFoundError for a blob (`ERR_BLOB_NOT_FOUND`). */
+export function blobNotFound(d: Digest): NotFoundError {
+  return new NotFoundError(`blob ${d}: not found`, { code: "ERR_BLOB_NOT_FOUND", details: { digest: d } });
+}

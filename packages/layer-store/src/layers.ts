@@ -1,0 +1,437 @@
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import {
+  type ByteSource,
+  type Compression,
+  chainId,
+  chunksOf,
+  createLayerDigester,
+  DataIntegrityError,
+  type Digest,
+  DigestMismatchError,
+  digestFromHex,
+  InvalidArgumentError,
+  NotFoundError,
+} from "@berth/digest";
+import { checkSize, FsContentStore, IngestFile, STORE_LOCK, verifyExpected } from "./content.js";
+import { fsyncDir, mkdirp, readdirIfExists, readIfExists, writeFileAtomic } from "./fsutil.js";
+import { FsLeases } from "./leases.js";
+import { withLock } from "./lock.js";
+import { checkDigest, isHex64, StorePaths } from "./paths.js";
+import type { GcOptions, GcResult, Layer, Lease, LayerStore, RegisterOptions } from "./types.js";
+import { uncompressed } from "./uncompress.js";
+import { cleanupStale } from "./cleanup.js";
+
+/** OCI layer media types by compression. */
+export const MEDIA_TYPES = {
+  none: "application/vnd.oci.image.layer.v1.tar",
+  gzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  zstd: "application/vnd.oci.image.layer.v1.tar+zstd",
+} as const satisfies Record<Compression, string>;
+
+const KNOWN_LAYER_TYPES: Record<string, Compression> = {
+  "application/vnd.oci.image.layer.v1.tar": "none",
+  "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
+  "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
+  "application/vnd.docker.image.rootfs.diff.tar": "none",
+  "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
+  "application/vnd.docker.image.rootfs.diff.tar.zstd": "zstd",
+  "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
+  "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
+  "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
+};
+
+/**
+ * The media type to record for a blob whose bytes showed `compression`:
+ * the requested one when it agrees with the bytes (or is not a known layer
+ * type), else the OCI type of the detected compression. Plain tars labelled
+ * `+gzip` by skopeo/podman are thus recorded as what they are.
+ */
+export function layerMediaType(compression: Compression, requested?: string): string {
+  if (requested !== undefined) {
+    if (typeof requested !== "string" || requested.length === 0 || requested.length > 255 || /[\s"]/.test(requested)) {
+      throw new InvalidArgumentError(`invalid media type ${JSON.stringify(requested)}`, { code: "ERR_INVALID_MEDIA_TYPE" });
+    }
+    const known = KNOWN_LAYER_TYPES[requested];
+    if (known === undefined || known === compression) return requested;
+  }
+  return MEDIA_TYPES[compression];
+}
+
+/** Validate a holder name; returns the file name used for it under `layers/refs/`. */
+export function holderFileName(holder: string): string {
+  if (typeof holder !== "string" || holder.length === 0 || Buffer.byteLength(holder) > 180) {
+    throw new InvalidArgumentError(`invalid holder ${JSON.stringify(holder)}: expected 1-180 bytes`, { code: "ERR_INVALID_HOLDER" });
+  }
+  return `h.${Buffer.from(holder, "utf8").toString("base64url")}`;
+}
+
+function holderFromFileName(name: string): string | undefined {
+  if (!name.startsWith("h.")) return undefined;
+  const holder = Buffer.from(name.slice(2), "base64url").toString("utf8");
+  return holderFileName(holder) === name ? holder : undefined;
+}
+
+/** What `layers/sha256/<chainID-hex>.json` holds. */
+interface LayerRecordFile {
+  schemaVersion: 1;
+  chainID: string;
+  diffID: string;
+  parent: string | null;
+  size: number;
+  blob: { mediaType: string; digest: string; size: number };
+  created?: string;
+}
+
+/** Parse and validate a layer record; throws DataIntegrityError `ERR_LAYER_RECORD_CORRUPT`. */
+export function parseLayerRecord(buf: Uint8Array, file: string, expectedChainID?: Digest): Layer {
+  const bad = (why: string, cause?: unknown) =>
+    new DataIntegrityError(`layer record ${file}: ${why}`, { code: "ERR_LAYER_RECORD_CORRUPT", cause, details: { path: file } });
+  let j: LayerRecordFile;
+  try {
+    j = JSON.parse(Buffer.from(buf).toString("utf8")) as LayerRecordFile;
+  } catch (err) {
+    throw bad("not valid JSON", err);
+  }
+  try {
+    if (j === null || typeof j !== "object") throw new Error("not an object");
+    const chainID = checkDigest(j.chainID);
+    const diffID = checkDigest(j.diffID);
+    const parent = j.parent === null ? null : checkDigest(j.parent);
+    const size = checkSize(j.size, "size");
+    if (!j.blob || typeof j.blob.mediaType !== "string") throw new Error("blob descriptor missing");
+    const blob = { mediaType: j.blob.mediaType, digest: checkDigest(j.blob.digest), size: checkSize(j.blob.size, "blob size") };
+    if (expectedChainID !== undefined && chainID !== expectedChainID) throw new Error(`names ChainID ${chainID}`);
+    const computed = parent === null ? diffID : chainId([parent, diffID]);
+    if (computed !== chainID) throw new Error(`ChainID ${chainID} does not match parent and DiffID (${computed})`);
+    return { chainID, diffID, parent, size, blob };
+  } catch (err) {
+    throw bad((err as Error).message, err);
+  }
+}
+
+function layerNotFound(chainID: Digest, what = "layer"): NotFoundError {
+  return new NotFoundError(`${what} ${chainID}: not found`, { code: "ERR_LAYER_NOT_FOUND", details: { chainID } });
+}
+
+function copyLayer(l: Layer): Layer {
+  return { chainID: l.chainID, diffID: l.diffID, parent: l.parent, size: l.size, blob: { ...l.blob } };
+}
+
+/** Options of {@link openLayerStore}. */
+export interface OpenLayerStoreOptions {
+  /** The store root directory (created when missing). */
+  root: string;
+}
+
+/**
+ * Filesystem layer store. See the package README for the on-disk layout and
+ * the crash-safety argument.
+ */
+export class FsLayerStore implements LayerStore {
+  readonly root: string;
+  readonly content: FsContentStore;
+  readonly #paths: StorePaths;
+  readonly #leases: FsLeases;
+
+  /** @internal use {@link openLayerStore} */
+  constructor(paths: StorePaths) {
+    this.#paths = paths;
+    this.root = paths.root;
+    this.#leases = new FsLeases(paths);
+    this.content = new FsContentStore(paths, this.#leases);
+  }
+
+  /** @internal */
+  get paths(): StorePaths {
+    return this.#paths;
+  }
+
+  /** @internal */
+  get leases(): FsLeases {
+    return this.#leases;
+  }
+
+  async #readRecord(chainID: Digest): Promise<Layer | undefined> {
+    const file = this.#paths.layerRecord(chainID);
+    const buf = await readIfExists(file);
+    return buf === undefined ? undefined : parseLayerRecord(buf, file, chainID);
+  }
+
+  async register(
+    source: ByteSource,
+    parent?: Digest | string | null,
+    opts: RegisterOptions = {},
+  ): Promise<Layer & { existed: boolean }> {
+    // Validate everything before reading a byte.
+    const parentID = parent === undefined || parent === null ? null : checkDigest(parent, "parent");
+    const expDiff = opts.expectedDiffID === undefined ? undefined : checkDigest(opts.expectedDiffID, "expected DiffID");
+    const expDigest = opts.expectedDigest === undefined ? undefined : checkDigest(opts.expectedDigest, "expected digest");
+    const expSize = opts.expectedSize === undefined ? undefined : checkSize(opts.expectedSize);
+    if (opts.maxUncompressedSize !== undefined) checkSize(opts.maxUncompressedSize, "maxUncompressedSize");
+    const holderFile = opts.holder === undefined ? undefined : holderFileName(opts.holder);
+    if (opts.mediaType !== undefined) layerMediaType("none", opts.mediaType);
+    if (opts.lease) await this.#leases.check(opts.lease);
+    if (parentID && !(await this.has(parentID))) throw layerNotFound(parentID, "parent layer");
+
+    const ing = await IngestFile.create(this.#paths);
+    const digester = createLayerDigester(
+      opts.maxUncompressedSize === undefined ? {} : { maxUncompressedSize: opts.maxUncompressedSize },
+    );
+    try {
+      let read = 0;
+      for await (const chunk of chunksOf(source)) {
+        await Promise.all([ing.write(chunk), digester.push(chunk)]);
+        read += chunk.length;
+        opts.onProgress?.(read);
+      }
+      const res = await digester.finish();
+      await ing.finish();
+      verifyExpected("layer blob", { digest: res.digest, size: res.size }, expSize, expDigest);
+      if (expDiff !== undefined && res.diffID !== expDiff) {
+        throw new DigestMismatchError(`layer DiffID: expected ${expDiff}, got ${res.diffID}`, {
+          details: { kind: "diffID", expected: expDiff, actual: res.diffID, digest: res.digest },
+        });
+      }
+      const chainID = parentID === null ? res.diffID : chainId([parentID, res.diffID])!;
+      const mediaType = layerMediaType(res.compression, opts.mediaType);
+      return await withLock(this.#paths.root, STORE_LOCK, async () => {
+        if (parentID && !(await this.#readRecord(parentID))) throw layerNotFound(parentID, "parent layer");
+        await this.content.commitLocked(ing.path, res.digest, res.size, opts.lease);
+        let layer = await this.#readRecord(chainID);
+        let existed = true;
+        if (!layer || !(await this.content.has(layer.blob.digest))) {
+          // New layer (or a record whose blob was lost: point it at this verified blob).
+          layer = {
+            chainID,
+            diffID: res.diffID,
+            parent: parentID,
+            size: res.uncompressedSize,
+            blob: { mediaType, digest: res.digest, size: res.size },
+          };
+          existed = false;
+          await this.#writeRecord(layer);
+        }
+        if (opts.lease) await this.#leases.addLayer(opts.lease, chainID);
+        if (holderFile) await this.#addHolder(chainID, holderFile);
+        return { ...copyLayer(layer), existed };
+      });
+    } catch (err) {
+      digester.abort();
+      throw err;
+    } finally {
+      await ing.discard();
+    }
+  }
+
+  async #writeRecord(layer: Layer): Promise<void> {
+    await mkdirp(this.#paths.layerRecords);
+    const rec: LayerRecordFile = {
+      schemaVersion: 1,
+      chainID: layer.chainID,
+      diffID: layer.diffID,
+      parent: layer.parent,
+      size: layer.size,
+      blob: { mediaType: layer.blob.mediaType, digest: layer.blob.digest, size: layer.blob.size },
+      created: new Date().toISOString(),
+    };
+    await writeFileAtomic(this.#paths.layerRecord(layer.chainID), `${JSON.stringify(rec, null, 2)}\n`);
+  }
+
+  async #addHolder(chainID: Digest, holderFile: string): Promise<void> {
+    const dir = this.#paths.layerRefDir(chainID);
+    await mkdirp(dir);
+    const file = path.join(dir, holderFile);
+    const fh = await fsp.open(file, "w");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsyncDir(dir);
+  }
+
+  async get(chainID: Digest | string): Promise<Layer> {
+    const id = checkDigest(chainID, "ChainID");
+    const layer = await this.#readRecord(id);
+    if (!layer) throw layerNotFound(id);
+    return layer;
+  }
+
+  async has(chainID: Digest | string): Promise<boolean> {
+    const id = checkDigest(chainID, "ChainID");
+    return (await readIfExists(this.#paths.layerRecord(id))) !== undefined;
+  }
+
+  async list(): Promise<Layer[]> {
+    const out: Layer[] = [];
+    for (const name of (await readdirIfExists(this.#paths.layerRecords)).sort()) {
+      const m = /^([a-f0-9]{64})\.json$/.exec(name);
+      if (!m) continue;
+      const layer = await this.#readRecord(digestFromHex(m[1]!));
+      if (layer) out.push(layer);
+    }
+    return out;
+  }
+
+  async acquire(chainID: Digest | string, holder: string): Promise<Layer> {
+    const id = checkDigest(chainID, "ChainID");
+    const file = holderFileName(holder);
+    return withLock(this.#paths.root, STORE_LOCK, async () => {
+      const layer = await this.#readRecord(id);
+      if (!layer) throw layerNotFound(id);
+      await this.#addHolder(id, file);
+      return layer;
+    });
+  }
+
+  async release(chainID: Digest | string, holder: string): Promise<void> {
+    const id = checkDigest(chainID, "ChainID");
+    const file = holderFileName(holder);
+    await withLock(this.#paths.root, STORE_LOCK, async () => {
+      const dir = this.#paths.layerRefDir(id);
+      try {
+        await fsp.unlink(path.join(dir, file));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        if (!(await this.has(id))) throw layerNotFound(id);
+        throw new NotFoundError(`layer ${id} is not held by ${JSON.stringify(holder)}`, {
+          code: "ERR_LAYER_NOT_RETAINED",
+          details: { chainID: id, holder },
+        });
+      }
+      await fsp.rmdir(dir).catch(() => {});
+      await fsyncDir(path.dirname(dir)).catch(() => {});
+    });
+  }
+
+  async holders(chainID: Digest | string): Promise<string[]> {
+    const id = checkDigest(chainID, "ChainID");
+    const out: string[] = [];
+    for (const name of await readdirIfExists(this.#paths.layerRefDir(id))) {
+      const h = holderFromFileName(name);
+      if (h !== undefined) out.push(h);
+    }
+    return out.sort();
+  }
+
+  async open(chainID: Digest | string): Promise<Readable> {
+    const layer = await this.get(chainID);
+    return this.content.open(layer.blob.digest);
+  }
+
+  async openUncompressed(chainID: Digest | string): Promise<Readable> {
+    return uncompressed(await this.open(chainID));
+  }
+
+  lease(opts: { expiresInMs?: number } = {}): Promise<Lease> {
+    return this.#leases.create(opts);
+  }
+
+  /** Chains with at least one holder, by ChainID. */
+  async #heldLayers(): Promise<Set<Digest>> {
+    const held = new Set<Digest>();
+    for (const name of await readdirIfExists(this.#paths.layerRefs)) {
+      if (!isHex64(name)) continue;
+      const entries = await readdirIfExists(path.join(this.#paths.layerRefs, name));
+      if (entries.some((e) => holderFromFileName(e) !== undefined)) held.add(digestFromHex(name));
+    }
+    return held;
+  }
+
+  async gc(opts: GcOptions = {}): Promise<GcResult> {
+    const keepBlobs = new Set<Digest>();
+    for (const d of opts.keepBlobs ?? []) keepBlobs.add(checkDigest(d, "keepBlobs entry"));
+    const keepLayers = new Set<Digest>();
+    for (const d of opts.keepLayers ?? []) keepLayers.add(checkDigest(d, "keepLayers entry"));
+    const ingestMaxAgeMs = opts.ingestMaxAgeMs ?? 24 * 3600_000;
+    return withLock(this.#paths.root, STORE_LOCK, async () => {
+      // Mark.
+      const records = new Map<Digest, Layer>();
+      const corrupt = new Set<Digest>();
+      for (const name of await readdirIfExists(this.#paths.layerRecords)) {
+        const m = /^([a-f0-9]{64})\.json$/.exec(name);
+        if (!m) continue;
+        const id = digestFromHex(m[1]!);
+        try {
+          const l = await this.#readRecord(id);
+          if (l) records.set(id, l);
+        } catch {
+          corrupt.add(id); // fsck reports and repairs these; GC leaves them alone
+        }
+      }
+      const leaseRoots = await this.#leases.roots(true);
+      const roots = new Set<Digest>([...(await this.#heldLayers()), ...keepLayers, ...leaseRoots.layers]);
+      const markedLayers = new Set<Digest>();
+      for (const root of roots) {
+        let cur: Digest | null = root;
+        while (cur !== null && !markedLayers.has(cur)) {
+          markedLayers.add(cur);
+          cur = records.get(cur)?.parent ?? null;
+        }
+      }
+      const markedBlobs = new Set<Digest>([...keepBlobs, ...leaseRoots.blobs]);
+      for (const id of markedLayers) {
+        const l = records.get(id);
+        if (l) markedBlobs.add(l.blob.digest);
+      }
+      // Blobs of records GC cannot read are kept too (fsck decides about them).
+      // Sweep layers: deepest first, so a crash never leaves a child without its parent.
+      const depth = (id: Digest): number => {
+        let n = 0;
+        let cur = records.get(id)?.parent ?? null;
+        while (cur !== null && n < 100_000) {
+          n++;
+          cur = records.get(cur)?.parent ?? null;
+        }
+        return n;
+      };
+      const doomed = [...records.keys()].filter((id) => !markedLayers.has(id));
+      doomed.sort((a, b) => depth(b) - depth(a) || (a < b ? -1 : 1));
+      const removedLayers: Digest[] = [];
+      for (const id of doomed) {
+        await fsp.rm(this.#paths.layerRecord(id), { force: true });
+        await fsp.rm(this.#paths.layerRefDir(id), { recursive: true, force: true });
+        removedLayers.push(id);
+      }
+      if (removedLayers.length) await fsyncDir(this.#paths.layerRecords);
+      // Sweep blobs (after the records that pointed at them are gone for good).
+      const removedBlobs: Digest[] = [];
+      let freedBytes = 0;
+      for (const name of await readdirIfExists(this.#paths.blobs)) {
+        if (!isHex64(name)) continue;
+        const d = digestFromHex(name);
+        if (markedBlobs.has(d)) continue;
+        const file = this.#paths.blob(d);
+        const st = await fsp.stat(file).catch(() => undefined);
+        if (!st) continue;
+        await fsp.rm(file, { force: true });
+        removedBlobs.push(d);
+        freedBytes += st.size;
+      }
+      if (removedBlobs.length) await fsyncDir(this.#paths.blobs);
+      await cleanupStale(this.#paths, { ingestMaxAgeMs });
+      return { removedLayers, removedBlobs: removedBlobs.sort(), freedBytes };
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * Open (creating when missing) the layer store at `root`: the directories
+ * `blobs/sha256`, `ingest`, `layers`, `leases`, `locks`. Removes ingests and
+ * temporary files left by processes that died; layer records, holders and
+ * leases are read from disk on every call, so what other processes do is
+ * always seen.
+ */
+export async function openLayerStore(opts: OpenLayerStoreOptions): Promise<FsLayerStore> {
+  if (!opts || typeof opts.root !== "string" || opts.root.length === 0) {
+    throw new InvalidArgumentError("openLayerStore: root must be a non-empty path", { code: "ERR_INVALID_ROOT" });
+  }
+  const paths = new StorePaths(opts.root);
+  for (const dir of [paths.blobs, paths.ingest, paths.layerRecords, paths.layerRefs, paths.leases, paths.locks]) await mkdirp(dir);
+  await cleanupStale(paths, {});
+  return new FsLayerStore(paths);
+}

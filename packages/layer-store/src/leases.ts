@@ -1,0 +1,151 @@
+import { randomBytes } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import { type Digest, digestFromHex, FailedPreconditionError, InvalidArgumentError } from "@berth/digest";
+import { currentOwner, isOwnerAlive, mkdirp, type ProcessOwner, readdirIfExists, readIfExists, writeFileAtomic } from "./fsutil.js";
+import { digestHex } from "@berth/digest";
+import type { StorePaths } from "./paths.js";
+import type { Lease } from "./types.js";
+
+const LEASE_ID_RE = /^[a-f0-9]{32}$/;
+
+/** What `leases/<id>/owner.json` holds. */
+export interface LeaseOwnerRecord extends ProcessOwner {
+  id: string;
+  created: string;
+  /** Epoch milliseconds after which the lease protects nothing. */
+  expiresAt?: number;
+}
+
+/** A lease of a filesystem store. */
+export class FsLease implements Lease {
+  readonly id: string;
+  readonly #leases: FsLeases;
+  constructor(leases: FsLeases, id: string) {
+    this.#leases = leases;
+    this.id = id;
+  }
+  release(): Promise<void> {
+    return this.#leases.release(this.id);
+  }
+}
+
+/** The live leases' protected resources. */
+export interface LeaseRoots {
+  blobs: Set<Digest>;
+  layers: Set<Digest>;
+}
+
+/**
+ * Leases on disk: `leases/<id>/owner.json` (pid + start time + optional
+ * expiry) and one empty file per protected resource (`blob.<hex>`,
+ * `layer.<hex>`). A lease protects only while its owner process runs and it
+ * has not expired, so a crashed process never pins garbage forever. Leases
+ * need no durability: after a crash their owner is dead anyway.
+ */
+export class FsLeases {
+  readonly #paths: StorePaths;
+  constructor(paths: StorePaths) {
+    this.#paths = paths;
+  }
+
+  /** Create a lease owned by this process. */
+  async create(opts: { expiresInMs?: number } = {}): Promise<FsLease> {
+    if (opts.expiresInMs !== undefined && !(opts.expiresInMs > 0)) {
+      throw new InvalidArgumentError(`lease expiresInMs must be positive, got ${opts.expiresInMs}`);
+    }
+    const id = randomBytes(16).toString("hex");
+    const dir = this.#paths.lease(id);
+    await mkdirp(dir);
+    const record: LeaseOwnerRecord = { id, ...currentOwner(), created: new Date().toISOString() };
+    if (opts.expiresInMs !== undefined) record.expiresAt = Date.now() + opts.expiresInMs;
+    await writeFileAtomic(path.join(dir, "owner.json"), JSON.stringify(record));
+    return new FsLease(this, id);
+  }
+
+  /** Validate a lease handed to an API; returns its directory. */
+  async check(lease: Lease): Promise<string> {
+    const id = lease?.id;
+    if (typeof id !== "string" || !LEASE_ID_RE.test(id)) {
+      throw new InvalidArgumentError(`invalid lease id ${JSON.stringify(id)}`, { code: "ERR_INVALID_LEASE" });
+    }
+    const dir = this.#paths.lease(id);
+    const owner = await this.#readOwner(id);
+    if (!owner || !this.#isLive(owner)) {
+      throw new FailedPreconditionError(`lease ${id} is released or expired`, { code: "ERR_LEASE_NOT_FOUND", details: { lease: id } });
+    }
+    return dir;
+  }
+
+  /** Record that `lease` protects a blob (call under the store lock). */
+  async addBlob(lease: Lease, d: Digest): Promise<void> {
+    const dir = await this.check(lease);
+    await fsp.writeFile(path.join(dir, `blob.${digestHex(d)}`), "");
+  }
+
+  /** Record that `lease` protects a layer (call under the store lock). */
+  async addLayer(lease: Lease, chainID: Digest): Promise<void> {
+    const dir = await this.check(lease);
+    await fsp.writeFile(path.join(dir, `layer.${digestHex(chainID)}`), "");
+  }
+
+  /** Drop a lease (idempotent). */
+  async release(id: string): Promise<void> {
+    if (!LEASE_ID_RE.test(id)) return;
+    await fsp.rm(this.#paths.lease(id), { recursive: true, force: true });
+  }
+
+  async #readOwner(id: string): Promise<LeaseOwnerRecord | undefined> {
+    const buf = await readIfExists(path.join(this.#paths.lease(id), "owner.json"));
+    if (!buf) return undefined;
+    try {
+      const rec = JSON.parse(buf.toString("utf8")) as LeaseOwnerRecord;
+      if (typeof rec.pid !== "number" || typeof rec.start !== "string") return undefined;
+      return rec;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #isLive(owner: LeaseOwnerRecord): boolean {
+    if (owner.expiresAt !== undefined && Date.now() >= owner.expiresAt) return false;
+    return isOwnerAlive(owner);
+  }
+
+  /**
+   * Collect what live leases protect; remove dead or expired leases (and
+   * malformed directories) when `sweep` is set. Call under the store lock.
+   */
+  async roots(sweep: boolean): Promise<LeaseRoots & { removed: string[] }> {
+    const out: LeaseRoots & { removed: string[] } = { blobs: new Set(), layers: new Set(), removed: [] };
+    for (const id of await readdirIfExists(this.#paths.leases)) {
+      const dir = this.#paths.lease(id);
+      const owner = LEASE_ID_RE.test(id) ? await this.#readOwner(id) : undefined;
+      if (!owner) {
+        // A lease whose owner file is missing is either being created right now
+        // (mkdir before owner.json) or garbage; only a young one is kept.
+        const st = await fsp.stat(dir).catch(() => undefined);
+        if (st && Date.now() - st.mtimeMs < 60_000 && LEASE_ID_RE.test(id)) continue;
+        if (sweep) {
+          await fsp.rm(dir, { recursive: true, force: true });
+          out.removed.push(id);
+        }
+        continue;
+      }
+      if (!this.#isLive(owner)) {
+        if (sweep) {
+          await fsp.rm(dir, { recursive: true, force: true });
+          out.removed.push(id);
+        }
+        continue;
+      }
+      for (const name of await readdirIfExists(dir)) {
+        const m = /^(blob|layer)\.([a-f0-9]{64})$/.exec(name);
+        if (!m) continue;
+        const d = digestFromHex(m[2]!);
+        (m[1] === "blob" ? out.blobs : out.layers).add(d);
+      }
+    }
+    return out;
+  }
+}

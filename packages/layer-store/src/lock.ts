@@ -1,0 +1,149 @@
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import { InvalidArgumentError, UnavailableError } from "@berth/digest";
+import lockfile from "proper-lockfile";
+import { currentOwner, isOwnerAlive, mkdirp, ownerToken, parseOwnerToken, tempPathFor } from "./fsutil.js";
+
+/** Options of {@link withLock}. */
+export interface LockOptions {
+  /** Give up after this many milliseconds (`UnavailableError` code `ERR_LOCK_TIMEOUT`). Default 120 000. */
+  timeoutMs?: number;
+}
+
+/**
+ * A lock held longer than this without its mtime being refreshed is stale
+ * (proper-lockfile's rule). It is the fallback: a lock whose owner file names a
+ * dead process is broken at once.
+ */
+const STALE_MS = 10_000;
+const UPDATE_MS = 2_000;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/;
+
+const inProcess = new Map<string, Promise<unknown>>();
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Directory holding the lock files of a store root. */
+export function locksDir(root: string): string {
+  return path.join(root, "locks");
+}
+
+async function breakIfOwnerDead(dir: string, name: string): Promise<void> {
+  const ownerFile = path.join(dir, `${name}.owner`);
+  let token: string;
+  try {
+    token = (await fsp.readFile(ownerFile, "utf8")).trim();
+  } catch {
+    return; // no owner recorded: only proper-lockfile's staleness rule applies
+  }
+  const owner = parseOwnerToken(token);
+  if (owner && isOwnerAlive(owner)) return;
+  // Serialise breakers so two waiters never break a lock a third one just took.
+  let releaseBreaker: (() => Promise<void>) | undefined;
+  try {
+    releaseBreaker = await lockfile.lock(path.join(dir, name), {
+      lockfilePath: path.join(dir, `${name}.break`),
+      realpath: false,
+      stale: 2_000,
+      retries: { retries: 20, minTimeout: 5, maxTimeout: 100 },
+      onCompromised: () => {},
+    });
+  } catch {
+    return;
+  }
+  try {
+    let again: string;
+    try {
+      again = (await fsp.readFile(ownerFile, "utf8")).trim();
+    } catch {
+      return;
+    }
+    if (again !== token) return;
+    await fsp.rm(ownerFile, { force: true });
+    await fsp.rmdir(path.join(dir, `${name}.lock`)).catch(() => {});
+  } finally {
+    await releaseBreaker().catch(() => {});
+  }
+}
+
+async function acquire(root: string, name: string, opts: LockOptions): Promise<() => Promise<void>> {
+  const dir = locksDir(root);
+  await mkdirp(dir);
+  const target = path.join(dir, name);
+  const ownerFile = path.join(dir, `${name}.owner`);
+  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+  let delay = 2;
+  for (;;) {
+    try {
+      const release = await lockfile.lock(target, {
+        lockfilePath: `${target}.lock`,
+        realpath: false,
+        stale: STALE_MS,
+        update: UPDATE_MS,
+        retries: 0,
+        // A compromised lock (event loop blocked past the stale time) must not crash the process.
+        onCompromised: () => {},
+      });
+      const tmp = tempPathFor(ownerFile);
+      await fsp.writeFile(tmp, ownerToken(currentOwner()));
+      await fsp.rename(tmp, ownerFile);
+      return async () => {
+        await fsp.rm(ownerFile, { force: true }).catch(() => {});
+        await release().catch(() => {});
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ELOCKED") throw err;
+    }
+    if (Date.now() > deadline) {
+      throw new UnavailableError(`timed out waiting for lock ${JSON.stringify(name)} in ${dir}`, {
+        code: "ERR_LOCK_TIMEOUT",
+        details: { root, name },
+      });
+    }
+    await breakIfOwnerDead(dir, name);
+    await sleep(delay + Math.random() * delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}
+
+/**
+ * Run `fn` while holding the cross-process lock `name` of the store at `root`.
+ *
+ * Built on proper-lockfile (an atomic `mkdir` of `<root>/locks/<name>.lock`,
+ * kept fresh while held). Calls in one process queue in memory; other
+ * processes retry with backoff. A lock left by a killed process is broken as
+ * soon as the waiter sees that the pid recorded in `<name>.owner` is gone (pid
+ * plus start time, so a reused pid does not count), else after proper-lockfile's
+ * 10 s staleness rule. Not re-entrant: never call `withLock` for the same name
+ * inside `fn`.
+ *
+ * @throws InvalidArgumentError (`ERR_INVALID_LOCK_NAME`) for a name that is not a plain file name.
+ * @throws UnavailableError (`ERR_LOCK_TIMEOUT`) when the lock is not acquired in time.
+ */
+export async function withLock<T>(root: string, name: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+  if (!NAME_RE.test(name)) {
+    throw new InvalidArgumentError(`invalid lock name ${JSON.stringify(name)}`, { code: "ERR_INVALID_LOCK_NAME" });
+  }
+  const key = `${path.resolve(root)}\0${name}`;
+  const prev = inProcess.get(key) ?? Promise.resolve();
+  let done!: () => void;
+  const mine = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const chained = prev.then(() => mine);
+  inProcess.set(key, chained);
+  try {
+    await prev;
+    const release = await acquire(root, name, opts);
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  } finally {
+    done();
+    if (inProcess.get(key) === chained) inProcess.delete(key);
+  }
+}

@@ -1,0 +1,168 @@
+import type { Readable } from "node:stream";
+import type { ByteSource, Digest } from "@berth/digest";
+
+/** An OCI content descriptor. */
+export interface Descriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+/** A layer, addressed by its ChainID. */
+export interface Layer {
+  /** ChainID of the layer chain ending at this layer (OCI image-spec identity). */
+  chainID: Digest;
+  /** Digest of the uncompressed tar. */
+  diffID: Digest;
+  /** ChainID of the parent layer, `null` for a base layer. */
+  parent: Digest | null;
+  /** Size of the uncompressed tar in bytes. */
+  size: number;
+  /** The blob as stored: tar, tar+gzip or tar+zstd. */
+  blob: Descriptor;
+}
+
+/** Digest and size of a stored blob. */
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+/** Result of committing a blob. `existed` is true when the blob was already stored. */
+export interface CommitResult extends BlobInfo {
+  existed: boolean;
+}
+
+/**
+ * Protects what is created under it (blobs, layers) from garbage collection
+ * until released, or until the process that took it dies, or until it expires.
+ */
+export interface Lease {
+  readonly id: string;
+  /** Drop the protection (idempotent). */
+  release(): Promise<void>;
+}
+
+/** Options of {@link ContentStore.writer}. */
+export interface WriterOptions {
+  /** Protect the committed blob from GC until the lease is released. */
+  lease?: Lease;
+}
+
+/**
+ * An ingest in progress: bytes are hashed while written; nothing is visible
+ * until `commit` verified size and digest.
+ */
+export interface BlobWriter {
+  /** Append a chunk. */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Bytes written so far. */
+  readonly written: number;
+  /**
+   * Make the blob visible: fsync, verify `expectedSize` and `expectedDigest`
+   * (`SizeMismatchError` / `DigestMismatchError`, nothing left visible), move it
+   * into place. A blob that exists already is success with `existed: true`.
+   */
+  commit(expectedSize?: number, expectedDigest?: Digest | string): Promise<CommitResult>;
+  /** Discard the ingest (idempotent). */
+  abort(): Promise<void>;
+}
+
+/** Blob lookups (containerd's Provider + InfoProvider). */
+export interface ContentProvider {
+  /** Digest and size of a stored blob. @throws NotFoundError `ERR_BLOB_NOT_FOUND` */
+  info(digest: Digest | string): Promise<BlobInfo>;
+  /** True when the blob is stored. */
+  has(digest: Digest | string): Promise<boolean>;
+  /** A Node stream of the blob's bytes. @throws NotFoundError `ERR_BLOB_NOT_FOUND` */
+  open(digest: Digest | string): Promise<Readable>;
+  /** The whole blob, for small documents. @throws FailedPreconditionError `ERR_BLOB_TOO_LARGE` when larger than `maxSize` */
+  readBytes(digest: Digest | string, maxSize: number): Promise<Uint8Array>;
+  /** Every stored blob. */
+  list(): AsyncIterable<BlobInfo>;
+}
+
+/** Blob writes (containerd's Ingester). */
+export interface ContentIngester {
+  /** Start an ingest. */
+  writer(opts?: WriterOptions): Promise<BlobWriter>;
+  /** Store `bytes` (one-shot writer), verifying `expected` when given. */
+  put(bytes: Uint8Array, expected?: { digest?: Digest | string; size?: number }, opts?: WriterOptions): Promise<CommitResult>;
+}
+
+/** Content-addressed blob store: `blobs/sha256/<hex>` under the root. */
+export interface ContentStore extends ContentProvider, ContentIngester {}
+
+/** Options of {@link LayerStore.register}. */
+export interface RegisterOptions {
+  /** Verify the DiffID (digest of the uncompressed tar). */
+  expectedDiffID?: Digest | string;
+  /** Verify the blob digest. */
+  expectedDigest?: Digest | string;
+  /** Verify the blob size. */
+  expectedSize?: number;
+  /**
+   * Media type to record. Default: derived from the compression detected in the
+   * bytes. A known layer media type that contradicts the bytes is corrected.
+   */
+  mediaType?: string;
+  /** Refuse blobs decompressing to more than this (`ERR_DECOMPRESSION_LIMIT`). */
+  maxUncompressedSize?: number;
+  /** Protect the new layer and blob from GC until the lease is released. */
+  lease?: Lease;
+  /** Atomically acquire the layer for this holder as part of registering it. */
+  holder?: string;
+  /** Progress: total blob bytes read so far. */
+  onProgress?(bytes: number): void;
+}
+
+/** Result of {@link LayerStore.gc}. */
+export interface GcResult {
+  removedLayers: Digest[];
+  removedBlobs: Digest[];
+  freedBytes: number;
+}
+
+/** Options of {@link LayerStore.gc}. */
+export interface GcOptions {
+  /** Extra roots: blobs other components reference (configs, manifests). */
+  keepBlobs?: Iterable<Digest | string>;
+  /** Extra roots: layers other components reference by ChainID (kept with their parents). */
+  keepLayers?: Iterable<Digest | string>;
+  /** Ingests of dead processes, and any ingest older than this, are removed. Default 24 h. */
+  ingestMaxAgeMs?: number;
+}
+
+/** A layer store: blobs plus layer records by ChainID, with holders and GC. */
+export interface LayerStore {
+  /** The blob store under the same root. */
+  readonly content: ContentStore;
+  /**
+   * Read a layer blob once from `source` (tar, gzip or zstd), store it, and
+   * record the layer on top of `parent`.
+   */
+  register(source: ByteSource, parent?: Digest | string | null, opts?: RegisterOptions): Promise<Layer & { existed: boolean }>;
+  /** A layer by ChainID. @throws NotFoundError `ERR_LAYER_NOT_FOUND` */
+  get(chainID: Digest | string): Promise<Layer>;
+  /** True when the layer exists. */
+  has(chainID: Digest | string): Promise<boolean>;
+  /** Every layer, sorted by ChainID. */
+  list(): Promise<Layer[]>;
+  /** Add a persistent holder reference (idempotent per holder). @throws NotFoundError `ERR_LAYER_NOT_FOUND` */
+  acquire(chainID: Digest | string, holder: string): Promise<Layer>;
+  /** Drop a holder reference. @throws NotFoundError `ERR_LAYER_NOT_FOUND` / `ERR_LAYER_NOT_RETAINED` */
+  release(chainID: Digest | string, holder: string): Promise<void>;
+  /** Holders of a layer, sorted. */
+  holders(chainID: Digest | string): Promise<string[]>;
+  /** The blob as stored. */
+  open(chainID: Digest | string): Promise<Readable>;
+  /** The uncompressed tar. */
+  openUncompressed(chainID: Digest | string): Promise<Readable>;
+  /** A new lease owned by this process. */
+  lease(opts?: { expiresInMs?: number }): Promise<Lease>;
+  /** Mark and sweep: remove layers and blobs nothing references. */
+  gc(opts?: GcOptions): Promise<GcResult>;
+  /** Release resources (no further calls). */
+  close(): Promise<void>;
+}
