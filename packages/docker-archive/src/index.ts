@@ -1,1 +1,45 @@
-export {};
+/**
+ * `@berth/docker-archive`: `docker save` / `docker load` archives (legacy,
+ * Docker 25+ hybrid, OCI) against a berth store, and a streaming Docker Engine
+ * API client for loading into and pulling from a daemon.
+ * @module
+ */
+export { type LoadOptions, type LoadProgress, type LoadResult, type LoadedImage, type LoadedLayer, type TagConflict, load } from "./load.js";
+export {
+  type SaveFormat,
+  type SaveOptions,
+  type SavePlan,
+  type SaveResult,
+  type SavedImage,
+  archiveSize,
+  planChunks,
+  planSave,
+  save,
+  saveStream,
+} from "./save.js";
+export {
+  DaemonError,
+  DockerClient,
+  type DockerClientOptions,
+  type LoadIntoDaemonOptions,
+  type LoadIntoDaemonResult,
+  type PullFromDaemonOptions,
+  loadIntoDaemon,
+  pullFromDaemon,
+} from "./daemon.js";
+export { ArchiveErrorCode } from "./errors.js";
+export { type ArchiveSource, decompressArchive, sourceChunks } from "./source.js";
+export type { ArchiveStore, ArchiveLease, ArchiveLayer, ArchiveImage, ArchiveDescriptor } from "./store.js";
+export {
+  type TarEntry,
+  type TarEntryType,
+  type TarHeader,
+  type TarReadOptions,
+  normalizeEntryName,
+  readTar,
+  resolveLinkTarget,
+  tarEntrySize,
+  tarHeader,
+  tarPadding,
+  TAR_TRAILER_SIZE,
+} from "./tar.js";
