@@ -4,15 +4,13 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import {
   type Digest,
-  DigestMismatchError,
   digestFromHex,
   FailedPreconditionError,
   InvalidArgumentError,
-  NotFoundError,
   type Sha256Hash,
-  SizeMismatchError,
   sha256,
 } from "@berth/digest";
+import { blobNotFound, checkSize, verifyExpected } from "./content-common.js";
 import { fsyncDir, mkdirp, ownerToken, readdirIfExists } from "./fsutil.js";
 import type { FsLeases } from "./leases.js";
 import { withLock } from "./lock.js";
@@ -22,13 +20,6 @@ import type { BlobInfo, BlobWriter, CommitResult, ContentStore, Lease, WriterOpt
 /** Name of the store-wide metadata lock (commits, layer records, holders, GC). */
 export const STORE_LOCK = "store";
 
-/** Check an expected size argument. */
-export function checkSize(size: unknown, what = "expected size"): number {
-  if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
-    throw new InvalidArgumentError(`invalid ${what} ${String(size)}`, { code: "ERR_INVALID_SIZE" });
-  }
-  return size;
-}
 
 /**
  * One file in `ingest/`, named `<pid>-<start>.<random>` so that `open()` and GC
@@ -96,24 +87,6 @@ export class IngestFile {
   }
 }
 
-/** Compare an ingest's digest and size with what the caller expected. */
-export function verifyExpected(
-  what: string,
-  actual: { digest: Digest; size: number },
-  expectedSize: number | undefined,
-  expectedDigest: Digest | undefined,
-): void {
-  if (expectedSize !== undefined && actual.size !== expectedSize) {
-    throw new SizeMismatchError(`${what}: expected ${expectedSize} bytes, got ${actual.size}`, {
-      details: { expected: expectedSize, actual: actual.size, digest: actual.digest },
-    });
-  }
-  if (expectedDigest !== undefined && actual.digest !== expectedDigest) {
-    throw new DigestMismatchError(`${what}: expected ${expectedDigest}, got ${actual.digest}`, {
-      details: { expected: expectedDigest, actual: actual.digest },
-    });
-  }
-}
 
 /**
  * Content store over `<root>/blobs/sha256`. Writers hash while writing into
@@ -321,7 +294,4 @@ class FsBlobWriter implements BlobWriter {
   }
 }
 
-/** NotFoundError for a blob (`ERR_BLOB_NOT_FOUND`). */
-export function blobNotFound(d: Digest): NotFoundError {
-  return new NotFoundError(`blob ${d}: not found`, { code: "ERR_BLOB_NOT_FOUND", details: { digest: d } });
-}
+export { blobNotFound, checkSize, verifyExpected };

@@ -29,7 +29,9 @@ export type {
   WriterOptions,
 } from "./types.js";
 export { FsContentStore, STORE_LOCK } from "./content.js";
-export { FsLayerStore, layerMediaType, MEDIA_TYPES, type OpenLayerStoreOptions, openLayerStore } from "./layers.js";
+export { FsLayerStore, type OpenLayerStoreOptions, openLayerStore } from "./layers.js";
+export { layerMediaType, MEDIA_TYPES } from "./media.js";
+export { createMemoryLayerStore } from "./memory.js";
 export { type LockOptions, withLock } from "./lock.js";
 export { fsyncDir, writeFileAtomic, TEMP_SUFFIX } from "./fsutil.js";
 export { checkDigest } from "./paths.js";

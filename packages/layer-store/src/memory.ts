@@ -1,0 +1,347 @@
+import { Readable } from "node:stream";
+import {
+  type ByteSource,
+  chainId,
+  chunksOf,
+  createLayerDigester,
+  type Digest,
+  DigestMismatchError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  type Sha256Hash,
+  sha256,
+} from "@berth/digest";
+import { blobNotFound, checkSize, verifyExpected } from "./content-common.js";
+import { holderFileName, layerMediaType } from "./media.js";
+import { checkDigest } from "./paths.js";
+import type {
+  BlobInfo,
+  BlobWriter,
+  CommitResult,
+  ContentStore,
+  GcOptions,
+  GcResult,
+  Layer,
+  LayerStore,
+  Lease,
+  RegisterOptions,
+  WriterOptions,
+} from "./types.js";
+import { uncompressed } from "./uncompress.js";
+
+interface MemLease {
+  id: string;
+  expiresAt?: number;
+  blobs: Set<Digest>;
+  layers: Set<Digest>;
+}
+
+class MemoryState {
+  blobs = new Map<Digest, Uint8Array>();
+  layers = new Map<Digest, Layer>();
+  holders = new Map<Digest, Set<string>>();
+  leases = new Map<string, MemLease>();
+  nextLease = 1;
+
+  lease(l: Lease): MemLease {
+    const m = this.leases.get(l?.id);
+    if (!m || (m.expiresAt !== undefined && Date.now() >= m.expiresAt)) {
+      throw new FailedPreconditionError(`lease ${String(l?.id)} is released or expired`, { code: "ERR_LEASE_NOT_FOUND" });
+    }
+    return m;
+  }
+
+  /** Store a verified blob; returns whether it existed. */
+  commit(bytes: Uint8Array, digest: Digest, lease: Lease | undefined): boolean {
+    if (lease) this.lease(lease).blobs.add(digest);
+    if (this.blobs.has(digest)) return true;
+    this.blobs.set(digest, bytes);
+    return false;
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+class MemoryWriter implements BlobWriter {
+  readonly #state: MemoryState;
+  readonly #lease: Lease | undefined;
+  readonly #hash: Sha256Hash = sha256.create();
+  #chunks: Uint8Array[] = [];
+  #written = 0;
+  #done = false;
+
+  constructor(state: MemoryState, lease: Lease | undefined) {
+    this.#state = state;
+    this.#lease = lease;
+  }
+  get written(): number {
+    return this.#written;
+  }
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    if (!(chunk instanceof Uint8Array)) throw new InvalidArgumentError("write expects a Uint8Array chunk");
+    this.#hash.update(chunk);
+    this.#chunks.push(chunk.slice());
+    this.#written += chunk.length;
+  }
+  async commit(expectedSize?: number, expectedDigest?: Digest | string): Promise<CommitResult> {
+    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    this.#done = true;
+    try {
+      const expD = expectedDigest === undefined ? undefined : checkDigest(expectedDigest, "expected digest");
+      const expS = expectedSize === undefined ? undefined : checkSize(expectedSize);
+      const digest = this.#hash.digest();
+      verifyExpected("blob", { digest, size: this.#written }, expS, expD);
+      const existed = this.#state.commit(concat(this.#chunks, this.#written), digest, this.#lease);
+      return { digest, size: this.#written, existed };
+    } finally {
+      this.#hash.destroy();
+      this.#chunks = [];
+    }
+  }
+  async abort(): Promise<void> {
+    if (!this.#done) this.#hash.destroy();
+    this.#done = true;
+    this.#chunks = [];
+  }
+}
+
+class MemoryContentStore implements ContentStore {
+  readonly #state: MemoryState;
+  constructor(state: MemoryState) {
+    this.#state = state;
+  }
+  #get(digest: Digest | string): Uint8Array {
+    const d = checkDigest(digest);
+    const b = this.#state.blobs.get(d);
+    if (!b) throw blobNotFound(d);
+    return b;
+  }
+  async info(digest: Digest | string): Promise<BlobInfo> {
+    const b = this.#get(digest);
+    return { digest: digest as Digest, size: b.length };
+  }
+  async has(digest: Digest | string): Promise<boolean> {
+    return this.#state.blobs.has(checkDigest(digest));
+  }
+  async open(digest: Digest | string): Promise<Readable> {
+    const b = this.#get(digest);
+    return Readable.from([Buffer.from(b)], { objectMode: false });
+  }
+  async readBytes(digest: Digest | string, maxSize: number): Promise<Uint8Array> {
+    checkSize(maxSize, "maxSize");
+    const b = this.#get(digest);
+    if (b.length > maxSize) {
+      throw new FailedPreconditionError(`blob ${digest} is ${b.length} bytes, more than the limit of ${maxSize}`, {
+        code: "ERR_BLOB_TOO_LARGE",
+      });
+    }
+    return b.slice();
+  }
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const d of [...this.#state.blobs.keys()].sort()) {
+      const b = this.#state.blobs.get(d);
+      if (b) yield { digest: d, size: b.length };
+    }
+  }
+  async writer(opts: WriterOptions = {}): Promise<BlobWriter> {
+    if (opts.lease) this.#state.lease(opts.lease);
+    return new MemoryWriter(this.#state, opts.lease);
+  }
+  async put(bytes: Uint8Array, expected: { digest?: Digest | string; size?: number } = {}, opts: WriterOptions = {}): Promise<CommitResult> {
+    const w = await this.writer(opts);
+    await w.write(bytes);
+    return w.commit(expected.size, expected.digest);
+  }
+}
+
+class MemoryLayerStore implements LayerStore {
+  readonly #state = new MemoryState();
+  readonly content: ContentStore = new MemoryContentStore(this.#state);
+
+  async register(source: ByteSource, parent?: Digest | string | null, opts: RegisterOptions = {}): Promise<Layer & { existed: boolean }> {
+    const parentID = parent === undefined || parent === null ? null : checkDigest(parent, "parent");
+    const expDiff = opts.expectedDiffID === undefined ? undefined : checkDigest(opts.expectedDiffID, "expected DiffID");
+    const expDigest = opts.expectedDigest === undefined ? undefined : checkDigest(opts.expectedDigest, "expected digest");
+    const expSize = opts.expectedSize === undefined ? undefined : checkSize(opts.expectedSize);
+    if (opts.maxUncompressedSize !== undefined) checkSize(opts.maxUncompressedSize, "maxUncompressedSize");
+    if (opts.holder !== undefined) holderFileName(opts.holder);
+    if (opts.mediaType !== undefined) layerMediaType("none", opts.mediaType);
+    if (opts.lease) this.#state.lease(opts.lease);
+    if (parentID && !this.#state.layers.has(parentID)) throw layerNotFound(parentID, "parent layer");
+    const digester = createLayerDigester(opts.maxUncompressedSize === undefined ? {} : { maxUncompressedSize: opts.maxUncompressedSize });
+    const chunks: Uint8Array[] = [];
+    let read = 0;
+    try {
+      for await (const chunk of chunksOf(source)) {
+        await digester.push(chunk);
+        chunks.push(chunk.slice());
+        read += chunk.length;
+        opts.onProgress?.(read);
+      }
+    } catch (err) {
+      digester.abort();
+      throw err;
+    }
+    const res = await digester.finish();
+    verifyExpected("layer blob", { digest: res.digest, size: res.size }, expSize, expDigest);
+    if (expDiff !== undefined && res.diffID !== expDiff) {
+      throw new DigestMismatchError(`layer DiffID: expected ${expDiff}, got ${res.diffID}`, {
+        details: { kind: "diffID", expected: expDiff, actual: res.diffID },
+      });
+    }
+    if (parentID && !this.#state.layers.has(parentID)) throw layerNotFound(parentID, "parent layer");
+    const chainID = parentID === null ? res.diffID : chainId([parentID, res.diffID])!;
+    this.#state.commit(concat(chunks, read), res.digest, opts.lease);
+    let layer = this.#state.layers.get(chainID);
+    let existed = true;
+    if (!layer || !this.#state.blobs.has(layer.blob.digest)) {
+      layer = {
+        chainID,
+        diffID: res.diffID,
+        parent: parentID,
+        size: res.uncompressedSize,
+        blob: { mediaType: layerMediaType(res.compression, opts.mediaType), digest: res.digest, size: res.size },
+      };
+      this.#state.layers.set(chainID, layer);
+      existed = false;
+    }
+    if (opts.lease) this.#state.lease(opts.lease).layers.add(chainID);
+    if (opts.holder !== undefined) this.#hold(chainID).add(opts.holder);
+    return { ...copy(layer), existed };
+  }
+
+  #hold(id: Digest): Set<string> {
+    let s = this.#state.holders.get(id);
+    if (!s) this.#state.holders.set(id, (s = new Set()));
+    return s;
+  }
+
+  async get(chainID: Digest | string): Promise<Layer> {
+    const id = checkDigest(chainID, "ChainID");
+    const l = this.#state.layers.get(id);
+    if (!l) throw layerNotFound(id);
+    return copy(l);
+  }
+  async has(chainID: Digest | string): Promise<boolean> {
+    return this.#state.layers.has(checkDigest(chainID, "ChainID"));
+  }
+  async list(): Promise<Layer[]> {
+    return [...this.#state.layers.keys()].sort().map((k) => copy(this.#state.layers.get(k)!));
+  }
+  async acquire(chainID: Digest | string, holder: string): Promise<Layer> {
+    const id = checkDigest(chainID, "ChainID");
+    holderFileName(holder);
+    const l = await this.get(id);
+    this.#hold(id).add(holder);
+    return l;
+  }
+  async release(chainID: Digest | string, holder: string): Promise<void> {
+    const id = checkDigest(chainID, "ChainID");
+    holderFileName(holder);
+    const s = this.#state.holders.get(id);
+    if (!s?.delete(holder)) {
+      if (!this.#state.layers.has(id)) throw layerNotFound(id);
+      throw new NotFoundError(`layer ${id} is not held by ${JSON.stringify(holder)}`, {
+        code: "ERR_LAYER_NOT_RETAINED",
+        details: { chainID: id, holder },
+      });
+    }
+    if (s.size === 0) this.#state.holders.delete(id);
+  }
+  async holders(chainID: Digest | string): Promise<string[]> {
+    return [...(this.#state.holders.get(checkDigest(chainID, "ChainID")) ?? [])].sort();
+  }
+  async open(chainID: Digest | string): Promise<Readable> {
+    return this.content.open((await this.get(chainID)).blob.digest);
+  }
+  async openUncompressed(chainID: Digest | string): Promise<Readable> {
+    return uncompressed(await this.open(chainID));
+  }
+  async lease(opts: { expiresInMs?: number } = {}): Promise<Lease> {
+    if (opts.expiresInMs !== undefined && !(opts.expiresInMs > 0)) {
+      throw new InvalidArgumentError(`lease expiresInMs must be positive, got ${opts.expiresInMs}`);
+    }
+    const id = `mem-${this.#state.nextLease++}`;
+    const m: MemLease = { id, blobs: new Set(), layers: new Set() };
+    if (opts.expiresInMs !== undefined) m.expiresAt = Date.now() + opts.expiresInMs;
+    this.#state.leases.set(id, m);
+    const leases = this.#state.leases;
+    return {
+      id,
+      async release() {
+        leases.delete(id);
+      },
+    };
+  }
+  async gc(opts: GcOptions = {}): Promise<GcResult> {
+    const st = this.#state;
+    const markedBlobs = new Set<Digest>();
+    for (const d of opts.keepBlobs ?? []) markedBlobs.add(checkDigest(d, "keepBlobs entry"));
+    const roots = new Set<Digest>();
+    for (const d of opts.keepLayers ?? []) roots.add(checkDigest(d, "keepLayers entry"));
+    for (const [id, hs] of st.holders) if (hs.size) roots.add(id);
+    const now = Date.now();
+    for (const [id, l] of st.leases) {
+      if (l.expiresAt !== undefined && now >= l.expiresAt) {
+        st.leases.delete(id);
+        continue;
+      }
+      for (const d of l.blobs) markedBlobs.add(d);
+      for (const d of l.layers) roots.add(d);
+    }
+    const marked = new Set<Digest>();
+    for (const r of roots) {
+      let cur: Digest | null = r;
+      while (cur !== null && !marked.has(cur)) {
+        marked.add(cur);
+        cur = st.layers.get(cur)?.parent ?? null;
+      }
+    }
+    const removedLayers: Digest[] = [];
+    for (const [id, l] of st.layers) {
+      if (marked.has(id)) markedBlobs.add(l.blob.digest);
+      else removedLayers.push(id);
+    }
+    for (const id of removedLayers) {
+      st.layers.delete(id);
+      st.holders.delete(id);
+    }
+    const removedBlobs: Digest[] = [];
+    let freedBytes = 0;
+    for (const [d, b] of st.blobs) {
+      if (markedBlobs.has(d)) continue;
+      st.blobs.delete(d);
+      removedBlobs.push(d);
+      freedBytes += b.length;
+    }
+    return { removedLayers: removedLayers.sort(), removedBlobs: removedBlobs.sort(), freedBytes };
+  }
+  async close(): Promise<void> {}
+}
+
+function copy(l: Layer): Layer {
+  return { chainID: l.chainID, diffID: l.diffID, parent: l.parent, size: l.size, blob: { ...l.blob } };
+}
+
+function layerNotFound(chainID: Digest, what = "layer"): NotFoundError {
+  return new NotFoundError(`${what} ${chainID}: not found`, { code: "ERR_LAYER_NOT_FOUND", details: { chainID } });
+}
+
+/**
+ * An in-memory {@link LayerStore} (with its {@link ContentStore}) with the same
+ * semantics as the filesystem store, for tests of other packages and for
+ * runtimes without a filesystem. Leases expire only by time or release.
+ */
+export function createMemoryLayerStore(): LayerStore {
+  return new MemoryLayerStore();
+}
