@@ -35,3 +35,4 @@ export { createMemoryLayerStore } from "./memory.js";
 export { type LockOptions, withLock } from "./lock.js";
 export { fsyncDir, writeFileAtomic, TEMP_SUFFIX } from "./fsutil.js";
 export { checkDigest } from "./paths.js";
+export type { FsckOptions, FsckProblem, FsckProblemKind, FsckReport } from "./fsck.js";

@@ -22,6 +22,7 @@ import type { GcOptions, GcResult, Layer, Lease, LayerStore, RegisterOptions } f
 import { uncompressed } from "./uncompress.js";
 import { holderFileName, holderFromFileName, layerMediaType } from "./media.js";
 import { cleanupStale } from "./cleanup.js";
+import { type FsckOptions, type FsckReport, fsckLayers } from "./fsck.js";
 
 
 
@@ -367,6 +368,16 @@ export class FsLayerStore implements LayerStore {
       await cleanupStale(this.#paths, { ingestMaxAgeMs });
       return { removedLayers, removedBlobs: removedBlobs.sort(), freedBytes };
     });
+  }
+
+  /**
+   * Verify blobs, layer records, holders, leases and in-flight files; with
+   * `repair`, remove garbage and broken records under the store lock. See
+   * {@link FsckOptions}.
+   */
+  async fsck(opts: FsckOptions = {}): Promise<FsckReport> {
+    const run = () => fsckLayers(this.#paths, this.#leases, (id) => this.#readRecord(id), opts);
+    return opts.repair ? withLock(this.#paths.root, STORE_LOCK, run) : run();
   }
 
   async close(): Promise<void> {}

@@ -113,11 +113,12 @@ export class FsLeases {
   }
 
   /**
-   * Collect what live leases protect; remove dead or expired leases (and
-   * malformed directories) when `sweep` is set. Call under the store lock.
+   * Collect what live leases protect and list dead or expired leases (and
+   * malformed directories); remove those when `sweep` is set. Call under the
+   * store lock when sweeping.
    */
-  async roots(sweep: boolean): Promise<LeaseRoots & { removed: string[] }> {
-    const out: LeaseRoots & { removed: string[] } = { blobs: new Set(), layers: new Set(), removed: [] };
+  async roots(sweep: boolean): Promise<LeaseRoots & { dead: string[] }> {
+    const out: LeaseRoots & { dead: string[] } = { blobs: new Set(), layers: new Set(), dead: [] };
     for (const id of await readdirIfExists(this.#paths.leases)) {
       const dir = this.#paths.lease(id);
       const owner = LEASE_ID_RE.test(id) ? await this.#readOwner(id) : undefined;
@@ -126,17 +127,13 @@ export class FsLeases {
         // (mkdir before owner.json) or garbage; only a young one is kept.
         const st = await fsp.stat(dir).catch(() => undefined);
         if (st && Date.now() - st.mtimeMs < 60_000 && LEASE_ID_RE.test(id)) continue;
-        if (sweep) {
-          await fsp.rm(dir, { recursive: true, force: true });
-          out.removed.push(id);
-        }
+        if (sweep) await fsp.rm(dir, { recursive: true, force: true });
+        out.dead.push(id);
         continue;
       }
       if (!this.#isLive(owner)) {
-        if (sweep) {
-          await fsp.rm(dir, { recursive: true, force: true });
-          out.removed.push(id);
-        }
+        if (sweep) await fsp.rm(dir, { recursive: true, force: true });
+        out.dead.push(id);
         continue;
       }
       for (const name of await readdirIfExists(dir)) {

@@ -8,11 +8,13 @@ import {
   DigestMismatchError,
   FailedPreconditionError,
   InvalidArgumentError,
+  layerDigests,
   NotFoundError,
   type Sha256Hash,
   sha256,
 } from "@berth/digest";
 import { blobNotFound, checkSize, verifyExpected } from "./content-common.js";
+import type { FsckOptions, FsckProblem, FsckReport } from "./fsck.js";
 import { holderFileName, layerMediaType } from "./media.js";
 import { checkDigest } from "./paths.js";
 import type {
@@ -326,6 +328,54 @@ class MemoryLayerStore implements LayerStore {
     }
     return { removedLayers: removedLayers.sort(), removedBlobs: removedBlobs.sort(), freedBytes };
   }
+  async fsck(opts: FsckOptions = {}): Promise<FsckReport> {
+    const st = this.#state;
+    const repair = opts.repair === true;
+    const problems: FsckProblem[] = [];
+    for (const [d, b] of st.blobs) {
+      if (sha256(b) === d) continue;
+      problems.push({ kind: "blob-corrupt", path: `memory:blobs/${d}`, digest: d, message: `blob ${d} does not match its digest`, repaired: repair });
+      if (repair) st.blobs.delete(d);
+    }
+    const broken = new Set<Digest>();
+    for (const [id, l] of st.layers) {
+      const b = st.blobs.get(l.blob.digest);
+      let why: string | undefined;
+      let kind: FsckProblem["kind"] = "record-blob-missing";
+      if (!b) why = `blob ${l.blob.digest} is missing`;
+      else if (b.length !== l.blob.size) [kind, why] = ["record-blob-mismatch", `blob is ${b.length} bytes, record says ${l.blob.size}`];
+      else if (opts.verifyContent !== false) {
+        const r = await layerDigests([b]).catch(() => undefined);
+        if (r?.diffID !== l.diffID || r.uncompressedSize !== l.size) [kind, why] = ["record-diffid-mismatch", "blob does not decompress to the DiffID"];
+      }
+      if (why) {
+        problems.push({ kind, path: `memory:layers/${id}`, digest: id, message: `layer ${id}: ${why}`, repaired: repair });
+        broken.add(id);
+      }
+    }
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const [id, l] of st.layers) {
+        if (broken.has(id) || l.parent === null || (st.layers.has(l.parent) && !broken.has(l.parent))) continue;
+        problems.push({ kind: "record-parent-missing", path: `memory:layers/${id}`, digest: id, message: `layer ${id}: parent ${l.parent} is missing or broken`, repaired: repair });
+        broken.add(id);
+        changed = true;
+      }
+    }
+    if (repair) for (const id of broken) st.layers.delete(id);
+    if (opts.keepBlobs !== undefined) {
+      const live = new Set<Digest>([...opts.keepBlobs].map((d) => checkDigest(d, "keepBlobs entry")));
+      for (const l of st.layers.values()) live.add(l.blob.digest);
+      for (const lease of st.leases.values()) for (const d of lease.blobs) live.add(d);
+      for (const d of [...st.blobs.keys()]) {
+        if (live.has(d)) continue;
+        problems.push({ kind: "blob-orphan", path: `memory:blobs/${d}`, digest: d, message: `blob ${d} is referenced by nothing`, repaired: repair });
+        if (repair) st.blobs.delete(d);
+      }
+    }
+    return { ok: problems.length === 0, problems, checkedBlobs: st.blobs.size, checkedLayers: st.layers.size + (repair ? broken.size : 0) };
+  }
+
   async close(): Promise<void> {}
 }
 

@@ -473,6 +473,27 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     );
 
     it(
+      "fsck: a healthy store is clean; orphan blobs are judged only against given roots",
+      withStore(async (s) => {
+        const a = await s.register([gzipSync(tar(27))], null, { holder: "h" });
+        await s.register([tar(28)], a.chainID);
+        const cfg = await s.content.put(randomBytesFor(29, 40));
+        const loose = await s.content.put(randomBytesFor(30, 40));
+        const r = await s.fsck();
+        expect(r.problems).toEqual([]);
+        expect(r.ok).toBe(true);
+        expect(r.checkedLayers).toBe(2);
+        const r2 = await s.fsck({ keepBlobs: [cfg.digest] });
+        expect(r2.problems.map((p) => [p.kind, p.digest, p.repaired])).toEqual([["blob-orphan", loose.digest, false]]);
+        const r3 = await s.fsck({ keepBlobs: [cfg.digest], repair: true });
+        expect(r3.problems.map((p) => [p.kind, p.repaired])).toEqual([["blob-orphan", true]]);
+        expect(await s.content.has(loose.digest)).toBe(false);
+        expect(await s.content.has(cfg.digest)).toBe(true);
+        expect((await s.fsck({ keepBlobs: [cfg.digest] })).ok).toBe(true);
+      }),
+    );
+
+    it(
       "progress is reported in blob bytes",
       withStore(async (s) => {
         const t = tar(26, 10_000);

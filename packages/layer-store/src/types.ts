@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import type { ByteSource, Digest } from "@berth/digest";
+import type { FsckOptions, FsckReport } from "./fsck.js";
 
 /** An OCI content descriptor. */
 export interface Descriptor {
@@ -163,6 +164,8 @@ export interface LayerStore {
   lease(opts?: { expiresInMs?: number }): Promise<Lease>;
   /** Mark and sweep: remove layers and blobs nothing references. */
   gc(opts?: GcOptions): Promise<GcResult>;
+  /** Verify (and with `repair`, clean up) the store. */
+  fsck(opts?: FsckOptions): Promise<FsckReport>;
   /** Release resources (no further calls). */
   close(): Promise<void>;
 }

@@ -1,0 +1,109 @@
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+import { digestHex, sha256 } from "@berth/digest";
+import { afterEach, describe, expect, it } from "vitest";
+import { openLayerStore } from "../src/index.js";
+import { randomBytesFor } from "../src/testsuite.js";
+import { tempRoot } from "./helpers.js";
+
+const DEAD = "4194999-123"; // pid above Linux's pid_max: never alive
+
+describe("fsck (filesystem)", () => {
+  let cleanup: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await cleanup?.();
+    cleanup = undefined;
+  });
+
+  it("reports corrupt blobs, broken records, orphan refs, stale files with paths, and repairs them", async () => {
+    const t = await tempRoot();
+    cleanup = t.cleanup;
+    const s = await openLayerStore({ root: t.root });
+    const base = await s.register([randomBytesFor(1, 2000)], null, { holder: "image:a" });
+    const child = await s.register([gzipSync(randomBytesFor(2, 2000))], base.chainID, { holder: "image:b" });
+    const other = await s.register([randomBytesFor(3, 2000)], null, { holder: "image:c" });
+    const healthy = await s.register([randomBytesFor(4, 2000)], null, { holder: "image:d" });
+
+    // Corrupt the base blob (same size, different bytes): base and its child break.
+    const baseBlob = path.join(t.root, "blobs/sha256", digestHex(base.blob.digest));
+    const bytes = await fsp.readFile(baseBlob);
+    bytes[10] = bytes[10]! ^ 0xff;
+    await fsp.writeFile(baseBlob, bytes);
+    // Remove another layer's blob.
+    await fsp.rm(path.join(t.root, "blobs/sha256", digestHex(other.blob.digest)));
+    // Garbage: an unreadable record, holders of a missing layer, a dead ingest and temp file, a dead lease.
+    const ghost = sha256("ghost");
+    await fsp.writeFile(path.join(t.root, "layers/sha256", `${digestHex(ghost)}.json`), "{not json");
+    await fsp.mkdir(path.join(t.root, "layers/refs/sha256", digestHex(sha256("nobody"))), { recursive: true });
+    await fsp.writeFile(path.join(t.root, "layers/refs/sha256", digestHex(sha256("nobody")), "h.eA"), "");
+    await fsp.writeFile(path.join(t.root, "ingest", `${DEAD}.abcdef`), "partial");
+    await fsp.writeFile(path.join(t.root, "layers/sha256", `x.json.${DEAD}.0011.berth-tmp`), "partial");
+    await fsp.mkdir(path.join(t.root, "leases", "0".repeat(32)));
+    await fsp.writeFile(path.join(t.root, "leases", "0".repeat(32), "owner.json"), JSON.stringify({ pid: 4194999, start: "1" }));
+
+    const r = await s.fsck();
+    expect(r.ok).toBe(false);
+    const kinds = r.problems.map((p) => `${p.kind}:${p.digest ?? path.basename(p.path)}`).sort();
+    expect(kinds).toEqual(
+      [
+        `blob-corrupt:${base.blob.digest}`,
+        `record-blob-missing:${base.chainID}`,
+        `record-parent-missing:${child.chainID}`,
+        `record-blob-missing:${other.chainID}`,
+        `record-corrupt:${ghost}`,
+        `ref-orphan:${sha256("nobody")}`,
+        `stale-ingest:${DEAD}.abcdef`,
+        `stale-temp:x.json.${DEAD}.0011.berth-tmp`,
+        `lease-dead:${"0".repeat(32)}`,
+      ].sort(),
+    );
+    for (const p of r.problems) {
+      expect(p.repaired).toBe(false);
+      expect(path.isAbsolute(p.path)).toBe(true);
+    }
+    // Read-only fsck changed nothing.
+    expect(await s.has(child.chainID)).toBe(true);
+
+    const fixed = await s.fsck({ repair: true });
+    expect(fixed.problems.every((p) => p.repaired)).toBe(true);
+    const after = await s.fsck();
+    expect(after.problems).toEqual([]);
+    expect((await s.list()).map((l) => l.chainID)).toEqual([healthy.chainID]);
+    expect(await s.holders(healthy.chainID)).toEqual(["image:d"]);
+    // The child's gzip blob is now unreferenced garbage for GC.
+    const g = await s.gc();
+    expect(g.removedBlobs).toEqual([child.blob.digest]);
+  });
+
+  it("detects a blob whose content does not decompress to the recorded DiffID", async () => {
+    const t = await tempRoot();
+    cleanup = t.cleanup;
+    const s = await openLayerStore({ root: t.root });
+    const l = await s.register([randomBytesFor(5, 1000)]);
+    const rec = path.join(t.root, "layers/sha256", `${digestHex(l.chainID)}.json`);
+    const j = JSON.parse(await fsp.readFile(rec, "utf8"));
+    j.size = 999;
+    await fsp.writeFile(rec, JSON.stringify(j));
+    const r = await s.fsck();
+    expect(r.problems.map((p) => p.kind)).toEqual(["record-diffid-mismatch"]);
+    expect(r.problems[0]!.path).toBe(rec);
+  });
+
+  it("open() removes ingests and temp files of dead processes but not live ones", async () => {
+    const t = await tempRoot();
+    cleanup = t.cleanup;
+    const s = await openLayerStore({ root: t.root });
+    const w = await s.content.writer();
+    await w.write(randomBytesFor(6, 100));
+    await fsp.writeFile(path.join(t.root, "ingest", `${DEAD}.0123`), "x");
+    await fsp.writeFile(path.join(t.root, `index.json.${DEAD}.0011.berth-tmp`), "x");
+    await openLayerStore({ root: t.root });
+    const left = await fsp.readdir(path.join(t.root, "ingest"));
+    expect(left).toHaveLength(1);
+    expect(left[0]!.startsWith(`${process.pid}-`)).toBe(true);
+    expect(await fsp.readdir(t.root)).not.toContain(`index.json.${DEAD}.0011.berth-tmp`);
+    const c = await w.commit();
+    expect(c.existed).toBe(false);
+  });
+});
