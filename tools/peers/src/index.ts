@@ -43,3 +43,23 @@ export {
   type ContextFile,
 } from "./images.js";
 export { freePort, registry, type RegistryOptions, type RegistryPeer } from "./registry.js";
+export {
+  busyboxImage,
+  classicImage,
+  dockerLoad,
+  dockerSave,
+  filesImage,
+  history,
+  inspect,
+  randomImage,
+  repeatedLayerImage,
+  sharedBaseImages,
+  type DockerHistoryEntry,
+  type DockerImageInspect,
+  type FilesImageContents,
+  type FilesImageOptions,
+  type FixtureImage,
+  type FixtureOptions,
+  type RandomImageOptions,
+  type SharedBaseImages,
+} from "./fixtures.js";
