@@ -371,7 +371,7 @@ async function resolveAndCommit(
     if (!isSha256Digest(digest)) throw invalidManifest(referencedBy, `unsupported or invalid digest ${JSON.stringify(digest)}`);
     return lookup(`blobs/sha256/${digest.slice(7)}`, referencedBy);
   };
-  const bytesOf = async (f: FileEntry, what: string): Promise<Uint8Array> => {
+  const bytesOf = async (f: FileEntry, _what: string): Promise<Uint8Array> => {
     if (f.size > maxJson) throw jsonTooLarge(f.name, f.size, maxJson);
     if (f.bytes) return f.bytes;
     return store.content.readBytes(f.digest, maxJson);

@@ -330,7 +330,13 @@ export function saveStream(store: ArchiveStore, refs: readonly string[], options
  * failure) or a Writable (destroyed with the error on failure).
  */
 export async function save(store: ArchiveStore, refs: readonly string[], out: string | Writable, options: SaveOptions = {}): Promise<SaveResult> {
-  const plan = await planSave(store, refs, options);
+  let plan: SavePlan;
+  try {
+    plan = await planSave(store, refs, options);
+  } catch (err) {
+    if (typeof out !== "string") out.destroy(err as Error);
+    throw err;
+  }
   const result = { size: plan.size, images: plan.images, blobs: plan.blobs };
   if (typeof out === "string") {
     const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(6).toString("hex")}.tmp`);

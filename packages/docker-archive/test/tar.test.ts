@@ -141,14 +141,16 @@ describe("tar writer", () => {
     const seen: Array<[string, string, number, number]> = [];
     ex.on("entry", (h, s, next) => {
       const b: Buffer[] = [];
-      s.on("data", (c: Buffer) => b.push(c));
+      s.on("data", (c: unknown) => {
+        b.push(c as Buffer);
+      });
       s.on("end", () => {
         seen.push([h.name, Buffer.concat(b).toString(), h.uid ?? -1, h.mtime!.getTime() / 1000]);
         next();
       });
     });
     Readable.from([tar]).pipe(ex);
-    await new Promise((r) => ex.on("finish", r));
+    await new Promise<void>((r) => ex.on("finish", () => r()));
     expect(seen).toEqual([
       ["blobs/", "", 0, 1700000000],
       [`blobs/sha256/${"a".repeat(64)}`, "layer bytes", 0, 1700000000],

@@ -1,0 +1,305 @@
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
+import { gzipSync } from "node:zlib";
+import { sha256 } from "@berth/digest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { archiveSize, load, readTar, save, saveStream } from "../src/index.js";
+import { imageOf, layerTar, legacyEntries, ociEntries, tarOf, tempStore } from "./helpers.js";
+
+let t: Awaited<ReturnType<typeof tempStore>>;
+beforeEach(async () => {
+  t = await tempStore();
+});
+afterEach(async () => {
+  await t.cleanup();
+});
+
+async function twoLayerImage(opts: { gzip?: boolean; label?: string } = {}) {
+  const l1 = await layerTar({ "a.txt": "first layer\n", "bin/x": "x".repeat(3000) });
+  const l2 = await layerTar({ "b.txt": `second layer ${opts.label ?? ""}\n` });
+  return imageOf([l1, l2], opts);
+}
+
+async function bytesOf(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+describe("load", () => {
+  it("loads a legacy archive with manifest.json last, verifies DiffIDs, tags from RepoTags", async () => {
+    const img = await twoLayerImage();
+    const tar = await tarOf(legacyEntries([{ img, tags: ["example/app:1", "busybox"] }]));
+    const r = await load(t.store, [tar]);
+    expect(r.format).toBe("docker");
+    expect(r.images).toHaveLength(1);
+    const [li] = r.images;
+    expect(li!.id).toBe(img.id);
+    expect(li!.tags).toEqual(["docker.io/example/app:1", "docker.io/library/busybox:latest"]);
+    expect(li!.layers.map((l) => l.diffID)).toEqual(img.diffIDs);
+    expect(li!.layers.every((l) => l.new)).toBe(true);
+    expect(await t.store.references.resolve("example/app:1")).toBe(img.id);
+    // Loading again: nothing new.
+    const again = await load(t.store, [tar]);
+    expect(again.images[0]!.layers.every((l) => !l.new)).toBe(true);
+    expect(again.images[0]!.existed).toBe(true);
+  });
+
+  it("loads ./-prefixed names, a whole-gzip archive and gzip layers", async () => {
+    const img = await twoLayerImage({ gzip: true });
+    const entries = legacyEntries([{ img, tags: ["gz:1"] }]).map((e) => ({ ...e, name: `./${e.name}` }));
+    const tar = gzipSync(await tarOf(entries));
+    const r = await load(t.store, Readable.from([tar]));
+    expect(r.compression).toBe("gzip");
+    expect(r.images[0]!.id).toBe(img.id);
+    expect(r.images[0]!.layers.map((l) => l.blob.compression)).toEqual(["gzip", "gzip"]);
+  });
+
+  it("loads symlinked duplicate layers (the same layer twice in one chain)", async () => {
+    const l = await layerTar({ "same.txt": "same\n" });
+    const l2 = await layerTar({ ".wh.same.txt": "" });
+    const img = imageOf([l, l2, l]);
+    const dir = (b: Uint8Array) => sha256(b).slice(7);
+    const tar = await tarOf([
+      { name: `${dir(l)}/layer.tar`, body: l },
+      { name: `${dir(l2)}/layer.tar`, body: l2 },
+      { name: `zzz/layer.tar`, type: "symlink", linkname: `../${dir(l)}/layer.tar` },
+      { name: `${img.id.slice(7)}.json`, body: img.config },
+      { name: "manifest.json", body: JSON.stringify([{ Config: `${img.id.slice(7)}.json`, RepoTags: ["rep:1"], Layers: [`${dir(l)}/layer.tar`, `${dir(l2)}/layer.tar`, "zzz/layer.tar"] }]) },
+    ]);
+    const r = await load(t.store, [tar]);
+    const chain = r.images[0]!.layers.map((x) => x.chainID);
+    expect(new Set(chain).size).toBe(3);
+    expect(r.images[0]!.layers[0]!.diffID).toBe(r.images[0]!.layers[2]!.diffID);
+  });
+
+  it("loads an OCI layout archive with ref names (bare tag needs a repository)", async () => {
+    const img = await twoLayerImage({ gzip: true });
+    const { entries, manifestDigest } = ociEntries(img, "example/oci:2");
+    const r = await load(t.store, [await tarOf(entries)]);
+    expect(r.format).toBe("oci");
+    expect(r.images[0]!.archiveManifestDigest).toBe(manifestDigest);
+    expect(r.images[0]!.tags).toEqual(["docker.io/example/oci:2"]);
+    const bare = ociEntries(await twoLayerImage({ label: "bare" }), "latest");
+    const r2 = await load(t.store, [await tarOf(bare.entries)]);
+    expect(r2.ignoredRefNames).toEqual(["latest"]);
+    expect(r2.images[0]!.tags).toEqual([]);
+    const r3 = await load(t.store, [await tarOf(bare.entries)], { repository: "example/bare" });
+    expect(r3.images[0]!.tags).toEqual(["docker.io/example/bare:latest"]);
+  });
+
+  it("does not move an existing tag unless asked, and reports it", async () => {
+    const a = await twoLayerImage({ label: "a" });
+    const b = await twoLayerImage({ label: "b" });
+    await load(t.store, [await tarOf(legacyEntries([{ img: a, tags: ["app:1"] }]))]);
+    const tarB = await tarOf(legacyEntries([{ img: b, tags: ["app:1"] }]));
+    const kept = await load(t.store, [tarB]);
+    expect(kept.tagConflicts).toEqual([{ ref: "docker.io/library/app:1", existing: a.id, wanted: b.id, action: "kept" }]);
+    expect(await t.store.references.resolve("app:1")).toBe(a.id);
+    await expect(load(t.store, [tarB], { tagConflict: "error" })).rejects.toMatchObject({ code: "ERR_TAG_CONFLICT" });
+    const moved = await load(t.store, [tarB], { overwriteTags: true });
+    expect(moved.tagConflicts[0]!.action).toBe("moved");
+    expect(await t.store.references.resolve("app:1")).toBe(b.id);
+  });
+
+  it("streams large layers through the content store (beyond the memory budget)", async () => {
+    const big = await layerTar({ "big.bin": new Uint8Array(3 << 20).map((_, i) => (i * 7) & 0xff) });
+    const img = imageOf([big, await layerTar({ "x": "y" })], { gzip: true });
+    const r = await load(t.store, [await tarOf(legacyEntries([{ img, tags: ["big:1"] }]))], { memoryBudget: 0 });
+    expect(r.images[0]!.layers[0]!.size).toBe(big.length);
+  });
+});
+
+describe("hostile archives are refused and leave nothing visible", () => {
+  async function expectRefused(entries: Parameters<typeof tarOf>[0] | Uint8Array, code: string, opts = {}) {
+    const tar = entries instanceof Uint8Array ? entries : await tarOf(entries);
+    await expect(load(t.store, [tar], opts)).rejects.toMatchObject({ code });
+    expect(await t.store.images.len()).toBe(0);
+    expect(await t.store.references.list()).toEqual([]);
+  }
+  let good: Awaited<ReturnType<typeof twoLayerImage>>;
+  beforeEach(async () => {
+    good = await twoLayerImage();
+  });
+
+  it("'..' in an entry name → ERR_UNSAFE_PATH", async () => {
+    await expectRefused([{ name: "../evil", body: "x" }, ...legacyEntries([{ img: good, tags: ["a:1"] }])], "ERR_UNSAFE_PATH");
+  });
+  it("absolute entry name → ERR_UNSAFE_PATH", async () => {
+    await expectRefused([...legacyEntries([{ img: good, tags: ["a:1"] }]), { name: "/etc/evil", body: "x" }], "ERR_UNSAFE_PATH");
+  });
+  it("manifest.json Layers path with '..' → ERR_UNSAFE_PATH", async () => {
+    const e = legacyEntries([{ img: good, tags: ["a:1"] }]);
+    const m = JSON.parse(e.at(-1)!.body as string);
+    m[0].Layers[0] = `../${m[0].Layers[0]}`;
+    e[e.length - 1] = { name: "manifest.json", body: JSON.stringify(m) };
+    await expectRefused(e, "ERR_UNSAFE_PATH");
+  });
+  it("symlink escaping the archive → ERR_UNSAFE_LINK", async () => {
+    await expectRefused([{ name: "x/layer.tar", type: "symlink", linkname: "../../etc/passwd" }, ...legacyEntries([{ img: good, tags: null }])], "ERR_UNSAFE_LINK");
+  });
+  it("absolute symlink → ERR_UNSAFE_LINK", async () => {
+    await expectRefused([{ name: "x/layer.tar", type: "symlink", linkname: "/etc/passwd" }, ...legacyEntries([{ img: good, tags: null }])], "ERR_UNSAFE_LINK");
+  });
+  it("symlink to a missing entry → ERR_UNSAFE_LINK", async () => {
+    await expectRefused([{ name: "x/layer.tar", type: "symlink", linkname: "../nothere/layer.tar" }, ...legacyEntries([{ img: good, tags: null }])], "ERR_UNSAFE_LINK");
+  });
+  it("Config path that is not an entry → ERR_NOT_IN_ARCHIVE", async () => {
+    const e = legacyEntries([{ img: good, tags: ["a:1"] }]).filter((x) => !x.name.endsWith(".json") || x.name === "manifest.json");
+    await expectRefused(e, "ERR_NOT_IN_ARCHIVE");
+  });
+  it("Layers path that is not an entry → ERR_NOT_IN_ARCHIVE", async () => {
+    const e = legacyEntries([{ img: good, tags: ["a:1"] }]);
+    await expectRefused(e.filter((x) => x.name !== e[0]!.name), "ERR_NOT_IN_ARCHIVE");
+  });
+  it("OCI layer blob missing → ERR_NOT_IN_ARCHIVE", async () => {
+    const { entries } = ociEntries(good, "a:1");
+    await expectRefused(entries.filter((x) => x.name !== `blobs/sha256/${sha256(good.layers[0]!).slice(7)}`), "ERR_NOT_IN_ARCHIVE");
+  });
+  it("non-digest blob path → ERR_INVALID_BLOB_PATH", async () => {
+    const { entries } = ociEntries(good, "a:1");
+    await expectRefused([{ name: "blobs/sha256/not-a-digest", body: "x" }, ...entries], "ERR_INVALID_BLOB_PATH");
+    await expectRefused([{ name: "blobs/md5/d41d8cd98f00b204e9800998ecf8427e", body: "" }, ...entries], "ERR_INVALID_BLOB_PATH");
+  });
+  it("duplicate entry with different content → ERR_DUPLICATE_ENTRY (same content is fine)", async () => {
+    const e = legacyEntries([{ img: good, tags: ["a:1"] }]);
+    await expectRefused([...e.slice(0, -1), { name: e[0]!.name, body: "other" }, e.at(-1)!], "ERR_DUPLICATE_ENTRY");
+    const r = await load(t.store, [await tarOf([...e.slice(0, -1), e[0]!, e.at(-1)!])]);
+    expect(r.images[0]!.id).toBe(good.id);
+  });
+  it("JSON beyond the size limit → ERR_JSON_TOO_LARGE", async () => {
+    const e = legacyEntries([{ img: good, tags: ["a:1"] }]);
+    await expectRefused(e, "ERR_JSON_TOO_LARGE", { maxJsonSize: 100 });
+    // manifest.json larger than the default limit (8 MiB) is refused from its header, without reading it.
+    const huge = `[${" ".repeat(9 << 20)}]`;
+    await expectRefused([...e.slice(0, -1), { name: "manifest.json", body: huge }], "ERR_JSON_TOO_LARGE");
+  });
+  it("truncated archive → ERR_TRUNCATED", async () => {
+    const tar = await tarOf(legacyEntries([{ img: good, tags: ["a:1"] }]));
+    await expectRefused(tar.subarray(0, 512 + 700), "ERR_TRUNCATED");
+    const gz = gzipSync(tar);
+    await expectRefused(gz.subarray(0, gz.length - 40), "ERR_TRUNCATED");
+  });
+  it("blob content not matching its digest name → ERR_DIGEST_MISMATCH", async () => {
+    const { entries } = ociEntries(good, "a:1");
+    const name = `blobs/sha256/${sha256(good.layers[0]!).slice(7)}`;
+    await expectRefused(entries.map((x) => (x.name === name ? { name, body: good.layers[1]! } : x)), "ERR_DIGEST_MISMATCH");
+  });
+  it("large blob not matching its digest name → ERR_DIGEST_MISMATCH (store path)", async () => {
+    const big = await layerTar({ "big.bin": new Uint8Array(2 << 20).fill(1) });
+    const { entries } = ociEntries(imageOf([big]), "a:1");
+    const name = `blobs/sha256/${sha256(big).slice(7)}`;
+    const bad = new Uint8Array(big);
+    bad[bad.length - 2000] = bad[bad.length - 2000]! ^ 1;
+    await expectRefused(entries.map((x) => (x.name === name ? { name, body: bad } : x)), "ERR_DIGEST_MISMATCH");
+  });
+  it("layer whose DiffID differs from the config → ERR_DIGEST_MISMATCH", async () => {
+    const other = await twoLayerImage({ label: "other" });
+    const e = legacyEntries([{ img: { ...good, layers: [good.layers[0]!, other.layers[1]!] }, tags: ["a:1"] }]);
+    await expectRefused(e, "ERR_DIGEST_MISMATCH");
+  });
+  it("layer decompressing beyond the limit → ERR_DECOMPRESSION_LIMIT", async () => {
+    const bomb = await layerTar({ "zeros": new Uint8Array(8 << 20) });
+    const img = imageOf([bomb], { gzip: true });
+    await expectRefused(legacyEntries([{ img, tags: ["a:1"] }]), "ERR_DECOMPRESSION_LIMIT", { maxLayerSize: 1 << 20 });
+    await expectRefused(legacyEntries([{ img, tags: ["a:1"] }]), "ERR_DECOMPRESSION_LIMIT", { maxLayerSize: 1 << 20, memoryBudget: 0 });
+  });
+  it("an archive with no manifest → ERR_UNKNOWN_ARCHIVE_FORMAT", async () => {
+    await expectRefused([{ name: "x", body: "y" }], "ERR_UNKNOWN_ARCHIVE_FORMAT");
+  });
+  it("an earlier image survives a refused load", async () => {
+    await load(t.store, [await tarOf(legacyEntries([{ img: good, tags: ["keep:1"] }]))]);
+    const other = await twoLayerImage({ label: "o" });
+    const e = legacyEntries([{ img: other, tags: ["keep:1", "new:1"] }]);
+    await expect(load(t.store, [await tarOf(e)], { maxJsonSize: 50 })).rejects.toMatchObject({ code: "ERR_JSON_TOO_LARGE" });
+    expect(await t.store.references.list()).toEqual([{ ref: "docker.io/library/keep:1", id: good.id }]);
+  });
+});
+
+describe("save", () => {
+  async function loaded() {
+    const a = await twoLayerImage({ label: "a", gzip: true });
+    const b = imageOf([(await twoLayerImage({ label: "a" })).layers[0] as Uint8Array, await layerTar({ "b": "b" })]);
+    await load(t.store, [await tarOf(legacyEntries([{ img: a, tags: ["app:a"] }, { img: b, tags: ["app:b"] }]))]);
+    return { a, b };
+  }
+
+  for (const format of ["docker+oci", "docker", "oci"] as const) {
+    it(`${format}: round-trips through load with the same IDs and tags; size predicted; deterministic`, async () => {
+      const { a, b } = await loaded();
+      const dir = mkdtempSync(join(tmpdir(), "berth-save-"));
+      const out = join(dir, "out.tar");
+      const predicted = await archiveSize(t.store, ["app:a", "app:b"], { format });
+      const r = await save(t.store, ["app:a", "app:b"], out, { format });
+      const bytes = readFileSync(out);
+      expect(bytes.length).toBe(predicted);
+      expect(r.size).toBe(predicted);
+      expect(readdirSync(dir)).toEqual(["out.tar"]);
+      const again = await bytesOf(saveStream(t.store, ["app:b", "app:a"], { format }));
+      expect(Buffer.compare(again, bytes)).toBe(0);
+      // Each blob once: the shared base layer is written one time.
+      const names: string[] = [];
+      for await (const e of readTar([bytes])) names.push(e.name);
+      expect(new Set(names).size).toBe(names.length);
+      expect(names).toEqual([...names].sort());
+      const t2 = await tempStore();
+      try {
+        const lr = await load(t2.store, [bytes], format === "oci" ? {} : {});
+        expect(lr.images.map((i) => i.id).sort()).toEqual([a.id, b.id].sort());
+        const tags = lr.images.flatMap((i) => i.tags).sort();
+        expect(tags).toEqual(["docker.io/library/app:a", "docker.io/library/app:b"]);
+      } finally {
+        await t2.cleanup();
+      }
+    });
+  }
+
+  it("uncompressed: writes the tars, with a manifest listing DiffIDs", async () => {
+    const { a } = await loaded();
+    const bytes = await bytesOf(saveStream(t.store, ["app:a"], { uncompressed: true }));
+    expect(bytes.length).toBe(await archiveSize(t.store, ["app:a"], { uncompressed: true }));
+    const names: string[] = [];
+    for await (const e of readTar([bytes])) names.push(e.name);
+    for (const d of a.diffIDs) expect(names).toContain(`blobs/sha256/${d.slice(7)}`);
+    const t2 = await tempStore();
+    try {
+      const lr = await load(t2.store, [bytes]);
+      expect(lr.images[0]!.id).toBe(a.id);
+      expect(lr.images[0]!.layers.map((l) => l.blob.compression)).toEqual(["none", "none"]);
+    } finally {
+      await t2.cleanup();
+    }
+  });
+
+  it("by ID: untagged; SOURCE_DATE_EPOCH/mtime applied", async () => {
+    const { a } = await loaded();
+    const bytes = await bytesOf(saveStream(t.store, [a.id.slice(7, 19)], { mtime: 1234567890 }));
+    for await (const e of readTar([bytes])) expect(e.mtime).toBe(1234567890);
+    const t2 = await tempStore();
+    try {
+      const lr = await load(t2.store, [bytes]);
+      expect(lr.images[0]!.tags).toEqual([]);
+    } finally {
+      await t2.cleanup();
+    }
+  });
+
+  it("a failing save leaves no output file; a failing stream errors the stream", async () => {
+    await loaded();
+    const dir = mkdtempSync(join(tmpdir(), "berth-save-"));
+    await expect(save(t.store, ["nope:1"], join(dir, "x.tar"))).rejects.toBeTruthy();
+    expect(readdirSync(dir)).toEqual([]);
+    // Remove a layer blob from under the store: the save fails mid-way.
+    const img = await t.store.images.get(await t.store.references.resolve("app:a"));
+    const layer = await t.store.layers.get(img.chainID!);
+    rmSync(join(t.root, "blobs", "sha256", layer.blob.digest.slice(7)));
+    await expect(save(t.store, ["app:a"], join(dir, "y.tar"))).rejects.toBeTruthy();
+    expect(readdirSync(dir)).toEqual([]);
+    const sink = new Writable({ write(_c, _e, cb) { cb(); } });
+    sink.on("error", () => {});
+    await expect(save(t.store, ["app:a"], sink)).rejects.toBeTruthy();
+    expect(sink.destroyed).toBe(true);
+  });
+});
