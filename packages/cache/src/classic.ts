@@ -164,11 +164,9 @@ export class LocalImageCache implements BuildCache {
           compareContainerConfig({ ...stored, Entrypoint: containerConfig.Entrypoint ?? null }, containerConfig);
       }
       if (!same) continue;
-      if (img.config.created === undefined) continue;
-      const created = Date.parse(img.config.created);
-      const nanos = createdNanos(img.config.created);
-      if (Number.isNaN(created)) continue;
-      if (match === undefined || isBefore(match, { id, created: nanos })) match = { id, created: nanos };
+      if (img.config.created === undefined || Number.isNaN(Date.parse(img.config.created))) continue;
+      const created = createdNanos(img.config.created);
+      if (match === undefined || match.created < created) match = { id, created };
     }
     return match?.id;
   }
@@ -180,10 +178,6 @@ function createdNanos(t: string): number {
   const frac = /\.(\d+)/.exec(t)?.[1] ?? "";
   const subMs = Number.parseInt(`${frac.slice(3, 9)}`.padEnd(6, "0"), 10) || 0;
   return ms * 1e6 + subMs;
-}
-
-function isBefore(a: { created: number }, b: { created: number }): boolean {
-  return a.created < b.created;
 }
 
 function historyEqual(a: History, b: History): boolean {

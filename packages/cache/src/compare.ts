@@ -82,7 +82,7 @@ export function compareContainerConfig(
   if (!sameList(a.Entrypoint, b.Entrypoint) || !sameList(a.Shell, b.Shell)) return false;
   for (const k of Object.keys(a.ExposedPorts ?? {})) if (!hasKey(b.ExposedPorts, k)) return false;
   for (const k of Object.keys(a.Volumes ?? {})) if (!hasKey(b.Volumes, k)) return false;
-  for (const [k, v] of Object.entries(a.Labels ?? {})) if (v !== ((b.Labels ?? {})[k] ?? "")) return false;
+  for (const [k, v] of Object.entries(a.Labels ?? {})) if (v !== (b.Labels?.[k] ?? "")) return false;
   const bools = ["AttachStdin", "AttachStdout", "AttachStderr", "NetworkDisabled", "Tty", "OpenStdin", "StdinOnce", "ArgsEscaped"] as const;
   for (const k of bools) if ((a[k] ?? false) !== (b[k] ?? false)) return false;
   for (const k of ["User", "WorkingDir", "StopSignal"] as const) if ((a[k] ?? "") !== (b[k] ?? "")) return false;

@@ -29,3 +29,36 @@ export {
   LocalImageCache,
 } from "./classic.js";
 export { goContainerConfig, goHistory, goRestoredImageConfig, goString, goTime, type RestoredImageFields } from "./gojson.js";
+export {
+  blobChainId,
+  CacheManager,
+  type CacheManagerOptions,
+  type CacheManagerStore,
+  type CacheRecord,
+  type CacheRef,
+  type DuOptions,
+  openCacheManager,
+  parseDuration,
+  parseFilters,
+  type PruneOptions,
+  type PruneResult,
+  type RecordOptions,
+  type RecordType,
+  type RetainPolicy,
+  type UsageInfo,
+} from "./records.js";
+export { type BlobRef, contentStoreFetcher, type Fetcher, layoutDirFetcher, layoutTarFetcher, openLayout, verifyBytes } from "./fetcher.js";
+export {
+  ANNOTATION_UNCOMPRESSED,
+  CACHE_CONFIG_MEDIA_TYPE,
+  type CacheChain,
+  type CacheImport,
+  type CacheLayerBlob,
+  type ImportCacheOptions,
+  importCache,
+  INLINE_CACHE_FIELD,
+  type LookupResult,
+  parseCacheConfig,
+  parseCacheItems,
+  parseInlineCache,
+} from "./import.js";

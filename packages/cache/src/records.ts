@@ -178,7 +178,6 @@ export function parseDuration(s: string): number {
   let total = 0;
   let m: RegExpExecArray | null;
   let pos = 0;
-  // biome-ignore lint/suspicious/noAssignInExpressions: regex scan
   while ((m = re.exec(s)) !== null) {
     total += Number(m[1]) * (unit[m[2] as string] as number);
     pos = re.lastIndex;
@@ -432,7 +431,7 @@ export class CacheManager {
       cur = cur.parent ? await this.#store.layers.get(cur.parent) : undefined;
     }
     const top = await this.#lock(async () => {
-      let parent: CacheRecord | null = null;
+      let parent = null as CacheRecord | null;
       for (const [i, layer] of chain.entries()) {
         const bcid = blobChainId(parent?.blobChainID ?? null, layer.blob.digest, layer.diffID);
         const id = recordIdOf(bcid);

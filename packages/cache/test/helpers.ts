@@ -8,7 +8,7 @@ import { pack } from "tar-stream";
 export async function makeTar(files: Record<string, string | Uint8Array>): Promise<Uint8Array> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on("data", (c: Buffer) => chunks.push(c));
+  p.on("data", (c: unknown) => chunks.push(c as Buffer));
   const done = new Promise<void>((resolve, reject) => {
     p.on("end", resolve);
     p.on("error", reject);
