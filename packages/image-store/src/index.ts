@@ -1,2 +1,43 @@
-export * from "./types.js";
+/**
+ * `@berth/image-store`: Docker's image store and reference store over a berth
+ * store root that is also an OCI image layout, plus the OCI/Docker JSON types.
+ *
+ * @example
+ * ```ts
+ * import { openStore } from "@berth/image-store";
+ * const store = await openStore({ root: "/tmp/berth" });
+ * const layer = await store.layers.register(fs.createReadStream("layer.tar"));
+ * const image = await store.images.create(configBytes);
+ * await store.references.tag("busybox:1", image.id);
+ * await store.references.resolve("busybox:1"); // image.id
+ * ```
+ * @module
+ */
+export type {
+  CreateImageOptions,
+  DeleteOptions,
+  DeleteResult,
+  FsckOptions,
+  FsckProblem,
+  FsckReport,
+  Image,
+  ImageStore,
+  ReferenceStore,
+  Store,
+  TagOptions,
+} from "./api.js";
+export {
+  buildManifest,
+  FsImageStore,
+  FsReferenceStore,
+  FsStore,
+  IMAGE_HOLDER_PREFIX,
+  IMAGES_LOCK,
+  MAX_DOCUMENT_SIZE,
+  type OpenStoreOptions,
+  openStore,
+  parseImageId,
+} from "./store.js";
+export { ANNOTATION_BERTH_IMAGE_ID, INDEX_FILE, OCI_LAYOUT_FILE } from "./layout.js";
 export * from "./reference.js";
+export * from "./types.js";

@@ -1,0 +1,178 @@
+/**
+ * The image store's public interfaces (the agreed store contract).
+ * @module
+ */
+import type { Digest } from "@berth/digest";
+import type { ContentStore, GcOptions, GcResult, LayerStore, Lease } from "@berth/layer-store";
+import type { ImageConfig, OciManifest } from "./types.js";
+
+/** An image: its config (verbatim and parsed) and the identities derived from it. */
+export interface Image {
+  /** Image ID: sha256 of the config bytes. */
+  id: Digest;
+  /** The config, parsed and validated (a view: `configBytes` is the truth). */
+  config: ImageConfig;
+  /** The config exactly as given to `create`. */
+  configBytes: Uint8Array;
+  /** ChainID of the image's rootfs, `null` for an image without layers. */
+  chainID: Digest | null;
+  /** Digest of the OCI manifest berth wrote for the image (stable for the image's life). */
+  manifestDigest: Digest;
+  /** Size of that manifest in bytes. */
+  manifestSize: number;
+  /** Sum of the uncompressed sizes of the image's layers (what `docker images` shows). */
+  size: number;
+  /** Parent image set with `setParent`, if any. */
+  parent?: Digest;
+}
+
+/** Options of {@link ImageStore.create}. */
+export interface CreateImageOptions {
+  /**
+   * Protect the config and manifest blobs written by `create` from GC until
+   * the lease is released (by default `create` takes and releases its own).
+   */
+  lease?: Lease;
+}
+
+/** Result of {@link ImageStore.delete}. */
+export interface DeleteResult {
+  /** The image IDs deleted (the one asked for). */
+  deleted: Digest[];
+  /** ChainIDs of the layers whose hold (holder `image:<id>`) was released. */
+  releasedLayers: Digest[];
+  /** References (normalised) that pointed at the image and were removed. */
+  untagged: string[];
+  /** When `prune` was asked: what the GC that followed removed. */
+  gc?: GcResult;
+}
+
+/** Options of {@link ImageStore.delete}. */
+export interface DeleteOptions {
+  /** Run the store's GC after deleting, so layer bytes nothing else references are freed at once. */
+  prune?: boolean;
+}
+
+/** Docker's image store (moby `image/store.go`) over a berth root. */
+export interface ImageStore {
+  /**
+   * Store a config verbatim as a blob (ID = its sha256), hold its layer chain
+   * (holder `image:<id>`), write its OCI manifest once. Creating an existing
+   * image returns it unchanged.
+   * @throws InvalidArgumentError `ERR_INVALID_JSON` / `ERR_INVALID_CONFIG` (including more non-empty history entries than diff_ids)
+   * @throws NotFoundError `ERR_LAYER_NOT_FOUND` when the rootfs ChainID is not in the layer store
+   */
+  create(configBytes: Uint8Array | string, opts?: CreateImageOptions): Promise<Image>;
+  /** @throws NotFoundError `ERR_IMAGE_NOT_FOUND`; InvalidArgumentError `ERR_DIGEST_*` for a malformed ID */
+  get(id: Digest | string): Promise<Image>;
+  /** True when the image exists (a malformed ID throws, as for `get`). */
+  has(id: Digest | string): Promise<boolean>;
+  /** Delete an image: untag it, drop its metadata and children's parent links, release its layer. */
+  delete(id: Digest | string, opts?: DeleteOptions): Promise<DeleteResult>;
+  /**
+   * The one image whose ID starts with `prefixOrId` (`sha256:ab12…`, `ab12…`).
+   * @throws AmbiguousPrefixError `ERR_AMBIGUOUS_PREFIX`; NotFoundError `ERR_IMAGE_NOT_FOUND`; DigestFormatError for non-hex input
+   */
+  search(prefixOrId: string): Promise<Digest>;
+  /** Set (or with `null` clear) the parent of an image. Both must exist; cycles are refused (`ERR_INVALID_PARENT`). */
+  setParent(id: Digest | string, parent: Digest | string | null): Promise<void>;
+  /** The parent set with `setParent`, or `undefined`. */
+  getParent(id: Digest | string): Promise<Digest | undefined>;
+  /** Images whose parent is `id`, sorted. */
+  children(id: Digest | string): Promise<Digest[]>;
+  /** Images that are no image's parent, sorted. */
+  heads(): Promise<Digest[]>;
+  /** Every image (reads every config: use `ids()` when IDs suffice). */
+  map(): Promise<Map<Digest, Image>>;
+  /** Every image ID, sorted. */
+  ids(): Promise<Digest[]>;
+  /** Number of images. */
+  len(): Promise<number>;
+  /** Record when the image was last updated (default now). */
+  setLastUpdated(id: Digest | string, date?: Date): Promise<void>;
+  /** When the image was last updated, or `undefined` if never set. */
+  getLastUpdated(id: Digest | string): Promise<Date | undefined>;
+  /** Mark the image as built on this machine (classic builder cache candidates). */
+  setBuiltLocally(id: Digest | string): Promise<void>;
+  /** Whether `setBuiltLocally` was called for the image. */
+  isBuiltLocally(id: Digest | string): Promise<boolean>;
+  /** The image's OCI manifest (verified against its digest). */
+  manifest(id: Digest | string): Promise<{ digest: Digest; bytes: Uint8Array; manifest: OciManifest }>;
+}
+
+/** Options of {@link ReferenceStore.tag}. */
+export interface TagOptions {
+  /** Move the tag even if it points at another image. */
+  force?: boolean;
+}
+
+/** Docker's reference store: tags and digest references to images. */
+export interface ReferenceStore {
+  /**
+   * Point `ref` (normalised: `ubuntu` → `docker.io/library/ubuntu:latest`) at
+   * image `id`. `name@digest` refs are stored too (not in `index.json`).
+   * @throws AlreadyExistsError `ERR_TAG_CONFLICT` when the tag points at another image and `force` is not set (digest refs never move)
+   * @throws InvalidArgumentError `ERR_INVALID_REFERENCE`; NotFoundError `ERR_IMAGE_NOT_FOUND`
+   */
+  tag(ref: string, id: Digest | string, opts?: TagOptions): Promise<{ ref: string; previous?: Digest }>;
+  /** Remove a reference; returns the image it pointed at. @throws NotFoundError `ERR_REFERENCE_NOT_FOUND` */
+  untag(ref: string): Promise<Digest>;
+  /**
+   * Docker's lookup order: a full ID, a reference (tag or `name@digest`, where
+   * the digest may also be the image's manifest digest), a unique ID prefix.
+   * @throws NotFoundError `ERR_IMAGE_NOT_FOUND`; AmbiguousPrefixError; InvalidArgumentError `ERR_INVALID_REFERENCE`
+   */
+  resolve(nameOrIdOrPrefix: string): Promise<Digest>;
+  /** Normalised references of an image, sorted. */
+  referencesOf(id: Digest | string): Promise<string[]>;
+  /** Every reference, sorted by reference. */
+  list(): Promise<Array<{ ref: string; id: Digest }>>;
+}
+
+/** One problem `fsck` found. */
+export interface FsckProblem {
+  /** Stable kind, e.g. `blob-corrupt`, `image-config-missing`, `reference-dangling`, `index-stale`. */
+  kind: string;
+  /** File the problem is about. */
+  path: string;
+  message: string;
+  /** The digest, ID or reference concerned. */
+  subject?: string;
+  /** True when `repair` fixed it. */
+  repaired: boolean;
+}
+
+/** What `fsck` checked and found. */
+export interface FsckReport {
+  /** True when no problem is left (after repair, if asked). */
+  ok: boolean;
+  problems: FsckProblem[];
+  checked: { blobs: number; images: number; references: number; layers: number };
+  /** What the repair's GC removed (only with `repair`). */
+  gc?: GcResult;
+}
+
+/** Options of {@link Store.fsck}. */
+export interface FsckOptions {
+  /** Fix what can be fixed: drop dangling refs, re-acquire lost holds, release orphan holds, rewrite index.json, compact the journal, remove garbage. */
+  repair?: boolean;
+}
+
+/** One store root: images, layers, references and blobs. */
+export interface Store {
+  /** Absolute path of the root. */
+  readonly root: string;
+  readonly images: ImageStore;
+  /** The layer store; its `gc` keeps what images reference (same as `Store.gc`). */
+  readonly layers: LayerStore;
+  readonly references: ReferenceStore;
+  readonly content: ContentStore;
+  /** A lease protecting what is created under it from GC. */
+  lease(): Promise<Lease>;
+  /** Remove layers and blobs no image, tag, lease or other tool's index.json entry references. */
+  gc(opts?: GcOptions): Promise<GcResult>;
+  /** Verify every blob's digest and every reference; with `repair`, fix what can be fixed. */
+  fsck(opts?: FsckOptions): Promise<FsckReport>;
+  /** Release resources; further calls fail with `ERR_STORE_CLOSED`. */
+  close(): Promise<void>;
+}
