@@ -1,12 +1,9 @@
-import { type Digest, isSha256Digest, parseDigest } from "./digest.js";
+import { checkDiffIds } from "./backends/generic.js";
+import type { Digest } from "./digest.js";
 import { type LayerDigestOptions, type LayerDigests, LayerDigester, layerDigestsWith, type StreamDigest, digestStreamWith } from "./layer.js";
 import type { ByteSource } from "./stream.js";
 import type { Input, Sha256Backend, Sha256Fn } from "./types.js";
 
-function checkDiffIds(diffIds: readonly string[]): readonly Digest[] {
-  for (const d of diffIds) if (!isSha256Digest(d)) parseDigest(d); // throws the precise typed error
-  return diffIds as readonly Digest[];
-}
 
 /** The public hashing API, bound to one backend. Every entry point exports these names. */
 export interface DigestApi {
@@ -37,8 +34,13 @@ export interface DigestApi {
   backendName(op?: Operation): string;
 }
 
-/** Kinds of work a backend may be chosen for. */
-export type Operation = "stream" | "oneshot" | "many" | "chain";
+/**
+ * Kinds of work a backend may be chosen for: `stream` (incremental hashes,
+ * digestStream, layerDigests), `oneshot` (sha256()), `many` (sha256Many),
+ * `chain` (chainIdMany: many chains at once) and `chainOne` (chainId/chainIds
+ * of one chain, which is serial).
+ */
+export type Operation = "stream" | "oneshot" | "many" | "chain" | "chainOne";
 
 /** Per-operation backend choice (the root export picks by workload). */
 export type BackendChoice = Record<Operation, Sha256Backend>;
@@ -46,8 +48,10 @@ export type BackendChoice = Record<Operation, Sha256Backend>;
 /** Bind the public API to a backend, or to a per-operation choice of backends. */
 export function makeDigestApi(choice: Sha256Backend | BackendChoice): DigestApi {
   const pick: BackendChoice =
-    "hash" in choice ? { stream: choice, oneshot: choice, many: choice, chain: choice } : choice;
-  const { stream, oneshot, many, chain } = pick;
+    "hash" in choice ? { stream: choice, oneshot: choice, many: choice, chain: choice, chainOne: choice } : choice;
+  const { stream, oneshot, many, chain, chainOne: single } = pick;
+  const check = (b: Sha256Backend, ids: readonly string[]): readonly Digest[] =>
+    b.validatesDiffIds ? (ids as readonly Digest[]) : checkDiffIds(ids);
   const sha256 = ((data: Input) => oneshot.hash(data)) as Sha256Fn;
   sha256.create = () => stream.create();
   return {
@@ -55,18 +59,17 @@ export function makeDigestApi(choice: Sha256Backend | BackendChoice): DigestApi 
     sha256Many: (messages) => many.hashMany(messages),
     chainId(diffIds) {
       if (!diffIds || diffIds.length === 0) return undefined;
-      const ids = checkDiffIds(diffIds);
-      if (ids.length === 1) return ids[0];
-      return chain.chainIdMany([ids])[0];
+      if (diffIds.length === 1) return checkDiffIds(diffIds)[0];
+      return single.chainIdMany([check(single, diffIds)])[0];
     },
     chainIds(diffIds) {
       if (!diffIds || diffIds.length === 0) return [];
-      return chain.chainIds(checkDiffIds(diffIds));
+      return single.chainIds(check(single, diffIds));
     },
     chainIdMany(chains) {
       for (const c of chains) {
         if (c.length === 0) throw new RangeError("chainIdMany: empty chain");
-        checkDiffIds(c);
+        if (!chain.validatesDiffIds) checkDiffIds(c);
       }
       return chain.chainIdMany(chains as readonly (readonly Digest[])[]);
     },

@@ -3,10 +3,10 @@
  * @module
  */
 import { makeDigestApi } from "./api.js";
-import { nodeBackend } from "./backends/node.js";
+import { nodeBackend, nodeCryptoAvailable } from "./backends/node.js";
 
 export * from "./common.js";
-export { nodeBackend };
+export { nodeBackend, nodeCryptoAvailable };
 
 /** The API bound to node:crypto. */
 export const api = makeDigestApi(nodeBackend);

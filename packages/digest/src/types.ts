@@ -35,8 +35,13 @@ export interface Sha256Backend {
   create(): Sha256Hash;
   /** Digest of every message, in order. */
   hashMany(messages: readonly Input[]): Digest[];
-  /** Every ChainID of one chain of DiffIDs (already validated). */
+  /**
+   * True when chainIds/chainIdMany validate the DiffIDs themselves (throwing
+   * the errors of `parseDigest`); otherwise the caller validates first.
+   */
+  readonly validatesDiffIds?: boolean;
+  /** Every ChainID of one chain of DiffIDs (validated unless `validatesDiffIds`). */
   chainIds(diffIds: readonly Digest[]): Digest[];
-  /** The top ChainID of each chain (chains already validated; empty chains are not passed). */
+  /** The top ChainID of each chain (validated unless `validatesDiffIds`; empty chains are not passed). */
   chainIdMany(chains: readonly (readonly Digest[])[]): Digest[];
 }
