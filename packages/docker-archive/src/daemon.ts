@@ -204,7 +204,9 @@ export async function loadIntoDaemon(
   const list = typeof refs === "string" ? [refs] : refs;
   let bytesSent = 0;
   const attempt = async (omit: Set<Digest> | undefined) => {
-    const plan = await planSave(store, list, omit ? { format: "docker", omitChainIDs: omit } : { format: "docker" });
+    // Legacy layout (every daemon reads manifest.json); zstd layers go uncompressed
+    // because dockerd before 23 cannot apply them.
+    const plan = await planSave(store, list, { format: "docker", uncompressed: "zstd", ...(omit ? { omitChainIDs: omit } : {}) });
     const res = await client.request("POST", "/images/load?quiet=1", {
       body: planChunks(plan),
       contentLength: plan.size,

@@ -31,8 +31,12 @@ export interface SaveOptions {
    * `manifest.json`, `repositories`). `"oci"`: OCI layout only.
    */
   format?: SaveFormat;
-  /** Write layers as uncompressed tars (the manifest then lists DiffIDs as layer digests). */
-  uncompressed?: boolean;
+  /**
+   * Write layers as uncompressed tars (the manifest then lists DiffIDs as layer
+   * digests). `"zstd"`: only zstd layers, for daemons before Docker 23 that
+   * cannot read zstd (dockerd 20.10 fails with "ApplyLayer … unexpected EOF").
+   */
+  uncompressed?: boolean | "zstd";
   /** mtime of every entry, in seconds (default `SOURCE_DATE_EPOCH` or 0). */
   mtime?: number;
   /** Hash every blob while writing and fail on a mismatch (costs one SHA-256 pass). */
@@ -120,7 +124,9 @@ async function resolveImages(store: ArchiveStore, refs: readonly string[]): Prom
   return out;
 }
 
-async function imageData(store: ArchiveStore, id: Digest, tags: Set<string>, uncompressed: boolean, wantManifest: boolean): Promise<ImageData> {
+type UncompressPick = (l: { blob: { mediaType: string } }) => boolean;
+
+async function imageData(store: ArchiveStore, id: Digest, tags: Set<string>, uncompressed: UncompressPick, wantManifest: boolean): Promise<ImageData> {
   const img = await store.images.get(id);
   const layers: ImageData["layers"] = [];
   let cur = img.chainID;
@@ -138,13 +144,13 @@ async function imageData(store: ArchiveStore, id: Digest, tags: Set<string>, unc
 }
 
 /** The stored manifest when it describes exactly the blobs written; otherwise one made from them. */
-async function manifestFor(store: ArchiveStore, data: ImageData, uncompressed: boolean): Promise<{ digest: Digest; bytes: Uint8Array }> {
+async function manifestFor(store: ArchiveStore, data: ImageData, uncompressed: UncompressPick): Promise<{ digest: Digest; bytes: Uint8Array }> {
   const written = data.layers.map((l) =>
-    uncompressed
+    uncompressed(l)
       ? { mediaType: MT.ociLayer, digest: l.diffID, size: l.size }
       : { mediaType: l.blob.mediaType, digest: l.blob.digest, size: l.blob.size },
   );
-  if (!uncompressed) {
+  if (!data.layers.some(uncompressed)) {
     try {
       const m = await store.images.manifest(data.id);
       const parsed = JSON.parse(new TextDecoder().decode(m.bytes)) as {
@@ -176,7 +182,9 @@ async function manifestFor(store: ArchiveStore, data: ImageData, uncompressed: b
  */
 export async function planSave(store: ArchiveStore, refs: readonly string[], options: SaveOptions = {}): Promise<SavePlan> {
   const format = options.format ?? "docker+oci";
-  const uncompressed = options.uncompressed ?? false;
+  const uncompressedOpt = options.uncompressed ?? false;
+  const unc = (l: { blob: { mediaType: string } }) =>
+    uncompressedOpt === true || (uncompressedOpt === "zstd" && l.blob.mediaType.endsWith("zstd"));
   const mtime = options.mtime ?? defaultMtime();
   const omit = options.omitChainIDs;
   if (omit && omit.size > 0 && format !== "docker")
@@ -188,7 +196,7 @@ export async function planSave(store: ArchiveStore, refs: readonly string[], opt
   const omittedNames = new Set<string>();
   const images: ImageData[] = [];
   for (const [id, tags] of [...wanted].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)))
-    images.push(await imageData(store, id, tags, uncompressed, format !== "docker"));
+    images.push(await imageData(store, id, tags, unc, format !== "docker"));
 
   const files = new Map<string, PlanEntry>();
   const dirs = new Set<string>();
@@ -199,9 +207,9 @@ export async function planSave(store: ArchiveStore, refs: readonly string[], opt
   };
   const blobName = (d: Digest) => (format === "docker" ? "" : `blobs/sha256/${digestHex(d)}`);
   const layerSource = (l: ImageData["layers"][number]) => ({
-    size: uncompressed ? l.size : l.blob.size,
-    digest: uncompressed ? l.diffID : l.blob.digest,
-    open: async () => chunksOf(uncompressed ? await store.layers.openUncompressed(l.chainID) : await store.layers.open(l.chainID)),
+    size: unc(l) ? l.size : l.blob.size,
+    digest: unc(l) ? l.diffID : l.blob.digest,
+    open: async () => chunksOf(unc(l) ? await store.layers.openUncompressed(l.chainID) : await store.layers.open(l.chainID)),
   });
 
   const legacy: Array<{ Config: string; RepoTags: string[] | null; Layers: string[] }> = [];

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,7 +35,7 @@ export interface TestImage {
 }
 
 /** An image config over `layers` (blobs as given: plain or gzip'd); DiffIDs from the uncompressed tars. */
-export function imageOf(uncompressed: Uint8Array[], opts: { gzip?: boolean; label?: string } = {}): TestImage {
+export function imageOf(uncompressed: Uint8Array[], opts: { gzip?: boolean; zstd?: boolean; label?: string } = {}): TestImage {
   const diffIDs = uncompressed.map((l) => sha256(l));
   const config = Buffer.from(
     JSON.stringify({
@@ -45,7 +46,11 @@ export function imageOf(uncompressed: Uint8Array[], opts: { gzip?: boolean; labe
       history: uncompressed.map((_, i) => ({ created: "2001-09-09T01:46:40Z", created_by: `step ${i}` })),
     }),
   );
-  const layers = opts.gzip ? uncompressed.map((l) => new Uint8Array(gzipSync(l))) : uncompressed;
+  const layers = opts.gzip
+    ? uncompressed.map((l) => new Uint8Array(gzipSync(l)))
+    : opts.zstd
+      ? uncompressed.map((l) => new Uint8Array(execFileSync("zstd", ["-q", "-c"], { input: l })))
+      : uncompressed;
   return { config, id: sha256(config), layers, diffIDs };
 }
 

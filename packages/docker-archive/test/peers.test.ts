@@ -36,11 +36,11 @@ function norm(tag: string): string {
 }
 
 /** A unique synthetic image (random content, so the daemon never has it). */
-async function uniqueImage(opts: { gzip?: boolean; layers?: number } = {}) {
+async function uniqueImage(opts: { gzip?: boolean; zstd?: boolean; layers?: number } = {}) {
   const layers: Uint8Array[] = [];
   for (let i = 0; i < (opts.layers ?? 2); i++)
     layers.push(await layerTar({ [`f${i}.bin`]: randomBytes(20_000 + i), [`etc/n${i}`]: `layer ${i}\n` }));
-  return imageOf(layers, { ...(opts.gzip ? { gzip: true } : {}), label: randomBytes(4).toString("hex") });
+  return imageOf(layers, { gzip: !!opts.gzip, zstd: !!opts.zstd, label: randomBytes(4).toString("hex") });
 }
 
 describe.skipIf(!peer)("docker save → berth load", () => {
@@ -223,6 +223,22 @@ describe.skipIf(!peer)("loadIntoDaemon", () => {
       expect(r.fellBack).toBe(true);
       expect(r.bytesSent).toBeGreaterThan(r.archiveSize);
       expect((await inspect(peer!, tag)).Id).toBe(img.id);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  it("zstd layers: loadIntoDaemon sends them uncompressed (dockerd 20.10 cannot apply zstd)", async () => {
+    const t = await tempStore();
+    try {
+      const a = await uniqueImage({ zstd: true });
+      const tag = `berth-archive-test/zstd:${randomBytes(4).toString("hex")}`;
+      cleanup.push(tag);
+      const lr = await load(t.store, [await tarOf(legacyEntries([{ img: a, tags: [tag] }]))]);
+      expect(lr.images[0]!.layers.map((l) => l.blob.compression)).toEqual(["zstd", "zstd"]);
+      const r = await loadIntoDaemon(t.store, tag, { host: peer!.host });
+      expect(r.layersSent).toBe(2);
+      expect((await inspect(peer!, tag)).Id).toBe(a.id);
     } finally {
       await t.cleanup();
     }
