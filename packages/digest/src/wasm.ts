@@ -9,7 +9,7 @@ import { makeDigestApi } from "./api.js";
 import { wasmBackend } from "./backends/wasm.js";
 
 export * from "./common.js";
-export { initWasm, wasmBackend, wasmSimdSupported, wasmUsesSimd } from "./backends/wasm.js";
+export { initWasm, wasmBackend, wasmScalarBackend, wasmSimdSupported, wasmUsesSimd } from "./backends/wasm.js";
 
 /** The API bound to the WASM core. */
 export const api = makeDigestApi(wasmBackend);

@@ -112,6 +112,7 @@ class Core {
 }
 
 let core: Core | undefined;
+let scalarCore: Core | undefined;
 let compiled: Promise<void> | undefined;
 
 function instantiate(module: WebAssembly.Module, simd: boolean): Core {
@@ -126,6 +127,13 @@ function getCore(): Core {
   const simd = wasmSimdSupported();
   const bytes = fromBase64(simd ? SHA256_SIMD_WASM : SHA256_SCALAR_WASM);
   return instantiate(new WebAssembly.Module(bytes), simd);
+}
+
+/** The scalar (no SIMD) build, whatever the runtime supports. */
+function getScalarCore(): Core {
+  if (typeof WebAssembly !== "object") throw new UnavailableError("sha256: WebAssembly is not available here");
+  scalarCore ??= new Core(new WebAssembly.Module(fromBase64(SHA256_SCALAR_WASM)), false);
+  return scalarCore;
 }
 
 /**
@@ -226,8 +234,7 @@ class WasmHash implements Sha256Hash {
 
 const ONE_SHOT_MAX = 1 << 20;
 
-function hashOne(data: Input): Digest {
-  const c = getCore();
+function hashOneOn(c: Core, data: Input): Digest {
   const bytes = toBytes(data);
   if (bytes.length > ONE_SHOT_MAX) {
     const h = new WasmHash(c);
@@ -262,7 +269,7 @@ function hashManySimd(c: Core, messages: readonly Input[]): Digest[] {
     }
     const n = j - i;
     if (n === 1 && bytes > BATCH_BYTES) {
-      out[i] = hashOne(messages[i]!);
+      out[i] = hashOneOn(c, messages[i]!);
       i = j;
       continue;
     }
@@ -314,36 +321,34 @@ function validateAt(c: Core, p: number, n: number, ids: (i: number) => string): 
 }
 
 /** Generic ChainIDs (any valid digests, e.g. sha512 DiffIDs) on a one-shot hash. */
-function chainIdsGeneric(diffIds: readonly Digest[]): Digest[] {
+function chainIdsGeneric(c: Core, diffIds: readonly Digest[]): Digest[] {
   const out: Digest[] = [];
   let cur: string | undefined;
   for (const d of diffIds) {
-    cur = cur === undefined ? parseDigest(d) : hashOne(`${cur} ${parseDigest(d)}`);
+    cur = cur === undefined ? parseDigest(d) : hashOneOn(c, `${cur} ${parseDigest(d)}`);
     out.push(cur as Digest);
   }
   return out;
 }
 
-function chainIds(diffIds: readonly Digest[]): Digest[] {
-  const c = getCore();
+function chainIdsOn(c: Core, diffIds: readonly Digest[]): Digest[] {
   const n = diffIds.length;
   if (n === 0) return [];
   c.reserve(n * RECORD * 2 + 256);
   const strs = c.io;
-  if (!writeDiffIds(c.u8, strs, diffIds)) return chainIdsGeneric(diffIds);
+  if (!writeDiffIds(c.u8, strs, diffIds)) return chainIdsGeneric(c, diffIds);
   validateAt(c, strs, n, (i) => diffIds[i]!);
   const out = (strs + n * RECORD + 64 + 63) & ~63;
   c.x.chainAll(strs, n, out);
   return c.records(out, n);
 }
 
-function chainIdMany(chains: readonly (readonly Digest[])[]): Digest[] {
-  const c = getCore();
+function chainIdManyOn(c: Core, chains: readonly (readonly Digest[])[]): Digest[] {
   // Below 3 chains the scalar core beats SIMD lanes that would idle.
   if (!c.simd || chains.length < 3) {
     return chains.map((chain) => {
       if (chain.length === 0) throw new RangeError("chainIdMany: empty chain");
-      return chainIds(chain)[chain.length - 1]!;
+      return chainIdsOn(c, chain)[chain.length - 1]!;
     });
   }
   const result: Digest[] = new Array(chains.length);
@@ -373,7 +378,7 @@ function chainIdMany(chains: readonly (readonly Digest[])[]): Digest[] {
     if (generic) {
       for (let k = 0; k < n; k++) {
         const chain = chains[i + k]!;
-        result[i + k] = chainIdsGeneric(chain)[chain.length - 1]!;
+        result[i + k] = chainIdsGeneric(c, chain)[chain.length - 1]!;
       }
       i = j;
       continue;
@@ -394,24 +399,30 @@ function chainIdMany(chains: readonly (readonly Digest[])[]): Digest[] {
   return result;
 }
 
+function makeWasmBackend(name: string, get: () => Core): Sha256Backend {
+  return {
+    name,
+    validatesDiffIds: true,
+    hash: (data) => hashOneOn(get(), data),
+    create: () => new WasmHash(get()),
+    hashMany(messages) {
+      const c = get();
+      if (messages.length === 0) return [];
+      if (!c.simd || messages.length < 4) return messages.map((m) => hashOneOn(c, m));
+      return hashManySimd(c, messages);
+    },
+    chainIds: (diffIds) => chainIdsOn(get(), diffIds),
+    chainIdMany: (chains) => chainIdManyOn(get(), chains),
+  };
+}
+
 /**
  * The WebAssembly backend: berth's AssemblyScript SHA-256 core, embedded
  * (no file reads), instantiated on first use. Batch operations cross into
- * WASM once per batch and hash 4 messages/chains at a time in SIMD lanes.
+ * WASM once per batch and hash 4 messages/chains at a time in SIMD lanes
+ * (the scalar build is used where WebAssembly SIMD is missing).
  */
-export const wasmBackend: Sha256Backend = {
-  name: "wasm",
-  validatesDiffIds: true,
-  hash: hashOne,
-  create() {
-    return new WasmHash(getCore());
-  },
-  hashMany(messages) {
-    const c = getCore();
-    if (messages.length === 0) return [];
-    if (!c.simd || messages.length < 4) return messages.map((m) => hashOne(m));
-    return hashManySimd(c, messages);
-  },
-  chainIds,
-  chainIdMany,
-};
+export const wasmBackend: Sha256Backend = makeWasmBackend("wasm", getCore);
+
+/** The scalar (no-SIMD) build of the WASM core, as used where SIMD is missing (for tests and comparison). */
+export const wasmScalarBackend: Sha256Backend = makeWasmBackend("wasm-scalar", getScalarCore);
