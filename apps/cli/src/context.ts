@@ -39,3 +39,23 @@ export class Context {
     if (!this.globals.quiet) process.stderr.write(`${line}\n`);
   }
 }
+
+/** The store type the verbs use (what `openStore` returns). */
+export type Store = Awaited<ReturnType<typeof import("@berth/image-store").openStore>>;
+
+let opened: Store | undefined;
+
+/** Open the store at the root in effect (once per process). */
+export async function openContextStore(ctx: Context): Promise<Store> {
+  if (opened) return opened;
+  const { openStore } = await import("@berth/image-store");
+  opened = await openStore({ root: ctx.root });
+  return opened;
+}
+
+/** Close the store if a verb opened it. */
+export async function closeContextStore(): Promise<void> {
+  const s = opened;
+  opened = undefined;
+  await s?.close();
+}

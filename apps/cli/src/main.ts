@@ -5,8 +5,13 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
+import * as archiveCmd from "./commands/archive.js";
+import * as cacheCmd from "./commands/cache.js";
 import * as digestCmd from "./commands/digest.js";
-import { Context } from "./context.js";
+import * as imagesCmd from "./commands/images.js";
+import * as importCmd from "./commands/import.js";
+import * as systemCmd from "./commands/system.js";
+import { Context, closeContextStore } from "./context.js";
 import { describeError, EXIT, errorCode, exitCodeFor } from "./exit.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
@@ -27,8 +32,17 @@ export function buildProgram(): { program: Command; ctx: Context } {
       outputError: (str, write) => write(`berth: ${str.replace(/^error: /, "")}`),
     })
     .exitOverride();
+  imagesCmd.register(program, ctx);
+  archiveCmd.register(program, ctx);
+  importCmd.register(program, ctx);
+  systemCmd.register(program, ctx);
+  cacheCmd.register(program, ctx);
   digestCmd.register(program, ctx);
-  for (const cmd of program.commands) cmd.exitOverride().configureOutput(program.configureOutput());
+  const configure = (cmd: Command) => {
+    cmd.exitOverride().configureOutput(program.configureOutput()).showHelpAfterError("(run with --help for usage)");
+    for (const sub of cmd.commands) configure(sub);
+  };
+  for (const cmd of program.commands) configure(cmd);
   return { program, ctx };
 }
 
@@ -38,13 +52,16 @@ async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv, { from: "user" });
     debug = program.opts().debug === true;
-    return EXIT.ok;
+    await closeContextStore();
+    return process.exitCode === undefined ? EXIT.ok : Number(process.exitCode);
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version exit with 0; usage errors were already printed by commander
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") return EXIT.ok;
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
+    if ((err as { reported?: boolean }).reported) return exitCodeFor(err);
+    await closeContextStore().catch(() => {});
     const code = errorCode(err);
     const what = program.args[0] ?? "berth";
     process.stderr.write(`berth: ${what}: ${describeError(err)}${debug && code ? ` [${code}]` : ""}\n`);

@@ -1,0 +1,109 @@
+import { stat } from "node:fs/promises";
+import type { Command } from "commander";
+import { type Context, openContextStore } from "../context.js";
+import { UsageError } from "../exit.js";
+import { ago, humanSize, parseSize, table } from "../format.js";
+
+/** Register `cache du`, `cache prune`, `cache import`. */
+export function register(program: Command, ctx: Context): void {
+  const cache = program.command("cache").alias("builder").description("Manage the build cache");
+  const collect = (v: string, p: string[]) => [...p, v];
+
+  cache
+    .command("du")
+    .description("Show build cache disk usage")
+    .option("--filter <filter>", "id=, parents=, description~=, type=, inuse, shared, private, until=DURATION", collect, [])
+    .option("-v, --verbose", "one block per record")
+    .option("--format <format>", "table (default) or json")
+    .action(async (opts: { filter: string[]; verbose?: boolean; format?: string }) => {
+      const store = await openContextStore(ctx);
+      const { openCacheManager } = await import("@berth/cache");
+      const mgr = await openCacheManager(store);
+      const usage = await mgr.du({ filters: opts.filter });
+      if (opts.format === "json") {
+        for (const u of usage) ctx.out(`${JSON.stringify(u)}\n`);
+        return;
+      }
+      if (opts.verbose) {
+        for (const u of usage) {
+          ctx.out(
+            `ID:\t\t${u.id}\nParents:\t${u.parents.join(", ")}\nType:\t\t${u.recordType}\nDescription:\t${u.description}\nCreated at:\t${u.createdAt.toISOString()}\nMutable:\tfalse\nReclaimable:\t${!u.inUse}\nShared:\t\t${u.shared}\nSize:\t\t${humanSize(u.size)}\nLast used:\t${u.lastUsedAt ? ago(u.lastUsedAt) : "never"}\nUsage count:\t${u.usageCount}\n\n`,
+          );
+        }
+      } else {
+        ctx.out(
+          table(
+            ["ID", "RECLAIMABLE", "SIZE", "LAST ACCESSED"],
+            usage.map((u) => [`${u.id.slice(0, 25)}${u.inUse ? "*" : ""}`, String(!u.inUse), humanSize(u.size), u.lastUsedAt ? ago(u.lastUsedAt) : ""]),
+          ),
+        );
+      }
+      const total = usage.reduce((n, u) => n + u.size, 0);
+      const reclaimable = usage.filter((u) => !u.inUse && !u.shared).reduce((n, u) => n + u.size, 0);
+      const shared = usage.filter((u) => u.shared).reduce((n, u) => n + u.size, 0);
+      ctx.out(`Shared:\t\t${humanSize(shared)}\nPrivate:\t${humanSize(total - shared)}\nReclaimable:\t${humanSize(reclaimable)}\nTotal:\t\t${humanSize(total)}\n`);
+    });
+
+  cache
+    .command("prune")
+    .description("Remove build cache (least recently used first)")
+    .option("-a, --all", "remove all cache, shared records too")
+    .option("--keep-storage <size>", "keep this much cache (e.g. 10GB, 512MiB)")
+    .option("--filter <filter>", "until=DURATION (keep records used more recently), and du's filters", collect, [])
+    .option("-f, --force", "do not prompt (berth never prompts)")
+    .action(async (opts: { all?: boolean; keepStorage?: string; filter: string[] }) => {
+      const store = await openContextStore(ctx);
+      const { openCacheManager } = await import("@berth/cache");
+      const mgr = await openCacheManager(store);
+      let keepBytes: number | undefined;
+      if (opts.keepStorage !== undefined) {
+        try {
+          keepBytes = parseSize(opts.keepStorage);
+        } catch (err) {
+          throw new UsageError(`--keep-storage: ${(err as Error).message}`);
+        }
+      }
+      const progress = ctx.progress();
+      const r = await mgr.prune({ all: opts.all === true, filters: opts.filter, ...(keepBytes !== undefined ? { keepBytes } : {}) });
+      for (const u of r.removed) ctx.out(`Deleted: ${u.id}\n`);
+      ctx.out(`Total:\t${humanSize(r.reclaimedBytes)}\n`);
+      progress.summary(`pruned ${r.removed.length} record(s), ${humanSize(r.freedBytes)} freed on disk`, { removed: r.removed.length, freedBytes: r.freedBytes });
+    });
+
+  cache
+    .command("import")
+    .description("Import a BuildKit cache: an OCI layout directory or tar (cache manifest), or an image with inline cache")
+    .argument("<source>", "OCI layout dir, OCI layout tar, or an image in the store")
+    .option("--tag <tag>", "which manifest of the layout's index.json (default: the only one, or latest)")
+    .action(async (source: string, opts: { tag?: string }) => {
+      const store = await openContextStore(ctx);
+      const cacheMod = await import("@berth/cache");
+      const mgr = await cacheMod.openCacheManager(store);
+      let src: Parameters<typeof cacheMod.importCache>[1];
+      let manifest: { digest: string; size: number; mediaType: string } | undefined;
+      const isPath = await stat(source).then(
+        () => true,
+        () => false,
+      );
+      if (isPath) {
+        src = source;
+      } else {
+        const id = await store.references.resolve(source);
+        const m = await store.images.manifest(id);
+        src = cacheMod.contentStoreFetcher(store.content);
+        manifest = { digest: m.digest, size: m.bytes.length, mediaType: m.manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json" };
+      }
+      const imp = await cacheMod.importCache(store, src, { manager: mgr, ...(opts.tag ? { tag: opts.tag } : {}), ...(manifest ? { manifest: manifest as never } : {}) });
+      const progress = ctx.progress();
+      let found = 0;
+      let layers = 0;
+      for (const key of imp.keys()) {
+        const r = await imp.lookup(key);
+        if (!r) continue;
+        found++;
+        layers += (r as { layers?: unknown[] }).layers?.length ?? 0;
+        ctx.out(`${key}\t${(r as { chainID?: string }).chainID ?? ""}\n`);
+      }
+      progress.summary(`imported ${found} cache key(s) (${imp.kind}), ${layers} layer(s)`, { keys: found, layers });
+    });
+}

@@ -1,0 +1,107 @@
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { basename } from "node:path";
+import type { Command } from "commander";
+import { applyChanges, type RunConfig } from "../changes.js";
+import { type Context, openContextStore } from "../context.js";
+import { directoryLayer, sourceDateEpoch } from "../dirlayer.js";
+import { UsageError } from "../exit.js";
+
+const ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
+
+/** `os/arch[/variant]`, defaulting to this machine's platform. */
+export function parsePlatform(p: string | undefined): { os: string; architecture: string; variant?: string } {
+  if (!p) return { os: "linux", architecture: ARCH[process.arch] ?? process.arch, ...(process.arch === "arm" ? { variant: "v7" } : {}) };
+  const parts = p.split("/");
+  if (parts.length < 2 || parts.length > 3 || parts.some((x) => !/^[a-z0-9._-]+$/.test(x))) {
+    throw new UsageError(`invalid platform ${JSON.stringify(p)} (want os/arch[/variant])`);
+  }
+  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
+}
+
+/** `berth import DIR|TAR`. */
+export function register(program: Command, ctx: Context): void {
+  program
+    .command("import")
+    .description("Make an image from a directory or a rootfs tar (plain, gzip or zstd), optionally as a new layer on a base image")
+    .argument("<source>", "directory, tar file, or '-' for a tar on stdin")
+    .argument("[reference]", "tag for the new image (same as --tag)")
+    .option("--base <image>", "add the layer on top of this image (crane append style)")
+    .option("-c, --change <instruction>", "apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR", (v: string, p: string[]) => [...p, v], [])
+    .option("-t, --tag <reference>", "tag the new image (repeatable)", (v: string, p: string[]) => [...p, v], [])
+    .option("-m, --message <text>", "commit message stored in the history")
+    .option("--platform <os/arch[/variant]>", "platform of the image (default: this machine's; with --base: the base's)")
+    .option("--preserve-owner", "keep file owners from the directory (default uid/gid 0)")
+    .addHelpText(
+      "after",
+      `
+A layer made from a directory is deterministic: entries sorted, mtimes fixed to
+SOURCE_DATE_EPOCH (or 0), owners 0:0. The same directory gives the same DiffID;
+with SOURCE_DATE_EPOCH set the image ID is reproducible too.
+
+Examples:
+  berth import ./rootfs base:1 --change 'CMD ["/bin/sh"]'
+  berth import ./app --base base:1 --change 'WORKDIR /app' --change 'ENV MODE=prod' -t app:1
+  tar -C rootfs -c . | berth import - base:2`,
+    )
+    .action(async (source: string, reference: string | undefined, opts: ImportOptions) => importAction(ctx, source, reference, opts));
+}
+
+interface ImportOptions {
+  base?: string;
+  change: string[];
+  tag: string[];
+  message?: string;
+  platform?: string;
+  preserveOwner?: boolean;
+}
+
+async function importAction(ctx: Context, source: string, reference: string | undefined, opts: ImportOptions): Promise<void> {
+  const store = await openContextStore(ctx);
+  const tags = [...(reference ? [reference] : []), ...opts.tag];
+  // validate the tags before doing any work
+  const { parseReference } = await import("@berth/image-store");
+  for (const t of tags) parseReference(t);
+
+  const epoch = sourceDateEpoch();
+  const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
+  const base = opts.base ? await store.images.get(await store.references.resolve(opts.base)) : undefined;
+
+  let layerSource: AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
+  let what: string;
+  if (source === "-") {
+    layerSource = process.stdin;
+    what = "-";
+  } else {
+    const st = await stat(source);
+    what = basename(source);
+    layerSource = st.isDirectory() ? directoryLayer(source, { preserveOwner: opts.preserveOwner === true }) : createReadStream(source);
+  }
+  const lease = await store.lease();
+  try {
+    const layer = await store.layers.register(layerSource as AsyncIterable<Uint8Array>, base?.chainID ?? null, { lease });
+    const message = opts.message ?? `Imported from ${what}`;
+    const platform = base && !opts.platform ? { os: base.config.os, architecture: base.config.architecture, ...(base.config.variant ? { variant: base.config.variant } : {}) } : parsePlatform(opts.platform);
+    const runConfig = applyChanges((base?.config.config as RunConfig | null | undefined) ?? {}, opts.change);
+    const config = {
+      architecture: platform.architecture,
+      ...(platform.variant ? { variant: platform.variant } : {}),
+      os: platform.os,
+      created,
+      ...(base?.config.author ? { author: base.config.author } : {}),
+      config: runConfig,
+      rootfs: { type: "layers", diff_ids: [...(base?.config.rootfs.diff_ids ?? []), layer.diffID] },
+      history: [
+        ...(base?.config.history ?? []),
+        { created, created_by: base ? `berth import ${what}` : "", comment: message },
+      ].map((h) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== ""))),
+    };
+    const img = await store.images.create(new TextEncoder().encode(JSON.stringify(config)), { lease });
+    if (base) await store.images.setParent(img.id, base.id);
+    for (const t of tags) await store.references.tag(t, img.id, { force: true });
+    ctx.out(`${img.id}\n`);
+    ctx.info(`layer ${layer.diffID} (${layer.existed ? "exists" : "new"}), manifest ${img.manifestDigest}`);
+  } finally {
+    await lease.release();
+  }
+}
