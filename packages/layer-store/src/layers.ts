@@ -345,8 +345,9 @@ export class FsLayerStore implements LayerStore {
       doomed.sort((a, b) => depth(b) - depth(a) || (a < b ? -1 : 1));
       const removedLayers: Digest[] = [];
       for (const id of doomed) {
-        await fsp.rm(this.#paths.layerRecord(id), { force: true });
+        // Holder directory first: a crash in between leaves an unheld record, never holders of nothing.
         await fsp.rm(this.#paths.layerRefDir(id), { recursive: true, force: true });
+        await fsp.rm(this.#paths.layerRecord(id), { force: true });
         removedLayers.push(id);
       }
       if (removedLayers.length) await fsyncDir(this.#paths.layerRecords);
