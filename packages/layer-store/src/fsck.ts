@@ -5,8 +5,8 @@ import { cleanupStale } from "./cleanup.js";
 import { fsyncDir, readdirIfExists, TEMP_SUFFIX } from "./fsutil.js";
 import type { FsLeases } from "./leases.js";
 import { holderFromFileName } from "./media.js";
-import { checkDigest, isHex64, type StorePaths } from "./paths.js";
-import type { Layer } from "./types.js";
+import { isHex64, type StorePaths } from "./paths.js";
+import { type GcRoots, type Layer, resolveRoots } from "./types.js";
 
 /** Kinds of problem fsck reports. */
 export type FsckProblemKind =
@@ -53,7 +53,7 @@ export interface FsckOptions {
    * referenced by no layer record, live lease or root are reported as orphans
    * (and removed with `repair`); when absent, orphans are not judged.
    */
-  keepBlobs?: Iterable<Digest | string>;
+  keepBlobs?: GcRoots;
   /** Re-hash every blob and decompress every layer (default true). */
   verifyContent?: boolean;
 }
@@ -96,7 +96,7 @@ export async function fsckLayers(
 ): Promise<FsckReport> {
   const repair = opts.repair === true;
   const verify = opts.verifyContent !== false;
-  const roots = opts.keepBlobs === undefined ? undefined : new Set([...opts.keepBlobs].map((d) => checkDigest(d, "keepBlobs entry")));
+  const roots = opts.keepBlobs === undefined ? undefined : await resolveRoots(opts.keepBlobs, "keepBlobs entry");
   const problems: FsckProblem[] = [];
   const report = (p: Omit<FsckProblem, "repaired">, repaired: boolean) => problems.push({ ...p, repaired });
 

@@ -22,6 +22,7 @@ export type {
   Descriptor,
   GcOptions,
   GcResult,
+  GcRoots,
   Layer,
   LayerStore,
   Lease,

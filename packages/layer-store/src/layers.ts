@@ -18,7 +18,7 @@ import { fsyncDir, mkdirp, readdirIfExists, readIfExists, writeFileAtomic } from
 import { FsLeases } from "./leases.js";
 import { withLock } from "./lock.js";
 import { checkDigest, isHex64, StorePaths } from "./paths.js";
-import type { GcOptions, GcResult, Layer, Lease, LayerStore, RegisterOptions } from "./types.js";
+import { type GcOptions, type GcResult, type Layer, type LayerStore, type Lease, type RegisterOptions, resolveRoots } from "./types.js";
 import { uncompressed } from "./uncompress.js";
 import { holderFileName, holderFromFileName, layerMediaType } from "./media.js";
 import { cleanupStale } from "./cleanup.js";
@@ -295,10 +295,9 @@ export class FsLayerStore implements LayerStore {
   }
 
   async gc(opts: GcOptions = {}): Promise<GcResult> {
-    const keepBlobs = new Set<Digest>();
-    for (const d of opts.keepBlobs ?? []) keepBlobs.add(checkDigest(d, "keepBlobs entry"));
-    const keepLayers = new Set<Digest>();
-    for (const d of opts.keepLayers ?? []) keepLayers.add(checkDigest(d, "keepLayers entry"));
+    // Iterables are validated before anything happens; functions run under the lock, after the leases are read.
+    if (typeof opts.keepBlobs !== "function") await resolveRoots(opts.keepBlobs, "keepBlobs entry");
+    if (typeof opts.keepLayers !== "function") await resolveRoots(opts.keepLayers, "keepLayers entry");
     const ingestMaxAgeMs = opts.ingestMaxAgeMs ?? 24 * 3600_000;
     return withLock(this.#paths.root, STORE_LOCK, async () => {
       // Mark.
@@ -312,10 +311,13 @@ export class FsLayerStore implements LayerStore {
           const l = await this.#readRecord(id);
           if (l) records.set(id, l);
         } catch {
-          corrupt.add(id); // fsck reports and repairs these; GC leaves them alone
+          corrupt.add(id); // fsck reports and repairs these; GC leaves the record alone
         }
       }
-      const leaseRoots = await this.#leases.roots(true);
+      const leaseRoots = await this.#leases.roots(false);
+      const keepBlobs = await resolveRoots(opts.keepBlobs, "keepBlobs entry");
+      const keepLayers = await resolveRoots(opts.keepLayers, "keepLayers entry");
+      for (const id of leaseRoots.dead) await this.#leases.release(id);
       const roots = new Set<Digest>([...(await this.#heldLayers()), ...keepLayers, ...leaseRoots.layers]);
       const markedLayers = new Set<Digest>();
       for (const root of roots) {
@@ -330,7 +332,6 @@ export class FsLayerStore implements LayerStore {
         const l = records.get(id);
         if (l) markedBlobs.add(l.blob.digest);
       }
-      // Blobs of records GC cannot read are kept too (fsck decides about them).
       // Sweep layers: deepest first, so a crash never leaves a child without its parent.
       const depth = (id: Digest): number => {
         let n = 0;

@@ -30,6 +30,7 @@ import type {
   RegisterOptions,
   WriterOptions,
 } from "./types.js";
+import { resolveRoots } from "./types.js";
 import { uncompressed } from "./uncompress.js";
 
 interface MemLease {
@@ -287,10 +288,8 @@ class MemoryLayerStore implements LayerStore {
   }
   async gc(opts: GcOptions = {}): Promise<GcResult> {
     const st = this.#state;
-    const markedBlobs = new Set<Digest>();
-    for (const d of opts.keepBlobs ?? []) markedBlobs.add(checkDigest(d, "keepBlobs entry"));
-    const roots = new Set<Digest>();
-    for (const d of opts.keepLayers ?? []) roots.add(checkDigest(d, "keepLayers entry"));
+    const markedBlobs = await resolveRoots(opts.keepBlobs, "keepBlobs entry");
+    const roots = await resolveRoots(opts.keepLayers, "keepLayers entry");
     for (const [id, hs] of st.holders) if (hs.size) roots.add(id);
     const now = Date.now();
     for (const [id, l] of st.leases) {
@@ -364,7 +363,7 @@ class MemoryLayerStore implements LayerStore {
     }
     if (repair) for (const id of broken) st.layers.delete(id);
     if (opts.keepBlobs !== undefined) {
-      const live = new Set<Digest>([...opts.keepBlobs].map((d) => checkDigest(d, "keepBlobs entry")));
+      const live = await resolveRoots(opts.keepBlobs, "keepBlobs entry");
       for (const l of st.layers.values()) live.add(l.blob.digest);
       for (const lease of st.leases.values()) for (const d of lease.blobs) live.add(d);
       for (const d of [...st.blobs.keys()]) {

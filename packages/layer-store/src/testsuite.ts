@@ -411,6 +411,27 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     );
 
     it(
+      "keepBlobs/keepLayers may be functions evaluated during GC",
+      withStore(async (s) => {
+        const a = await s.register([tar(31)]);
+        const cfg = await s.content.put(randomBytesFor(32, 20));
+        let called = 0;
+        const r = await s.gc({
+          keepBlobs: async () => {
+            called++;
+            return [cfg.digest];
+          },
+          keepLayers: () => [a.chainID],
+        });
+        expect(called).toBe(1);
+        expect(r.removedBlobs).toEqual([]);
+        expect(r.removedLayers).toEqual([]);
+        await expectCode(s.gc({ keepBlobs: () => ["../x"] }), DIGEST_CODES);
+        expect(await s.has(a.chainID)).toBe(true);
+      }),
+    );
+
+    it(
       "expired leases protect nothing",
       withStore(async (s) => {
         const lease = await s.lease({ expiresInMs: 30 });

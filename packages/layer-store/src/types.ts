@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import type { ByteSource, Digest } from "@berth/digest";
 import type { FsckOptions, FsckReport } from "./fsck.js";
+import { checkDigest } from "./paths.js";
 
 /** An OCI content descriptor. */
 export interface Descriptor {
@@ -125,14 +126,31 @@ export interface GcResult {
   freedBytes: number;
 }
 
+/**
+ * A set of extra GC roots: digests, or a function returning them. A function
+ * is called under the store lock after the live leases were read, so a
+ * component that creates its objects under a lease and records them before
+ * releasing the lease never loses one to a concurrent GC.
+ */
+export type GcRoots = Iterable<Digest | string> | (() => Iterable<Digest | string> | Promise<Iterable<Digest | string>>);
+
 /** Options of {@link LayerStore.gc}. */
 export interface GcOptions {
   /** Extra roots: blobs other components reference (configs, manifests). */
-  keepBlobs?: Iterable<Digest | string>;
+  keepBlobs?: GcRoots;
   /** Extra roots: layers other components reference by ChainID (kept with their parents). */
-  keepLayers?: Iterable<Digest | string>;
+  keepLayers?: GcRoots;
   /** Ingests of dead processes, and any ingest older than this, are removed. Default 24 h. */
   ingestMaxAgeMs?: number;
+}
+
+/** Resolve {@link GcRoots} into validated digests. */
+export async function resolveRoots(roots: GcRoots | undefined, what: string): Promise<Set<Digest>> {
+  const out = new Set<Digest>();
+  if (roots === undefined) return out;
+  const list = typeof roots === "function" ? await roots() : roots;
+  for (const d of list) out.add(checkDigest(d, what));
+  return out;
 }
 
 /** A layer store: blobs plus layer records by ChainID, with holders and GC. */
