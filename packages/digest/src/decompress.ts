@@ -1,5 +1,5 @@
 import { Decompress as ZstdDecompress } from "fzstd";
-import { CorruptDataError } from "./errors.js";
+import { BerthError, CorruptDataError } from "./errors.js";
 
 /** Compression of a layer blob, detected from its first bytes. */
 export type Compression = "none" | "gzip" | "zstd";
@@ -71,9 +71,11 @@ async function nodeGunzip(zlib: ZlibLike, onData: Sink): Promise<Decompressor> {
             gz.off("close", onErr);
             resolve();
           };
-          const onErr = () => {
+          const onErr = (err?: unknown) => {
             gz.off("drain", onDrain);
-            reject(failure ?? corrupt("gzip", "stream closed"));
+            gz.off("error", onErr);
+            gz.off("close", onErr);
+            reject(failure ?? corrupt("gzip", err ?? "stream closed"));
           };
           gz.once("drain", onDrain);
           gz.once("error", onErr);
@@ -138,7 +140,7 @@ function zstd(onData: Sink): Decompressor {
       try {
         d.push(chunk);
       } catch (err) {
-        if (err instanceof Error && (err as { code?: string }).code?.startsWith("ERR_")) throw err;
+        if (err instanceof BerthError) throw err;
         throw corrupt("zstd", err);
       }
     },
@@ -146,7 +148,7 @@ function zstd(onData: Sink): Decompressor {
       try {
         d.push(new Uint8Array(0), true);
       } catch (err) {
-        if (err instanceof Error && (err as { code?: string }).code?.startsWith("ERR_")) throw err;
+        if (err instanceof BerthError) throw err;
         throw corrupt("zstd", err);
       }
       if (!finished) throw corrupt("zstd", "truncated stream");
