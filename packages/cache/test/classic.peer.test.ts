@@ -35,12 +35,12 @@ const files = { "f.txt": { content: "hello cache\n", mode: 0o644, mtime: 0 } };
 async function replay(
   cache: { getCache(p: string, c: ChainImage["probe"], pl: typeof platform): Promise<string | undefined> },
   base: string,
-  probes: ChainImage["probe"][],
+  chain: ChainImage[],
 ): Promise<string[]> {
   const hits: string[] = [];
   let parent = base;
-  for (const p of probes) {
-    const id = await cache.getCache(parent, probeFor(p, parent), platform);
+  for (const c of chain) {
+    const id = await cache.getCache(parent, probeFor(c.probe, parent, c.config), platform);
     if (id === undefined) break;
     hits.push(id);
     parent = id;
@@ -61,6 +61,9 @@ describe.skipIf(!peer)("classic cache vs dockerd", () => {
     version = await serverVersion(peer!);
   });
   afterAll(async () => {
+    // Leave the shared daemon as we found it: drop this file's tags (and so their intermediates).
+    const tags = (await peer!.run(["images", "--format", "{{.Repository}}:{{.Tag}}"])).stdout.split("\n").filter((t) => t.startsWith("berth-cache-test/"));
+    if (tags.length > 0) await peer!.docker(["rmi", "-f", ...tags]);
     for (const s of stores) await s.close();
     await cleanup();
   });
@@ -89,7 +92,7 @@ describe.skipIf(!peer)("classic cache vs dockerd", () => {
     const warnings: string[] = [];
     const cache = await createCache(store, { cacheFrom: [tag1, "berth-cache-test/missing:1"], dockerVersion: version, onWarning: (w) => warnings.push(w.code) });
     expect(warnings).toEqual(["ERR_CACHE_FROM_NOT_FOUND"]);
-    const hits = await replay(cache, base, chain1.map((c) => c.probe));
+    const hits = await replay(cache, base, chain1);
     expect(hits.map((h) => h.slice(7, 19))).toEqual(steps2.map((s) => s.id));
     expect(hits).toEqual(chain2.map((c) => c.id));
     // The last (metadata-only ENTRYPOINT) step is the source image itself (moby#31186), parented.
@@ -105,7 +108,7 @@ describe.skipIf(!peer)("classic cache vs dockerd", () => {
     expect(steps3.slice(firstMiss).every((s) => !s.cached)).toBe(true);
     const chain3 = await parentChain(peer!, b3.id, base);
     const cache3 = await createCache(store, { cacheFrom: [tag1], dockerVersion: version });
-    const hits3 = await replay(cache3, base, chain3.map((c) => c.probe));
+    const hits3 = await replay(cache3, base, chain3);
     expect(hits3.map((h) => h.slice(7, 19))).toEqual(steps3.slice(0, firstMiss).map((s) => s.id));
   });
 
@@ -135,7 +138,7 @@ describe.skipIf(!peer)("classic cache vs dockerd", () => {
     expect(steps2.every((s) => s.cached)).toBe(true);
     const cache = await createCache(store);
     expect(cache.kind).toBe("local");
-    const hits = await replay(cache, base, chain.map((c) => c.probe));
+    const hits = await replay(cache, base, chain);
     expect(hits).toEqual(chain.map((c) => c.id));
     expect(hits.map((h) => h.slice(7, 19))).toEqual(steps2.map((s) => s.id));
 
@@ -145,7 +148,7 @@ describe.skipIf(!peer)("classic cache vs dockerd", () => {
     const firstMiss = steps3.findIndex((s) => !s.cached);
     expect(firstMiss).toBe(4);
     const chain3 = await parentChain(peer!, b3.id, base);
-    const hits3 = await replay(cache, base, chain3.map((c) => c.probe));
+    const hits3 = await replay(cache, base, chain3);
     expect(hits3).toEqual(chain.slice(0, firstMiss).map((c) => c.id));
     expect(hits3.map((h) => h.slice(7, 19))).toEqual(steps3.slice(0, firstMiss).map((s) => s.id));
 
@@ -157,5 +160,34 @@ describe.skipIf(!peer)("classic cache vs dockerd", () => {
     await expect((await createCache(fresh)).getCache(`sha256:${"0".repeat(64)}`, chain[0]!.probe, platform)).rejects.toMatchObject({
       code: "ERR_CACHE_PARENT_NOT_FOUND",
     });
+  });
+
+  it("ENTRYPOINT [] (docker/cli#3477): misses like moby by default, hits with fixEmptyEntrypoint", async () => {
+    const n = nonce();
+    const tag = `berth-cache-test/ep-${n}:1`;
+    const df = [`FROM ${BUSYBOX_TAG}`, `ENV NONCE=${n}`, 'ENTRYPOINT ["/bin/sh"]', "RUN echo a > a.txt", "ENTRYPOINT []", "RUN echo b > b.txt", ""].join("\n");
+    const b1 = await buildImage(peer!, { tag, dockerfile: df });
+    const chain = await parentChain(peer!, b1.id, base);
+    const b2 = await buildImage(peer!, { tag: `${tag}-2`, dockerfile: df });
+    const steps2 = parseClassicBuild(b2.output).slice(1);
+    // dockerd: ENV, ENTRYPOINT, RUN hit; ENTRYPOINT [] never does (nor what follows).
+    expect(steps2.map((s) => s.cached)).toEqual([true, true, true, false, false]);
+
+    const archive = path.join(work, `ep-${n}.tar`);
+    await dockerSave(peer!, [...chain.map((c) => c.id), BUSYBOX_TAG], archive);
+    const store = await openStore({ root: path.join(work, "store-ep") });
+    stores.push(store);
+    await load(store, archive);
+    let parent = base;
+    for (const c of chain) {
+      await store.images.setParent(c.id, parent);
+      await store.images.setBuiltLocally(c.id);
+      parent = c.id;
+    }
+    const asMoby = await replay(await createCache(store), base, chain);
+    expect(asMoby).toEqual(chain.slice(0, 3).map((c) => c.id));
+    expect(asMoby.map((h) => h.slice(7, 19))).toEqual(steps2.slice(0, 3).map((s) => s.id));
+    const fixed = await replay(await createCache(store, { fixEmptyEntrypoint: true }), base, chain);
+    expect(fixed).toEqual(chain.map((c) => c.id));
   });
 });

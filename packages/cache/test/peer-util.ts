@@ -61,9 +61,15 @@ export async function parentChain(peer: DockerPeer, top: string, base: string): 
  * undone: the hostname it filled in for a RUN container, and the empty Labels
  * map its `merge()` puts where the probe had none.
  */
-export function probeFor(recorded: ContainerConfig, parent: string): ContainerConfig {
+export function probeFor(recorded: ContainerConfig, parent: string, stepConfig?: ContainerConfig): ContainerConfig {
   const labels = recorded.Labels && Object.keys(recorded.Labels).length > 0 ? recorded.Labels : null;
-  return { ...recorded, Image: parent, Hostname: "", Labels: labels };
+  const probe: ContainerConfig = { ...recorded, Image: parent, Hostname: "", Labels: labels };
+  // merge() also gave an empty Entrypoint the parent's (docker/cli#3477); the
+  // step's own config (an unmerged copy of the probe's runConfig) tells.
+  if (stepConfig && (recorded.Entrypoint?.length ?? 0) > 0 && (stepConfig.Entrypoint?.length ?? 0) === 0) {
+    probe.Entrypoint = stepConfig.Entrypoint ?? null;
+  }
+  return probe;
 }
 
 export function nonce(): string {
