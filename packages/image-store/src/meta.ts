@@ -225,14 +225,6 @@ export class MetaState {
   }
 }
 
-interface ReadResult {
-  header: unknown[] | undefined;
-  /** Byte offset just past the last complete line. */
-  end: number;
-  lines: number;
-  problems: MetaProblem[];
-}
-
 /**
  * Apply the complete lines of `buf` (starting at `bufOffset` within the file).
  * Returns the file offset just past the last newline.

@@ -650,6 +650,12 @@ function wrapLayers(
   });
 }
 
+/** The digests of a GC roots option (an iterable, or a function returning one). */
+async function rootList(roots: GcOptions["keepBlobs"]): Promise<Iterable<Digest | string>> {
+  if (roots === undefined) return [];
+  return typeof roots === "function" ? await roots() : roots;
+}
+
 /** Filesystem {@link Store}. */
 export class FsStore implements Store {
   readonly root: string;
@@ -670,7 +676,7 @@ export class FsStore implements Store {
       (opts) =>
         core.locked(async () => {
           const roots = await this.roots();
-          for (const d of opts?.keepBlobs ?? []) roots.blobs.add(parseDigest(String(d)));
+          for (const d of await rootList(opts?.keepBlobs)) roots.blobs.add(parseDigest(String(d)));
           return core.layers.fsck({ ...opts, keepBlobs: roots.blobs });
         }),
     );
@@ -716,8 +722,8 @@ export class FsStore implements Store {
     // unprotected) between computing the roots and sweeping.
     return core.locked(async () => {
       const roots = await this.roots();
-      for (const d of opts.keepBlobs ?? []) roots.blobs.add(parseDigest(String(d)));
-      for (const d of opts.keepLayers ?? []) roots.layers.add(parseDigest(String(d)));
+      for (const d of await rootList(opts.keepBlobs)) roots.blobs.add(parseDigest(String(d)));
+      for (const d of await rootList(opts.keepLayers)) roots.layers.add(parseDigest(String(d)));
       const gcOpts: GcOptions = { keepBlobs: roots.blobs, keepLayers: roots.layers };
       if (opts.ingestMaxAgeMs !== undefined) gcOpts.ingestMaxAgeMs = opts.ingestMaxAgeMs;
       return core.layers.gc(gcOpts);
