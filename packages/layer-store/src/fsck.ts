@@ -6,7 +6,7 @@ import { fsyncDir, readdirIfExists, TEMP_SUFFIX } from "./fsutil.js";
 import type { FsLeases } from "./leases.js";
 import { holderFromFileName } from "./media.js";
 import { isHex64, type StorePaths } from "./paths.js";
-import { type GcRoots, type Layer, resolveRoots } from "./types.js";
+import { type Layer, resolveRoots } from "./types.js";
 
 /** Kinds of problem fsck reports. */
 export type FsckProblemKind =
@@ -53,7 +53,7 @@ export interface FsckOptions {
    * referenced by no layer record, live lease or root are reported as orphans
    * (and removed with `repair`); when absent, orphans are not judged.
    */
-  keepBlobs?: GcRoots;
+  keepBlobs?: Iterable<Digest | string>;
   /** Re-hash every blob and decompress every layer (default true). */
   verifyContent?: boolean;
 }
@@ -96,7 +96,7 @@ export async function fsckLayers(
 ): Promise<FsckReport> {
   const repair = opts.repair === true;
   const verify = opts.verifyContent !== false;
-  const roots = opts.keepBlobs === undefined ? undefined : await resolveRoots(opts.keepBlobs, "keepBlobs entry");
+  const roots = opts.keepBlobs === undefined ? undefined : resolveRoots([opts.keepBlobs, "keepBlobs entry"]);
   const problems: FsckProblem[] = [];
   const report = (p: Omit<FsckProblem, "repaired">, repaired: boolean) => problems.push({ ...p, repaired });
 

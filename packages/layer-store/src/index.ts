@@ -22,7 +22,7 @@ export type {
   Descriptor,
   GcOptions,
   GcResult,
-  GcRoots,
+  ExtraRoots,
   Layer,
   LayerStore,
   Lease,

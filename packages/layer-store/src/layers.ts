@@ -295,9 +295,9 @@ export class FsLayerStore implements LayerStore {
   }
 
   async gc(opts: GcOptions = {}): Promise<GcResult> {
-    // Iterables are validated before anything happens; functions run under the lock, after the leases are read.
-    if (typeof opts.keepBlobs !== "function") await resolveRoots(opts.keepBlobs, "keepBlobs entry");
-    if (typeof opts.keepLayers !== "function") await resolveRoots(opts.keepLayers, "keepLayers entry");
+    // Given roots are validated before anything happens; opts.roots runs under the lock, after the leases are read.
+    const givenBlobs = resolveRoots([opts.keepBlobs, "keepBlobs entry"]);
+    const givenLayers = resolveRoots([opts.keepLayers, "keepLayers entry"]);
     const ingestMaxAgeMs = opts.ingestMaxAgeMs ?? 24 * 3600_000;
     return withLock(this.#paths.root, STORE_LOCK, async () => {
       // Mark.
@@ -315,8 +315,9 @@ export class FsLayerStore implements LayerStore {
         }
       }
       const leaseRoots = await this.#leases.roots(false);
-      const keepBlobs = await resolveRoots(opts.keepBlobs, "keepBlobs entry");
-      const keepLayers = await resolveRoots(opts.keepLayers, "keepLayers entry");
+      const extra = opts.roots ? await opts.roots() : {};
+      const keepBlobs = resolveRoots([givenBlobs, ""], [extra.blobs, "roots().blobs entry"]);
+      const keepLayers = resolveRoots([givenLayers, ""], [extra.layers, "roots().layers entry"]);
       for (const id of leaseRoots.dead) await this.#leases.release(id);
       const roots = new Set<Digest>([...(await this.#heldLayers()), ...keepLayers, ...leaseRoots.layers]);
       const markedLayers = new Set<Digest>();

@@ -288,8 +288,11 @@ class MemoryLayerStore implements LayerStore {
   }
   async gc(opts: GcOptions = {}): Promise<GcResult> {
     const st = this.#state;
-    const markedBlobs = await resolveRoots(opts.keepBlobs, "keepBlobs entry");
-    const roots = await resolveRoots(opts.keepLayers, "keepLayers entry");
+    const givenBlobs = resolveRoots([opts.keepBlobs, "keepBlobs entry"]);
+    const givenLayers = resolveRoots([opts.keepLayers, "keepLayers entry"]);
+    const extra = opts.roots ? await opts.roots() : {};
+    const markedBlobs = resolveRoots([givenBlobs, ""], [extra.blobs, "roots().blobs entry"]);
+    const roots = resolveRoots([givenLayers, ""], [extra.layers, "roots().layers entry"]);
     for (const [id, hs] of st.holders) if (hs.size) roots.add(id);
     const now = Date.now();
     for (const [id, l] of st.leases) {
@@ -363,7 +366,7 @@ class MemoryLayerStore implements LayerStore {
     }
     if (repair) for (const id of broken) st.layers.delete(id);
     if (opts.keepBlobs !== undefined) {
-      const live = await resolveRoots(opts.keepBlobs, "keepBlobs entry");
+      const live = resolveRoots([opts.keepBlobs, "keepBlobs entry"]);
       for (const l of st.layers.values()) live.add(l.blob.digest);
       for (const lease of st.leases.values()) for (const d of lease.blobs) live.add(d);
       for (const d of [...st.blobs.keys()]) {

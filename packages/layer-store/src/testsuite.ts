@@ -411,22 +411,21 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     );
 
     it(
-      "keepBlobs/keepLayers may be functions evaluated during GC",
+      "extra roots may be computed by a function GC calls",
       withStore(async (s) => {
         const a = await s.register([tar(31)]);
         const cfg = await s.content.put(randomBytesFor(32, 20));
         let called = 0;
         const r = await s.gc({
-          keepBlobs: async () => {
+          roots: async () => {
             called++;
-            return [cfg.digest];
+            return { blobs: [cfg.digest], layers: [a.chainID] };
           },
-          keepLayers: () => [a.chainID],
         });
         expect(called).toBe(1);
         expect(r.removedBlobs).toEqual([]);
         expect(r.removedLayers).toEqual([]);
-        await expectCode(s.gc({ keepBlobs: () => ["../x"] }), DIGEST_CODES);
+        await expectCode(s.gc({ roots: () => ({ blobs: ["../x"] }) }), DIGEST_CODES);
         expect(await s.has(a.chainID)).toBe(true);
       }),
     );

@@ -126,30 +126,36 @@ export interface GcResult {
   freedBytes: number;
 }
 
-/**
- * A set of extra GC roots: digests, or a function returning them. A function
- * is called under the store lock after the live leases were read, so a
- * component that creates its objects under a lease and records them before
- * releasing the lease never loses one to a concurrent GC.
- */
-export type GcRoots = Iterable<Digest | string> | (() => Iterable<Digest | string> | Promise<Iterable<Digest | string>>);
+/** Extra GC roots computed during GC (see {@link GcOptions.roots}). */
+export interface ExtraRoots {
+  blobs?: Iterable<Digest | string>;
+  layers?: Iterable<Digest | string>;
+}
 
 /** Options of {@link LayerStore.gc}. */
 export interface GcOptions {
   /** Extra roots: blobs other components reference (configs, manifests). */
-  keepBlobs?: GcRoots;
+  keepBlobs?: Iterable<Digest | string>;
   /** Extra roots: layers other components reference by ChainID (kept with their parents). */
-  keepLayers?: GcRoots;
+  keepLayers?: Iterable<Digest | string>;
+  /**
+   * Extra roots computed by a function that GC calls under the store lock
+   * after it read the live leases. A component that creates its objects under
+   * a lease and records them before releasing the lease never loses one to a
+   * concurrent GC this way, without a lock of its own.
+   */
+  roots?: () => ExtraRoots | Promise<ExtraRoots>;
   /** Ingests of dead processes, and any ingest older than this, are removed. Default 24 h. */
   ingestMaxAgeMs?: number;
 }
 
-/** Resolve {@link GcRoots} into validated digests. */
-export async function resolveRoots(roots: GcRoots | undefined, what: string): Promise<Set<Digest>> {
+/** A list of root digests (or nothing). */
+export type GcRoots = Iterable<Digest | string> | undefined;
+
+/** Validate root digests (typed error on a malformed one) and collect them. */
+export function resolveRoots(...lists: Array<[GcRoots, string]>): Set<Digest> {
   const out = new Set<Digest>();
-  if (roots === undefined) return out;
-  const list = typeof roots === "function" ? await roots() : roots;
-  for (const d of list) out.add(checkDigest(d, what));
+  for (const [list, what] of lists) for (const d of list ?? []) out.add(checkDigest(d, what));
   return out;
 }
 
