@@ -58,7 +58,7 @@ export interface UsageInfo {
   usageCount: number;
   /** Held by a ref now, or the parent of a record that is. */
   inUse: boolean;
-  /** The layer is also held by something outside the cache (an image): pruning frees none of its bytes. */
+  /** The layer (or one above it) is also held outside the cache (an image): pruning frees none of its bytes. */
   shared: boolean;
   /**
    * Bytes this record accounts for: its blob's size, or 0 when another record
@@ -555,12 +555,21 @@ export class CacheManager {
         cur = cur.parent ? byId.get(cur.parent) : undefined;
       }
     }
+    // Shared: held outside the cache (an image), or an ancestor of such a record (BuildKit's markShared).
+    const shared = new Set<string>();
+    for (const r of records) {
+      const holders = await this.#store.layers.holders(r.chainID).catch(() => [] as string[]);
+      if (!holders.some((h) => !h.startsWith(HOLDER_PREFIX))) continue;
+      let cur: CacheRecord | undefined = r;
+      while (cur && !shared.has(cur.id)) {
+        shared.add(cur.id);
+        cur = cur.parent ? byId.get(cur.parent) : undefined;
+      }
+    }
     const sizes = await Promise.all(records.map((r) => this.#size(r, locked).catch(() => 0)));
     const counted = new Set<string>();
     const out: UsageInfo[] = [];
     for (const [i, r] of records.entries()) {
-      const holders = await this.#store.layers.holders(r.chainID).catch(() => [] as string[]);
-      const shared = holders.some((h) => !h.startsWith(HOLDER_PREFIX));
       const blobSize = sizes[i] as number;
       const first = !counted.has(r.blob.digest);
       counted.add(r.blob.digest);
@@ -576,7 +585,7 @@ export class CacheManager {
         ...(r.lastUsedAt ? { lastUsedAt: new Date(r.lastUsedAt) } : {}),
         usageCount: r.usageCount,
         inUse: inUse.has(r.id),
-        shared,
+        shared: shared.has(r.id),
         size: first ? blobSize : 0,
         blobSize,
       });
