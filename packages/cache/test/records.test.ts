@@ -240,3 +240,34 @@ describe("filters and durations", () => {
 });
 
 
+
+describe("prune over an image store", () => {
+  it("frees the cache's bytes through the store's GC and leaves images intact", async () => {
+    const { openStore } = await import("@berth/image-store");
+    const { dir: sroot, cleanup: c2 } = await tempDir();
+    const store = await openStore({ root: sroot });
+    try {
+      const imgLayer = await store.layers.register([await makeTarGz({ "img.txt": "image layer" })]);
+      const config = JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [imgLayer.diffID] }, history: [{ created_by: "x" }] });
+      const img = await store.images.create(new TextEncoder().encode(config));
+      const lease = await store.layers.lease();
+      const cacheLayer = await store.layers.register([await makeTarGz({ "cache.txt": "x".repeat(5000) })], imgLayer.chainID, { lease });
+      const m = await openCacheManager(store);
+      await (await m.getByLayer(cacheLayer.chainID, { description: "RUN cache" })).release();
+      await lease.release();
+      const du = await m.du();
+      expect(du.find((u) => u.chainID === imgLayer.chainID)?.shared).toBe(true);
+      const res = await m.prune();
+      expect(res.removed.map((u) => u.chainID)).toEqual([cacheLayer.chainID]);
+      expect(res.freedBytes).toBeGreaterThanOrEqual(cacheLayer.blob.size);
+      expect(await store.layers.has(cacheLayer.chainID)).toBe(false);
+      expect((await store.images.get(img.id)).id).toBe(img.id);
+      expect(await store.layers.has(imgLayer.chainID)).toBe(true);
+      expect((await m.prune({ all: true })).freedBytes).toBe(0); // the image's layer stays
+      expect(await store.layers.has(imgLayer.chainID)).toBe(true);
+    } finally {
+      await store.close();
+      await c2();
+    }
+  });
+});
