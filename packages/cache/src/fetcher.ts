@@ -89,7 +89,7 @@ export function layoutDirFetcher(dir: string): Fetcher {
   return f;
 }
 
-interface TarEntry {
+export interface TarEntry {
   offset: number;
   size: number;
 }
@@ -132,7 +132,7 @@ function parsePax(data: Buffer): Record<string, string> {
  * Index the regular files of a tar by name without reading their data: header
  * after header, seeking over contents (PAX `path` and GNU long names honoured).
  */
-async function indexTar(file: string): Promise<Map<string, TarEntry>> {
+export async function indexTar(file: string): Promise<Map<string, TarEntry>> {
   const fh = await fsp.open(file, "r");
   const entries = new Map<string, TarEntry>();
   try {

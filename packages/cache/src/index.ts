@@ -62,3 +62,15 @@ export {
   parseCacheItems,
   parseInlineCache,
 } from "./import.js";
+export {
+  type ArchiveExtraFile,
+  type ChainEntry,
+  collectParentChain,
+  isParentChainEntry,
+  PARENT_CHAIN_DIR,
+  type ParentChainExport,
+  type ParentChainStore,
+  readParentChain,
+  type RestoreResult,
+  restoreParentChain,
+} from "./archive.js";

@@ -46,6 +46,14 @@ export interface SaveOptions {
    * daemon that has them already (`docker` format only; see `loadIntoDaemon`).
    */
   omitChainIDs?: ReadonlySet<Digest>;
+  /**
+   * Extra files written into the archive beside the images (e.g. the
+   * `berth-cache/v1/` parent chain of `@berth/cache`'s `collectParentChain`),
+   * sorted in with the other entries. `docker load` ignores files it does not
+   * know. Names must be relative, clean, and not collide with archive entries
+   * (`ERR_INVALID_ARGUMENT`).
+   */
+  extraFiles?: ReadonlyArray<{ name: string; bytes: Uint8Array }>;
 }
 
 /** One image in a save. */
@@ -253,6 +261,13 @@ export async function planSave(store: ArchiveStore, refs: readonly string[], opt
     const bytes = stableJson(v);
     addFile({ name, type: "file", size: bytes.length, bytes });
   };
+  for (const x of options.extraFiles ?? []) {
+    const clean = x.name.split("/").every((p) => p !== "" && p !== "." && p !== "..") && !x.name.includes("\\");
+    if (!clean || files.has(x.name) || dirs.has(x.name) || ["manifest.json", "repositories", "oci-layout", "index.json"].includes(x.name) || x.name.startsWith("blobs/")) {
+      throw new InvalidArgumentError(`save: extra file name ${JSON.stringify(x.name)} is unsafe or collides with an archive entry`, { code: "ERR_INVALID_ARGUMENT" });
+    }
+    addFile({ name: x.name, type: "file", size: x.bytes.length, bytes: x.bytes });
+  }
   if (format !== "oci") {
     doc("manifest.json", legacy);
     doc("repositories", sortKeys(repositories));
