@@ -66,6 +66,8 @@ export const IMAGES_LOCK = "images";
 /** Prefix of the layer holder names images use: `image:<id>`. */
 export const IMAGE_HOLDER_PREFIX = "image:";
 
+/** How many images `createMany` writes at once. */
+const CREATE_CONCURRENCY = 8;
 const FULL_HEX_RE = /^[a-f0-9]{64}$/;
 const HEX_PREFIX_RE = /^(?:sha256:)?[a-f0-9]{1,64}$/;
 
@@ -263,14 +265,23 @@ export class FsImageStore implements ImageStore {
     await core.locked(async () => {
       const ops: Op[] = [];
       const seen = new Set<Digest>();
+      const todo = prepared.filter((p) => {
+        if (core.state.images.has(p.id) || seen.has(p.id)) return false;
+        seen.add(p.id);
+        return true;
+      });
+      // A few at a time: the file system work of one overlaps the waits of another.
+      const one = async (p: (typeof todo)[number]) => {
+        await core.content.put(p.bytes, { digest: p.id, size: p.bytes.length }, putOpts);
+        await core.content.put(p.manifest, { digest: p.op[3] as Digest, size: p.manifest.length }, putOpts);
+        if (p.chainID !== null) await core.layers.acquire(p.chainID, IMAGE_HOLDER_PREFIX + p.id);
+        ops.push(p.op);
+      };
       try {
-        for (const p of prepared) {
-          if (core.state.images.has(p.id) || seen.has(p.id)) continue;
-          seen.add(p.id);
-          await core.content.put(p.bytes, { digest: p.id, size: p.bytes.length }, putOpts);
-          await core.content.put(p.manifest, { digest: p.op[3] as Digest, size: p.manifest.length }, putOpts);
-          if (p.chainID !== null) await core.layers.acquire(p.chainID, IMAGE_HOLDER_PREFIX + p.id);
-          ops.push(p.op);
+        for (let i = 0; i < todo.length; i += CREATE_CONCURRENCY) {
+          const results = await Promise.allSettled(todo.slice(i, i + CREATE_CONCURRENCY).map(one));
+          const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+          if (failed) throw failed.reason;
         }
       } finally {
         // Whatever was fully prepared is recorded, even when a later one failed.
@@ -651,9 +662,10 @@ function wrapLayers(
 }
 
 /** The digests of a GC roots option (an iterable, or a function returning one). */
-async function rootList(roots: GcOptions["keepBlobs"]): Promise<Iterable<Digest | string>> {
-  if (roots === undefined) return [];
-  return typeof roots === "function" ? await roots() : roots;
+async function rootList(roots: unknown): Promise<Iterable<Digest | string>> {
+  if (roots === undefined || roots === null) return [];
+  if (typeof roots === "function") return (await (roots as () => unknown)()) as Iterable<Digest | string>;
+  return roots as Iterable<Digest | string>;
 }
 
 /** Filesystem {@link Store}. */
@@ -724,8 +736,7 @@ export class FsStore implements Store {
       const roots = await this.roots();
       for (const d of await rootList(opts.keepBlobs)) roots.blobs.add(parseDigest(String(d)));
       for (const d of await rootList(opts.keepLayers)) roots.layers.add(parseDigest(String(d)));
-      const gcOpts: GcOptions = { keepBlobs: roots.blobs, keepLayers: roots.layers };
-      if (opts.ingestMaxAgeMs !== undefined) gcOpts.ingestMaxAgeMs = opts.ingestMaxAgeMs;
+      const gcOpts: GcOptions = { ...opts, keepBlobs: roots.blobs, keepLayers: roots.layers };
       return core.layers.gc(gcOpts);
     });
   }
