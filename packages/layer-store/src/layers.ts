@@ -179,6 +179,53 @@ export class FsLayerStore implements LayerStore {
     }
   }
 
+  // --- Added by the docker-archive engineer (issue 4), kept small on purpose. ---
+  // `load` streams each layer blob of an archive into the content store once,
+  // computing blob digest and DiffID in that same pass, before it knows the
+  // layer's parent (manifest.json comes last). Registering those layers through
+  // `register()` would read, hash and write every blob a second time; this
+  // records the layer from the stored blob instead. The caller vouches for the
+  // DiffID (it hashed the same bytes); existence, size and the parent are checked.
+  /**
+   * Record a layer whose blob is already in the content store, with the DiffID
+   * and uncompressed size the caller computed from the same bytes while
+   * storing them. Same locking, lease and holder semantics as {@link register}.
+   * @throws NotFoundError `ERR_BLOB_NOT_FOUND` / `ERR_LAYER_NOT_FOUND` (parent); SizeMismatchError
+   */
+  async registerStoredBlob(
+    blob: { digest: Digest | string; size: number; compression: "none" | "gzip" | "zstd"; mediaType?: string },
+    diffID: Digest | string,
+    uncompressedSize: number,
+    parent?: Digest | string | null,
+    opts: { lease?: Lease; holder?: string } = {},
+  ): Promise<Layer & { existed: boolean }> {
+    const parentID = parent === undefined || parent === null ? null : checkDigest(parent, "parent");
+    const digest = checkDigest(blob.digest, "blob digest");
+    const diff = checkDigest(diffID, "DiffID");
+    const size = checkSize(blob.size);
+    const usize = checkSize(uncompressedSize, "uncompressed size");
+    const holderFile = opts.holder === undefined ? undefined : holderFileName(opts.holder);
+    const mediaType = layerMediaType(blob.compression, blob.mediaType);
+    if (opts.lease) await this.#leases.check(opts.lease);
+    const chainID = parentID === null ? diff : chainId([parentID, diff])!;
+    return withLock(this.#paths.root, STORE_LOCK, async () => {
+      if (parentID && !(await this.#readRecord(parentID))) throw layerNotFound(parentID, "parent layer");
+      const info = await this.content.info(digest);
+      verifyExpected("layer blob", info, size, digest);
+      let layer = await this.#readRecord(chainID);
+      let existed = true;
+      if (!layer || !(await this.content.has(layer.blob.digest))) {
+        layer = { chainID, diffID: diff, parent: parentID, size: usize, blob: { mediaType, digest, size } };
+        existed = false;
+        await this.#writeRecord(layer);
+      }
+      if (opts.lease) await this.#leases.addLayer(opts.lease, chainID);
+      if (holderFile) await this.#addHolder(chainID, holderFile);
+      return { ...copyLayer(layer), existed };
+    });
+  }
+  // --- end of the docker-archive addition ---
+
   async #writeRecord(layer: Layer): Promise<void> {
     await mkdirp(this.#paths.layerRecords);
     const rec: LayerRecordFile = {

@@ -2,7 +2,8 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { InvalidArgumentError, UnavailableError } from "@berth/digest";
 import lockfile from "proper-lockfile";
-import { currentOwner, isOwnerAlive, mkdirp, ownerToken, parseOwnerToken, tempPathFor } from "./fsutil.js";
+import { randomBytes } from "node:crypto";
+import { currentOwner, isOwnerAlive, mkdirp, ownerToken, parseOwnerToken } from "./fsutil.js";
 
 /** Options of {@link withLock}. */
 export interface LockOptions {
@@ -11,12 +12,13 @@ export interface LockOptions {
 }
 
 /**
- * A lock held longer than this without its mtime being refreshed is stale
- * (proper-lockfile's rule). It is the fallback: a lock whose owner file names a
- * dead process is broken at once.
+ * A lock without a readable owner whose mtime (refreshed every UPDATE_MS by
+ * its holder) is older than this is stale. It is the fallback: a lock whose
+ * owner file names a dead process is broken at once.
  */
 const STALE_MS = 10_000;
 const UPDATE_MS = 2_000;
+const LIBRARY_STALE_MS = 24 * 3600_000;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/;
 
 const inProcess = new Map<string, Promise<unknown>>();
@@ -30,21 +32,38 @@ export function locksDir(root: string): string {
   return path.join(root, "locks");
 }
 
-async function breakIfOwnerDead(dir: string, name: string): Promise<void> {
-  const ownerFile = path.join(dir, `${name}.owner`);
-  let token: string;
+/** The owner file lives inside the lock directory, so it always describes that very lock. */
+function ownerFileOf(dir: string, name: string): string {
+  return path.join(dir, `${name}.lock`, "owner");
+}
+
+async function readOwner(file: string): Promise<string | undefined> {
   try {
-    token = (await fsp.readFile(ownerFile, "utf8")).trim();
+    return (await fsp.readFile(file, "utf8")).trim();
   } catch {
-    return; // no owner recorded: only proper-lockfile's staleness rule applies
+    return undefined;
   }
-  const owner = parseOwnerToken(token);
-  if (owner && isOwnerAlive(owner)) return;
+}
+
+async function breakIfOwnerDead(dir: string, name: string): Promise<void> {
+  const lockDir = path.join(dir, `${name}.lock`);
+  const ownerFile = ownerFileOf(dir, name);
+  const token = await readOwner(ownerFile);
+  const owner = token === undefined ? undefined : parseOwnerToken(token.split(" ")[0] ?? "");
+  const isStale = async () => {
+    const st = await fsp.stat(lockDir).catch(() => undefined);
+    return st !== undefined && Date.now() - st.mtimeMs > STALE_MS;
+  };
+  if (owner) {
+    if (isOwnerAlive(owner)) return;
+  } else if (!(await isStale())) {
+    // No (readable) owner yet: the holder may be between mkdir and writing it.
+    return;
+  }
   // Serialise breakers so two waiters never break a lock a third one just took.
   let releaseBreaker: (() => Promise<void>) | undefined;
   try {
-    releaseBreaker = await lockfile.lock(path.join(dir, name), {
-      lockfilePath: path.join(dir, `${name}.break`),
+    releaseBreaker = await lockfile.lock(path.join(dir, `${name}.break`), {
       realpath: false,
       stale: 2_000,
       retries: { retries: 20, minTimeout: 5, maxTimeout: 100 },
@@ -54,15 +73,10 @@ async function breakIfOwnerDead(dir: string, name: string): Promise<void> {
     return;
   }
   try {
-    let again: string;
-    try {
-      again = (await fsp.readFile(ownerFile, "utf8")).trim();
-    } catch {
-      return;
-    }
-    if (again !== token) return;
-    await fsp.rm(ownerFile, { force: true });
-    await fsp.rmdir(path.join(dir, `${name}.lock`)).catch(() => {});
+    const again = await readOwner(ownerFile);
+    if (again !== token) return; // the lock changed hands meanwhile
+    if (!owner && !(await isStale())) return;
+    await fsp.rm(lockDir, { recursive: true, force: true });
   } finally {
     await releaseBreaker().catch(() => {});
   }
@@ -72,7 +86,7 @@ async function acquire(root: string, name: string, opts: LockOptions): Promise<(
   const dir = locksDir(root);
   await mkdirp(dir);
   const target = path.join(dir, name);
-  const ownerFile = path.join(dir, `${name}.owner`);
+  const ownerFile = ownerFileOf(dir, name);
   const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
   let delay = 2;
   for (;;) {
@@ -80,14 +94,17 @@ async function acquire(root: string, name: string, opts: LockOptions): Promise<(
       const release = await lockfile.lock(target, {
         lockfilePath: `${target}.lock`,
         realpath: false,
-        stale: STALE_MS,
+        // Staleness is judged by breakIfOwnerDead (serialised, owner-aware), not by
+        // proper-lockfile's unserialised stat-then-rmdir, which can remove a fresh lock.
+        stale: LIBRARY_STALE_MS,
         update: UPDATE_MS,
         retries: 0,
         // A compromised lock (event loop blocked past the stale time) must not crash the process.
         onCompromised: () => {},
       });
-      const tmp = tempPathFor(ownerFile);
-      await fsp.writeFile(tmp, ownerToken(currentOwner()));
+      // A nonce tells this holding from a later one of the same process.
+      const tmp = `${ownerFile}.tmp`;
+      await fsp.writeFile(tmp, `${ownerToken(currentOwner())} ${randomBytes(6).toString("hex")}`);
       await fsp.rename(tmp, ownerFile);
       return async () => {
         await fsp.rm(ownerFile, { force: true }).catch(() => {});
@@ -113,11 +130,14 @@ async function acquire(root: string, name: string, opts: LockOptions): Promise<(
  *
  * Built on proper-lockfile (an atomic `mkdir` of `<root>/locks/<name>.lock`,
  * kept fresh while held). Calls in one process queue in memory; other
- * processes retry with backoff. A lock left by a killed process is broken as
- * soon as the waiter sees that the pid recorded in `<name>.owner` is gone (pid
- * plus start time, so a reused pid does not count), else after proper-lockfile's
- * 10 s staleness rule. Not re-entrant: never call `withLock` for the same name
- * inside `fn`.
+ * processes retry with backoff. The holder records itself in
+ * `<name>.lock/owner` (pid, process start time, nonce); a lock whose recorded
+ * owner is gone (a reused pid does not count) is broken as soon as a waiter
+ * sees it. A lock without an owner file (holder killed between `mkdir` and
+ * writing it) is broken once its mtime is 10 s old (the holder refreshes it
+ * every 2 s, proper-lockfile's scheme); a lock of a
+ * live but stuck holder is never taken away. Not re-entrant: never call
+ * `withLock` for the same name inside `fn`.
  *
  * @throws InvalidArgumentError (`ERR_INVALID_LOCK_NAME`) for a name that is not a plain file name.
  * @throws UnavailableError (`ERR_LOCK_TIMEOUT`) when the lock is not acquired in time.
