@@ -22,7 +22,7 @@ import { type GcOptions, type GcResult, type Layer, type LayerStore, type Lease,
 import { uncompressed } from "./uncompress.js";
 import { holderFileName, holderFromFileName, layerMediaType } from "./media.js";
 import { cleanupStale } from "./cleanup.js";
-import { type FsckOptions, type FsckReport, fsckLayers } from "./fsck.js";
+import { type BlobCheckCache, type FsckOptions, type FsckReport, fsckLayers } from "./fsck.js";
 
 
 
@@ -422,12 +422,18 @@ export class FsLayerStore implements LayerStore {
 
   /**
    * Verify blobs, layer records, holders, leases and in-flight files; with
-   * `repair`, remove garbage and broken records under the store lock. See
-   * {@link FsckOptions}.
+   * `repair`, remove garbage and broken records under the store lock (blobs
+   * are hashed before the lock is taken, so other processes are not held up
+   * by the hashing). See {@link FsckOptions}.
    */
   async fsck(opts: FsckOptions = {}): Promise<FsckReport> {
-    const run = () => fsckLayers(this.#paths, this.#leases, (id) => this.#readRecord(id), opts);
-    return opts.repair ? withLock(this.#paths.root, STORE_LOCK, run) : run();
+    const read = (id: Digest) => this.#readRecord(id);
+    if (!opts.repair) return fsckLayers(this.#paths, this.#leases, read, opts);
+    // Hash everything without the lock first (that may take long); under the
+    // lock, the same immutable blob files are not read again.
+    const cache: BlobCheckCache = new Map();
+    await fsckLayers(this.#paths, this.#leases, read, { ...opts, repair: false }, cache);
+    return withLock(this.#paths.root, STORE_LOCK, () => fsckLayers(this.#paths, this.#leases, read, opts, cache));
   }
 
   async close(): Promise<void> {}
