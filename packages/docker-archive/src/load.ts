@@ -16,11 +16,12 @@
  *    (links followed, never outside the archive), every config digest, layer
  *    digest and DiffID is verified, all before anything becomes visible.
  * 3. Layers are registered in chain order (a layer needs its parent): a small
- *    layer from memory; a large one from the blob already in the content store.
- *    The layer store has no "adopt this stored blob with this DiffID" call, so
- *    this last step re-reads the stored blob (from the page cache in practice)
- *    and re-hashes it; the blob itself is not written again. Layers already in
- *    the store are not read at all.
+ *    layer from memory (`register`, hashing those few bytes again); a large one
+ *    from the blob already in the content store with the DiffID computed while
+ *    it streamed in (`layers.registerStoredBlob`), so its bytes are neither
+ *    read nor written again. A store without that call gets `register` with
+ *    the stored blob (one more read and hash). Layers already in the store
+ *    are not read at all.
  * 4. Images are created (`store.images.create` with the verbatim config bytes)
  *    and tagged. An error at any point rolls back the images and tags this load
  *    created; blobs and layers left behind are unreferenced garbage for GC once
@@ -145,6 +146,8 @@ export interface LoadResult {
 const DEFAULT_MAX_JSON = 8 << 20;
 const DEFAULT_MAX_LAYER = 2 ** 40;
 const SMALL_ENTRY = 1 << 20;
+const WRITE_AHEAD = 16 << 20;
+const MAX_COMMITS = 4;
 const DEFAULT_MEMORY_BUDGET = 64 << 20;
 const META_NAMES = new Set(["manifest.json", "index.json", "repositories", "oci-layout"]);
 const BLOB_RE = /^blobs\/sha256\/([0-9a-f]{64})$/;
@@ -221,6 +224,21 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   }
 
   async function ingest(): Promise<Map<string, Entry>> {
+    const ordered: Array<Entry | Promise<FileEntry>> = [];
+    const committing = new Set<Promise<FileEntry>>();
+    try {
+      return await ingestEntries(ordered, committing);
+    } catch (err) {
+      // Let background commits settle before the lease goes away.
+      await Promise.allSettled(ordered);
+      throw err;
+    }
+  }
+
+  async function ingestEntries(
+    ordered: Array<Entry | Promise<FileEntry>>,
+    committing: Set<Promise<FileEntry>>,
+  ): Promise<Map<string, Entry>> {
     const entries = new Map<string, Entry>();
     let memUsed = 0;
     const chunks = decompressArchive(sourceChunks(source), info, options.maxArchiveSize);
@@ -248,9 +266,21 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
           if (expected && digest !== expected) throw digestMismatch(`archive entry ${e.name}`, expected, digest);
           rec = { kind: "file", name: e.name, size: e.size, digest, bytes, stored: false };
         } else {
-          rec = await ingestToStore(e.name, e.size, e.body(), expected);
+          // Streamed now; committed (fsync, rename) in the background while the
+          // next entries stream, at most MAX_COMMITS at a time.
+          const p = (await ingestToStore(e.name, e.size, e.body(), expected)).commit;
+          p.catch(() => {});
+          ordered.push(p);
+          committing.add(p);
+          p.finally(() => committing.delete(p)).catch(() => {});
+          while (committing.size >= MAX_COMMITS) await Promise.race(committing);
+          continue;
         }
       }
+      ordered.push(rec);
+    }
+    for (const x of ordered) {
+      const rec = await x;
       const prev = entries.get(rec.name);
       if (prev === undefined) entries.set(rec.name, rec);
       else if (!sameEntry(prev, rec)) throw duplicateEntry(rec.name);
@@ -266,11 +296,27 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     size: number,
     body: AsyncIterable<Uint8Array>,
     expected: Digest | undefined,
-  ): Promise<FileEntry> {
+  ): Promise<{ commit: Promise<FileEntry> }> {
     const w: ArchiveBlobWriter = await store.content.writer({ lease });
     let digester: LayerDigester | undefined;
     let compression: Compression | undefined;
     let head: Uint8Array | undefined;
+    // Writes are queued in order by the writer (it hashes synchronously on
+    // write()); keep up to WRITE_AHEAD bytes in flight so reading, hashing and
+    // the disk overlap instead of taking turns.
+    const inflight: Array<{ p: Promise<void>; n: number }> = [];
+    let inflightBytes = 0;
+    const write = async (chunk: Uint8Array) => {
+      const p = w.write(chunk);
+      p.catch(() => {});
+      inflight.push({ p, n: chunk.length });
+      inflightBytes += chunk.length;
+      while (inflightBytes > WRITE_AHEAD) {
+        const first = inflight.shift()!;
+        await first.p;
+        inflightBytes -= first.n;
+      }
+    };
     try {
       for await (const chunk of body) {
         if (compression === undefined) {
@@ -280,16 +326,17 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
           if (compression !== "none") digester = createLayerDigester({ maxUncompressedSize: maxLayer });
           const first = head;
           head = undefined;
-          await Promise.all([w.write(first), digester?.push(first)]);
+          await Promise.all([write(first), digester?.push(first)]);
           continue;
         }
-        if (digester) await Promise.all([w.write(chunk), digester.push(chunk)]);
-        else await w.write(chunk);
+        if (digester) await Promise.all([write(chunk), digester.push(chunk)]);
+        else await write(chunk);
       }
       if (compression === undefined) {
         compression = "none";
-        if (head) await w.write(head);
+        if (head) await write(head);
       }
+      for (const x of inflight) await x.p;
       if (compression === "none" && size > maxLayer) {
         // An uncompressed entry that large cannot be a layer we accept.
         throw new InvalidArgumentError(`archive entry ${name}: ${size} bytes exceeds the layer limit of ${maxLayer}`, {
@@ -297,26 +344,35 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
         });
       }
       const d = digester ? await digester.finish() : undefined;
-      let committed: { digest: Digest; size: number };
-      try {
-        committed = await w.commit(size, expected);
-      } catch (err) {
-        if (hasCode(err, "ERR_DIGEST_MISMATCH") && expected)
-          throw digestMismatch(`archive entry ${name}`, expected, String((err as { details?: { actual?: string } }).details?.actual ?? "different content"));
-        throw err;
-      }
-      return {
-        kind: "file",
-        name,
-        size,
-        digest: committed.digest,
-        stored: true,
-        compression,
-        diffID: d ? d.diffID : committed.digest,
-        uncompressedSize: d ? d.uncompressedSize : size,
-      };
+      const commit = (async (): Promise<FileEntry> => {
+        let committed: { digest: Digest; size: number };
+        try {
+          committed = await w.commit(size, expected);
+        } catch (err) {
+          await w.abort().catch(() => {});
+          if (hasCode(err, "ERR_DIGEST_MISMATCH") && expected)
+            throw digestMismatch(
+              `archive entry ${name}`,
+              expected,
+              String((err as { details?: { actual?: string } }).details?.actual ?? "different content"),
+            );
+          throw err;
+        }
+        return {
+          kind: "file",
+          name,
+          size,
+          digest: committed.digest,
+          stored: true,
+          compression: compression ?? "none",
+          diffID: d ? d.diffID : committed.digest,
+          uncompressedSize: d ? d.uncompressedSize : size,
+        };
+      })();
+      return { commit };
     } catch (err) {
       digester?.abort();
+      for (const x of inflight) await x.p.catch(() => {});
       await w.abort().catch(() => {});
       throw err;
     }
@@ -571,6 +627,17 @@ async function resolveAndCommit(
           if (await store.layers.has(chainID)) {
             const l = await store.layers.get(chainID);
             r = { diffID: l.diffID, chainID, new: false, size: l.size, blob };
+          } else if (f.stored && f.diffID && f.uncompressedSize !== undefined && f.compression && store.layers.registerStoredBlob) {
+            // The blob is in the content store and its DiffID was computed
+            // (and checked against the config) while it streamed in.
+            const l = await store.layers.registerStoredBlob(
+              { digest: f.digest, size: f.size, compression: f.compression },
+              f.diffID,
+              f.uncompressedSize,
+              i === 0 ? null : chain[i - 1]!,
+              { lease },
+            );
+            r = { diffID: l.diffID, chainID: l.chainID, new: !l.existed, size: l.size, blob };
           } else {
             const src = f.bytes ? [f.bytes] : await store.content.open(f.digest);
             const l = await store.layers.register(src, i === 0 ? null : chain[i - 1]!, {

@@ -112,6 +112,24 @@ describe("load", () => {
   });
 });
 
+describe("load without layers.registerStoredBlob", () => {
+  it("falls back to register() from the stored blob, same result", async () => {
+    const big = await layerTar({ "big.bin": new Uint8Array(2 << 20).map((_, i) => (i * 13) & 0xff) });
+    const img = imageOf([big, await layerTar({ "y": "z" })], { gzip: true });
+    const layers = new Proxy(t.store.layers, {
+      get(target, prop) {
+        if (prop === "registerStoredBlob") return undefined;
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const s = t.store;
+    const r = await load({ content: s.content, images: s.images, references: s.references, layers, lease: () => s.lease() }, [await tarOf(legacyEntries([{ img, tags: ["fb:1"] }]))], { memoryBudget: 0 });
+    expect(r.images[0]!.id).toBe(img.id);
+    expect(r.images[0]!.layers.map((l) => l.diffID)).toEqual(img.diffIDs);
+  });
+});
+
 describe("hostile archives are refused and leave nothing visible", () => {
   async function expectRefused(entries: Parameters<typeof tarOf>[0] | Uint8Array, code: string, opts = {}) {
     const tar = entries instanceof Uint8Array ? entries : await tarOf(entries);

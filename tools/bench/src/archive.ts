@@ -1,0 +1,277 @@
+/**
+ * Archive benchmark (issue 4): berth save/load of a ~1 GiB image against
+ * `docker save` / `docker load`, skopeo, `podman load`, `cp` + sync and
+ * `openssl dgst -sha256`, side by side in one run.
+ *
+ *   npx tsc -p tools/bench/tsconfig.build.json && node tools/bench/dist/archive.js
+ *
+ * Environment: BERTH_BENCH_ARCHIVE_MB (image size, default 1024),
+ * BERTH_BENCH_RUNS (runs per tool, default 3), BERTH_BENCH_DIR (work dir,
+ * default /tmp/berth-bench-archive), DOCKER_HOST (else the shared test dockerd
+ * is started with tools/peers). Every tool runs under `/usr/bin/time` (wall
+ * time and peak RSS); berth runs in a child process of its own.
+ * @module
+ */
+import { execFile, execFileSync } from "node:child_process";
+import { mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, "../../..");
+const DOCKER = "/usr/bin/docker";
+
+interface Measure {
+  seconds: number;
+  maxRssKiB: number;
+}
+
+/** Run a command under /usr/bin/time; returns wall seconds and peak RSS. */
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measure> {
+  return new Promise((resolvePromise, reject) => {
+    execFile(
+      "/usr/bin/time",
+      ["-f", "BENCH %e %M", cmd, ...args],
+      { env, maxBuffer: 64 << 20 },
+      (err, _stdout, stderr) => {
+        if (err) {
+          reject(new Error(`${cmd} ${args.join(" ")} failed: ${stderr.slice(-2000)}`));
+          return;
+        }
+        const m = /BENCH ([0-9.]+) ([0-9]+)\s*$/.exec(stderr);
+        if (!m) {
+          reject(new Error(`no timing from /usr/bin/time: ${stderr.slice(-500)}`));
+          return;
+        }
+        resolvePromise({ seconds: Number(m[1]), maxRssKiB: Number(m[2]) });
+      },
+    );
+  });
+}
+
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
+  return execFileSync(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 }).toString();
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+function dockerEnv(): NodeJS.ProcessEnv {
+  if (process.env.DOCKER_HOST) return process.env;
+  const cli = join(repoRoot, "tools/peers/dist/cli.js");
+  const out = sh(process.execPath, [cli, "start"]);
+  const m = /export DOCKER_HOST=(\S+)/.exec(out);
+  if (!m) throw new Error(`could not start dockerd: ${out}`);
+  return { ...process.env, DOCKER_HOST: m[1] };
+}
+
+function buildImage(env: NodeJS.ProcessEnv, dir: string, mb: number): string {
+  const tag = `berth-bench/archive:${mb}mb`;
+  if (sh(DOCKER, ["images", "-q", tag], env).trim()) return tag;
+  const base = "berth-bench/busybox:1";
+  if (!sh(DOCKER, ["images", "-q", base], env).trim()) {
+    const rootfs = join(dir, "rootfs");
+    rmSync(rootfs, { recursive: true, force: true });
+    mkdirSync(join(rootfs, "bin"), { recursive: true });
+    mkdirSync(join(rootfs, "tmp"));
+    execFileSync("cp", ["/bin/busybox", join(rootfs, "bin/busybox")]);
+    for (const a of ["sh", "head", "yes", "base64", "awk", "mkdir", "cat", "rm", "ls", "true"])
+      symlinkSync("busybox", join(rootfs, "bin", a));
+    execFileSync("sh", ["-c", `tar -C ${rootfs} -c . | ${DOCKER} import - ${base}`], { env });
+  }
+  const MB = 1 << 20;
+  const r1 = Math.round(mb * 0.3) * MB;
+  const t1 = Math.round(mb * 0.25) * MB;
+  const small = Math.round(mb * 0.075) * MB; // base64 → ×4/3, 4 KiB files
+  const r2 = Math.round(mb * 0.2) * MB;
+  const t2 = Math.round(mb * 0.15) * MB;
+  const text = "berth benchmark compressible text line 0123456789 the quick brown fox jumps over the lazy dog";
+  const ctx = join(dir, "ctx");
+  mkdirSync(ctx, { recursive: true });
+  writeFileSync(
+    join(ctx, "Dockerfile"),
+    [
+      `FROM ${base}`,
+      `RUN head -c ${r1} /dev/urandom > /random1.bin`,
+      `RUN yes "${text}" | head -c ${t1} > /text1.txt`,
+      // ~4 KiB text files (54 lines of 77 bytes each).
+      `RUN mkdir /many && cd /many && head -c ${small} /dev/urandom | base64 | awk '{ f = sprintf("f%06d", int(NR / 54)); print > f; if (NR % 54 == 53) close(f) }'`,
+      `RUN head -c ${r2} /dev/urandom > /random2.bin`,
+      `RUN yes "${text} 2" | head -c ${t2} > /text2.txt`,
+      "",
+    ].join("\n"),
+  );
+  execFileSync(DOCKER, ["build", "-q", "-t", tag, ctx], { env: { ...env, DOCKER_BUILDKIT: "0" }, stdio: "ignore" });
+  return tag;
+}
+
+/** One line of results. */
+export interface ArchiveBenchRow {
+  op: "save" | "load";
+  tool: string;
+  medianSeconds: number;
+  mbPerSecond: number;
+  peakRssMiB: number;
+  runs: number;
+  note?: string;
+}
+
+/** Results of {@link run}. */
+export interface ArchiveBenchResult {
+  archiveBytes: number;
+  imageMB: number;
+  layers: number;
+  rows: ArchiveBenchRow[];
+}
+
+/** Run the benchmark; prints a Markdown table and returns the rows. */
+export async function run(): Promise<ArchiveBenchResult> {
+  const mb = Number(process.env.BERTH_BENCH_ARCHIVE_MB ?? 1024);
+  const runs = Number(process.env.BERTH_BENCH_RUNS ?? 3);
+  const dir = process.env.BERTH_BENCH_DIR ?? "/tmp/berth-bench-archive";
+  mkdirSync(dir, { recursive: true });
+  const env = dockerEnv();
+  const tag = buildImage(env, dir, mb);
+  const dockerTar = join(dir, "docker.tar");
+  const out = join(dir, "out.tar");
+  const self = fileURLToPath(import.meta.url);
+  const rows: ArchiveBenchRow[] = [];
+  const rm = (p: string) => rmSync(p, { recursive: true, force: true });
+
+  const measure = async (
+    op: "save" | "load",
+    tool: string,
+    bytes: () => number,
+    before: () => void,
+    cmd: () => [string, string[]],
+    n = runs,
+    note?: string,
+  ) => {
+    const ms: Measure[] = [];
+    let size = 0;
+    for (let i = 0; i < n; i++) {
+      before();
+      execFileSync("sync");
+      const [c, a] = cmd();
+      ms.push(await timed(c, a, env));
+      size = bytes();
+    }
+    const secs = median(ms.map((m) => m.seconds));
+    const row: ArchiveBenchRow = {
+      op,
+      tool,
+      medianSeconds: secs,
+      mbPerSecond: size / 1e6 / secs,
+      peakRssMiB: Math.max(...ms.map((m) => m.maxRssKiB)) / 1024,
+      runs: n,
+      ...(note ? { note } : {}),
+    };
+    rows.push(row);
+    console.error(`${op} ${tool}: ${secs.toFixed(2)} s, ${row.mbPerSecond.toFixed(0)} MB/s, ${row.peakRssMiB.toFixed(0)} MiB`);
+  };
+
+  // ---- save
+  const size = () => statSync(out).size;
+  await measure("save", "docker save", size, () => rm(out), () => [DOCKER, ["save", "-o", out, tag]], runs, "client RSS; the daemon does the work");
+  execFileSync("cp", [out, dockerTar]);
+  const archiveBytes = statSync(dockerTar).size;
+  const storeRoot = join(dir, "store");
+  rm(storeRoot);
+  sh(process.execPath, [self, "child", "load", storeRoot, dockerTar]);
+  await measure("save", "berth save", size, () => rm(out), () => [process.execPath, [self, "child", "save", storeRoot, tag, out]]);
+  await measure("save", "skopeo docker-archive→docker-archive", size, () => rm(out), () => [
+    "skopeo",
+    ["--insecure-policy", "copy", "-q", `docker-archive:${dockerTar}`, `docker-archive:${out}:${tag}`],
+  ]);
+  await measure("save", "cp + sync", size, () => rm(out), () => ["sh", ["-c", `cp ${dockerTar} ${out} && sync`]]);
+
+  // ---- load (MB/s of the docker save archive read)
+  const inBytes = () => archiveBytes;
+  const loadRoot = join(dir, "load-store");
+  await measure("load", "berth load", inBytes, () => rm(loadRoot), () => [process.execPath, [self, "child", "load", loadRoot, dockerTar]]);
+  await measure(
+    "load",
+    "docker load",
+    inBytes,
+    () => {
+      execFileSync(DOCKER, ["rmi", tag], { env, stdio: "ignore" });
+    },
+    () => [DOCKER, ["load", "-q", "-i", dockerTar]],
+    runs,
+    "client RSS; the daemon does the work",
+  );
+  const ociDir = join(dir, "oci");
+  await measure("load", "skopeo docker-archive→oci (uncompressed)", inBytes, () => rm(ociDir), () => [
+    "skopeo",
+    ["--insecure-policy", "copy", "-q", "--dest-oci-accept-uncompressed-layers", `docker-archive:${dockerTar}`, `oci:${ociDir}:x`],
+  ]);
+  await measure(
+    "load",
+    "skopeo docker-archive→oci (gzip)",
+    inBytes,
+    () => rm(ociDir),
+    () => ["skopeo", ["--insecure-policy", "copy", "-q", `docker-archive:${dockerTar}`, `oci:${ociDir}:x`]],
+    Math.min(runs, 1),
+  );
+  const podmanRoot = join(dir, "podman");
+  await measure("load", "podman load", inBytes, () => rm(podmanRoot), () => [
+    "podman",
+    ["--root", join(podmanRoot, "root"), "--runroot", join(podmanRoot, "run"), "--storage-driver", "vfs", "load", "-q", "-i", dockerTar],
+  ]);
+  await measure("load", "openssl dgst -sha256", inBytes, () => {}, () => ["openssl", ["dgst", "-sha256", dockerTar]]);
+  rm(out);
+  rm(ociDir);
+  rm(podmanRoot);
+  rm(loadRoot);
+
+  const layers = JSON.parse(sh(DOCKER, ["image", "inspect", tag], env))[0].RootFS.Layers.length as number;
+  const result = { archiveBytes, imageMB: mb, layers, rows };
+  console.log(toMarkdown(result));
+  return result;
+}
+
+/** Format results as a Markdown table with ratios to berth. */
+export function toMarkdown(r: ArchiveBenchResult): string {
+  const lines = [
+    `Image: ${r.layers} layers, docker save archive ${(r.archiveBytes / 1e6).toFixed(0)} MB.`,
+    "",
+    "| op | tool | median s | MB/s | berth × faster | peak RSS MiB | note |",
+    "|---|---|---:|---:|---:|---:|---|",
+  ];
+  for (const op of ["save", "load"] as const) {
+    const berth = r.rows.find((x) => x.op === op && x.tool.startsWith("berth"))!;
+    for (const x of r.rows.filter((y) => y.op === op)) {
+      const ratio = x === berth ? "—" : (x.medianSeconds / berth.medianSeconds).toFixed(2);
+      lines.push(
+        `| ${op} | ${x.tool} | ${x.medianSeconds.toFixed(2)} | ${x.mbPerSecond.toFixed(0)} | ${ratio} | ${x.peakRssMiB.toFixed(0)} | ${x.note ?? ""} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+/** Child mode: `archive.js child load <root> <file>` / `child save <root> <ref> <out>`. */
+async function child(args: string[]): Promise<void> {
+  const { openStore } = await import("@berth/image-store");
+  const { load, save } = await import("@berth/docker-archive");
+  const [op, root] = args;
+  const store = await openStore({ root: root! });
+  try {
+    if (op === "load") await load(store as never, args[2]!);
+    else if (op === "save") await save(store as never, [args[2]!], args[3]!);
+    else throw new Error(`unknown child op ${op}`);
+  } finally {
+    await store.close();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const main = process.argv[2] === "child" ? child(process.argv.slice(3)) : run().then(() => undefined);
+  main.catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
