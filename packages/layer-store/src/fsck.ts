@@ -1,4 +1,4 @@
-import { createReadStream, promises as fsp } from "node:fs";
+import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { CorruptDataError, type Digest, digestFromHex, digestStream, layerDigests } from "@berth/digest";
 import { cleanupStale } from "./cleanup.js";
@@ -65,17 +65,32 @@ interface BlobCheck {
   uncompressedSize?: number;
 }
 
-async function checkBlob(file: string, d: Digest, verify: boolean): Promise<BlobCheck> {
-  const st = await fsp.stat(file);
-  if (!verify) return { size: st.size, ok: true };
+/** Results of blob checks keyed by digest, inode, size and mtime (blobs are immutable). @internal */
+export type BlobCheckCache = Map<string, BlobCheck>;
+
+async function checkBlob(file: string, d: Digest, verify: boolean, cache?: BlobCheckCache): Promise<BlobCheck> {
+  const fh = await fsp.open(file, "r");
   try {
-    const r = await layerDigests(createReadStream(file));
-    return { size: st.size, ok: r.digest === d, diffID: r.diffID, uncompressedSize: r.uncompressedSize };
-  } catch (err) {
-    if (!(err instanceof CorruptDataError)) throw err;
-    // Looks compressed but is not a valid stream: fine for a non-layer blob, so judge the digest alone.
-    const r = await digestStream(createReadStream(file));
-    return { size: st.size, ok: r.digest === d };
+    const st = await fh.stat();
+    if (!verify) return { size: st.size, ok: true };
+    const key = `${d}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    const hit = cache?.get(key);
+    if (hit) return hit;
+    const read = () => fh.createReadStream({ start: 0, autoClose: false });
+    let result: BlobCheck;
+    try {
+      const r = await layerDigests(read());
+      result = { size: st.size, ok: r.digest === d, diffID: r.diffID, uncompressedSize: r.uncompressedSize };
+    } catch (err) {
+      if (!(err instanceof CorruptDataError)) throw err;
+      // Looks compressed but is not a valid stream: fine for a non-layer blob, so judge the digest alone.
+      const r = await digestStream(read());
+      result = { size: st.size, ok: r.digest === d };
+    }
+    cache?.set(key, result);
+    return result;
+  } finally {
+    await fh.close();
   }
 }
 
@@ -93,6 +108,7 @@ export async function fsckLayers(
   leases: FsLeases,
   readRecord: (id: Digest) => Promise<Layer | undefined>,
   opts: FsckOptions,
+  cache?: BlobCheckCache,
 ): Promise<FsckReport> {
   const repair = opts.repair === true;
   const verify = opts.verifyContent !== false;
@@ -125,7 +141,7 @@ export async function fsckLayers(
     const d = digestFromHex(name);
     let c: BlobCheck;
     try {
-      c = await checkBlob(file, d, verify);
+      c = await checkBlob(file, d, verify, cache);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // removed meanwhile
       throw err;
@@ -168,7 +184,7 @@ export async function fsckLayers(
     let b = blobs.get(layer.blob.digest);
     if (!b && !repair) {
       // Without the lock, a writer may have committed the blob after we listed blobs.
-      b = await checkBlob(paths.blob(layer.blob.digest), layer.blob.digest, verify).catch(() => undefined);
+      b = await checkBlob(paths.blob(layer.blob.digest), layer.blob.digest, verify, cache).catch(() => undefined);
       if (b && !b.ok) b = undefined;
       if (b) blobs.set(layer.blob.digest, b);
     }
