@@ -366,22 +366,35 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
     const fh = await open(tmp, "wx", 0o644);
     let written = 0;
     try {
-      // Batch small pieces (headers, padding, documents) into one write.
+      // Positioned writes, several in flight (reading, the thread pool and the
+      // disk overlap); small pieces (headers, padding, documents) are batched.
+      const inflight: Array<{ p: Promise<unknown>; n: number }> = [];
+      let inflightBytes = 0;
+      const issue = async (buf: Uint8Array) => {
+        const p = writeAt(fh, buf, written);
+        p.catch(() => {});
+        written += buf.length;
+        inflight.push({ p, n: buf.length });
+        inflightBytes += buf.length;
+        while (inflightBytes > WRITE_AHEAD || inflight.length > 64) {
+          const first = inflight.shift()!;
+          await first.p;
+          inflightBytes -= first.n;
+        }
+      };
       let pending: Uint8Array[] = [];
       let pendingLen = 0;
       const flush = async () => {
         if (pendingLen === 0) return;
         const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen);
-        await writeAll(fh, buf);
-        written += buf.length;
         pending = [];
         pendingLen = 0;
+        await issue(buf);
       };
       for await (const c of planChunks(plan, options)) {
-        if (c.length >= 256 * 1024) {
+        if (c.length >= 64 * 1024) {
           await flush();
-          await writeAll(fh, c);
-          written += c.length;
+          await issue(c);
         } else {
           pending.push(c);
           pendingLen += c.length;
@@ -389,6 +402,7 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
         }
       }
       await flush();
+      for (const x of inflight) await x.p;
       if (written !== plan.size) throw new SizeMismatchError(`archive is ${written} bytes, planned ${plan.size}`);
       await fh.sync();
       await fh.close();
@@ -416,10 +430,12 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
   return result;
 }
 
-async function writeAll(fh: import("node:fs/promises").FileHandle, buf: Uint8Array): Promise<void> {
+const WRITE_AHEAD = 32 << 20;
+
+async function writeAt(fh: import("node:fs/promises").FileHandle, buf: Uint8Array, position: number): Promise<void> {
   let off = 0;
   while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off, position + off);
     off += bytesWritten;
   }
 }
