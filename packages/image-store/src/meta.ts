@@ -29,8 +29,8 @@
  * `write` followed by `fsync`, and a line is only applied once its newline and
  * CRC are there, so a writer killed mid-append leaves a torn tail that readers
  * ignore and the next writer truncates. Readers never take the lock: before
- * each operation they `stat` the journal and apply the lines appended since
- * (a different inode means a compaction happened: they reload).
+ * each operation they `fstat` the journal they hold open and apply the lines appended since
+ * (no links left means a compaction replaced it: they reload).
  *
  * Opening reads two files, not one per image: at 100,000 images that is ~30 MB
  * of lines parsed in well under the 2 s target (see BENCHMARKS.md).
@@ -307,6 +307,8 @@ export class Journal {
   /** Whether the current journal file counts (its header matches). */
   #journalValid = false;
   #journalIno = -1;
+  /** Open read descriptor of the journal file the state was read from (fstat tells when it is replaced). */
+  #fd: number | undefined;
   #offset = 0;
   #journalLines = 0;
   readonly #fs: MetaFs;
@@ -354,9 +356,10 @@ export class Journal {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       }
       if (fd === undefined) {
-        this.#commit(state, problems, snapshotJournal, false, -1, 0, 0);
+        this.#commit(state, problems, snapshotJournal, false, -1, 0, 0, undefined);
         return;
       }
+      let keep = false;
       try {
         const st = fstatSync(fd);
         const buf = Buffer.allocUnsafe(st.size);
@@ -378,7 +381,8 @@ export class Journal {
           }
           // A crash between the snapshot rename and the journal reset: the old
           // journal's records are all in the snapshot. The next writer replaces it.
-          this.#commit(state, problems, snapshotJournal, false, st.ino, buf.length, 0);
+          this.#commit(state, problems, snapshotJournal, false, st.ino, buf.length, 0, fd);
+          keep = true;
           return;
         }
         const r = applyLines(buf.subarray(0, off), 0, state, this.journalPath, true, problems);
@@ -389,10 +393,11 @@ export class Journal {
             tornTail: true,
           });
         }
-        this.#commit(state, problems, snapshotJournal, true, st.ino, r.end, Math.max(0, r.lines - 1));
+        this.#commit(state, problems, snapshotJournal, true, st.ino, r.end, Math.max(0, r.lines - 1), fd);
+        keep = true;
         return;
       } finally {
-        closeSync(fd);
+        if (!keep) closeSync(fd);
       }
     }
   }
@@ -405,7 +410,10 @@ export class Journal {
     ino: number,
     offset: number,
     lines: number,
+    fd: number | undefined,
   ): void {
+    if (this.#fd !== undefined && this.#fd !== fd) closeSync(this.#fd);
+    this.#fd = fd;
     this.state = state;
     this.problems = problems;
     this.#snapshotJournal = snapshotJournal;
@@ -417,40 +425,46 @@ export class Journal {
 
   /**
    * Bring the state up to date with what other processes appended. Cheap when
-   * nothing changed: one `stat`.
+   * nothing changed: one `fstat` of the open journal (a journal replaced by a
+   * compaction has no links left: reload).
    */
   refresh(): void {
-    let st: { ino: number; size: number } | undefined;
-    try {
-      st = statSync(this.journalPath);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    }
-    if (st === undefined) {
-      if (this.#journalIno !== -1) this.load();
+    const fd = this.#fd;
+    if (fd === undefined) {
+      // No journal when we loaded: has a writer started one?
+      let exists = false;
+      try {
+        statSync(this.journalPath);
+        exists = true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      }
+      if (exists) this.load();
       return;
     }
-    if (st.ino !== this.#journalIno || st.size < this.#offset) {
+    const st = fstatSync(fd);
+    if (st.nlink === 0 || st.size < this.#offset) {
       this.load();
       return;
     }
     if (st.size === this.#offset || !this.#journalValid) return;
-    const fd = openSync(this.journalPath, "r");
-    try {
-      const len = st.size - this.#offset;
-      const buf = Buffer.allocUnsafe(len);
-      let off = 0;
-      while (off < len) {
-        const n = readSync(fd, buf, off, len - off, this.#offset + off);
-        if (n === 0) break;
-        off += n;
-      }
-      const r = applyLines(buf.subarray(0, off), this.#offset, this.state, this.journalPath, false, this.problems);
-      this.#offset = r.end;
-      this.#journalLines += r.lines;
-    } finally {
-      closeSync(fd);
+    const len = st.size - this.#offset;
+    const buf = Buffer.allocUnsafe(len);
+    let off = 0;
+    while (off < len) {
+      const n = readSync(fd, buf, off, len - off, this.#offset + off);
+      if (n === 0) break;
+      off += n;
     }
+    const r = applyLines(buf.subarray(0, off), this.#offset, this.state, this.journalPath, false, this.problems);
+    this.#offset = r.end;
+    this.#journalLines += r.lines;
+  }
+
+  /** Close the journal descriptor (the state stays readable). */
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
   }
 
   /**
@@ -491,8 +505,10 @@ export class Journal {
   async #startJournal(id: string): Promise<void> {
     const header = encodeLine([MAGIC, VERSION, id]);
     await this.#fs.writeFileAtomic(this.journalPath, header);
-    const st = await fsp.stat(this.journalPath);
-    this.#journalIno = st.ino;
+    const fd = openSync(this.journalPath, "r");
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = fd;
+    this.#journalIno = fstatSync(fd).ino;
     this.#offset = Buffer.byteLength(header);
     this.#journalValid = true;
     this.#journalLines = 0;

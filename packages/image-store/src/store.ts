@@ -748,6 +748,7 @@ export class FsStore implements Store {
   async close(): Promise<void> {
     if (this.#core.closed) return;
     this.#core.closed = true;
+    this.#core.journal.close();
     await this.#core.layers.close();
   }
 }
@@ -953,7 +954,7 @@ async function fsck(store: FsStore, core: Core, opts: FsckOptions): Promise<Fsck
       }
     }
     if (repair) {
-      if (core.journal.problems.length > 0 || core.journal.shouldCompact()) await core.journal.compact();
+      await core.journal.compact();
       await removeStaleTemps(core.journal.dir);
     }
   });

@@ -234,6 +234,12 @@ describe("search, parents, metadata", () => {
       expect(await other.images.len()).toBe(1);
       await other.references.tag("app:2", image.id);
       expect(await store.references.resolve("app:2")).toBe(image.id);
+      // A compaction by one (new snapshot, journal replaced) is seen by the other.
+      await other.fsck({ repair: true });
+      await other.references.tag("app:3", image.id);
+      expect(await store.references.resolve("app:3")).toBe(image.id);
+      await store.references.tag("app:4", image.id);
+      expect(await other.references.resolve("app:4")).toBe(image.id);
       await other.images.delete(image.id);
       expect(await store.images.len()).toBe(0);
       expect(await store.references.list()).toEqual([]);
