@@ -137,7 +137,7 @@ export class LocalImageCache implements BuildCache {
     const parent = await getParentImage(this.store, parentId);
     if (containerConfig === null || containerConfig === undefined) return undefined;
     const want = platform ?? this.options.defaultPlatform ?? defaultBuildPlatform();
-    let match: { id: Digest; created: number } | undefined;
+    let match: { id: Digest; created: bigint } | undefined;
     for (const id of await this.siblings(parentId)) {
       let img: CacheImage;
       try {
@@ -172,12 +172,12 @@ export class LocalImageCache implements BuildCache {
   }
 }
 
-/** Nanoseconds-ish ordering key of an RFC 3339 time (ms since epoch * 1e6 + sub-ms nanos). */
-function createdNanos(t: string): number {
+/** Nanoseconds since the epoch of an RFC 3339 time (Go's time.Time resolution). */
+function createdNanos(t: string): bigint {
   const ms = Date.parse(t);
   const frac = /\.(\d+)/.exec(t)?.[1] ?? "";
-  const subMs = Number.parseInt(`${frac.slice(3, 9)}`.padEnd(6, "0"), 10) || 0;
-  return ms * 1e6 + subMs;
+  const subMs = Number.parseInt(frac.slice(3, 9).padEnd(6, "0"), 10) || 0;
+  return BigInt(ms) * 1_000_000n + BigInt(subMs);
 }
 
 function historyEqual(a: History, b: History): boolean {

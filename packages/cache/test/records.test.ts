@@ -53,6 +53,22 @@ describe("records", () => {
     await ref.release();
   });
 
+  it("getByBlob registers a stored blob on a parent ref, verifying the DiffID annotation", async () => {
+    const base = await layer("a");
+    const baseRef = await cm.getByLayer(base.chainID);
+    const bytes = await makeTarGz({ "blob.txt": "by blob" });
+    const { digest, size } = await layers.content.put(bytes);
+    const { layerDigests } = await import("@berth/digest");
+    const { diffID } = await layerDigests([bytes]);
+    const ref = await cm.getByBlob({ digest, size, annotations: { "containerd.io/uncompressed": diffID } }, baseRef, { description: "from blob" });
+    expect(ref.chainID).toBe(chainId([base.diffID, diffID]));
+    expect((await cm.record(ref.id)).parent).toBe(baseRef.id);
+    const wrong = sha256("not the diffid");
+    await expect(cm.getByBlob({ digest, size, annotations: { "containerd.io/uncompressed": wrong } }, null)).rejects.toMatchObject({ code: "ERR_DIGEST_MISMATCH" });
+    await ref.release();
+    await baseRef.release();
+  });
+
   it("release updates last-used time and usage count; records persist across opens", async () => {
     const l1 = await layer("a");
     const ref = await cm.getByLayer(l1.chainID);

@@ -1,0 +1,52 @@
+import { openStore, type Store } from "@berth/image-store";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createCache } from "../src/classic.js";
+import { makeTarGz, tempDir } from "./helpers.js";
+
+let store: Store;
+let cleanup: () => Promise<void>;
+beforeEach(async () => {
+  const t = await tempDir();
+  cleanup = t.cleanup;
+  store = await openStore({ root: t.dir });
+});
+afterEach(async () => {
+  await store.close();
+  await cleanup();
+});
+
+const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+const probe = { Cmd: ["/bin/sh", "-c", "#(nop) ", "ENV A=1"], Env: ["A=1"] };
+
+describe("LocalImageCache over an image store", () => {
+  it("children built locally, platform accepted, same config; newest created wins", async () => {
+    const l = await store.layers.register([await makeTarGz({ a: "1" })]);
+    const rootfs = { type: "layers", diff_ids: [l.diffID] };
+    const parent = await store.images.create(enc({ architecture: "amd64", os: "linux", rootfs, history: [{ created_by: "base" }] }));
+    const child = async (extra: object, created: string, local = true) => {
+      const img = await store.images.create(
+        enc({ architecture: "amd64", os: "linux", rootfs, created, container_config: probe, history: [{ created_by: "base" }, { created_by: "ENV", empty_layer: true }], ...extra }),
+      );
+      await store.images.setParent(img.id, parent.id);
+      if (local) await store.images.setBuiltLocally(img.id);
+      return img.id;
+    };
+    const older = await child({}, "2024-01-01T00:00:00.000000001Z");
+    const newer = await child({}, "2024-01-01T00:00:00.000000002Z");
+    await child({ comment: "not local" }, "2025-01-01T00:00:00Z", false);
+    await child({ architecture: "", os: "" }, "2025-01-02T00:00:00Z"); // old image without a platform
+    await child({ architecture: "arm64" }, "2025-01-03T00:00:00Z");
+    await child({ container_config: { ...probe, Env: ["A=2"] } }, "2025-01-04T00:00:00Z");
+    const cache = await createCache(store);
+    const got = await cache.getCache(parent.id, probe, { os: "linux", architecture: "amd64" });
+    expect(got).toBe(newer);
+    expect(await cache.getCache(parent.id, probe, { os: "linux", architecture: "arm64" })).toBeDefined();
+    expect(await cache.getCache(parent.id, null, { os: "linux", architecture: "amd64" })).toBeUndefined();
+    expect(older).not.toBe(newer);
+    // FROM scratch: images without a parent.
+    const scratch = await store.images.create(enc({ architecture: "amd64", os: "linux", rootfs, created: "2024-01-01T00:00:00Z", container_config: { Cmd: ["/bin/sh", "-c", "#(nop) ADD x"] } }));
+    await store.images.setBuiltLocally(scratch.id);
+    expect(await cache.getCache("", { Cmd: ["/bin/sh", "-c", "#(nop) ADD x"] }, { os: "linux", architecture: "amd64" })).toBe(scratch.id);
+    await expect(cache.getCache(`sha256:${"1".repeat(64)}`, probe)).rejects.toMatchObject({ code: "ERR_CACHE_PARENT_NOT_FOUND" });
+  });
+});
