@@ -14,15 +14,6 @@ export interface BuildPlatform {
   osFeatures?: string[];
 }
 
-/** Options of {@link compareContainerConfig}. */
-export interface CompareOptions {
-  /**
-   * Fix for docker/cli#3477 (`ENTRYPOINT []` never hits the cache). Off by
-   * default to match moby. See {@link entrypointMergedFromParent}.
-   */
-  fixEmptyEntrypoint?: boolean;
-}
-
 function len(v: readonly unknown[] | Record<string, unknown> | null | undefined): number {
   if (v === null || v === undefined) return 0;
   return Array.isArray(v) ? v.length : Object.keys(v).length;

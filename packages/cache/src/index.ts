@@ -6,7 +6,6 @@
  */
 export {
   type BuildPlatform,
-  type CompareOptions,
   compareContainerConfig,
   comparePlatform,
   defaultBuildPlatform,
