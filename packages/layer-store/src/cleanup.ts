@@ -40,11 +40,7 @@ export async function cleanupStale(
     if (!opts.dryRun) await fsp.rm(file, { force: true, recursive: true });
   };
   for (const name of await readdirIfExists(paths.ingest)) await consider(paths.ingest, name, "ingest");
-  for (const dir of [paths.root, paths.blobs, paths.layerRecords, paths.locks, paths.layers]) {
-    for (const name of await readdirIfExists(dir)) if (name.endsWith(TEMP_SUFFIX)) await consider(dir, name, "temp");
-  }
-  for (const id of await readdirIfExists(paths.leases)) {
-    const dir = paths.lease(id);
+  for (const dir of [paths.root, paths.blobs, paths.layerRecords, paths.locks, paths.layers, paths.leases]) {
     for (const name of await readdirIfExists(dir)) if (name.endsWith(TEMP_SUFFIX)) await consider(dir, name, "temp");
   }
   return found;

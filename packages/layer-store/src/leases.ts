@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { type Digest, digestFromHex, FailedPreconditionError, InvalidArgumentError } from "@berth/digest";
-import { currentOwner, isOwnerAlive, mkdirp, type ProcessOwner, readdirIfExists, readIfExists, writeFileAtomic } from "./fsutil.js";
+import { currentOwner, isOwnerAlive, mkdirp, type ProcessOwner, readdirIfExists, readIfExists, TEMP_SUFFIX, tempPathFor } from "./fsutil.js";
 import { digestHex } from "@berth/digest";
 import type { StorePaths } from "./paths.js";
 import type { Lease } from "./types.js";
@@ -39,7 +39,8 @@ export interface LeaseRoots {
 /**
  * Leases on disk: `leases/<id>/owner.json` (pid + start time + optional
  * expiry) and one empty file per protected resource (`blob.<hex>`,
- * `layer.<hex>`). A lease protects only while its owner process runs and it
+ * `layer.<hex>`); created and removed by renames, so a lease directory is
+ * always complete. A lease protects only while its owner process runs and it
  * has not expired, so a crashed process never pins garbage forever. Leases
  * need no durability: after a crash their owner is dead anyway.
  */
@@ -49,17 +50,23 @@ export class FsLeases {
     this.#paths = paths;
   }
 
-  /** Create a lease owned by this process. */
+  /**
+   * Create a lease owned by this process. The directory is assembled under a
+   * temporary name and renamed into place, so a lease directory always has its
+   * owner file (a half-made one is a temp directory that cleanup removes).
+   */
   async create(opts: { expiresInMs?: number } = {}): Promise<FsLease> {
     if (opts.expiresInMs !== undefined && !(opts.expiresInMs > 0)) {
       throw new InvalidArgumentError(`lease expiresInMs must be positive, got ${opts.expiresInMs}`);
     }
     const id = randomBytes(16).toString("hex");
     const dir = this.#paths.lease(id);
-    await mkdirp(dir);
+    const tmp = tempPathFor(dir);
+    await mkdirp(tmp);
     const record: LeaseOwnerRecord = { id, ...currentOwner(), created: new Date().toISOString() };
     if (opts.expiresInMs !== undefined) record.expiresAt = Date.now() + opts.expiresInMs;
-    await writeFileAtomic(path.join(dir, "owner.json"), JSON.stringify(record));
+    await fsp.writeFile(path.join(tmp, "owner.json"), JSON.stringify(record));
+    await fsp.rename(tmp, dir);
     return new FsLease(this, id);
   }
 
@@ -89,10 +96,18 @@ export class FsLeases {
     await fsp.writeFile(path.join(dir, `layer.${digestHex(chainID)}`), "");
   }
 
-  /** Drop a lease (idempotent). */
+  /** Drop a lease (idempotent): renamed away atomically, then removed. */
   async release(id: string): Promise<void> {
     if (!LEASE_ID_RE.test(id)) return;
-    await fsp.rm(this.#paths.lease(id), { recursive: true, force: true });
+    const dir = this.#paths.lease(id);
+    const tmp = tempPathFor(dir);
+    try {
+      await fsp.rename(dir, tmp);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    await fsp.rm(tmp, { recursive: true, force: true });
   }
 
   async #readOwner(id: string): Promise<LeaseOwnerRecord | undefined> {
@@ -120,13 +135,12 @@ export class FsLeases {
   async roots(sweep: boolean): Promise<LeaseRoots & { dead: string[] }> {
     const out: LeaseRoots & { dead: string[] } = { blobs: new Set(), layers: new Set(), dead: [] };
     for (const id of await readdirIfExists(this.#paths.leases)) {
+      if (id.endsWith(TEMP_SUFFIX)) continue; // a lease being made or removed: cleanup's business
       const dir = this.#paths.lease(id);
       const owner = LEASE_ID_RE.test(id) ? await this.#readOwner(id) : undefined;
       if (!owner) {
-        // A lease whose owner file is missing is either being created right now
-        // (mkdir before owner.json) or garbage; only a young one is kept.
-        const st = await fsp.stat(dir).catch(() => undefined);
-        if (st && Date.now() - st.mtimeMs < 60_000 && LEASE_ID_RE.test(id)) continue;
+        // Lease directories appear complete (renamed into place), so one without
+        // a readable owner is garbage.
         if (sweep) await fsp.rm(dir, { recursive: true, force: true });
         out.dead.push(id);
         continue;
