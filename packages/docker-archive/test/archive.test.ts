@@ -227,6 +227,15 @@ describe("hostile archives are refused and leave nothing visible", () => {
   it("an archive with no manifest → ERR_UNKNOWN_ARCHIVE_FORMAT", async () => {
     await expectRefused([{ name: "x", body: "y" }], "ERR_UNKNOWN_ARCHIVE_FORMAT");
   });
+  it("a config the image store refuses (after another image was created) rolls everything back", async () => {
+    const l = await layerTar({ "only": "one layer" });
+    const bad = imageOf([l], { label: "bad" });
+    const cfg = JSON.parse(Buffer.from(bad.config).toString());
+    cfg.history.push({ created_by: "a second non-empty step without a layer" });
+    const badConfig = Buffer.from(JSON.stringify(cfg));
+    const badImg = { ...bad, config: badConfig, id: sha256(badConfig) };
+    await expectRefused(legacyEntries([{ img: good, tags: ["first:1"] }, { img: badImg, tags: ["second:1"] }]), "ERR_INVALID_CONFIG");
+  });
   it("an earlier image survives a refused load", async () => {
     await load(t.store, [await tarOf(legacyEntries([{ img: good, tags: ["keep:1"] }]))]);
     const other = await twoLayerImage({ label: "o" });
