@@ -236,7 +236,7 @@ function loadState(e, st) {
   return Array.from({ length: 8 }, (_, i) => e.bind(`v128.load(${st}, ${i * 16})`));
 }
 function storeState(e, st, out) {
-  out.forEach((x, i) => e.lines.push(`  v128.store(${st}, ${e.materialize(x)}, ${i * 16});`));
+  for (const [i, x] of out.entries()) e.lines.push(`  v128.store(${st}, ${e.materialize(x)}, ${i * 16});`);
 }
 
 // ---------------------------------------------------------------- SIMD: 4 blocks
@@ -304,8 +304,8 @@ ${e.lines.join("\n")}
   for (let i = 36; i < 47; i++) w.push(e.c(0));
   w.push(e.c(143 * 8));
   if (w.length !== 48) throw new Error(`chain message has ${w.length} words`);
-  w.forEach((x, i) => e.lines.push(`  v128.store(w, ${e.materialize(x)}, ${i * 16});`));
-  IV.forEach((x, i) => e.lines.push(`  v128.store(st, i32x4.splat(${hex(x)}), ${i * 16});`));
+  for (const [i, x] of w.entries()) e.lines.push(`  v128.store(w, ${e.materialize(x)}, ${i * 16});`);
+  for (const [i, x] of IV.entries()) e.lines.push(`  v128.store(st, i32x4.splat(${hex(x)}), ${i * 16});`);
   parts.push(`/**
  * The message of one ChainID step for 4 chains at once: from lane j's state at
  * \`st\` (the previous ChainID), "sha256:<prev hex> " + the DiffID string at d_j

@@ -21,7 +21,12 @@ async function bundle(): Promise<string> {
   const req = createRequire(import.meta.url);
   const viaVitest = createRequire(req.resolve("vitest/package.json"));
   const viaVite = createRequire(viaVitest.resolve("vite/package.json"));
-  const { rolldown } = (await import(viaVite.resolve("rolldown"))) as typeof import("rolldown");
+  // rolldown is not a dependency of ours (it comes with vitest's vite), so it is typed by hand.
+  type Rolldown = (opts: object) => Promise<{
+    generate(o: object): Promise<{ output: [{ code: string }] }>;
+    close(): Promise<void>;
+  }>;
+  const { rolldown } = (await import(viaVite.resolve("rolldown"))) as { rolldown: Rolldown };
   const b = await rolldown({
     input: fileURLToPath(new URL("./browser/entry.ts", import.meta.url)),
     platform: "browser",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AmbiguousPrefixError, DigestSet, hasCode, NotFoundError, sha256Many } from "../src/index.js";
+import { AmbiguousPrefixError, DigestSet, NotFoundError, sha256Many } from "../src/index.js";
 
 const d = (hex: string) => `sha256:${hex.padEnd(64, "0")}`;
 

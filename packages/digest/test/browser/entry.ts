@@ -38,10 +38,10 @@ async function run(e: Expected): Promise<Record<string, unknown>> {
     if (wasm.sha256(all.subarray(0, n)) !== e.lengths[n]) fail(`length ${n}`);
   }
   const many = wasm.sha256Many(msgs);
-  many.forEach((d, n) => d === e.lengths[n] || fail(`sha256Many ${n}`));
+  for (let n = 0; n < many.length; n++) if (many[n] !== e.lengths[n]) fail(`sha256Many ${n}`);
   checks.lengths = e.lengths.length;
   const tops = wasm.chainIdMany(e.chains);
-  tops.forEach((d, i) => d === e.chainTops[i] || fail(`chainIdMany ${i}`));
+  for (let i = 0; i < tops.length; i++) if (tops[i] !== e.chainTops[i]) fail(`chainIdMany ${i}`);
   if (auto.chainIdMany(e.chains).join() !== e.chainTops.join()) fail("auto chainIdMany");
   checks.chains = e.chains.length;
   const gz = Uint8Array.from(atob(e.gzipB64), (c) => c.charCodeAt(0));
