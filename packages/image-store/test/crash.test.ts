@@ -47,6 +47,8 @@ function expectedFrom(log: string): Expected {
   return { images, tags, inflight };
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 let base: string;
 let cleanup: () => Promise<void>;
 beforeAll(async () => {
@@ -59,9 +61,20 @@ async function trial(n: number): Promise<{ ops: number; kinds: string[] }> {
   const log = path.join(base, `t${n}.log`);
   await fsp.mkdir(root, { recursive: true });
   const { child, exit } = startWorker({ root, mode: "crash", seed: n + 1, count: 0, log });
-  // Kill at a random moment: sometimes while it opens, mostly mid-operation.
-  const delay = 200 + Math.floor(Math.random() * 900);
-  await new Promise((r) => setTimeout(r, delay));
+  // Kill at a random moment: one trial in ten while the worker opens the
+  // store, the others a random time after its first operation committed
+  // (timed from readiness, so a slow start on a loaded machine does not turn
+  // every trial into a kill-at-startup).
+  if (n % 10 === 9) {
+    await sleep(Math.floor(Math.random() * 600));
+  } else {
+    const deadline = Date.now() + 60_000;
+    while (!(await fsp.readFile(log, "utf8").catch(() => "")).includes("done register base")) {
+      if (Date.now() > deadline || child.exitCode !== null) break;
+      await sleep(20);
+    }
+    await sleep(Math.floor(Math.random() * 700));
+  }
   child.kill("SIGKILL");
   const e = await exit;
   if (e.signal !== "SIGKILL") throw new Error(`worker ${n} exited early (${e.code}): ${e.stderr}`);
