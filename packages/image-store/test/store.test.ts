@@ -151,6 +151,20 @@ describe("images.create / get", () => {
     expect(await store.images.len()).toBe(0);
   });
 
+  it("createMany: bulk create in order; one bad config leaves the store unchanged", async () => {
+    await store.layers.register([tarA]);
+    const good = Array.from({ length: 12 }, (_, i) => makeConfig([diffIdOf(tarA)], { cmd: [`m${i}`] }));
+    const before = await treeOf(root);
+    const bad = [...good.slice(0, 5), makeConfig([diffIdOf(tarB)]), ...good.slice(5)];
+    expect((await errorOf(store.images.createMany(bad))).code).toBe("ERR_LAYER_NOT_FOUND");
+    expect(await treeOf(root)).toEqual(before);
+    const ids = await store.images.createMany([...good, good[0]!]);
+    expect(ids).toEqual([...good, good[0]!].map((c) => sha256(c)));
+    expect(await store.images.len()).toBe(12);
+    for (const id of ids) expect((await store.images.get(id)).id).toBe(id);
+    expect((await store.fsck()).problems).toEqual([]);
+  });
+
   it("names the problem in the error message", async () => {
     const err = await errorOf(store.images.create(makeConfig([diffIdOf(tarA)], { history: [{}, {}] })));
     expect(err.message).toMatch(/too many non-empty layers in History section \(2 .* 1 diff_ids\)/);
