@@ -12,11 +12,27 @@ export interface GlobalOptions {
 
 /** What a verb needs from the program: options, output streams, progress. */
 export class Context {
+  /** The verb being run, e.g. `image inspect` (for error lines). */
+  verb: string | undefined;
+
   constructor(private readonly program: Command) {}
 
-  /** The global options (`--root`, `--quiet`, `--debug`, `--progress`). */
+  /** The verb's command object (set before its action runs). */
+  action: Command | undefined;
+
+  /**
+   * The global options (`--root`, `--quiet`, `--debug`, `--progress`), given
+   * before the verb or after it (a verb's own `-q` counts as `--quiet` only
+   * where the verb has no other meaning for it; see main.ts).
+   */
   get globals(): GlobalOptions {
-    return this.program.opts<GlobalOptions>();
+    const g = { ...this.program.opts<GlobalOptions>() };
+    const local = this.action?.opts<GlobalOptions & { quiet?: unknown }>() ?? {};
+    if (local.root !== undefined) g.root = local.root;
+    if (local.debug !== undefined) g.debug = local.debug;
+    if (local.progress !== undefined) g.progress = local.progress;
+    if (local.quiet === true && this.action?.options.some((o) => o.long === "--quiet" && o.hidden)) g.quiet = true;
+    return g;
   }
 
   /** The store root in effect. */

@@ -130,3 +130,28 @@ export function renderTemplate(template: string, obj: unknown): string {
 export function unescapeFormat(f: string): string {
   return f.replace(/\\t/g, "\t").replace(/\\n/g, "\n");
 }
+
+/** Header of a `{{.Field}}` column, as docker names it (CreatedSince → CREATED, …). */
+function columnHeader(cell: string, names: Record<string, string>): string {
+  const fields = [...cell.matchAll(/\{\{[^}]*?\.(\w+)[^}]*\}\}/g)].map((m) => m[1]!);
+  if (fields.length === 0) return cell.trim().toUpperCase();
+  return fields.map((f) => names[f] ?? f.replace(/([a-z])([A-Z])/g, "$1 $2").toUpperCase()).join(" ");
+}
+
+/**
+ * Render rows with a user's `--format`: `json` is handled by the caller; a
+ * `table …` template prints an aligned table with docker's column headers
+ * (columns split at tabs); any other template prints one line per row.
+ */
+export function renderRows(format: string, rows: readonly unknown[], headerNames: Record<string, string>): string {
+  const tmpl = unescapeFormat(format);
+  if (tmpl.startsWith("table")) {
+    const body = tmpl.slice(5).trim() || "{{.ID}}";
+    const cells = body.split("\t");
+    return table(
+      cells.map((c) => columnHeader(c, headerNames)),
+      rows.map((r) => cells.map((c) => renderTemplate(c, r))),
+    );
+  }
+  return rows.map((r) => `${renderTemplate(tmpl, r)}\n`).join("");
+}

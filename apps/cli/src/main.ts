@@ -38,16 +38,37 @@ export function buildProgram(): { program: Command; ctx: Context } {
   systemCmd.register(program, ctx);
   cacheCmd.register(program, ctx);
   digestCmd.register(program, ctx);
+  // Options after the verb belong to the verb (`berth images -q` is images' -q), so the
+  // global options are positional; leaf verbs accept them too (`berth load --root X`).
+  program.enablePositionalOptions();
   const configure = (cmd: Command) => {
     cmd.exitOverride().configureOutput(program.configureOutput()).showHelpAfterError("(run with --help for usage)");
+    if (cmd.commands.length === 0) addGlobalOptions(cmd);
     for (const sub of cmd.commands) configure(sub);
   };
   for (const cmd of program.commands) configure(cmd);
+  program.hook("preAction", (_this, action) => {
+    const names: string[] = [];
+    for (let c: Command | null = action; c && c !== program; c = c.parent) names.unshift(c.name());
+    ctx.verb = names.join(" ");
+    ctx.action = action;
+  });
   return { program, ctx };
 }
 
+/** The global options, hidden, on a leaf verb (unless the verb has its own meaning for the flag). */
+function addGlobalOptions(cmd: Command): void {
+  const has = (flag: string) => cmd.options.some((o) => o.short === flag || o.long === flag);
+  if (!has("--root")) cmd.addOption(new Option("--root <dir>", "store root").hideHelp());
+  if (!has("--debug") && !has("-D")) cmd.addOption(new Option("-D, --debug", "show error codes and stack traces").hideHelp());
+  if (!has("--progress"))
+    cmd.addOption(new Option("--progress <mode>", "progress display").choices(["auto", "tty", "plain", "json", "none"]).hideHelp());
+  if (!has("--quiet") && !has("-q")) cmd.addOption(new Option("-q, --quiet", "print less").hideHelp());
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { program } = buildProgram();
+  const { program, ctx } = buildProgram();
+  verbOf = () => ctx.verb ?? "";
   let debug = argv.includes("--debug") || argv.includes("-D");
   try {
     await program.parseAsync(argv, { from: "user" });
@@ -63,14 +84,20 @@ async function main(argv: string[]): Promise<number> {
     if ((err as { reported?: boolean }).reported) return exitCodeFor(err);
     await closeContextStore().catch(() => {});
     const code = errorCode(err);
-    const what = program.args[0] ?? "berth";
+    const what = ctx.verb ?? program.args[0] ?? "berth";
     process.stderr.write(`berth: ${what}: ${describeError(err)}${debug && code ? ` [${code}]` : ""}\n`);
     if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     return exitCodeFor(err);
   }
 }
 
-process.on("SIGPIPE", () => process.exit(EXIT.ok));
+// A closed stdout (`berth images | head`) ends the command quietly; a save whose reader went away failed.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code !== "EPIPE") throw err;
+  process.exit(/(^| )save$/.test(currentVerb()) ? EXIT.io : EXIT.ok);
+});
+let verbOf: () => string = () => "";
+const currentVerb = () => verbOf();
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { pack as tarPack } from "tar-stream";
 
 /** The built CLI entry (turbo builds it before tests). */
 export const BERTH = fileURLToPath(new URL("../dist/main.js", import.meta.url));
@@ -29,9 +30,14 @@ export function berth(
     child.stdout.on("data", (c: Buffer) => out.push(c));
     child.stderr.on("data", (c: Buffer) => err.push(c));
     child.on("error", reject);
-    child.on("close", (code) => {
+    child.on("close", (code, signal) => {
       const stdoutBytes = Buffer.concat(out);
-      resolve({ code: code ?? -1, stdout: stdoutBytes.toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), stdoutBytes });
+      resolve({
+        code: code ?? (signal ? 128 : -1),
+        stdout: stdoutBytes.toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+        stdoutBytes,
+      });
     });
     child.stdin.on("error", () => {});
     if (opts.input !== undefined) child.stdin.end(opts.input);
@@ -39,8 +45,94 @@ export function berth(
   });
 }
 
+/** Run berth and fail the test with its stderr unless it exits 0. */
+export async function berthOk(args: string[], opts: Parameters<typeof berth>[1] = {}): Promise<RunResult> {
+  const r = await berth(args, opts);
+  if (r.code !== 0) throw new Error(`berth ${args.join(" ")} exited ${r.code}:\n${r.stderr}`);
+  return r;
+}
+
 /** A fresh temp directory, removed by the returned cleanup. */
 export function tempDir(prefix = "berth-cli-"): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Debian's busybox-static. */
+export const BUSYBOX = "/bin/busybox";
+
+/**
+ * A small real root filesystem: a static busybox with `sh`, `ls`, `cat`
+ * links (Debian's busybox-static), or a tiny script when it is missing.
+ */
+export function makeRootfs(dir: string): string {
+  mkdirSync(join(dir, "bin"), { recursive: true });
+  mkdirSync(join(dir, "etc"), { recursive: true });
+  if (existsSync(BUSYBOX)) {
+    copyFileSync(BUSYBOX, join(dir, "bin", "busybox"));
+    for (const n of ["sh", "ls", "cat", "echo"]) symlinkSync("busybox", join(dir, "bin", n));
+  } else {
+    writeFileSync(join(dir, "bin", "sh"), "#!/nonexistent\n", { mode: 0o755 });
+  }
+  writeFileSync(join(dir, "etc", "hostname"), "berth\n");
+  return dir;
+}
+
+/** A directory with a few files, to be a layer on top of a base. */
+export function makeAppDir(dir: string, files: Record<string, string | Uint8Array>): string {
+  for (const [name, content] of Object.entries(files)) {
+    const p = join(dir, name);
+    mkdirSync(join(p, ".."), { recursive: true });
+    writeFileSync(p, content);
+  }
+  return dir;
+}
+
+/** One entry of a hand-made tar (tar-stream headers). */
+export interface TarItem {
+  name: string;
+  content?: string | Uint8Array;
+  type?: "file" | "directory" | "symlink" | "link";
+  linkname?: string;
+}
+
+/** Build a tar in memory with tar-stream (small test archives only). */
+export async function makeTar(items: TarItem[]): Promise<Buffer> {
+  const pack = tarPack();
+  const chunks: Buffer[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    pack.on("data", (c: Buffer) => chunks.push(c));
+    pack.on("end", () => resolve());
+    pack.on("error", reject);
+  });
+  for (const it of items) {
+    const type = it.type ?? "file";
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (type === "file") {
+        const body = typeof it.content === "string" ? Buffer.from(it.content) : Buffer.from(it.content ?? new Uint8Array());
+        pack.entry({ name: it.name, size: body.length, mode: 0o644, mtime: new Date(0) }, body, cb);
+      } else {
+        pack.entry({ name: it.name, type, linkname: it.linkname, mode: 0o755, mtime: new Date(0) }, cb);
+      }
+    });
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+/** True when `s` holds an ANSI escape or other control character except newline and tab. */
+export function hasControlChars(s: string): boolean {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point
+  return /[\x00-\x08\x0b-\x1f\x7f]/.test(s);
+}
+
+/** The one-line error contract: a single `berth: …` line, no stack trace. */
+export function expectOneErrorLine(stderr: string): string {
+  const lines = stderr.trimEnd().split("\n").filter((l) => !l.startsWith("(run with --help"));
+  if (lines.length !== 1) throw new Error(`expected one error line, got:\n${stderr}`);
+  if (!lines[0]!.startsWith("berth: ")) throw new Error(`error line does not start with "berth: ": ${lines[0]}`);
+  if (/\n\s+at /.test(stderr)) throw new Error(`stack trace printed:\n${stderr}`);
+  return lines[0]!;
 }

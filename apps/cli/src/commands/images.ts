@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { type Context, openContextStore, type Store } from "../context.js";
 import { UsageError } from "../exit.js";
-import { ago, humanSize, renderTemplate, table, unescapeFormat } from "../format.js";
+import { ago, humanSize, renderRows, renderTemplate, table, unescapeFormat } from "../format.js";
 import { type ImageInfo, listImages, repoTag, short } from "../imageinfo.js";
 
 interface Row {
@@ -115,6 +115,29 @@ function rowsFor(info: ImageInfo, f: Filters): Row[] {
   return refs.map((r) => ({ ...base, Repository: r.repo, Tag: r.tag }));
 }
 
+const IMAGE_HEADERS: Record<string, string> = {
+  ID: "IMAGE ID",
+  Id: "IMAGE ID",
+  Repository: "REPOSITORY",
+  Tag: "TAG",
+  Digest: "DIGEST",
+  ManifestDigest: "MANIFEST DIGEST",
+  CreatedSince: "CREATED",
+  CreatedAt: "CREATED AT",
+  Size: "SIZE",
+  Containers: "CONTAINERS",
+};
+
+const HISTORY_HEADERS: Record<string, string> = {
+  ID: "IMAGE",
+  Id: "IMAGE",
+  CreatedSince: "CREATED",
+  CreatedAt: "CREATED AT",
+  CreatedBy: "CREATED BY",
+  Size: "SIZE",
+  Comment: "COMMENT",
+};
+
 function printRows(ctx: Context, rows: Row[], opts: { quiet?: boolean; digests?: boolean; format?: string; noTrunc?: boolean }): void {
   if (opts.quiet) {
     for (const r of rows) ctx.out(`${opts.noTrunc ? r.Id : r.ID}\n`);
@@ -138,15 +161,7 @@ function printRows(ctx: Context, rows: Row[], opts: { quiet?: boolean; digests?:
     return;
   }
   if (opts.format && opts.format !== "table") {
-    const tmpl = unescapeFormat(opts.format);
-    if (tmpl.startsWith("table ")) {
-      const body = tmpl.slice(6);
-      const headers = [...body.matchAll(/\{\{\s*\.(\w+)\s*\}\}/g)].map((m) => m[1]!.replace(/([a-z])([A-Z])/g, "$1 $2").toUpperCase());
-      ctx.out(`${headers.join("\t")}\n`);
-      for (const r of rows) ctx.out(`${renderTemplate(body, r)}\n`);
-    } else {
-      for (const r of rows) ctx.out(`${renderTemplate(tmpl, r)}\n`);
-    }
+    ctx.out(renderRows(opts.format, rows, IMAGE_HEADERS));
     return;
   }
   const headers = opts.digests
@@ -167,7 +182,7 @@ function printRows(ctx: Context, rows: Row[], opts: { quiet?: boolean; digests?:
 async function imagesAction(
   ctx: Context,
   repo: string | undefined,
-  opts: { all?: boolean; quiet?: boolean; digests?: boolean; filter: string[]; format?: string; noTrunc?: boolean },
+  opts: { all?: boolean; quiet?: boolean; digests?: boolean; filter: string[]; format?: string; trunc?: boolean },
 ): Promise<void> {
   const store = await openContextStore(ctx);
   const filters = await parseFilters(store, opts.filter, ["dangling", "reference", "before", "since", "label", "until"]);
@@ -179,7 +194,7 @@ async function imagesAction(
     if (!matchesImage(info, filters)) continue;
     rows.push(...rowsFor(info, filters));
   }
-  printRows(ctx, rows, opts);
+  printRows(ctx, rows, { ...opts, noTrunc: opts.trunc === false });
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -335,7 +350,7 @@ async function historyAction(ctx: Context, name: string, opts: { trunc: boolean;
   } else if (opts.format === "json") {
     for (const r of rows) ctx.out(`${JSON.stringify({ ID: r.Id, CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy, Size: r.SizeBytes, Comment: r.Comment })}\n`);
   } else if (opts.format && opts.format !== "table") {
-    for (const r of rows) ctx.out(`${renderTemplate(unescapeFormat(opts.format), r)}\n`);
+    ctx.out(renderRows(opts.format, rows, HISTORY_HEADERS));
   } else {
     ctx.out(table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows.map((r) => [r.ID, r.CreatedSince, r.CreatedBy, r.Size, r.Comment])));
   }

@@ -6,6 +6,7 @@ import { applyChanges, type RunConfig } from "../changes.js";
 import { type Context, openContextStore } from "../context.js";
 import { directoryLayer, sourceDateEpoch } from "../dirlayer.js";
 import { UsageError } from "../exit.js";
+import type { Store } from "../context.js";
 
 const ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
 
@@ -69,17 +70,29 @@ async function importAction(ctx: Context, source: string, reference: string | un
 
   let layerSource: AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
   let what: string;
+  let fromDirectory = false;
   if (source === "-") {
     layerSource = process.stdin;
     what = "-";
   } else {
     const st = await stat(source);
     what = basename(source);
-    layerSource = st.isDirectory() ? directoryLayer(source, { preserveOwner: opts.preserveOwner === true }) : createReadStream(source);
+    fromDirectory = st.isDirectory();
+    layerSource = fromDirectory ? directoryLayer(source, { preserveOwner: opts.preserveOwner === true }) : createReadStream(source);
   }
   const lease = await store.lease();
+  let rejected = false;
   try {
     const layer = await store.layers.register(layerSource as AsyncIterable<Uint8Array>, base?.chainID ?? null, { lease });
+    // A tar from outside is checked before it becomes an image: a real tar, no entry escaping the root.
+    if (!fromDirectory) {
+      try {
+        await checkLayerTar(store, layer.chainID, what);
+      } catch (err) {
+        rejected = true;
+        throw err;
+      }
+    }
     const message = opts.message ?? `Imported from ${what}`;
     const platform = base && !opts.platform ? { os: base.config.os, architecture: base.config.architecture, ...(base.config.variant ? { variant: base.config.variant } : {}) } : parsePlatform(opts.platform);
     const runConfig = applyChanges((base?.config.config as RunConfig | null | undefined) ?? {}, opts.change);
@@ -103,5 +116,37 @@ async function importAction(ctx: Context, source: string, reference: string | un
     ctx.info(`layer ${layer.diffID} (${layer.existed ? "exists" : "new"}), manifest ${img.manifestDigest}`);
   } finally {
     await lease.release();
+    // the rejected layer is garbage now: remove it at once
+    if (rejected) await store.gc().catch(() => {});
   }
+}
+
+/**
+ * Read a just-registered layer back as a tar: refuse input that is not a tar
+ * (ERR_NOT_A_TAR) and entries that would land outside the root (ERR_UNSAFE_PATH),
+ * as docker import does when it applies the layer.
+ */
+async function checkLayerTar(store: Store, chainID: string, what: string): Promise<void> {
+  const { readTar } = await import("@berth/docker-archive");
+  const { InvalidArgumentError } = await import("@berth/digest");
+  const stream = await store.layers.openUncompressed(chainID);
+  let entries = 0;
+  try {
+    for await (const e of readTar(stream)) {
+      entries++;
+      const parts = e.rawName.split("/");
+      if (e.rawName.startsWith("/") || parts.includes("..")) {
+        throw new InvalidArgumentError(`${what}: unsafe entry ${JSON.stringify(e.rawName)} (outside the image root)`, { code: "ERR_UNSAFE_PATH" });
+      }
+      if (e.type === "hardlink" && e.linkname !== undefined && (e.linkname.startsWith("/") || e.linkname.split("/").includes(".."))) {
+        throw new InvalidArgumentError(`${what}: hard link ${JSON.stringify(e.rawName)} points outside the image root`, { code: "ERR_UNSAFE_PATH" });
+      }
+    }
+  } catch (err) {
+    if ((err as { code?: string }).code === "ERR_UNSAFE_PATH") throw err;
+    throw new InvalidArgumentError(`${what}: not a tar archive (${err instanceof Error ? err.message : String(err)})`, { code: "ERR_NOT_A_TAR", cause: err });
+  } finally {
+    stream.destroy();
+  }
+  if (entries === 0) throw new InvalidArgumentError(`${what}: not a tar archive (no entries)`, { code: "ERR_NOT_A_TAR" });
 }
