@@ -35,6 +35,7 @@ export {
   IMAGES_LOCK,
   MAX_DOCUMENT_SIZE,
   type OpenStoreOptions,
+  openMemoryStore,
   openStore,
   parseImageId,
 } from "./store.js";

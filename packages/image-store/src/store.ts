@@ -28,6 +28,7 @@ import {
   type Layer,
   type LayerStore,
   type Lease,
+  createMemoryLayerStore,
   openLayerStore,
   TEMP_SUFFIX,
   withLock,
@@ -47,7 +48,7 @@ import type {
   TagOptions,
 } from "./api.js";
 import { hasIndexEntry, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, readIndex, renderIndex } from "./layout.js";
-import { type ImageRecord, Journal, type Op } from "./meta.js";
+import { type ImageRecord, Journal, type MetaProblem, MetaState, type Op } from "./meta.js";
 import { parseReference, type Reference } from "./reference.js";
 import {
   type Descriptor,
@@ -118,13 +119,47 @@ function byteView(b: Uint8Array | string): Uint8Array {
 
 const sorted = <T extends string>(xs: Iterable<T>): T[] => [...xs].sort();
 
+/** Where image metadata lives: the journal on disk, or memory. @internal */
+interface MetaLog {
+  readonly state: MetaState;
+  readonly problems: MetaProblem[];
+  readonly journalPath: string;
+  readonly dir: string;
+  refresh(): void;
+  append(ops: Op[]): Promise<void>;
+  compact(): Promise<void>;
+  shouldCompact(): boolean;
+  close(): void;
+}
+
+/** Metadata of an in-memory store. @internal */
+class MemoryLog implements MetaLog {
+  readonly state = new MetaState();
+  readonly problems: MetaProblem[] = [];
+  readonly journalPath = "memory:images";
+  readonly dir = "memory:images";
+  refresh(): void {}
+  async append(ops: Op[]): Promise<void> {
+    for (const op of ops) this.state.apply(op);
+  }
+  async compact(): Promise<void> {}
+  shouldCompact(): boolean {
+    return false;
+  }
+  close(): void {}
+}
+
 /** Shared machinery of one open root. @internal */
 class Core {
   closed = false;
+  /** In-memory stores: index.json content kept here; lock is an in-process queue. */
+  memoryIndex: string | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
   constructor(
     readonly root: string,
     readonly layers: LayerStore,
-    readonly journal: Journal,
+    readonly journal: MetaLog,
+    readonly memory = false,
   ) {}
 
   get content(): ContentStore {
@@ -144,6 +179,11 @@ class Core {
   /** Run `fn` under the images lock with a fresh state. */
   locked<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(closedError());
+    if (this.memory) {
+      const run = this.#queue.then(fn, fn);
+      this.#queue = run.catch(() => {});
+      return run;
+    }
     return withLock(this.root, IMAGES_LOCK, async () => {
       this.journal.refresh();
       return fn();
@@ -158,6 +198,12 @@ class Core {
 
   /** Rewrite index.json from the state if it differs (under the lock). Returns whether it was written. */
   async writeIndex(): Promise<boolean> {
+    if (this.memory) {
+      const want = renderIndex(this.state, []);
+      const changed = want !== this.memoryIndex;
+      this.memoryIndex = want;
+      return changed;
+    }
     const read = await readIndex(this.root);
     const want = renderIndex(this.state, read.foreign);
     const file = path.join(this.root, INDEX_FILE);
@@ -714,8 +760,8 @@ export class FsStore implements Store {
       if (rec.chainID) layers.add(rec.chainID);
     }
     // Manifests other tools listed in index.json (e.g. `skopeo copy … oci:<root>:x`): keep them and what they name.
-    const read = await readIndex(core.root);
-    for (const d of read.foreign) {
+    const foreign = core.memory ? [] : (await readIndex(core.root)).foreign;
+    for (const d of foreign) {
       blobs.add(d.digest);
       try {
         const m = parseManifest(await core.content.readBytes(d.digest, MAX_DOCUMENT_SIZE), `manifest ${d.digest}`);
@@ -814,6 +860,17 @@ export async function openStore(opts: OpenStoreOptions): Promise<FsStore> {
       await core.writeIndex();
     });
   }
+  return new FsStore(core);
+}
+
+/**
+ * An in-memory store (same API and semantics, nothing on disk) over
+ * `@berth/layer-store`'s in-memory layer store: for tests of other packages and
+ * for runtimes without a file system. Single process; `fsck` checks images,
+ * references and the layer store; there is no `index.json`.
+ */
+export async function openMemoryStore(): Promise<FsStore> {
+  const core = new Core("memory:", createMemoryLayerStore(), new MemoryLog(), true);
   return new FsStore(core);
 }
 
@@ -935,7 +992,8 @@ async function fsck(store: FsStore, core: Core, opts: FsckOptions): Promise<Fsck
       }
     }
     if (ops.length) await core.append(ops);
-    // 7. The OCI layout.
+    // 7. The OCI layout (filesystem stores).
+    if (core.memory) return;
     const layout = await fsp.readFile(path.join(root, OCI_LAYOUT_FILE), "utf8").catch(() => undefined);
     if (layout === undefined || JSON.parse(layout || "{}").imageLayoutVersion === undefined) {
       if (repair) await writeFileAtomic(path.join(root, OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT);

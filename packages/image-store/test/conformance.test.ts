@@ -1,5 +1,6 @@
-import { openStore } from "../src/index.js";
-import { imageStoreSuite, referenceStoreSuite } from "../src/testsuite.js";
+import { openMemoryStore, openStore } from "../src/index.js";
+import { describe, expect, it } from "vitest";
+import { imageStoreSuite, referenceStoreSuite, suiteConfig, tinyTar } from "../src/testsuite.js";
 import { tempRoot } from "./helpers.js";
 
 async function fsFixture() {
@@ -17,3 +18,32 @@ async function fsFixture() {
 
 imageStoreSuite("fs", fsFixture);
 referenceStoreSuite("fs", fsFixture);
+
+async function memoryFixture() {
+  const store = await openMemoryStore();
+  return { store, cleanup: () => store.close() };
+}
+
+imageStoreSuite("memory", memoryFixture);
+referenceStoreSuite("memory", memoryFixture);
+
+describe("memory store: gc and fsck", () => {
+  it("frees what a deleted image held and reports a clean store", async () => {
+    const store = await openMemoryStore();
+    try {
+      const t = tinyTar("m.txt", "memory");
+      const layer = await store.layers.register([t]);
+      const image = await store.images.create(suiteConfig([layer.diffID], "mem"));
+      await store.references.tag("mem:1", image.id);
+      expect((await store.fsck()).problems).toEqual([]);
+      expect((await store.gc()).removedBlobs).toEqual([]);
+      await store.images.delete(image.id);
+      const gc = await store.gc();
+      expect(gc.removedLayers).toEqual([layer.chainID]);
+      expect(gc.removedBlobs.sort()).toEqual([layer.blob.digest, image.id, image.manifestDigest].sort());
+      expect((await store.fsck()).ok).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+});
