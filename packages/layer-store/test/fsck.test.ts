@@ -106,4 +106,20 @@ describe("fsck (filesystem)", () => {
     const c = await w.commit();
     expect(c.existed).toBe(false);
   });
+
+  it("gc leaves in-flight ingests of live processes alone and removes dead ones", async () => {
+    const t = await tempRoot();
+    cleanup = t.cleanup;
+    const s = await openLayerStore({ root: t.root });
+    const w = await s.content.writer();
+    const data = randomBytesFor(7, 5000);
+    await w.write(data.subarray(0, 2000));
+    await fsp.writeFile(path.join(t.root, "ingest", `${DEAD}.4567`), "x");
+    const r = await s.gc();
+    expect(r.removedBlobs).toEqual([]);
+    expect(await fsp.readdir(path.join(t.root, "ingest"))).toHaveLength(1);
+    await w.write(data.subarray(2000));
+    expect(await w.commit(5000, sha256(data))).toEqual({ digest: sha256(data), size: 5000, existed: false });
+    expect(await fsp.readdir(path.join(t.root, "ingest"))).toEqual([]);
+  });
 });
