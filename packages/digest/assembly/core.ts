@@ -12,7 +12,7 @@
 //   chainAll    every ChainID of one chain (serial, scalar)
 //   validateScalar  check many "sha256:<64 hex>" strings
 // and in simd.ts: hashMany / chainMany (4 messages or chains in SIMD lanes), validate.
-import { blocksScalar } from "./rounds";
+import { blocks } from "./rounds";
 
 // ------------------------------------------------------------------ static areas
 
@@ -135,12 +135,12 @@ export function ctxUpdate(p: usize, len: usize): void {
       store<u32>(CTX + CTX_BUFLEN, <u32>bl);
       return;
     }
-    blocksScalar(CTX, CTX + CTX_BUF, 1);
+    blocks(CTX, CTX + CTX_BUF, 1);
     bl = 0;
   }
   const n = len >> 6;
   if (n != 0) {
-    blocksScalar(CTX, p, n);
+    blocks(CTX, p, n);
     p += n << 6;
     len &= 63;
   }
@@ -157,11 +157,11 @@ export function ctxFinal(out: usize): void {
   store<u8>(buf + bl, 0x80);
   memory.fill(buf + bl + 1, 0, 63 - bl);
   if (bl >= 56) {
-    blocksScalar(CTX, buf, 1);
+    blocks(CTX, buf, 1);
     memory.fill(buf, 0, 56);
   }
   store<u64>(buf, bswap<u64>(bits), 56);
-  blocksScalar(CTX, buf, 1);
+  blocks(CTX, buf, 1);
   for (let i: usize = 0; i < 8; i++) store<u32>(out + (i << 2), bswap<u32>(load<u32>(CTX + (i << 2))));
   writeRecord(out + 32, CTX);
 }
@@ -188,7 +188,7 @@ export function chainAll(strs: usize, n: u32, out: usize): void {
     for (let i: usize = 0; i < 8; i++) hexWord(MSG + 7 + (i << 3), load<u32>(SST + (i << 2)));
     memory.copy(MSG + 72, strs + k * 71, 71);
     memory.copy(SST, IV, 32);
-    blocksScalar(SST, MSG, 3);
+    blocks(SST, MSG, 3);
     writeRecord(out + k * 71, SST);
   }
 }

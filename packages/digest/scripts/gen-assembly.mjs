@@ -132,19 +132,19 @@ class Emitter {
  * Emit 64 rounds of SHA-256 on `state` (8 values) with message words `w`
  * (16 values, constants allowed), returning the 8 output values (state added).
  */
-function compress(e, state, w) {
+function compress(e, state, w, wk) {
   const W = w.slice();
   let [a, b, c, d, ee, f, g, h] = state;
   let bc = e.xor(b, c);
   for (let t = 0; t < 64; t++) {
-    if (t >= 16) {
+    if (t >= 16 && !wk) {
       const s0 = e.sigma(W[t - 15], 7, 18, 3, true);
       const s1 = e.sigma(W[t - 2], 17, 19, 10, true);
       W[t] = e.add(s1, W[t - 7], s0, W[t - 16]);
     }
     const S1 = e.sigma(ee, 6, 11, 25, false);
     const ch = e.xor(g, e.and(ee, e.xor(f, g)));
-    const t1 = e.add(h, e.add(W[t], e.c(K[t])), ch, S1);
+    const t1 = e.add(h, wk ? wk[t] : e.add(W[t], e.c(K[t])), ch, S1);
     const S0 = e.sigma(a, 2, 13, 22, false);
     const ab = e.xor(a, b);
     const maj = e.xor(b, e.and(ab, bc));
@@ -205,6 +205,82 @@ ${body
   store<u32>(st, s5, 20);
   store<u32>(st, s6, 24);
   store<u32>(st, s7, 28);
+}
+`);
+}
+
+// ---------------------------------------------------------------- scalar rounds, SIMD message schedule
+// The SIMD build computes the message schedule (and W+K) 4 words at a time in
+// v128 registers, stores it to WK and the scalar rounds read it: the schedule
+// runs on the vector units beside the scalar rounds, and the rounds need fewer
+// registers (x64 has 15 usable GPRs; 8 state + 16 schedule words do not fit).
+{
+  const e = new Emitter(false, "t");
+  const st = ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"].map((v) => ({ v }));
+  const wk = [];
+  for (let t = 0; t < 64; t++) wk.push(e.bind(`load<u32>(WK, ${t * 4})`));
+  const out = compress(e, st, [], wk);
+  const v = [];
+  const BSWAP = "i8x16(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12)";
+  const sig = (x, r1, r2, r3) =>
+    `v128.xor(v128.xor(v128.xor(i32x4.shr_u(${x}, ${r1}), i32x4.shl(${x}, ${32 - r1})), v128.xor(i32x4.shr_u(${x}, ${r2}), i32x4.shl(${x}, ${32 - r2}))), i32x4.shr_u(${x}, ${r3}))`;
+  const kv = (g) => `i32x4(${K.slice(4 * g, 4 * g + 4).map(hex).join(", ")})`;
+  for (let g = 0; g < 4; g++) {
+    v.push(`    const x${g} = i8x16.swizzle(v128.load(p, ${g * 16}), bswap);`);
+    v.push(`    v128.store(WK, i32x4.add(x${g}, ${kv(g)}), ${g * 16});`);
+  }
+  for (let g = 4; g < 16; g++) {
+    const a = `x${g - 4}`, b = `x${g - 3}`, c = `x${g - 2}`, d = `x${g - 1}`;
+    v.push(`    const w15_${g} = i8x16.shuffle(${a}, ${b}, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19);`);
+    v.push(`    const w7_${g} = i8x16.shuffle(${c}, ${d}, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19);`);
+    v.push(`    const tmp${g} = i32x4.add(i32x4.add(${a}, ${sig(`w15_${g}`, 7, 18, 3)}), w7_${g});`);
+    v.push(`    const d23_${g} = i8x16.shuffle(${d}, ${d}, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);`);
+    v.push(`    const lo${g} = i32x4.add(tmp${g}, ${sig(`d23_${g}`, 17, 19, 10)});`);
+    v.push(`    const l01_${g} = i8x16.shuffle(lo${g}, lo${g}, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);`);
+    v.push(`    const hi${g} = i32x4.add(tmp${g}, ${sig(`l01_${g}`, 17, 19, 10)});`);
+    v.push(`    const x${g} = i8x16.shuffle(lo${g}, hi${g}, 0, 1, 2, 3, 4, 5, 6, 7, 24, 25, 26, 27, 28, 29, 30, 31);`);
+    v.push(`    v128.store(WK, i32x4.add(x${g}, ${kv(g)}), ${g * 16});`);
+  }
+  const body = e.lines.join("\n");
+  parts.push(`// W+K of the current block (SIMD build only).
+const WK: usize = memory.data(256, 16);
+
+/** Like blocksScalar, with the message schedule computed in SIMD registers (needs --enable simd). */
+export function blocksSched(st: usize, p: usize, n: usize): void {
+  let s0 = load<u32>(st, 0);
+  let s1 = load<u32>(st, 4);
+  let s2 = load<u32>(st, 8);
+  let s3 = load<u32>(st, 12);
+  let s4 = load<u32>(st, 16);
+  let s5 = load<u32>(st, 20);
+  let s6 = load<u32>(st, 24);
+  let s7 = load<u32>(st, 28);
+  const bswap = ${BSWAP};
+  const end = p + (n << 6);
+  while (p < end) {
+${v.join("\n")}
+${body
+  .split("\n")
+  .map((l) => `  ${l}`)
+  .join("\n")}
+    s0 = ${out[0].v}; s1 = ${out[1].v}; s2 = ${out[2].v}; s3 = ${out[3].v};
+    s4 = ${out[4].v}; s5 = ${out[5].v}; s6 = ${out[6].v}; s7 = ${out[7].v};
+    p += 64;
+  }
+  store<u32>(st, s0, 0);
+  store<u32>(st, s1, 4);
+  store<u32>(st, s2, 8);
+  store<u32>(st, s3, 12);
+  store<u32>(st, s4, 16);
+  store<u32>(st, s5, 20);
+  store<u32>(st, s6, 24);
+  store<u32>(st, s7, 28);
+}
+
+/** Compress n blocks: the SIMD-schedule version in the SIMD build, plain scalar otherwise. */
+export function blocks(st: usize, p: usize, n: usize): void {
+  if (ASC_FEATURE_SIMD) blocksSched(st, p, n);
+  else blocksScalar(st, p, n);
 }
 `);
 }
