@@ -26,12 +26,22 @@ export class UsageError extends BerthError {
   }
 }
 
+/** Ctrl-C or SIGTERM stopped the work; whatever it had started was undone. */
+export class InterruptedError extends BerthError {
+  constructor(signal: string) {
+    super("ERR_INTERRUPTED", `interrupted (${signal}); nothing was kept`);
+  }
+}
+
 const IO_CODES = new Set(["ENOENT", "EACCES", "EPERM", "ENOSPC", "EIO", "EISDIR", "ENOTDIR", "EROFS", "EEXIST", "EPIPE", "ECONNREFUSED"]);
 
 /** Map any thrown value to a berth exit code. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof BerthError) {
     if (err.code === "ERR_USAGE") return EXIT.usage;
+    if (err.code === "ERR_INTERRUPTED") return EXIT.interrupted;
+    // a daemon's 404 (no such image in the daemon) is a not-found, other daemon errors are I/O
+    if ((err as { status?: unknown }).status === 404) return EXIT.notFound;
     switch (err.name) {
       case "NotFoundError":
         return EXIT.notFound;

@@ -14,8 +14,8 @@ export type ItemStatus = "done" | "exists" | "skipped" | "failed";
 export interface Progress {
   /** An item starts; `total` bytes when known. */
   start(id: string, label: string, total?: number): void;
-  /** Bytes done so far for an item. */
-  update(id: string, current: number): void;
+  /** Bytes done so far for an item; `label` replaces its label. */
+  update(id: string, current: number, label?: string): void;
   /** An item ends. */
   finish(id: string, status: ItemStatus, detail?: string): void;
   /** A free-form line (warnings, steps). */
@@ -39,7 +39,11 @@ interface Item {
   total: number | undefined;
   current: number;
   bar?: cliProgress.SingleBar;
+  /** When the last JSON progress event was written. */
+  last?: number;
 }
+
+const WORDS: Record<ItemStatus, string> = { done: "Done", exists: "Exists", skipped: "Skipped", failed: "Failed" };
 
 /** Create a progress reporter writing to `stream` (stderr). */
 export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr): Progress {
@@ -53,31 +57,47 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
   if (mode === "json") {
     const emit = (o: Record<string, unknown>) => write(`${JSON.stringify(o)}\n`);
     return {
-      start: (id, label, total) => emit({ event: "start", id, label, total }),
-      update(id, current) {
-        const it = items.get(id) ?? { label: id, total: undefined, current: 0 };
-        it.current = current;
-        items.set(id, it);
+      start(id, label, total) {
+        items.set(id, { label, total, current: 0, last: Date.now() });
+        emit({ event: "start", id, label, ...(total !== undefined ? { total } : {}) });
       },
-      finish: (id, status, detail) => emit({ event: "finish", id, status, bytes: items.get(id)?.current, detail }),
+      update(id, current, label) {
+        const it = items.get(id) ?? { label: id, total: undefined, current: 0, last: 0 };
+        it.current = current;
+        if (label) it.label = label;
+        items.set(id, it);
+        // at most four progress events a second per item
+        const now = Date.now();
+        if (now - (it.last ?? 0) >= 250) {
+          it.last = now;
+          emit({ event: "progress", id, label: it.label, current, ...(it.total !== undefined ? { total: it.total } : {}) });
+        }
+      },
+      finish: (id, status, detail) => {
+        const it = items.get(id);
+        emit({ event: "finish", id, ...(it ? { label: it.label } : {}), status, bytes: it?.current ?? 0, ...(detail ? { detail } : {}) });
+      },
       note: (line) => emit({ event: "note", message: line }),
       summary: (line, data) => emit({ event: "summary", message: line, ...data }),
       stop() {},
     };
   }
   if (mode === "plain") {
+    // one line per finished item; nothing that needs a terminal
     return {
       start(id, label, total) {
         items.set(id, { label, total, current: 0 });
       },
-      update(id, current) {
+      update(id, current, label) {
         const it = items.get(id);
-        if (it) it.current = current;
+        if (!it) return;
+        it.current = current;
+        if (label) it.label = label;
       },
       finish(id, status, detail) {
         const it = items.get(id);
         const size = it && it.current > 0 ? ` ${humanSize(it.current)}` : "";
-        write(`${it?.label ?? id}: ${status}${size}${detail ? ` (${detail})` : ""}\n`);
+        write(`${it?.label ?? id}: ${WORDS[status]}${size}${detail ? ` (${detail})` : ""}\n`);
         items.delete(id);
       },
       note: (line) => write(`${line}\n`),
@@ -85,19 +105,19 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
       stop() {},
     };
   }
-  // tty: one bar per item, live, via cli-progress
+  // tty: one live bar per item (cli-progress MultiBar), finished bars stay on screen
   const multi = new cliProgress.MultiBar(
     {
       stream,
       clearOnComplete: false,
       hideCursor: true,
-      format: (_opts, params, payload: { label: string; status: string }) => {
-        const total = params.total > 1 ? params.total : 0;
+      format: (_opts, params, payload: { label: string; status: string; known: boolean }) => {
+        const total = payload.known ? params.total : 0;
         const width = 24;
-        const filled = total ? Math.round((params.value / total) * width) : 0;
-        const bar = total ? `[${"=".repeat(Math.max(0, filled - 1))}${filled ? ">" : ""}${" ".repeat(width - filled)}]` : "";
+        const filled = total ? Math.min(width, Math.round((params.value / total) * width)) : 0;
+        const bar = total ? `[${"=".repeat(Math.max(0, filled - 1))}${filled ? ">" : ""}${" ".repeat(width - filled)}] ` : "";
         const bytes = total ? `${humanSize(params.value)}/${humanSize(total)}` : humanSize(params.value);
-        return `${payload.label}: ${payload.status.padEnd(11)} ${bar} ${bytes}`;
+        return `${payload.label}: ${payload.status.padEnd(11)} ${bar}${bytes}`;
       },
       forceRedraw: true,
       noTTYOutput: false,
@@ -105,33 +125,40 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
     },
     cliProgress.Presets.legacy,
   );
+  let stopped = false;
+  const stopAll = () => {
+    if (stopped) return;
+    stopped = true;
+    multi.stop();
+  };
   return {
     start(id, label, total) {
-      const bar = multi.create(total ?? 1, 0, { label, status: "Working" });
+      const bar = multi.create(total ?? 1, 0, { label, status: "Working", known: total !== undefined });
       items.set(id, { label, total, current: 0, bar });
     },
-    update(id, current) {
+    update(id, current, label) {
       const it = items.get(id);
       if (!it?.bar) return;
       it.current = current;
-      it.bar.update(current, { label: it.label, status: "Working" });
+      if (label) it.label = label;
+      if (it.total === undefined && current > 0) it.bar.setTotal(current);
+      it.bar.update(current, { label: it.label, status: "Working", known: it.total !== undefined });
     },
     finish(id, status, detail) {
       const it = items.get(id);
       if (!it?.bar) return;
-      const word = status === "exists" ? "Exists" : status === "done" ? "Done" : status === "skipped" ? "Skipped" : "Failed";
-      it.bar.update(it.total ?? it.current, { label: it.label, status: detail ? `${word} ${detail}` : word });
+      const final = it.total ?? it.current;
+      if (it.total === undefined) it.bar.setTotal(Math.max(1, final));
+      it.bar.update(final, { label: it.label, status: detail ? `${WORDS[status]} ${detail}` : WORDS[status], known: it.total !== undefined });
       it.bar.stop();
     },
     note(line) {
       multi.log(`${line}\n`);
     },
     summary(line) {
-      multi.stop();
+      stopAll();
       write(`${line}\n`);
     },
-    stop() {
-      multi.stop();
-    },
+    stop: stopAll,
   };
 }
