@@ -33,6 +33,9 @@ export class InterruptedError extends BerthError {
   }
 }
 
+/** Codes that are about the input's content whatever class carries them. */
+const INVALID_INPUT_CODES = new Set(["ERR_NOT_IN_ARCHIVE", "ERR_NO_PARENT_CHAIN", "ERR_INVALID_PARENT_CHAIN"]);
+
 const IO_CODES = new Set(["ENOENT", "EACCES", "EPERM", "ENOSPC", "EIO", "EISDIR", "ENOTDIR", "EROFS", "EEXIST", "EPIPE", "ECONNREFUSED"]);
 
 /** Map any thrown value to a berth exit code. */
@@ -40,6 +43,8 @@ export function exitCodeFor(err: unknown): number {
   if (err instanceof BerthError) {
     if (err.code === "ERR_USAGE") return EXIT.usage;
     if (err.code === "ERR_INTERRUPTED") return EXIT.interrupted;
+    // a reference inside an archive that leads nowhere is a malformed archive, not a missing image
+    if (INVALID_INPUT_CODES.has(err.code)) return EXIT.invalidInput;
     // a daemon's 404 (no such image in the daemon) is a not-found, other daemon errors are I/O
     if ((err as { status?: unknown }).status === 404) return EXIT.notFound;
     switch (err.name) {
