@@ -433,10 +433,13 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     it(
       "expired leases protect nothing",
       withStore(async (s) => {
-        const lease = await s.lease({ expiresInMs: 30 });
+        // Long enough for the register to finish on a loaded machine; then wait it out.
+        const start = Date.now();
+        const lease = await s.lease({ expiresInMs: 1500 });
         const a = await s.register([tar(23)], null, { lease });
-        await new Promise((r) => setTimeout(r, 60));
+        await new Promise((r) => setTimeout(r, Math.max(0, start + 1600 - Date.now())));
         expect((await s.gc()).removedLayers).toEqual([a.chainID]);
+        await expectCode(s.register([tar(24)], null, { lease }), "ERR_LEASE_NOT_FOUND");
       }),
     );
 
