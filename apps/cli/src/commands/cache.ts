@@ -87,6 +87,10 @@ export function register(program: Command, ctx: Context): void {
       );
       if (isPath) {
         src = source;
+      } else if (/^\.{0,2}\//.test(source) || /\.tar(\.gz)?$/.test(source)) {
+        // meant as a path, not an image
+        const { NotFoundError } = await import("@berth/digest");
+        throw new NotFoundError(`${source}: no such file or directory`, { code: "ENOENT" });
       } else {
         const id = await store.references.resolve(source);
         const m = await store.images.manifest(id);
@@ -101,9 +105,10 @@ export function register(program: Command, ctx: Context): void {
         const r = await imp.lookup(key);
         if (!r) continue;
         found++;
-        layers += (r as { layers?: unknown[] }).layers?.length ?? 0;
-        ctx.out(`${key}\t${(r as { chainID?: string }).chainID ?? ""}\n`);
+        layers = Math.max(layers, r.diffIDs.length);
+        await r.ref?.release();
+        ctx.out(`${key}\t${r.chainID}\n`);
       }
-      progress.summary(`imported ${found} cache key(s) (${imp.kind}), ${layers} layer(s)`, { keys: found, layers });
+      progress.summary(`Imported ${found} of ${imp.keys().length} cache key(s) (${imp.kind}), chains of up to ${layers} layer(s)`, { keys: found, layers });
     });
 }

@@ -1,0 +1,203 @@
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { berth, berthOk, expectOneErrorLine, makeAppDir, makeRootfs, makeTar, tempDir } from "./helpers.js";
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
+
+describe("berth system df", () => {
+  it("counts images, active (tagged) ones, reclaimable bytes; json rows", async () => {
+    const root = join(tmp.dir, "df");
+    await berthOk(["import", makeRootfs(join(tmp.dir, "rootfs-df")), "base:1"], { root });
+    await berthOk(["import", makeAppDir(join(tmp.dir, "app-df"), { "a.bin": new Uint8Array(50_000).fill(3) })], { root });
+    const t = (await berthOk(["system", "df"], { root })).stdout.trimEnd().split("\n");
+    expect(t[0]).toMatch(/^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE$/);
+    expect(t[1]).toMatch(/^Images\s+2\s+1\s+\S+\s+\S+ \(\d+%\)$/);
+    const rows = (await berthOk(["system", "df", "--format", "json"], { root })).stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const images = rows.find((r) => r.Type === "Images");
+    expect(images).toMatchObject({ TotalCount: 2, Active: 1 });
+    expect(images.Reclaimable).toBeGreaterThan(50_000);
+    expect(images.Size).toBeGreaterThan(images.Reclaimable);
+    const v = (await berthOk(["system", "df", "-v"], { root })).stdout;
+    expect(v).toContain("Images space usage:");
+  });
+});
+
+describe("berth fsck", () => {
+  let root: string;
+  let appId: string;
+  beforeAll(async () => {
+    root = join(tmp.dir, "fsck");
+    await berthOk(["import", makeRootfs(join(tmp.dir, "rootfs-fsck")), "base:1"], { root });
+    appId = (await berthOk(["import", makeAppDir(join(tmp.dir, "app-fsck"), { "f.txt": "fsck me\n" }), "--base", "base:1", "app:1"], { root })).stdout.trim();
+  });
+
+  it("is clean on a healthy store and removes a stale ingest of a dead process", async () => {
+    mkdirSync(join(root, "ingest"), { recursive: true });
+    const stale = join(root, "ingest", "999999999-1-deadbeef.ingest");
+    writeFileSync(stale, "half a blob");
+    utimesSync(stale, new Date(0), new Date(0));
+    const r = await berthOk(["fsck"], { root });
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/fsck: 0 problem\(s\)/);
+    expect(existsSync(stale)).toBe(false);
+    const j = JSON.parse((await berthOk(["fsck", "--format", "json"], { root })).stdout);
+    expect(j.ok).toBe(true);
+    expect(j.checked.images).toBe(2);
+  });
+
+  it("reports a corrupt and a missing blob with their paths (exit 1); --repair removes what can go", async () => {
+    const blobs = join(root, "blobs", "sha256");
+    const [img] = JSON.parse((await berthOk(["image", "inspect", "app:1"], { root })).stdout);
+    const manifest = JSON.parse(readFileSync(join(blobs, img.ManifestDigest.slice(7)), "utf8"));
+    const [bottom, top] = manifest.layers.map((l: { digest: string }) => l.digest.slice(7));
+    // flip one byte of the bottom layer blob, delete the top one
+    const b = readFileSync(join(blobs, bottom));
+    b[1000] = b[1000]! ^ 0xff;
+    writeFileSync(join(blobs, bottom), b);
+    rmSync(join(blobs, top));
+    let r = await berth(["fsck"], { root });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`blob-corrupt: ${blobs}/${bottom}: .*does not match`));
+    expect(r.stdout).toContain(`${blobs}/${top}`);
+    expect(r.stdout).toMatch(/missing/);
+    expect(r.stderr).toMatch(/fsck: [1-9]\d* problem\(s\)/);
+    const report = JSON.parse((await berth(["fsck", "--format", "json"], { root })).stdout);
+    expect(report.ok).toBe(false);
+    expect(report.problems.map((p: { kind: string }) => p.kind)).toContain("blob-corrupt");
+    r = await berth(["fsck", "--repair"], { root });
+    expect(r.stdout).toMatch(/blob-corrupt: .*\(repaired\)/);
+    // the corrupt blob is gone (it could not be trusted); images that needed it stay reported
+    expect(existsSync(join(blobs, bottom))).toBe(false);
+    const after = JSON.parse((await berth(["fsck", "--format", "json"], { root })).stdout);
+    expect(after.problems.every((p: { kind: string }) => p.kind !== "blob-corrupt")).toBe(true);
+    expect(after.problems.some((p: { subject?: string; message: string }) => p.message.includes(appId))).toBe(true);
+  });
+
+  it("rejects unknown flags", async () => {
+    const r = await berth(["fsck", "--fix"], { root: join(tmp.dir, "fsck2") });
+    expect(r.code).toBe(2);
+  });
+});
+
+/** A BuildKit `type=local` cache (cacheconfig v0 records) as an OCI layout directory. */
+async function cacheLayout(dir: string): Promise<{ keys: string[]; chainIDs: string[] }> {
+  mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
+  const blob = (b: Uint8Array) => {
+    const d = sha(b);
+    writeFileSync(join(dir, "blobs", "sha256", d), b);
+    return { digest: `sha256:${d}`, size: b.length };
+  };
+  const raw1 = await makeTar([{ name: "a.txt", content: "layer one\n".repeat(2000) }]);
+  const raw2 = await makeTar([{ name: "b.txt", content: "layer two\n".repeat(6000) }]);
+  const g1 = blob(gzipSync(raw1));
+  const g2 = blob(gzipSync(raw2));
+  const diff1 = `sha256:${sha(raw1)}`;
+  const diff2 = `sha256:${sha(raw2)}`;
+  const key = (s: string) => `sha256:${sha(`key:${s}`)}`;
+  const GZ = "application/vnd.oci.image.layer.v1.tar+gzip";
+  const cfg = new TextEncoder().encode(
+    JSON.stringify({
+      layers: [
+        { blob: g1.digest, parent: -1 },
+        { blob: g2.digest, parent: 0 },
+      ],
+      records: [
+        { digest: key("base"), layers: [{ layer: 0, createdAt: "2024-01-01T00:00:00Z" }] },
+        { digest: key("run"), layers: [{ layer: 1, createdAt: "2024-01-01T00:00:00Z" }], inputs: [[{ selector: "", link: 0 }]] },
+      ],
+    }),
+  );
+  const c = blob(cfg);
+  const index = new TextEncoder().encode(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [
+        { mediaType: GZ, ...g1, annotations: { "containerd.io/uncompressed": diff1 } },
+        { mediaType: GZ, ...g2, annotations: { "containerd.io/uncompressed": diff2 } },
+        { mediaType: "application/vnd.buildkit.cacheconfig.v0", ...c },
+      ],
+    }),
+  );
+  const top = blob(index);
+  writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(
+    join(dir, "index.json"),
+    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.index.v1+json", ...top, annotations: { "org.opencontainers.image.ref.name": "latest" } }] }),
+  );
+  return { keys: [key("base"), key("run")], chainIDs: [diff1, `sha256:${sha(`${diff1} ${diff2}`)}`] };
+}
+
+describe("berth cache", () => {
+  it("imports a cache layout (dir and tar), du lists records, prune honours --keep-storage and --all", async () => {
+    const root = join(tmp.dir, "cache");
+    const layout = join(tmp.dir, "layout");
+    const { keys, chainIDs } = await cacheLayout(layout);
+    const r = await berthOk(["cache", "import", layout], { root });
+    const lines = r.stdout.trim().split("\n").sort();
+    expect(lines).toEqual(keys.map((k, i) => `${k}\t${chainIDs[i]}`).sort());
+    expect(r.stderr).toMatch(/Imported 2 of 2 cache key\(s\) \(records\)/);
+
+    const du = (await berthOk(["cache", "du"], { root })).stdout;
+    expect(du).toMatch(/^ID\s+RECLAIMABLE\s+SIZE\s+LAST ACCESSED/);
+    expect(du).toMatch(/Total:\s+\S+B/);
+    const records = (await berthOk(["builder", "du", "--format", "json"], { root })).stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(records.map((x) => x.chainID).sort()).toEqual([...chainIDs].sort());
+    const total = records.reduce((n: number, x: { size: number }) => n + x.size, 0);
+    expect((await berthOk(["cache", "du", "-v"], { root })).stdout).toMatch(/Parents:/);
+
+    // keep more than there is: nothing goes
+    let p = await berthOk(["cache", "prune", "--keep-storage", `${total + 100}B`], { root });
+    expect(p.stdout).toMatch(/^Total:\s+0B$/m);
+    // keep just the bottom record's bytes: the top (a leaf, nobody's parent) goes first
+    const bottom = records.find((x: { parents: string[] }) => x.parents.length === 0);
+    p = await berthOk(["cache", "prune", "--keep-storage", String(bottom.size)], { root });
+    expect(p.stdout).toMatch(/^Deleted: /m);
+    const left = (await berthOk(["cache", "du", "--format", "json"], { root })).stdout.trim().split("\n").filter(Boolean);
+    expect(left).toHaveLength(1);
+    p = await berthOk(["cache", "prune", "--all", "-f"], { root });
+    expect(p.stdout).toMatch(/^Deleted: /m);
+    expect((await berthOk(["cache", "du", "--format", "json"], { root })).stdout.trim()).toBe("");
+
+    // the same layout as a tar
+    const tarFile = join(tmp.dir, "layout.tar");
+    const { execFileSync } = await import("node:child_process");
+    execFileSync("tar", ["-C", layout, "-cf", tarFile, "."]);
+    const rt = await berthOk(["cache", "import", tarFile], { root });
+    expect(rt.stdout.trim().split("\n")).toHaveLength(2);
+  });
+
+  it("prune --filter until keeps recently used records; bad sizes and filters are usage errors", async () => {
+    const root = join(tmp.dir, "cache-until");
+    await cacheLayout(join(tmp.dir, "layout2"));
+    await berthOk(["cache", "import", join(tmp.dir, "layout2")], { root });
+    const p = await berthOk(["cache", "prune", "--filter", "until=24h"], { root });
+    expect(p.stdout).toMatch(/^Total:\s+0B$/m);
+    let r = await berth(["cache", "prune", "--keep-storage", "lots"], { root });
+    expect(r.code).toBe(2);
+    expect(expectOneErrorLine(r.stderr)).toContain("--keep-storage");
+    r = await berth(["cache", "prune", "--filter", "until=soon"], { root });
+    expect([2, 5]).toContain(r.code);
+    expectOneErrorLine(r.stderr);
+  });
+
+  it("cache import: unknown source is not found, a layout without a cache is invalid", async () => {
+    const root = join(tmp.dir, "cache-bad");
+    let r = await berth(["cache", "import", join(tmp.dir, "no-such-layout")], { root });
+    expect(r.code).toBe(3);
+    expectOneErrorLine(r.stderr);
+    const bad = join(tmp.dir, "bad-layout");
+    mkdirSync(join(bad, "blobs", "sha256"), { recursive: true });
+    writeFileSync(join(bad, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+    writeFileSync(join(bad, "index.json"), "{ not json");
+    r = await berth(["cache", "import", bad], { root });
+    expect(r.code).toBe(5);
+    expectOneErrorLine(r.stderr);
+    expect(readdirSync(join(tmp.dir)).length).toBeGreaterThan(0);
+  });
+});
