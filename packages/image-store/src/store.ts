@@ -916,6 +916,14 @@ async function fsck(store: FsStore, core: Core, opts: FsckOptions): Promise<Fsck
     }
   }
 
+  // Holders per layer, listed once (many images share a layer).
+  const holderCache = new Map<Digest, Set<string>>();
+  const holdersOf = async (chainID: Digest): Promise<Set<string>> => {
+    let set = holderCache.get(chainID);
+    if (!set) holderCache.set(chainID, (set = new Set(await core.layers.holders(chainID))));
+    return set;
+  };
+
   await core.locked(async () => {
     const state = core.state;
     const ops: Op[] = [];
@@ -953,8 +961,8 @@ async function fsck(store: FsStore, core: Core, opts: FsckOptions): Promise<Fsck
         if (!layersById.has(rec.chainID)) {
           add({ kind: "image-layer-missing", path: path.join(root, "layers"), subject: id, message: `image ${id}: layer ${rec.chainID} missing from the layer store` });
         } else {
-          const holders = await core.layers.holders(rec.chainID);
-          if (!holders.includes(IMAGE_HOLDER_PREFIX + id)) {
+          const holders = await holdersOf(rec.chainID);
+          if (!holders.has(IMAGE_HOLDER_PREFIX + id)) {
             let fixed = false;
             if (repair) {
               await core.layers.acquire(rec.chainID, IMAGE_HOLDER_PREFIX + id);
@@ -979,7 +987,7 @@ async function fsck(store: FsStore, core: Core, opts: FsckOptions): Promise<Fsck
     }
     // 6. Orphan holds: `image:<id>` holders of images that do not exist (a create or delete interrupted).
     for (const l of layerList) {
-      for (const h of await core.layers.holders(l.chainID)) {
+      for (const h of await holdersOf(l.chainID)) {
         if (!h.startsWith(IMAGE_HOLDER_PREFIX)) continue;
         const hid = h.slice(IMAGE_HOLDER_PREFIX.length) as Digest;
         if (state.images.has(hid) && state.images.get(hid)?.chainID === l.chainID) continue;
