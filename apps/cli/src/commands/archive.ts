@@ -54,6 +54,8 @@ function reportLoad(ctx: Context, progress: Progress, result: LoadResult): void 
   let tags = 0;
   let newBytes = 0;
   const seen = new Set<string>();
+  // stdout lines wait until the live display on stderr is finished
+  const lines: string[] = [];
   for (const img of result.images) {
     for (const l of img.layers) {
       if (seen.has(l.chainID)) continue;
@@ -67,8 +69,8 @@ function reportLoad(ctx: Context, progress: Progress, result: LoadResult): void 
       progress.finish(l.chainID, l.new ? "done" : "exists");
     }
     tags += img.tags.length;
-    if (img.tags.length === 0) ctx.out(`Loaded image ID: ${img.id}\n`);
-    for (const t of img.tags) ctx.out(`Loaded image: ${repoTag(t).familiar}\n`);
+    if (img.tags.length === 0) lines.push(`Loaded image ID: ${img.id}`);
+    for (const t of img.tags) lines.push(`Loaded image: ${repoTag(t).familiar}`);
   }
   for (const c of result.tagConflicts) {
     progress.note(
@@ -82,6 +84,7 @@ function reportLoad(ctx: Context, progress: Progress, result: LoadResult): void 
     `Loaded ${result.images.length} image(s), ${tags} tag(s): ${newLayers} new layer(s) (${humanSize(newBytes)}), ${reused} existing; ${humanSize(result.bytesRead)} read (${result.format}${result.compression === "gzip" ? ", gzip" : ""})`,
     { images: result.images.length, tags, newLayers, reusedLayers: reused, newBytes, bytes: result.bytesRead },
   );
+  for (const l of lines) ctx.out(`${l}\n`);
 }
 
 /** The plan's entries with their byte ranges in the tar (512-byte header + padded body each). */
