@@ -146,7 +146,7 @@ export interface LoadResult {
 const DEFAULT_MAX_JSON = 8 << 20;
 const DEFAULT_MAX_LAYER = 2 ** 40;
 const SMALL_ENTRY = 1 << 20;
-const WRITE_AHEAD = 16 << 20;
+const WRITE_AHEAD = 32 << 20;
 const MAX_COMMITS = 4;
 const DEFAULT_MEMORY_BUDGET = 64 << 20;
 const META_NAMES = new Set(["manifest.json", "index.json", "repositories", "oci-layout"]);
