@@ -169,6 +169,38 @@ describe.skipIf(!peer)("berth save → docker load", () => {
   });
 });
 
+const podman = await requirePeer("podman");
+describe.skipIf(!podman)("berth save → podman load", () => {
+  it("podman loads the default (hybrid) archive with the same image ID and tag", async () => {
+    const t = await tempStore();
+    const root = mkdtempSync(join(tmpdir(), "berth-podman-"));
+    try {
+      const a = await uniqueImage({ gzip: true });
+      const tag = `berth-archive-test/podman:${randomBytes(4).toString("hex")}`;
+      await load(t.store, [await tarOf(legacyEntries([{ img: a, tags: [tag] }]))]);
+      const out = join(work, "berth-podman.tar");
+      await save(t.store, [tag], out);
+      const args = ["--root", join(root, "root"), "--runroot", join(root, "run"), "--storage-driver", "vfs"];
+      execFileSync(podman!, [...args, "load", "-q", "-i", out], { stdio: "pipe" });
+      const images = JSON.parse(execFileSync(podman!, [...args, "images", "--format", "json"]).toString()) as Array<{
+        Id: string;
+        Names?: string[];
+      }>;
+      const found = images.find((i) => `sha256:${i.Id}` === a.id || i.Id === a.id);
+      expect(found).toBeDefined();
+      expect(found!.Names?.some((n) => n.endsWith(tag))).toBe(true);
+    } finally {
+      await t.cleanup();
+      try {
+        execFileSync(podman!, ["--root", join(root, "root"), "--runroot", join(root, "run"), "--storage-driver", "vfs", "system", "reset", "-f"], { stdio: "ignore" });
+      } catch {
+        // best effort
+      }
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe.skipIf(!peer)("loadIntoDaemon", () => {
   const cleanup: string[] = [];
   afterAll(async () => {
