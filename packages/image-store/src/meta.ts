@@ -99,35 +99,85 @@ function decodeLine(line: string): unknown[] | undefined {
   }
 }
 
+const HEX_VALUE = new Int8Array(256).fill(-1);
+for (let i = 0; i < 16; i++) HEX_VALUE["0123456789abcdef".charCodeAt(i)] = i;
+
+/**
+ * {@link decodeLine} on `buf[start, end)` without making strings for the
+ * checksum (the hot loop of opening a store: one call per record).
+ */
+function decodeLineAt(buf: Buffer, start: number, end: number): unknown[] | undefined {
+  if (end - start < 11 || buf[start + 8] !== 0x20) return undefined;
+  let want = 0;
+  for (let i = start; i < start + 8; i++) {
+    const v = HEX_VALUE[buf[i]!]!;
+    if (v < 0) return undefined;
+    want = want * 16 + v;
+  }
+  if (crc32(buf.subarray(start + 9, end)) >>> 0 !== want) return undefined;
+  try {
+    const v = JSON.parse(buf.toString("utf8", start + 9, end));
+    return Array.isArray(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** In-memory state: images, references and derived indexes. */
 export class MetaState {
   readonly images = new Map<Digest, ImageRecord>();
   readonly children = new Map<Digest, Set<Digest>>();
-  readonly ids = new DigestSet();
+  #ids: DigestSet | undefined;
+  /** One string per distinct ChainID / platform (100k images share a few). */
+  readonly #intern = new Map<string, string>();
+
+  #interned<T extends string>(s: T): T {
+    const have = this.#intern.get(s);
+    if (have !== undefined) return have as T;
+    this.#intern.set(s, s);
+    return s;
+  }
   readonly refs = new Map<string, Digest>();
   readonly refsById = new Map<Digest, Set<string>>();
   /** Image ID by manifest digest. */
   readonly byManifest = new Map<Digest, Digest>();
 
+  /**
+   * Image IDs with unique-prefix lookup. Built on first use (opening a store
+   * does not pay for it), then kept up to date by {@link MetaState.apply}.
+   */
+  get ids(): DigestSet {
+    this.#ids ??= new DigestSet(this.images.keys());
+    return this.#ids;
+  }
+
   /** Apply one record; returns false when it makes no sense in this state (ignored). */
   apply(op: unknown[]): boolean {
     switch (op[0]) {
       case "c": {
-        const [, id, chainID, manifest, manifestSize, configSize, size, platform, created] = op;
+        // Index access, not destructuring: this runs once per image at open.
+        const id = op[1];
+        const chainID = op[2];
+        const manifest = op[3];
+        const manifestSize = op[4];
+        const configSize = op[5];
+        const size = op[6];
+        const platform = op[7];
+        const created = op[8];
         if (!isSha256Digest(id) || !isSha256Digest(manifest) || (chainID !== null && !isSha256Digest(chainID))) return false;
         if (typeof manifestSize !== "number" || typeof configSize !== "number" || typeof size !== "number") return false;
         if (this.images.has(id)) return false;
         this.images.set(id, {
           id,
-          chainID: chainID as Digest | null,
+          chainID: chainID === null ? null : this.#interned(chainID as Digest),
           manifest,
           manifestSize,
           configSize,
           size,
-          platform: typeof platform === "string" ? platform : "",
+          platform: typeof platform === "string" ? this.#interned(platform) : "",
           created: typeof created === "number" ? created : 0,
         });
-        this.ids.add(id);
+        this.#ids?.add(id);
         this.byManifest.set(manifest, id);
         return true;
       }
@@ -144,7 +194,7 @@ export class MetaState {
         for (const ref of this.refsById.get(id) ?? []) this.refs.delete(ref);
         this.refsById.delete(id);
         this.images.delete(id);
-        this.ids.remove(id);
+        this.#ids?.remove(id);
         if (this.byManifest.get(rec.manifest) === id) this.byManifest.delete(rec.manifest);
         return true;
       }
@@ -244,8 +294,7 @@ function applyLines(
   for (;;) {
     const nl = buf.indexOf(10, pos);
     if (nl < 0) break;
-    const line = buf.toString("utf8", pos, nl);
-    const rec = decodeLine(line);
+    const rec = decodeLineAt(buf, pos, nl);
     if (rec === undefined) {
       problems.push({ path: file, message: `corrupt record at byte ${fileOffset + pos} (bad checksum or JSON), skipped` });
     } else if (wantHeader && lines === 0) {
