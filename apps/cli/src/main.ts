@@ -100,4 +100,6 @@ let verbOf: () => string = () => "";
 const currentVerb = () => verbOf();
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
+  // Exit once stdout has drained, even if a library left a handle open (e.g. a daemon socket).
+  process.stdout.write("", () => process.exit(code));
 });

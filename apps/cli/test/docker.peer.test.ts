@@ -49,7 +49,8 @@ function pipe(
 
 const berthEnv = (p: DockerPeer) => ({ ...p.env, BERTH_ROOT: root });
 
-describe.skipIf(!peer)("berth with the real dockerd", () => {
+// the daemon is shared with other test processes on a small machine: allow it time
+describe.skipIf(!peer)("berth with the real dockerd", { timeout: 240_000 }, () => {
   const p = peer as DockerPeer;
   let baseTag: string;
   let baseId: string;
