@@ -370,10 +370,21 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
       // disk overlap); small pieces (headers, padding, documents) are batched.
       const inflight: Array<{ p: Promise<unknown>; n: number }> = [];
       let inflightBytes = 0;
+      // Flush written data to disk in the background every SYNC_EVERY bytes, so
+      // the final fsync has only the tail left (the disk works while we copy).
+      let syncing: Promise<void> | undefined;
+      let lastSync = 0;
       const issue = async (buf: Uint8Array) => {
         const p = writeAt(fh, buf, written);
         p.catch(() => {});
         written += buf.length;
+        if (written - lastSync >= SYNC_EVERY && syncing === undefined) {
+          lastSync = written;
+          syncing = fh.datasync().finally(() => {
+            syncing = undefined;
+          });
+          syncing.catch(() => {});
+        }
         inflight.push({ p, n: buf.length });
         inflightBytes += buf.length;
         while (inflightBytes > WRITE_AHEAD || inflight.length > 64) {
@@ -403,6 +414,7 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
       }
       await flush();
       for (const x of inflight) await x.p;
+      await syncing;
       if (written !== plan.size) throw new SizeMismatchError(`archive is ${written} bytes, planned ${plan.size}`);
       await fh.sync();
       await fh.close();
@@ -431,6 +443,7 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
 }
 
 const WRITE_AHEAD = 32 << 20;
+const SYNC_EVERY = 128 << 20;
 
 async function writeAt(fh: import("node:fs/promises").FileHandle, buf: Uint8Array, position: number): Promise<void> {
   let off = 0;
