@@ -7,7 +7,7 @@ import { startWorker } from "./support/spawn.js";
 
 // ≥ 50 trials in the normal suite; BERTH_SLOW=1 runs 300 (documented in the README).
 const TRIALS = process.env.BERTH_SLOW === "1" ? 300 : 50;
-const PARALLEL = 2;
+const PARALLEL = 3; // trials mostly wait (child start, random delay), so three overlap well on 2 cores
 
 /** Problems a SIGKILL may legitimately leave: garbage that repair/GC removes, never damage. */
 const GARBAGE = new Set([
