@@ -28,6 +28,7 @@
  *    the lease is released.
  * @module
  */
+import { stat } from "node:fs/promises";
 import {
   chainIds,
   type Digest,
@@ -88,6 +89,8 @@ export interface LoadProgress {
   bytesRead: number;
   /** The entry being read. */
   entry: string;
+  /** Size of the source when it is a file path. */
+  total?: number;
 }
 
 /** One layer of a loaded image. */
@@ -215,6 +218,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
   const policy = options.tagConflict ?? (options.overwriteTags ? "move" : "keep");
   const info: ArchiveSourceInfo = { compression: "none", bytesRead: 0 };
+  const total = typeof source === "string" && options.onProgress ? (await stat(source)).size : undefined;
   const lease = await store.lease();
   try {
     const entries = await ingest();
@@ -243,7 +247,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     let memUsed = 0;
     const chunks = decompressArchive(sourceChunks(source), info, options.maxArchiveSize);
     for await (const e of readTar(chunks)) {
-      options.onProgress?.({ bytesRead: info.bytesRead, entry: e.name });
+      options.onProgress?.({ bytesRead: info.bytesRead, entry: e.name, ...(total !== undefined ? { total } : {}) });
       if (e.name === "") continue; // "./" itself
       let rec: Entry;
       if (e.type === "directory" || e.type === "other") {
@@ -285,7 +289,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       if (prev === undefined) entries.set(rec.name, rec);
       else if (!sameEntry(prev, rec)) throw duplicateEntry(rec.name);
     }
-    options.onProgress?.({ bytesRead: info.bytesRead, entry: "" });
+    options.onProgress?.({ bytesRead: info.bytesRead, entry: "", ...(total !== undefined ? { total } : {}) });
     // Every link must land on an entry, never outside (checked at read) or nowhere.
     for (const e of entries.values()) if (e.kind === "link") followLinks(entries, e.name, e.name);
     return entries;

@@ -54,6 +54,8 @@ export interface SaveOptions {
    * (`ERR_INVALID_ARGUMENT`).
    */
   extraFiles?: ReadonlyArray<{ name: string; bytes: Uint8Array }>;
+  /** Called as bytes are written, with the archive's total size (known in advance). */
+  onProgress?: (p: { bytesWritten: number; total: number }) => void;
 }
 
 /** One image in a save. */
@@ -403,6 +405,7 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
         await issue(buf);
       };
       for await (const c of planChunks(plan, options)) {
+        options.onProgress?.({ bytesWritten: written + pendingLen + c.length, total: plan.size });
         if (c.length >= 64 * 1024) {
           await flush();
           await issue(c);
@@ -430,6 +433,7 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
   try {
     for await (const c of planChunks(plan, options)) {
       written += c.length;
+      options.onProgress?.({ bytesWritten: written, total: plan.size });
       if (!out.write(c)) await waitDrain(out);
     }
     out.end();

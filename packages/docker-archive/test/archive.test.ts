@@ -300,6 +300,23 @@ describe("save", () => {
     }
   });
 
+  it("progress: save reports bytes against the known total; load reports bytes read and the file size", async () => {
+    await loaded();
+    const dir = mkdtempSync(join(tmpdir(), "berth-save-"));
+    const out = join(dir, "p.tar");
+    const seen: Array<{ bytesWritten: number; total: number }> = [];
+    const r = await save(t.store, ["app:a"], out, { onProgress: (p) => seen.push(p) });
+    expect(seen.at(-1)).toEqual({ bytesWritten: r.size, total: r.size });
+    const t2 = await tempStore();
+    try {
+      const reads: Array<{ bytesRead: number; total?: number }> = [];
+      await load(t2.store, out, { onProgress: (p) => reads.push(p) });
+      expect(reads.at(-1)).toMatchObject({ bytesRead: r.size, total: r.size });
+    } finally {
+      await t2.cleanup();
+    }
+  });
+
   it("by ID: untagged; SOURCE_DATE_EPOCH/mtime applied", async () => {
     const { a } = await loaded();
     const bytes = await bytesOf(saveStream(t.store, [a.id.slice(7, 19)], { mtime: 1234567890 }));
