@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import * as archiveCmd from "./commands/archive.js";
 import * as cacheCmd from "./commands/cache.js";
+import * as completionCmd from "./commands/completion.js";
 import * as digestCmd from "./commands/digest.js";
 import * as imagesCmd from "./commands/images.js";
 import * as importCmd from "./commands/import.js";
@@ -38,6 +39,7 @@ export function buildProgram(): { program: Command; ctx: Context } {
   systemCmd.register(program, ctx);
   cacheCmd.register(program, ctx);
   digestCmd.register(program, ctx);
+  completionCmd.register(program, ctx);
   // Options after the verb belong to the verb (`berth images -q` is images' -q), so the
   // global options are positional; leaf verbs accept them too (`berth load --root X`).
   program.enablePositionalOptions();
