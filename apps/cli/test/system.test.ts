@@ -186,6 +186,42 @@ describe("berth cache", () => {
     expectOneErrorLine(r.stderr);
   });
 
+  it("cache import IMAGE reads the inline cache (moby.buildkit.cache.v0) of an image in the store", async () => {
+    const root = join(tmp.dir, "cache-inline");
+    const l1 = await makeTar([{ name: "from.txt", content: "from\n" }]);
+    const l2 = await makeTar([{ name: "run.txt", content: "run\n" }]);
+    const d1 = `sha256:${sha(l1)}`;
+    const d2 = `sha256:${sha(l2)}`;
+    const key = (x: string) => `sha256:${sha(`key:${x}`)}`;
+    const records = [
+      { digest: key("from"), layers: [{ layer: 0 }] },
+      { digest: key("run"), layers: [{ layer: 1 }], inputs: [[{ link: 0 }]] },
+    ];
+    const config = JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      rootfs: { type: "layers", diff_ids: [d1, d2] },
+      history: [{ created_by: "FROM" }, { created_by: "RUN x" }],
+      "moby.buildkit.cache.v0": Buffer.from(JSON.stringify(records)).toString("base64"),
+    });
+    const cfgName = `${sha(config)}.json`;
+    const archive = await makeTar([
+      { name: cfgName, content: config },
+      { name: "l1/layer.tar", content: l1 },
+      { name: "l2/layer.tar", content: l2 },
+      { name: "manifest.json", content: JSON.stringify([{ Config: cfgName, RepoTags: ["inline:1"], Layers: ["l1/layer.tar", "l2/layer.tar"] }]) },
+    ]);
+    await berthOk(["load", "-q"], { root, input: archive });
+    const r = await berthOk(["cache", "import", "inline:1"], { root });
+    expect(r.stdout.trim().split("\n").sort()).toEqual([`${key("from")}\t${d1}`, `${key("run")}\t${`sha256:${sha(`${d1} ${d2}`)}`}`].sort());
+    expect(r.stderr).toMatch(/\(inline\)/);
+    // an image without inline cache says so
+    await berthOk(["import", makeAppDir(join(tmp.dir, "noinline"), { "x": "x" }), "plain:1"], { root });
+    const bad = await berth(["cache", "import", "plain:1"], { root });
+    expect(bad.code).not.toBe(0);
+    expect(expectOneErrorLine(bad.stderr)).toMatch(/no inline cache/);
+  });
+
   it("cache import: unknown source is not found, a layout without a cache is invalid", async () => {
     const root = join(tmp.dir, "cache-bad");
     let r = await berth(["cache", "import", join(tmp.dir, "no-such-layout")], { root });
