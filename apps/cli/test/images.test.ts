@@ -310,11 +310,12 @@ describe("berth rmi and image prune", () => {
     expect(expectOneErrorLine(r.stderr)).toMatch(/dependent child images/);
     // by name, last tag: untagged and deleted
     r = await ok(["rmi", "rm:1"]);
-    expect(r.stdout).toBe(`Untagged: rm:1\nDeleted: ${id}\n`);
+    // moby's lines: untagged, the image, then the layers that went with it (top first)
+    expect(r.stdout).toMatch(new RegExp(`^Untagged: rm:1\nDeleted: ${id}\nDeleted: sha256:[0-9a-f]{64}\n$`));
     // two tags by ID with -f
     const id2 = (await ok(["import", dir, "--base", "base:1", "-t", "rm:3", "-t", "rm:4"])).stdout.trim();
     r = await ok(["rmi", "-f", id2.slice(7, 19)]);
-    expect(r.stdout).toBe(`Untagged: rm:3\nUntagged: rm:4\nDeleted: ${id2}\n`);
+    expect(r.stdout).toMatch(new RegExp(`^Untagged: rm:3\nUntagged: rm:4\nDeleted: ${id2}\n(Deleted: sha256:[0-9a-f]{64}\n)*$`));
   });
 
   it("unknown, ambiguous and invalid names; the other names still go", async () => {

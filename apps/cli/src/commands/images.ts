@@ -417,14 +417,32 @@ async function rmiAction(ctx: Context, names: string[], opts: { force?: boolean;
 }
 
 /** Untag and delete an image, then its untagged childless parents (moby's prune of parents). */
+/**
+ * Delete an image and collect moby's lines: the image, then each layer of its
+ * chain (top first) that nothing else holds any more and so was removed.
+ */
+async function deleteAndCollect(store: Store, id: string, word: string): Promise<string[]> {
+  const chain: string[] = [];
+  const img = await store.images.get(id);
+  for (let c: string | null | undefined = img.chainID; c; ) {
+    chain.push(c);
+    c = await store.layers.get(c).then(
+      (l) => l.parent,
+      () => undefined,
+    );
+  }
+  await store.images.delete(id);
+  const removed = new Set<string>((await store.gc()).removedLayers);
+  return [`${word}: ${id}`, ...chain.filter((c) => removed.has(c)).map((c) => `${word}: ${c}`)];
+}
+
 async function deleteImage(ctx: Context, store: Store, id: string, pruneParents: boolean): Promise<void> {
   for (const ref of await store.references.referencesOf(id)) {
     await store.references.untag(ref);
     ctx.out(`Untagged: ${repoTag(ref).familiar}\n`);
   }
   const parent = await store.images.getParent(id);
-  await store.images.delete(id);
-  ctx.out(`Deleted: ${id}\n`);
+  for (const line of await deleteAndCollect(store, id, "Deleted")) ctx.out(`${line}\n`);
   if (pruneParents && parent) {
     const refs = await store.references.referencesOf(parent).catch(() => ["?"]);
     const children = await store.images.children(parent).catch(() => ["?"]);
@@ -448,8 +466,7 @@ async function pruneAction(ctx: Context, opts: { all?: boolean; filter: string[]
         await store.references.untag(ref);
         lines.push(`untagged: ${repoTag(ref).familiar}`);
       }
-      await store.images.delete(info.id);
-      lines.push(`deleted: ${info.id}`);
+      lines.push(...(await deleteAndCollect(store, info.id, "deleted")));
       changed = true;
     }
   }
