@@ -122,6 +122,9 @@ describe.skipIf(!tmux)("progress in a real terminal (tmux)", () => {
     const text = await screen("tty-refuse", `BERTH_ROOT=${sh(root)} ${sh(process.execPath)} ${sh(BERTH)} save base:1`, /EXIT=\d+/);
     expect(text).toMatch(/berth: save: cowardly refusing to write a tar archive to a terminal/);
     expect(text).toContain("EXIT=2");
+    const load = await screen("tty-load-refuse", `BERTH_ROOT=${sh(root)} ${sh(process.execPath)} ${sh(BERTH)} load`, /EXIT=\d+/);
+    expect(load).toMatch(/berth: load: requested load from stdin, but stdin is a terminal/);
+    expect(load).toContain("EXIT=2");
   });
 });
 

@@ -408,7 +408,9 @@ async function rmiAction(ctx: Context, names: string[], opts: { force?: boolean;
       }
       await deleteImage(ctx, store, id, opts.prune);
     } catch (err) {
-      process.stderr.write(`berth: rmi: ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+      const code = (err as { code?: unknown }).code;
+      const shown = ctx.globals.debug && typeof code === "string" ? ` [${code}]` : "";
+      process.stderr.write(`berth: rmi: ${name}: ${err instanceof Error ? err.message : String(err)}${shown}\n`);
       failed ??= err;
     }
   }
