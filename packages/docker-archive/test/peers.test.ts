@@ -152,6 +152,26 @@ describe.skipIf(!peer)("berth save → docker load", () => {
     });
   }
 
+  it("the same layer twice in one chain: written once, listed twice, docker loads it", async () => {
+    const t = await tempStore();
+    try {
+      const same = await layerTar({ "same.bin": randomBytes(10_000) });
+      const wh = await layerTar({ ".wh.same.bin": "" });
+      const img = imageOf([same, wh, same], { label: randomBytes(4).toString("hex") });
+      const tag = `berth-archive-test/twice:${randomBytes(4).toString("hex")}`;
+      cleanup.push(tag);
+      await load(t.store, [await tarOf(legacyEntries([{ img, tags: [tag] }]))]);
+      const out = join(work, "berth-twice.tar");
+      await save(t.store, [tag], out);
+      await peer!.run(["load", "-i", out]);
+      const di = (await inspect(peer!, tag)) as unknown as { Id: string; RootFS: { Layers: string[] } };
+      expect(di.Id).toBe(img.id);
+      expect(di.RootFS.Layers).toEqual(img.diffIDs);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
   it("uncompressed hybrid of a gzip-layer image loads too", async () => {
     const t = await tempStore();
     try {
