@@ -657,18 +657,28 @@ async function resolveAndCommit(
         }
         loadedLayers.push(r);
       }
-      const existed = await imageExists(store, p.id);
-      const img = await store.images.create(p.configBytes, { lease });
-      if (!existed) createdImages.push(img.id);
       images.push({
-        id: img.id,
-        manifestDigest: img.manifestDigest,
+        id: p.id,
+        manifestDigest: p.id, // set below, once the image exists
         ...(p.archiveManifestDigest ? { archiveManifestDigest: p.archiveManifestDigest } : {}),
         tags: [],
         layers: loadedLayers,
-        existed,
+        existed: await imageExists(store, p.id),
       });
     }
+    // All images at once when the store can: it validates every config and
+    // looks up every rootfs before writing anything.
+    const configs = [...planned.values()].map((p) => p.configBytes);
+    if (store.images.createMany) {
+      const ids = await store.images.createMany(configs, { lease });
+      for (const id of ids) if (!images.find((im) => im.id === id)!.existed) createdImages.push(id);
+    } else {
+      for (const c of configs) {
+        const img = await store.images.create(c, { lease });
+        if (!images.find((im) => im.id === img.id)!.existed) createdImages.push(img.id);
+      }
+    }
+    for (const im of images) im.manifestDigest = (await store.images.get(im.id)).manifestDigest;
     for (const p of planned.values()) {
       if (p.parent && (await imageExists(store, p.parent))) await store.images.setParent(p.id, p.parent);
     }

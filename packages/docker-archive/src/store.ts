@@ -96,6 +96,8 @@ export interface ArchiveImage {
 /** The image store role. */
 export interface ArchiveImages {
   create(configBytes: Uint8Array, opts?: { lease?: ArchiveLease }): Promise<ArchiveImage>;
+  /** Optional: create several images, validating all before writing any (the filesystem store has it). */
+  createMany?(configs: Iterable<Uint8Array>, opts?: { lease?: ArchiveLease }): Promise<Digest[]>;
   get(id: Digest | string): Promise<ArchiveImage>;
   delete(id: Digest | string): Promise<unknown>;
   setParent(id: Digest | string, parent: Digest | string): Promise<void>;
