@@ -57,6 +57,24 @@ describe("load", () => {
     expect(r.images[0]!.layers.map((l) => l.blob.compression)).toEqual(["gzip", "gzip"]);
   });
 
+  it("loads from a web ReadableStream and from a file path", async () => {
+    const img = await twoLayerImage({ label: "web" });
+    const tar = await tarOf(legacyEntries([{ img, tags: ["web:1"] }]));
+    const web = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < tar.length; i += 1000) c.enqueue(tar.subarray(i, i + 1000));
+        c.close();
+      },
+    });
+    expect((await load(t.store, web)).images[0]!.id).toBe(img.id);
+    const dir = mkdtempSync(join(tmpdir(), "berth-src-"));
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(join(dir, "a.tar"), tar);
+    const r = await load(t.store, join(dir, "a.tar"));
+    expect(r.images[0]!.existed).toBe(true);
+    expect(r.bytesRead).toBe(tar.length);
+  });
+
   it("loads symlinked duplicate layers (the same layer twice in one chain)", async () => {
     const l = await layerTar({ "same.txt": "same\n" });
     const l2 = await layerTar({ ".wh.same.txt": "" });
