@@ -96,7 +96,9 @@ async function main(argv: string[]): Promise<number> {
 // A closed stdout (`berth images | head`) ends the command quietly; a save whose reader went away failed.
 process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   if (err.code !== "EPIPE") throw err;
-  process.exit(/(^| )save$/.test(currentVerb()) ? EXIT.io : EXIT.ok);
+  if (!/(^| )save$/.test(currentVerb())) process.exit(EXIT.ok);
+  process.stderr.write("berth: save: stdout was closed before the archive was complete\n");
+  process.exit(EXIT.io);
 });
 let verbOf: () => string = () => "";
 const currentVerb = () => verbOf();

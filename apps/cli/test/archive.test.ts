@@ -101,6 +101,16 @@ describe("berth save and load", () => {
     expect((await berthOk(["images", "-a", "-q", "--no-trunc"], { root: fresh })).stdout).toContain(baseId);
   });
 
+  it("save to a pipe whose reader goes away: exit 6 with one line; images | head: exit 0", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const env = { ...process.env, BERTH_ROOT: root };
+    const script = `"${process.execPath}" "${(await import("./helpers.js")).BERTH}"`;
+    const out = execFileSync("bash", ["-c", `${script} save --progress=none app:1 | head -c 10 >/dev/null; echo "rc=\${PIPESTATUS[0]}"`], { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    expect(out.trim()).toBe("rc=6");
+    const r = execFileSync("bash", ["-c", `${script} images | head -n 1 >/dev/null; echo "rc=\${PIPESTATUS[0]}"`], { env, encoding: "utf8" });
+    expect(r.trim()).toBe("rc=0");
+  });
+
   it("save: unknown image, bad format, missing directory", async () => {
     const out = join(tmp.dir, "never.tar");
     let r = await run(["save", "-o", out, "nothere:1"]);
