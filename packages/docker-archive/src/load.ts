@@ -33,9 +33,7 @@ import {
   chainIds,
   type Digest,
   type Compression,
-  type LayerDigester,
   SizeMismatchError,
-  createLayerDigester,
   detectCompression,
   isSha256Digest,
   layerDigests,
@@ -52,6 +50,7 @@ import {
   notInArchive,
   unsafeLink,
 } from "./errors.js";
+import { type DiffDigester, createDiffDigester } from "./diffid.js";
 import { type ArchiveSource, type ArchiveSourceInfo, decompressArchive, sourceChunks } from "./source.js";
 import type { ArchiveBlobWriter, ArchiveLease, ArchiveStore } from "./store.js";
 import { normalizeEntryName, readTar, resolveLinkTarget } from "./tar.js";
@@ -302,7 +301,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     expected: Digest | undefined,
   ): Promise<{ commit: Promise<FileEntry> }> {
     const w: ArchiveBlobWriter = await store.content.writer({ lease });
-    let digester: LayerDigester | undefined;
+    let digester: DiffDigester | undefined;
     let compression: Compression | undefined;
     let head: Uint8Array | undefined;
     // Writes are queued in order by the writer (it hashes synchronously on
@@ -327,7 +326,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
           head = head ? concat(head, chunk) : chunk;
           if (head.length < 4) continue;
           compression = detectCompression(head);
-          if (compression !== "none") digester = createLayerDigester({ maxUncompressedSize: maxLayer });
+          if (compression !== "none") digester = createDiffDigester(compression, maxLayer);
           const first = head;
           head = undefined;
           await Promise.all([write(first), digester?.push(first)]);

@@ -242,6 +242,12 @@ describe("hostile archives are refused and leave nothing visible", () => {
     await expectRefused(legacyEntries([{ img, tags: ["a:1"] }]), "ERR_DECOMPRESSION_LIMIT", { maxLayerSize: 1 << 20 });
     await expectRefused(legacyEntries([{ img, tags: ["a:1"] }]), "ERR_DECOMPRESSION_LIMIT", { maxLayerSize: 1 << 20, memoryBudget: 0 });
   });
+  it("corrupt (truncated) gzip layer → ERR_CORRUPT_DATA, in memory and streamed to the store", async () => {
+    const img = imageOf([await layerTar({ "r.bin": new Uint8Array(3 << 20).map((_, i) => (i * 31) & 0xff) })], { gzip: true });
+    const cut = { ...img, layers: [img.layers[0]!.subarray(0, img.layers[0]!.length - 100)] };
+    await expectRefused(legacyEntries([{ img: cut, tags: ["a:1"] }]), "ERR_CORRUPT_DATA");
+    await expectRefused(legacyEntries([{ img: cut, tags: ["a:1"] }]), "ERR_CORRUPT_DATA", { memoryBudget: 0 });
+  });
   it("an archive with no manifest → ERR_UNKNOWN_ARCHIVE_FORMAT", async () => {
     await expectRefused([{ name: "x", body: "y" }], "ERR_UNKNOWN_ARCHIVE_FORMAT");
   });
