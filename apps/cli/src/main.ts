@@ -44,7 +44,12 @@ export function buildProgram(): { program: Command; ctx: Context } {
   // global options are positional; leaf verbs accept them too (`berth load --root X`).
   program.enablePositionalOptions();
   const configure = (cmd: Command) => {
-    cmd.exitOverride().configureOutput(program.configureOutput()).showHelpAfterError("(run with --help for usage)");
+    const names: string[] = [];
+    for (let c: Command | null = cmd; c && c !== program; c = c.parent) names.unshift(c.name());
+    cmd
+      .exitOverride()
+      .configureOutput({ outputError: (str, write) => write(`berth: ${names.join(" ")}: ${str.replace(/^error: /, "")}`) })
+      .showHelpAfterError("(run with --help for usage)");
     if (cmd.commands.length === 0) addGlobalOptions(cmd);
     for (const sub of cmd.commands) configure(sub);
   };
