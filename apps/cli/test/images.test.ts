@@ -354,8 +354,10 @@ describe("berth rmi and image prune", () => {
     // re-create dangling: import without a tag
     const dangling = (await ok(["import", dir, "--change", "LABEL dangling=1"])).stdout.trim();
     expect(id).toMatch(/^sha256:/);
-    // until=1h keeps images created less than an hour ago
-    let r = await ok(["image", "prune", "--filter", "until=1h"]);
+    // an old dangling image (created 2023) goes with until=24h; the recent one stays
+    const old = (await ok(["import", dir, "--change", "LABEL old=1"], { env: { SOURCE_DATE_EPOCH: "1700000000" } })).stdout.trim();
+    let r = await ok(["image", "prune", "--filter", "until=24h"]);
+    expect(r.stdout).toContain(`deleted: ${old}`);
     expect(r.stdout).not.toContain(dangling);
     r = await ok(["image", "prune", "-f"]);
     expect(r.stdout).toContain(`deleted: ${dangling}`);
