@@ -101,6 +101,10 @@ describe.skipIf(!peer)("berth with the real dockerd", { timeout: 240_000 }, () =
     expect(bh.map((h) => h.CreatedBy)).toEqual(dh.map((h) => h.CreatedBy));
     expect(bh.map((h) => h.Comment)).toEqual(dh.map((h) => h.Comment));
     expect(bh[0].ID).toBe(classic.id);
+    // the truncated CREATED BY column is docker's, character for character
+    const dTrunc = (await p.run(["history", "--format", "{{.CreatedBy}}", classic.tag])).stdout;
+    const bTrunc = (await berthOk(["history", "--format", "{{.CreatedBy}}", classic.tag], { root })).stdout;
+    expect(bTrunc).toBe(dTrunc);
     // the images table shows docker's short ID for it
     const row = (await berthOk(["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"], { root })).stdout;
     expect(row).toContain(`${classic.tag} ${classic.id.slice(7, 19)}`);
