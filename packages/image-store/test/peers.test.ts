@@ -31,7 +31,7 @@ beforeAll(async () => {
       history: [{ created_by: "ADD hello.txt /" }, { created_by: "ENV A=1", empty_layer: true }, { created_by: "ADD two.txt /etc/" }],
     }),
   );
-  await store.references.tag("berth-test/busybox:1", image.id);
+  await store.references.tag("berth-test/image-store-layout:1", image.id);
   await store.references.tag("localhost:5000/team/app:v2", image.id);
 });
 afterAll(async () => {
@@ -44,19 +44,19 @@ describe("real peers read and write the store root", () => {
     const umoci = await requirePeer("umoci");
     if (!umoci) return ctx.skip();
     const { stdout } = await run(umoci, ["ls", "--layout", root]);
-    expect(stdout.trim().split("\n").sort()).toEqual(["docker.io/berth-test/busybox:1", "localhost:5000/team/app:v2"]);
+    expect(stdout.trim().split("\n").sort()).toEqual(["docker.io/berth-test/image-store-layout:1", "localhost:5000/team/app:v2"]);
   });
 
   it("skopeo copy oci:<root>:<ref> docker-archive: keeps the config bytes, and dockerd loads it with the same image ID", async (ctx) => {
     const skopeo = await requirePeer("skopeo");
     if (!skopeo) return ctx.skip();
     const archive = path.join(work, "x.tar");
-    await run(skopeo, ["copy", `oci:${root}:docker.io/berth-test/busybox:1`, `docker-archive:${archive}:berth-test/busybox:1`]);
+    await run(skopeo, ["copy", `oci:${root}:docker.io/berth-test/image-store-layout:1`, `docker-archive:${archive}:berth-test/image-store-layout:1`]);
     const { stdout } = await run("tar", ["-xOf", archive, "manifest.json"]);
     const manifest = JSON.parse(stdout) as Array<{ Config: string; RepoTags: string[]; Layers: string[] }>;
     expect(manifest).toHaveLength(1);
     expect(manifest[0]!.Config).toBe(`${image.id.slice(7)}.json`);
-    expect(manifest[0]!.RepoTags).toEqual(["docker.io/berth-test/busybox:1"]);
+    expect(manifest[0]!.RepoTags).toEqual(["docker.io/berth-test/image-store-layout:1"]);
     expect(manifest[0]!.Layers).toHaveLength(2);
     // skopeo's own view of the layout agrees with berth's manifest.
     const raw = await run(skopeo, ["inspect", "--raw", `oci:${root}:localhost:5000/team/app:v2`]);
@@ -65,16 +65,16 @@ describe("real peers read and write the store root", () => {
     const peer = await dockerd();
     if (!peer) return ctx.skip();
     await peer.run(["load", "-i", archive]);
-    const inspected = await peer.run(["image", "inspect", "--format", "{{.Id}}", "berth-test/busybox:1"]);
+    const inspected = await peer.run(["image", "inspect", "--format", "{{.Id}}", "berth-test/image-store-layout:1"]);
     expect(inspected.stdout.trim()).toBe(image.id);
-    await peer.docker(["rmi", "berth-test/busybox:1"]);
+    await peer.docker(["rmi", "berth-test/image-store-layout:1"]);
   });
 
   it("keeps what skopeo writes into the root (foreign index.json entry) across berth writes and GC", async (ctx) => {
     const skopeo = await requirePeer("skopeo");
     if (!skopeo) return ctx.skip();
     const archive = path.join(work, "y.tar");
-    await run(skopeo, ["copy", `oci:${root}:docker.io/berth-test/busybox:1`, `docker-archive:${archive}:other/img:1`]);
+    await run(skopeo, ["copy", `oci:${root}:docker.io/berth-test/image-store-layout:1`, `docker-archive:${archive}:other/img:1`]);
     await run(skopeo, ["copy", `docker-archive:${archive}`, `oci:${root}:foreign-tool/img:1`]);
     // berth keeps the entry when it rewrites index.json, and GC keeps its blobs.
     await store.references.tag("berth-test/extra:1", image.id);
@@ -82,7 +82,7 @@ describe("real peers read and write the store root", () => {
     const gc = await store.gc();
     const idx = JSON.parse(await fsp.readFile(path.join(root, "index.json"), "utf8")) as { manifests: Array<{ annotations?: Record<string, string> }> };
     expect(idx.manifests.map((m) => m.annotations?.["org.opencontainers.image.ref.name"]).sort()).toEqual([
-      "docker.io/berth-test/busybox:1",
+      "docker.io/berth-test/image-store-layout:1",
       "foreign-tool/img:1",
       "localhost:5000/team/app:v2",
     ]);
