@@ -76,6 +76,8 @@ export class DockerClient {
         method,
         path: this.#prefix + path,
         headers,
+        // one connection per request: no keep-alive socket outlives the call and holds the process open
+        agent: false,
         ...(this.#socketPath ? { socketPath: this.#socketPath } : { hostname: this.#hostname, port: this.#port }),
       });
       let settled = false;
@@ -269,5 +271,10 @@ export async function pullFromDaemon(
     const text = await readText(res);
     throw new DaemonError(`GET /images/get: ${res.statusCode} ${errorMessage(text)}`, res.statusCode ?? 0);
   }
-  return load(store, res, options);
+  try {
+    return await load(store, res, options);
+  } finally {
+    // load stops at the end-of-archive blocks; drop whatever the daemon still sends
+    res.destroy();
+  }
 }
