@@ -5,15 +5,15 @@
  * file), two images sharing a base, and one chain holding the same layer twice.
  *
  * Every builder is idempotent and safe across processes: a per-tag lock
- * serialises builds, and the classic builder's cache makes a second call return
- * the same image ID in about a second.
+ * serialises builds, and an image already under the tag is reused as it is, so
+ * every test process of a run sees the same image ID.
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { DockerPeer } from "./dockerd.js";
 import { peersDir } from "./dockerd.js";
 import { PeerCommandError } from "./errors.js";
-import { BUSYBOX_TAG, buildImage, busyboxBase, type ContextFile } from "./images.js";
+import { BUSYBOX_TAG, buildImage, busyboxBase, type ContextFile, imageId } from "./images.js";
 import { withLock } from "./proc.js";
 
 /** An image a fixture built: its tag and ID (`sha256:…`). */
@@ -47,6 +47,10 @@ async function build(
     ctx[k] = typeof v === "string" || v instanceof Uint8Array ? { content: v, mtime: MTIME } : { mtime: MTIME, ...v };
   }
   return withLock(lockFor(tag), 600_000, async () => {
+    // Reuse what another test process built: a rebuild after some other test
+    // pruned the builder cache would give the tag a new ID mid-run.
+    const existing = await imageId(peer, tag);
+    if (existing) return { tag, id: existing };
     const r = await buildImage(peer, { tag, dockerfile, files: ctx, buildArgs });
     return { tag, id: r.id };
   });
@@ -136,7 +140,8 @@ export async function filesImage(
 ): Promise<FixtureImage & { contents: FilesImageContents }> {
   const size = opts.largeFileSize ?? 4 * 1024 * 1024;
   if (!Number.isSafeInteger(size) || size < 0) throw new PeerCommandError(`filesImage: bad largeFileSize ${size}`);
-  const tag = opts.tag ?? "berth-fixture/files:1";
+  // the tag names the parameters: an image already under it is reused as it is
+  const tag = opts.tag ?? (size === 4 * 1024 * 1024 ? "berth-fixture/files:1" : `berth-fixture/files-${size}:1`);
   const longName = `${"long-name-".repeat(12)}end.txt`; // 127 bytes
   const longDirs = ["d".repeat(90), "e".repeat(90), "f".repeat(90)];
   const longPath = `/data/deep/${longDirs.join("/")}/leaf.txt`;
