@@ -2,11 +2,14 @@
 // and many ChainIDs at once, 4 independent messages/chains in the 4 lanes of
 // i32x4 vectors (multi-buffer). asc does not vectorise scalar code, so the
 // lane-parallel rounds are written with v128 operations (see rounds.ts).
-import { chainMsg4, compress4, compress4w } from "./rounds";
+import { chainMsg4, compress4k, sched4chainTail, sched4p, sched4w } from "./rounds";
 import { IDLE, initHex, IV, parseWord, ST4, TAIL, writeLaneRecord } from "./core";
 
 export * from "./core";
 
+
+// W+K of the block being compressed (64 vectors, from sched4*).
+const WKV: usize = memory.data(64 * 16, 16);
 
 // Lane bookkeeping (4 lanes).
 const L_MSG: usize = memory.data(16, 16); // i32 message index, -1 = idle
@@ -14,6 +17,7 @@ const L_PTR: usize = memory.data(16, 16); // next full data block
 const L_FULL: usize = memory.data(16, 16); // full data blocks left
 const L_TAIL: usize = memory.data(16, 16); // tail blocks left
 const L_TPTR: usize = memory.data(16, 16); // next tail block
+const L_PAD: usize = memory.data(16, 16); // message length if its last block is padding only, else PAD_NONE
 
 @inline
 function lget(a: usize, j: usize): u32 {
@@ -33,8 +37,22 @@ function startMessage(j: usize, m: u32, p: usize, len: usize): void {
   const full = len >> 6;
   const rem = len & 63;
   const tail = TAIL + (j << 7);
-  memory.fill(tail, 0, 128);
-  memory.copy(tail, p + (full << 6), rem);
+  // The rem data bytes of the last partial block, copied 16 at a time (the
+  // bytes past rem masked to zero; reading up to 63 bytes past the message is
+  // safe, the I/O region has slack), then 64 zero bytes: no memory.fill/copy
+  // calls (V8 makes those calls out of the WASM code).
+  const src = p + (full << 6);
+  const iota = i8x16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const remv = i8x16.splat(<i8>rem);
+  const zero = i32x4.splat(0);
+  v128.store(tail, v128.and(v128.load(src), i8x16.gt_s(remv, iota)));
+  v128.store(tail, v128.and(v128.load(src, 16), i8x16.gt_s(i8x16.sub(remv, i8x16.splat(16)), iota)), 16);
+  v128.store(tail, v128.and(v128.load(src, 32), i8x16.gt_s(i8x16.sub(remv, i8x16.splat(32)), iota)), 32);
+  v128.store(tail, v128.and(v128.load(src, 48), i8x16.gt_s(i8x16.sub(remv, i8x16.splat(48)), iota)), 48);
+  v128.store(tail, zero, 64);
+  v128.store(tail, zero, 80);
+  v128.store(tail, zero, 96);
+  v128.store(tail, zero, 112);
   store<u8>(tail + rem, 0x80);
   const tailBlocks: usize = rem < 56 ? 1 : 2;
   store<u64>(tail + (tailBlocks << 6) - 8, bswap<u64>(<u64>len << 3));
@@ -43,7 +61,37 @@ function startMessage(j: usize, m: u32, p: usize, len: usize): void {
   lset(L_FULL, j, <u32>full);
   lset(L_TAIL, j, <u32>tailBlocks);
   lset(L_TPTR, j, <u32>tail);
+  // The last block is padding only (0x80 or nothing, zeros, the length) when
+  // the data ends on or just before its start: its W+K depends on len alone.
+  lset(L_PAD, j, rem == 0 || rem >= 56 ? <u32>len : PAD_NONE);
   setLaneIV(j);
+}
+
+const PAD_NONE: u32 = 0xffffffff;
+// W+K of the all-padding last block for message length padLen (64 vectors).
+const PADWK: usize = memory.data(64 * 16, 16);
+const PADBLOCK: usize = memory.data(64, 16);
+let padLen: u32 = PAD_NONE;
+
+/** Compute PADWK for messages of len bytes whose last block is padding only. */
+function makePadWK(len: u32): void {
+  memory.fill(PADBLOCK, 0, 64);
+  if ((len & 63) == 0) store<u8>(PADBLOCK, 0x80);
+  store<u64>(PADBLOCK, bswap<u64>(<u64>len << 3), 56);
+  sched4p(PADBLOCK, PADBLOCK, PADBLOCK, PADBLOCK, PADWK);
+  padLen = len;
+}
+
+/**
+ * True when all 4 lanes are at their last block, it is padding only and the
+ * 4 messages have the same length: the block's W+K is PADWK (no schedule).
+ */
+@inline
+function allPadding(): bool {
+  const pad = v128.load(L_PAD);
+  const same = i32x4.eq(pad, i32x4.splat(lget(L_PAD, 0)));
+  const last = v128.and(i32x4.eq(v128.load(L_FULL), i32x4.splat(0)), i32x4.eq(v128.load(L_TAIL), i32x4.splat(1)));
+  return lget(L_PAD, 0) != PAD_NONE && i32x4.all_true(v128.and(same, last));
 }
 
 @inline
@@ -81,14 +129,23 @@ export function hashMany(offsPtr: usize, n: u32, data: usize, out: usize): void 
       active++;
     } else {
       lset(L_MSG, j, -1);
+      lset(L_PAD, j, PAD_NONE);
     }
   }
   while (active > 0) {
-    const p0 = nextBlock(0);
-    const p1 = nextBlock(1);
-    const p2 = nextBlock(2);
-    const p3 = nextBlock(3);
-    compress4(ST4, p0, p1, p2, p3);
+    if (allPadding()) {
+      // Idle lanes have L_PAD = PAD_NONE, so all 4 lanes are active here.
+      if (lget(L_PAD, 0) != padLen) makePadWK(lget(L_PAD, 0));
+      v128.store(L_TAIL, i32x4.splat(0));
+      compress4k(ST4, PADWK);
+    } else {
+      const p0 = nextBlock(0);
+      const p1 = nextBlock(1);
+      const p2 = nextBlock(2);
+      const p3 = nextBlock(3);
+      sched4p(p0, p1, p2, p3, WKV);
+      compress4k(ST4, WKV);
+    }
     for (let j: usize = 0; j < 4; j++) {
       const m = <i32>lget(L_MSG, j);
       if (m < 0 || lget(L_FULL, j) != 0 || lget(L_TAIL, j) != 0) continue;
@@ -100,6 +157,7 @@ export function hashMany(offsPtr: usize, n: u32, data: usize, out: usize): void 
         next++;
       } else {
         lset(L_MSG, j, -1);
+        lset(L_PAD, j, PAD_NONE);
         active--;
       }
     }
@@ -156,9 +214,12 @@ export function chainMany(strs: usize, lensPtr: usize, n: u32, out: usize): void
   }
   while (active > 0) {
     chainMsg4(ST4, lget(C_PTR, 0), lget(C_PTR, 1), lget(C_PTR, 2), lget(C_PTR, 3), WV);
-    compress4w(ST4, WV);
-    compress4w(ST4, WV + 256);
-    compress4w(ST4, WV + 512);
+    sched4w(WV, WKV);
+    compress4k(ST4, WKV);
+    sched4w(WV + 256, WKV);
+    compress4k(ST4, WKV);
+    sched4chainTail(WV + 512, WKV);
+    compress4k(ST4, WKV);
     for (let j: usize = 0; j < 4; j++) {
       const c = <i32>lget(C_CHAIN, j);
       if (c < 0) continue;

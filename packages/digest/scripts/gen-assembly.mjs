@@ -144,7 +144,7 @@ function compress(e, state, w, wk) {
     }
     const S1 = e.sigma(ee, 6, 11, 25, false);
     const ch = e.xor(g, e.and(ee, e.xor(f, g)));
-    const t1 = e.add(h, wk ? wk[t] : e.add(W[t], e.c(K[t])), ch, S1);
+    const t1 = e.add(h, wk ? (typeof wk === "function" ? wk(t) : wk[t]) : e.add(W[t], e.c(K[t])), ch, S1);
     const S0 = e.sigma(a, 2, 13, 22, false);
     const ab = e.xor(a, b);
     const maj = e.xor(b, e.and(ab, bc));
@@ -409,5 +409,85 @@ ${e.lines.join("\n")}
 }
 `);
 }
+// ---------------------------------------------------------------- SIMD: split schedule / rounds
+// The lane-parallel compression split in two passes: sched4* computes the
+// 64 W+K vectors of one block into memory, compress4k runs the 64 rounds from
+// there. The rounds then need only the 8 state vectors and a few temporaries
+// (x64 has 16 vector registers; 8 state + a 16-word schedule window do not
+// fit and spill), and a block whose W+K is known in advance (the all-padding
+// last block of equal-length messages) skips the schedule entirely.
+{
+  const kv = [];
+  for (const k of K) kv.push(k, k, k, k);
+  parts.push(`// K[t] in all 4 lanes, 64 vectors (the constant of W+K, loaded instead of materialised).
+export const KV: usize = memory.data<u32>([${kv.map(hex).join(", ")}]);
+`);
+}
+
+/** Emit the schedule of 16 word values `w` (constants allowed) as 64 W+K stores at `wk`. */
+function scheduleStores(e, w) {
+  const W = w.slice();
+  const store = (t) => {
+    const x = W[t];
+    if (x.c !== undefined) e.lines.push(`  v128.store(wk, ${e.lit(e.c(x.c + K[t]))}, ${t * 16});`);
+    else e.lines.push(`  v128.store(wk, i32x4.add(${x.v}, v128.load(KV, ${t * 16})), ${t * 16});`);
+  };
+  for (let t = 0; t < 16; t++) store(t);
+  for (let t = 16; t < 64; t++) {
+    const s0 = e.sigma(W[t - 15], 7, 18, 3, true);
+    const s1 = e.sigma(W[t - 2], 17, 19, 10, true);
+    W[t] = e.add(s1, W[t - 7], s0, W[t - 16]);
+    store(t);
+  }
+}
+
+{
+  const e = new Emitter(true, "u");
+  const w = [];
+  for (let k = 0; k < 4; k++) w.push(...transposeLoad(e, ["p0", "p1", "p2", "p3"], k * 16));
+  scheduleStores(e, w);
+  parts.push(`/** W+K (64 vectors at \`wk\`) of one 64-byte block of each of 4 messages (lane j: the block at p_j). */
+export function sched4p(p0: usize, p1: usize, p2: usize, p3: usize, wk: usize): void {
+${e.lines.join("\n")}
+}
+`);
+}
+{
+  const e = new Emitter(true, "ww");
+  const w = [];
+  for (let i = 0; i < 16; i++) w.push(e.bind(`v128.load(w, ${i * 16})`));
+  scheduleStores(e, w);
+  parts.push(`/** W+K (64 vectors at \`wk\`) from 16 message-word vectors at \`w\`. */
+export function sched4w(w: usize, wk: usize): void {
+${e.lines.join("\n")}
+}
+`);
+}
+{
+  // Last block of a ChainID step: words 0..3 from memory, 4..14 zero, 15 = 143*8 bits.
+  const e = new Emitter(true, "z");
+  const w = [];
+  for (let i = 0; i < 4; i++) w.push(e.bind(`v128.load(w, ${i * 16})`));
+  for (let i = 4; i < 15; i++) w.push(e.c(0));
+  w.push(e.c(143 * 8));
+  scheduleStores(e, w);
+  parts.push(`/** W+K of the last block of a ChainID step (only words 0..3 vary; the rest is padding, folded). */
+export function sched4chainTail(w: usize, wk: usize): void {
+${e.lines.join("\n")}
+}
+`);
+}
+{
+  const e = new Emitter(true, "r");
+  const st = loadState(e, "st");
+  const out = compress(e, st, [], (t) => e.bind(`v128.load(wk, ${t * 16})`));
+  storeState(e, "st", out);
+  parts.push(`/** 64 rounds on the 4-lane state at \`st\` with the W+K vectors at \`wk\` (from sched4*). */
+export function compress4k(st: usize, wk: usize): void {
+${e.lines.join("\n")}
+}
+`);
+}
+
 writeFileSync(join(here, "..", "assembly", "rounds.ts"), parts.join("\n"));
 console.log("wrote assembly/rounds.ts");

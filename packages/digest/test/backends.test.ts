@@ -140,6 +140,22 @@ describe.each(backends)("%s backend", (name, api) => {
     expect(api.sha256Many([new Uint8Array(64), new Uint8Array(64)])).toEqual([ref(new Uint8Array(64)), ref(new Uint8Array(64))]);
   });
 
+  it("sha256Many is correct for equal-length runs around the padding boundaries", () => {
+    // Equal lengths whose last block is padding only (len % 64 == 0 or >= 56)
+    // take a precomputed-schedule path in the SIMD core; runs of different
+    // lengths follow each other, and messages are subarrays of one buffer.
+    const rnd = prng(9);
+    const lens = [0, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 184, 192, 64, 0, 64];
+    const msgs: Uint8Array[] = [];
+    for (const [k, len] of lens.entries()) {
+      const count = 3 + (k % 7);
+      const pool = rnd(len * count);
+      for (let i = 0; i < count; i++) msgs.push(pool.subarray(i * len, (i + 1) * len));
+    }
+    const got = api.sha256Many(msgs);
+    for (let i = 0; i < msgs.length; i++) expect(got[i], `message ${i} (${msgs[i]!.length} bytes)`).toBe(ref(msgs[i]!));
+  });
+
   describe("ChainID (image-spec identity table)", () => {
     it.each(chainVectors.cases)("$name", ({ input, chainIds, chainId }) => {
       const ids = input === null ? null : input.map((i) => chainVectors.diffIds[i]!);
