@@ -1,16 +1,22 @@
 /**
- * A small streaming tar reader and writer, written for hostile input and for
- * byte-exact, size-predictable output.
+ * Tar reading on top of tar-stream, with berth's hostile-input checks, and a
+ * tiny ustar header writer for byte-exact, size-predictable output.
  *
- * Reader: ustar, PAX (`path`, `linkpath`, `size`), GNU long names/links
- * (`L`/`K`), base-256 sizes. Entry bodies are yielded as sub-arrays of the
- * input chunks (no copies). Truncation and corrupt headers are typed errors.
+ * Reader: the tar format itself (ustar, PAX `path`/`linkpath`/`size`, GNU
+ * long names/links `L`/`K`, base-256 numbers) is parsed by tar-stream's
+ * `extract()`. On top: names normalized and refused when absolute or with
+ * `..` (`ERR_UNSAFE_PATH`), the input fed with backpressure, reading stops at
+ * the end-of-archive block (whatever follows is ignored, as GNU tar and Go's
+ * archive/tar do), and tar-stream's errors mapped to typed ones
+ * (`ERR_TRUNCATED`, `ERR_INVALID_TAR`).
  *
- * Writer: ustar headers only (every name berth writes fits in 100 bytes),
- * so the size of an archive is `sum(512 + pad512(size)) + 1024`.
+ * Writer: ustar headers only (every name berth writes fits in 100 bytes, or
+ * 155 + 100 with the prefix field), so the size of an archive is
+ * `sum(512 + pad512(size)) + 1024`, known before a byte is written.
  * @module
  */
 import { type ByteSource, chunksOf } from "@berth/digest";
+import { type Extract, extract, type Header } from "tar-stream";
 import { invalidTar, truncated, unsafeLink, unsafePath } from "./errors.js";
 
 /** Kinds of tar entries the reader distinguishes. */
@@ -40,248 +46,287 @@ export interface TarEntry {
 
 /** Limits of the reader. */
 export interface TarReadOptions {
-  /** Largest PAX extended header or GNU long name accepted (default 1 MiB). */
+  /**
+   * Largest PAX extended header or GNU long name accepted (default 1 MiB),
+   * checked on the decoded records; tar-stream itself refuses extended
+   * headers over 4 MiB before decoding them.
+   */
   maxExtendedHeader?: number;
 }
 
 const BLOCK = 512;
-const EMPTY = new Uint8Array(0);
-const decoder = new TextDecoder("utf-8");
+const padOf = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
 
-/** Buffered pull reader over a chunk iterator. */
-class ChunkReader {
-  readonly #it: AsyncIterator<Uint8Array>;
-  #buf: Uint8Array = EMPTY;
-  #off = 0;
-  #eof = false;
-  /** Bytes consumed so far. */
-  position = 0;
+/** tar-stream's decoded header, as it really is: number fields it cannot parse are null or NaN, and extract() adds `byteOffset`. */
+type ExtractHeader = Omit<Header, "size" | "mode" | "linkname" | "pax"> & {
+  size: number | null;
+  mode: number | null;
+  linkname: string | null;
+  pax: Record<string, string> | null;
+  byteOffset?: number;
+};
+/** One entry as tar-stream's extract() yields it: a readable of the body with its header. */
+type TarStreamEntry = Extract extends AsyncIterable<infer S> ? S : never;
 
-  constructor(source: AsyncIterable<Uint8Array>) {
-    this.#it = source[Symbol.asyncIterator]();
-  }
-
-  async #fill(): Promise<boolean> {
-    while (this.#off >= this.#buf.length) {
-      if (this.#eof) return false;
-      const r = await this.#it.next();
-      if (r.done) {
-        this.#eof = true;
-        return false;
-      }
-      this.#buf = r.value;
-      this.#off = 0;
-    }
-    return true;
-  }
-
-  /** Read exactly `n` bytes; `null` when the input ends before the first byte, ERR_TRUNCATED when in between. */
-  async exact(n: number, what: string): Promise<Uint8Array | null> {
-    if (!(await this.#fill())) return null;
-    const avail = this.#buf.length - this.#off;
-    if (avail >= n) {
-      const out = this.#buf.subarray(this.#off, this.#off + n);
-      this.#off += n;
-      this.position += n;
-      return out;
-    }
-    const out = new Uint8Array(n);
-    let got = 0;
-    while (got < n) {
-      if (!(await this.#fill())) throw truncated(`${what}: expected ${n} bytes, got ${got}`);
-      const take = Math.min(n - got, this.#buf.length - this.#off);
-      out.set(this.#buf.subarray(this.#off, this.#off + take), got);
-      this.#off += take;
-      got += take;
-      this.position += take;
-    }
-    return out;
-  }
-
-  /** Yield exactly `n` bytes as sub-arrays of the input chunks. */
-  async *stream(n: number, what: string): AsyncGenerator<Uint8Array> {
-    let left = n;
-    while (left > 0) {
-      if (!(await this.#fill())) throw truncated(`${what}: ${left} of ${n} bytes missing`);
-      const take = Math.min(left, this.#buf.length - this.#off);
-      const out = this.#buf.subarray(this.#off, this.#off + take);
-      this.#off += take;
-      this.position += take;
-      left -= take;
-      yield out;
-    }
-  }
-
-  /** Skip exactly `n` bytes. */
-  async skip(n: number, what: string): Promise<void> {
-    for await (const _ of this.stream(n, what)) {
-      // discard
-    }
-  }
-
-  /** Release the underlying iterator (e.g. after an error). */
-  async close(): Promise<void> {
-    await this.#it.return?.();
-  }
-}
-
-function cstring(buf: Uint8Array, start: number, len: number): string {
-  let end = start;
-  const stop = start + len;
-  while (end < stop && buf[end] !== 0) end++;
-  return decoder.decode(buf.subarray(start, end));
-}
-
-function parseNumber(buf: Uint8Array, start: number, len: number, field: string, offset: number): number {
-  // Base-256 (GNU/star): high bit of the first byte set.
-  if ((buf[start]! & 0x80) !== 0) {
-    if (buf[start] === 0xff) throw invalidTar(`negative ${field}`, offset);
-    let v = buf[start]! & 0x7f;
-    for (let i = start + 1; i < start + len; i++) v = v * 256 + buf[i]!;
-    if (!Number.isSafeInteger(v)) throw invalidTar(`${field} too large`, offset);
-    return v;
-  }
-  let v = 0;
-  let i = start;
-  const stop = start + len;
-  while (i < stop && (buf[i] === 0x20 || buf[i] === 0)) i++; // leading spaces/NULs
-  let digits = 0;
-  for (; i < stop; i++) {
-    const c = buf[i]!;
-    if (c === 0 || c === 0x20) break;
-    if (c < 0x30 || c > 0x37) throw invalidTar(`bad octal digit in ${field}`, offset);
-    v = v * 8 + (c - 0x30);
-    digits++;
-  }
-  return digits === 0 ? 0 : v;
-}
-
-function checksumOk(h: Uint8Array, offset: number): boolean {
-  const stored = parseNumber(h, 148, 8, "checksum", offset);
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : h[i]!;
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
-  return stored === unsigned || stored === signed;
-}
-
-function isZeroBlock(h: Uint8Array): boolean {
-  for (let i = 0; i < BLOCK; i++) if (h[i] !== 0) return false;
+/**
+ * A block tar-stream decodes as "no header": every byte zero except perhaps
+ * the checksum field. The first one where a header belongs ends the archive.
+ */
+function isEndBlock(b: Uint8Array): boolean {
+  for (let i = 0; i < BLOCK; i++) if ((i < 148 || i >= 156) && b[i] !== 0) return false;
   return true;
 }
 
-function parsePax(buf: Uint8Array, offset: number): Map<string, string> {
-  const out = new Map<string, string>();
-  let i = 0;
-  while (i < buf.length) {
-    if (buf[i] === 0) break;
-    let sp = i;
-    while (sp < buf.length && buf[sp] !== 0x20) sp++;
-    const len = Number.parseInt(decoder.decode(buf.subarray(i, sp)), 10);
-    if (!Number.isFinite(len) || len <= 0 || i + len > buf.length) throw invalidTar("bad PAX record length", offset);
-    const rec = decoder.decode(buf.subarray(sp + 1, i + len - 1)); // drop trailing \n
-    const eq = rec.indexOf("=");
-    if (eq < 0) throw invalidTar("bad PAX record", offset);
-    out.set(rec.slice(0, eq), rec.slice(eq + 1));
-    i += len;
+/**
+ * Feeds a chunk source into tar-stream's extract() with backpressure, and
+ * keeps the bytes from the next expected header position on, so the reader
+ * can look at that block before tar-stream parses it.
+ */
+class Feed {
+  readonly #it: AsyncIterator<Uint8Array>;
+  readonly #ex: Extract;
+  /** Bytes written into extract() so far. */
+  fed = 0;
+  /** Where the next header block starts. */
+  next = 0;
+  /** Fed chunks that reach past `next` (contiguous). */
+  #window: Array<{ start: number; buf: Uint8Array }> = [];
+  /** Feed at least this far, even if extract() has not drained. */
+  #want = 0;
+  #needDrain = false;
+  #closed = false;
+  #reading = false;
+  /** The source ended or failed. */
+  done = false;
+  failed = false;
+  error: unknown;
+  #wake: () => void = () => {};
+  #changed: Promise<void> = this.#pulse();
+  readonly #pumping: Promise<void>;
+
+  constructor(source: AsyncIterable<Uint8Array>, ex: Extract) {
+    this.#it = source[Symbol.asyncIterator]();
+    this.#ex = ex;
+    ex.on("drain", () => {
+      this.#needDrain = false;
+      this.#signal();
+    });
+    ex.on("close", () => this.#signal());
+    this.#pumping = this.#pump();
   }
-  return out;
+
+  #pulse(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  #signal(): void {
+    const wake = this.#wake;
+    this.#changed = this.#pulse();
+    wake();
+  }
+
+  async #pump(): Promise<void> {
+    let finished = false;
+    try {
+      for (;;) {
+        while (!this.#closed && !this.#ex.destroyed && this.#needDrain && this.fed >= this.#want) await this.#changed;
+        if (this.#closed || this.#ex.destroyed) break;
+        this.#reading = true;
+        const r = await this.#it.next();
+        this.#reading = false;
+        if (r.done) {
+          finished = true;
+          this.done = true;
+          if (!this.#closed) this.#ex.end(null); // no last chunk (streamx types want an argument)
+          break;
+        }
+        if (this.#closed) break;
+        const chunk = r.value;
+        if (chunk.length === 0) continue;
+        const start = this.fed;
+        this.fed += chunk.length;
+        if (this.fed > this.next) this.#window.push({ start, buf: chunk });
+        this.#needDrain = true;
+        if (this.#ex.write(chunk)) this.#needDrain = false;
+        this.#signal();
+      }
+    } catch (err) {
+      finished = true;
+      this.failed = true;
+      this.error = err;
+      this.#ex.destroy(err as Error);
+    } finally {
+      this.#reading = false;
+      this.done = true;
+      this.#signal();
+    }
+    if (!finished) {
+      try {
+        await this.#it.return?.();
+      } catch {
+        // the reader is closing; a failure to release the source changes nothing
+      }
+    }
+  }
+
+  /**
+   * The 512 bytes at `next`, or, when the source ends first, how many bytes
+   * past `next` it had (negative: it ended before `next`).
+   */
+  async peek(): Promise<Uint8Array | number> {
+    const end = this.next + BLOCK;
+    this.#want = end;
+    this.#signal();
+    while (this.fed < end && !this.done) await this.#changed;
+    if (this.failed) throw this.error;
+    if (this.fed < end) return this.fed - this.next;
+    let pos = this.next;
+    let out: Uint8Array | undefined;
+    for (const { start, buf } of this.#window) {
+      if (start + buf.length <= pos) continue;
+      const off = pos - start;
+      const take = Math.min(buf.length - off, end - pos);
+      if (out === undefined && take === BLOCK) return buf.subarray(off, off + BLOCK);
+      out ??= new Uint8Array(BLOCK);
+      out.set(buf.subarray(off, off + take), pos - this.next);
+      pos += take;
+      if (pos === end) break;
+    }
+    return out!;
+  }
+
+  /** The next header starts at `pos`. */
+  advance(pos: number): void {
+    this.next = pos;
+    const w = this.#window;
+    let drop = 0;
+    while (drop < w.length && w[drop]!.start + w[drop]!.buf.length <= pos) drop++;
+    if (drop) w.splice(0, drop);
+  }
+
+  /** Stop feeding, destroy extract(), release the source (unless a read of it is pending). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#signal();
+    this.#ex.destroy();
+    if (!this.#reading) await this.#pumping;
+  }
 }
 
-const padOf = (size: number): number => (BLOCK - (size % BLOCK)) % BLOCK;
+/** tar-stream's (untyped) errors as typed ones; the source's own errors win. */
+function tarError(err: unknown, feed: Feed, what: string): unknown {
+  if (feed.failed) return feed.error;
+  if (typeof (err as { code?: unknown })?.code === "string") return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  if (msg === "Unexpected end of data") return truncated(what);
+  if (/^(Invalid tar header|Invalid header|Header exceeds max size)/.test(msg)) return invalidTar(msg, feed.next);
+  return err;
+}
+
+/**
+ * tar-stream decodes a number field it cannot parse as null or NaN, and the
+ * base-256 encoding of -1 as -0; none of those (nor negatives, nor values
+ * beyond 2^53) is a size or a mode.
+ */
+function badNumber(n: number | null): n is null {
+  return typeof n !== "number" || !Number.isSafeInteger(n) || n < 0 || Object.is(n, -0);
+}
+
+const utf8Length = (s: string): number => Buffer.byteLength(s, "utf8");
 
 /**
  * Stream the entries of a tar archive. Each entry's `body()` must be consumed
  * before the next entry is requested (or it is skipped).
+ *
+ * The format is parsed by tar-stream's `extract()`; on top of it: names are
+ * normalized ({@link normalizeEntryName}, `ERR_UNSAFE_PATH`), reading stops
+ * at the end-of-archive block (trailing bytes are ignored), input that ends
+ * on a block boundary without that block is accepted (as Go's archive/tar,
+ * which `docker load` uses, does), input that ends inside a header, an
+ * extended header or a body is `ERR_TRUNCATED`, and a corrupt header
+ * (checksum, number fields, PAX size) is `ERR_INVALID_TAR`.
  */
 export async function* readTar(source: ByteSource, options: TarReadOptions = {}): AsyncGenerator<TarEntry> {
   const maxExt = options.maxExtendedHeader ?? 1 << 20;
-  const r = new ChunkReader(chunksOf(source));
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  let pax: Map<string, string> | undefined;
+  // highWaterMark 1: feed the next chunk only once extract() has taken the
+  // last one, so nothing is read ahead of what the parser needs.
+  // allowUnknownFormat: accept v7 headers (no ustar magic), as before.
+  const ex = extract({ allowUnknownFormat: true, highWaterMark: 1 } as Parameters<typeof extract>[0]);
+  const entries = ex[Symbol.asyncIterator]();
+  const feed = new Feed(chunksOf(source), ex);
+  let where = "tar header";
   try {
     for (;;) {
-      const offset = r.position;
-      const h = await r.exact(BLOCK, "tar header");
-      if (h === null) {
-        // Input ended on a block boundary without the end-of-archive marker.
-        // Go's archive/tar (what docker load uses) accepts this; so do we,
-        // unless an extended header promised an entry that never came.
-        if (longName !== undefined || longLink !== undefined || pax !== undefined)
-          throw truncated("extended header without its entry");
-        return;
+      const block = await feed.peek();
+      if (typeof block === "number") {
+        // Input ended on a block boundary without the end-of-archive marker:
+        // accepted, as Go's archive/tar (what docker load uses) does.
+        if (block === 0) return;
+        if (block < 0) throw truncated(`${where}: ${-block} bytes missing`);
+        throw truncated(`tar header at byte ${feed.next}: expected 512 bytes, got ${block}`);
       }
-      if (isZeroBlock(h)) {
-        // End-of-archive marker. Anything after it (a second zero block,
-        // padding to a record size) is ignored, as tar does.
-        return;
+      // End-of-archive marker. Anything after it (a second zero block,
+      // padding to a record size, other bytes) is ignored, as tar does.
+      if (isEndBlock(block)) return;
+      let r: IteratorResult<TarStreamEntry>;
+      try {
+        r = await entries.next();
+      } catch (err) {
+        throw tarError(err, feed, `tar header at byte ${feed.next}`);
       }
-      if (!checksumOk(h, offset)) throw invalidTar("checksum mismatch", offset);
-      const flag = String.fromCharCode(h[156]!);
-      let size = parseNumber(h, 124, 12, "size", offset);
-      const mode = parseNumber(h, 100, 8, "mode", offset);
-      const mtime = parseNumber(h, 136, 12, "mtime", offset);
-      if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
-        if (size > maxExt) throw invalidTar(`extended header of ${size} bytes exceeds ${maxExt}`, offset);
-        const data = size === 0 ? EMPTY : await r.exact(size, "extended header");
-        if (data === null) throw truncated("extended header body");
-        await r.skip(padOf(size), "padding");
-        if (flag === "x") pax = parsePax(data, offset);
-        else if (flag === "L") longName = cstring(data, 0, data.length);
-        else if (flag === "K") longLink = cstring(data, 0, data.length);
-        // "g" (global PAX header) carries nothing berth needs.
-        continue;
+      if (r.done) throw truncated("extended header without its entry");
+      const stream = r.value;
+      const h = stream.header as unknown as ExtractHeader;
+      if (typeof h.byteOffset !== "number") throw new Error("tar-stream did not report the entry's byteOffset");
+      const offset = h.byteOffset - BLOCK;
+      const rawName = h.name;
+      const size = h.size;
+      if (badNumber(size)) throw invalidTar("bad size", offset);
+      const paxSize = h.pax?.size;
+      if (paxSize !== undefined && !/^[0-9]+$/.test(paxSize)) throw invalidTar("bad PAX size", offset);
+      const mode = h.mode;
+      if (badNumber(mode)) throw invalidTar("bad mode", offset);
+      const mtimeMs = h.mtime.getTime();
+      if (!Number.isFinite(mtimeMs)) throw invalidTar("bad mtime", offset);
+      let ext = Math.max(utf8Length(rawName), utf8Length(h.linkname ?? ""));
+      if (h.pax) {
+        let paxBytes = 0;
+        for (const [k, v] of Object.entries(h.pax)) paxBytes += utf8Length(k) + utf8Length(v) + 3;
+        ext = Math.max(ext, paxBytes);
       }
-      let rawName = cstring(h, 0, 100);
-      let linkname = cstring(h, 157, 100);
-      const magic = cstring(h, 257, 6);
-      if (magic === "ustar") {
-        const prefix = cstring(h, 345, 155);
-        if (prefix) rawName = `${prefix}/${rawName}`;
-      }
-      if (longName !== undefined) rawName = longName;
-      if (longLink !== undefined) linkname = longLink;
-      if (pax) {
-        const p = pax.get("path");
-        if (p !== undefined) rawName = p;
-        const lp = pax.get("linkpath");
-        if (lp !== undefined) linkname = lp;
-        const s = pax.get("size");
-        if (s !== undefined) {
-          if (!/^[0-9]+$/.test(s) || !Number.isSafeInteger(Number(s))) throw invalidTar("bad PAX size", offset);
-          size = Number(s);
-        }
-      }
-      longName = longLink = pax = undefined;
+      if (ext > maxExt) throw invalidTar(`extended header of ${ext} bytes exceeds ${maxExt}`, offset);
+      // Where the next header starts: tar-stream reads no body for
+      // directories, and `size` bytes plus padding for everything else.
+      feed.advance(h.byteOffset + (size === 0 || h.type === "directory" ? 0 : size + padOf(size)));
       let type: TarEntryType;
-      switch (flag) {
-        case "0":
-        case "\0":
-        case "7":
+      switch (h.type) {
+        case "file":
+        case "contiguous-file":
           type = "file";
           break;
-        case "1":
+        case "link":
           type = "hardlink";
           break;
-        case "2":
+        case "symlink":
           type = "symlink";
           break;
-        case "5":
+        case "directory":
           type = "directory";
           break;
         default:
           type = "other";
       }
-      // Old (v7) tars mark directories with a trailing slash on a "file".
+      // Old (v7) tars mark directories with a trailing slash on a "file"
+      // (tar-stream checks the name before PAX / GNU long names apply).
       if (type === "file" && rawName.endsWith("/")) type = "directory";
-      // Only regular files carry data in practice; honour the size field for
-      // everything else too (tar does), so the stream stays in sync.
+      // Only regular files (and unknown types) carry data here; bytes a link
+      // or directory header claims are skipped, as Go's archive/tar does.
       const bodySize = type === "hardlink" || type === "symlink" || type === "directory" ? 0 : size;
       const name = normalizeEntryName(rawName);
+      where = `entry ${JSON.stringify(rawName)}`;
+      const what = where;
       let consumed = false;
       let started = false;
       const entry: TarEntry = {
@@ -290,27 +335,30 @@ export async function* readTar(source: ByteSource, options: TarReadOptions = {})
         type,
         size: bodySize,
         mode,
-        mtime,
+        mtime: Math.floor(mtimeMs / 1000),
         offset,
         body: () => {
           if (started) throw new Error(`tar entry ${rawName}: body() called twice`);
           started = true;
           return (async function* () {
-            yield* r.stream(bodySize, `entry ${JSON.stringify(rawName)}`);
+            if (bodySize > 0) {
+              try {
+                for await (const chunk of stream) yield chunk as Uint8Array;
+              } catch (err) {
+                throw tarError(err, feed, what);
+              }
+            }
             consumed = true;
           })();
         },
       };
-      if (type === "hardlink" || type === "symlink") entry.linkname = linkname;
+      if (type === "hardlink" || type === "symlink") entry.linkname = h.linkname ?? "";
       yield entry;
-      if (!consumed) {
-        if (started) throw new Error(`tar entry ${rawName}: body abandoned half-read`);
-        await r.skip(bodySize, `entry ${JSON.stringify(rawName)}`);
-      }
-      await r.skip(padOf(bodySize), `padding of entry ${JSON.stringify(rawName)}`);
+      if (!started || bodySize === 0) stream.resume();
+      else if (!consumed) throw new Error(`tar entry ${rawName}: body abandoned half-read`);
     }
   } finally {
-    await r.close();
+    await feed.close();
   }
 }
 

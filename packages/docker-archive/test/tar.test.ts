@@ -120,6 +120,195 @@ describe("readTar", () => {
   });
 });
 
+/** A 512-byte header from our writer, edited by `edit`, with its checksum recomputed. */
+function craftHeader(name: string, size: number, edit: (h: Uint8Array) => void = () => {}): Uint8Array {
+  const h = tarHeader({ name, type: "file", size });
+  edit(h);
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.set(Buffer.from(`${sum.toString(8).padStart(6, "0")}\0 `), 148);
+  return h;
+}
+
+const body = (s: string | Uint8Array) => {
+  const b = typeof s === "string" ? Buffer.from(s) : s;
+  return [b, tarPadding(b.length)];
+};
+const setType = (flag: string) => (h: Uint8Array) => {
+  h[156] = flag.charCodeAt(0);
+};
+/** A base-256 size field (GNU tar: 0x80 then the number, big-endian). */
+const base256Size = (v: number) => (h: Uint8Array) => {
+  h.fill(0, 124, 136);
+  h[124] = 0x80;
+  let x = v;
+  for (let i = 135; i > 124; i--) {
+    h[i] = x % 256;
+    x = Math.floor(x / 256);
+  }
+};
+const tarOf = (...parts: Uint8Array[]) => Buffer.concat(parts);
+const trailer = () => new Uint8Array(TAR_TRAILER_SIZE);
+
+describe("readTar on hand-made headers", () => {
+  it("reads GNU LongLink (K) and LongName (L) records", async () => {
+    const longName = `${"n".repeat(130)}/file`;
+    const longTarget = `${"t".repeat(200)}/target`;
+    const tar = tarOf(
+      craftHeader("././@LongLink", longTarget.length + 1, setType("K")),
+      ...body(`${longTarget}\0`),
+      craftHeader("short-name", 0, setType("2")),
+      craftHeader("././@LongLink", longName.length + 1, setType("L")),
+      ...body(`${longName}\0`),
+      craftHeader("x", 3),
+      ...body("abc"),
+      trailer(),
+    );
+    for (const chunk of [1, 100, 512, 1 << 20]) {
+      const es = await entriesOf(tar, chunk);
+      expect(es).toEqual([
+        { name: "short-name", type: "symlink", size: 0, linkname: longTarget, data: "" },
+        { name: longName, type: "file", size: 3, data: "abc" },
+      ]);
+    }
+  });
+
+  it("reads base-256 sizes, and refuses negative or unsafe ones with ERR_INVALID_TAR", async () => {
+    const tar = tarOf(craftHeader("b256", 0, base256Size(5)), ...body("hello"), trailer());
+    expect(await entriesOf(tar)).toEqual([{ name: "b256", type: "file", size: 5, data: "hello" }]);
+    // An 8 GiB entry (what writers switch to base-256 for): the size is exact; the body is missing.
+    const big = 8 * 1024 ** 3;
+    const seen: number[] = [];
+    await expect(
+      (async () => {
+        for await (const e of readTar([craftHeader("big", 0, base256Size(big)), new Uint8Array(4096)])) {
+          seen.push(e.size);
+          for await (const _ of e.body());
+        }
+      })(),
+    ).rejects.toMatchObject({ code: "ERR_TRUNCATED" });
+    expect(seen).toEqual([big]);
+    for (const last of [0xff, 0xfe]) {
+      // -1 and -2 in two's complement base-256.
+      const negative = craftHeader("neg", 0, (h) => {
+        h.fill(0xff, 124, 136);
+        h[135] = last;
+      });
+      await expect(entriesOf(tarOf(negative, trailer()))).rejects.toMatchObject({ code: "ERR_INVALID_TAR" });
+    }
+    const unsafe = craftHeader("huge", 0, (h) => {
+      h.fill(0xff, 124, 136);
+      h[124] = 0x80;
+    });
+    await expect(entriesOf(tarOf(unsafe, trailer()))).rejects.toMatchObject({ code: "ERR_INVALID_TAR" });
+  });
+
+  it("refuses a PAX path with .. (ERR_UNSAFE_PATH) and a bad PAX size (ERR_INVALID_TAR)", async () => {
+    const pax = (records: string) => {
+      const b = Buffer.from(records);
+      return [craftHeader("PaxHeader", b.length, setType("x")), ...body(b)];
+    };
+    const rec = (k: string, v: string) => {
+      const line = ` ${k}=${v}\n`;
+      let n = Buffer.byteLength(line) + 1;
+      while (Buffer.byteLength(`${n}${line}`) !== n) n++;
+      return `${n}${line}`;
+    };
+    const escaping = tarOf(...pax(rec("path", "a/../../etc/passwd")), craftHeader("innocent", 1), ...body("x"), trailer());
+    await expect(entriesOf(escaping)).rejects.toMatchObject({ code: "ERR_UNSAFE_PATH" });
+    const absolute = tarOf(...pax(rec("path", "/etc/passwd")), craftHeader("innocent", 1), ...body("x"), trailer());
+    await expect(entriesOf(absolute)).rejects.toMatchObject({ code: "ERR_UNSAFE_PATH" });
+    const badSize = tarOf(...pax(rec("size", "12abc")), craftHeader("f", 1), ...body("x"), trailer());
+    await expect(entriesOf(badSize)).rejects.toMatchObject({ code: "ERR_INVALID_TAR" });
+    const ok = tarOf(...pax(rec("path", "ü/long") + rec("size", "2")), craftHeader("f", 0), ...body("hi"), trailer());
+    expect(await entriesOf(ok)).toEqual([{ name: "ü/long", type: "file", size: 2, data: "hi" }]);
+  });
+
+  it("ERR_TRUNCATED inside a header, an extended header, a body and padding; an extended header without its entry", async () => {
+    const tar = await packWith((p) => {
+      p.entry({ name: "a" }, "x".repeat(700));
+      p.entry({ name: `ü${"p".repeat(150)}` }, "y"); // no "/" to split at, not ASCII: a PAX path
+    });
+    // a's header 0–512, body 512–1212, padding –1536; PAX header 1536–2048, records –2560; b's header –3072.
+    for (const cut of [1, 511, 600, 1212, 1300, 1600, 2100, 2600, 3000]) {
+      await expect(entriesOf(tar.subarray(0, cut), 97)).rejects.toMatchObject({ code: "ERR_TRUNCATED" });
+    }
+    // Skipping bodies does not hide the truncation either.
+    await expect(
+      (async () => {
+        for await (const _ of readTar([tar.subarray(0, 1300)]));
+      })(),
+    ).rejects.toMatchObject({ code: "ERR_TRUNCATED" });
+    await expect(entriesOf(tar.subarray(0, 2560))).rejects.toMatchObject({ code: "ERR_TRUNCATED" });
+    // Ending on a block boundary with no end-of-archive marker is accepted (as Go's archive/tar does).
+    expect((await entriesOf(tar.subarray(0, 1536))).map((e) => e.name)).toEqual(["a"]);
+  });
+
+  it("stops at the end-of-archive block: trailing garbage is ignored and not read", async () => {
+    const tar = await packWith((p) => p.entry({ name: "a" }, "x"));
+    const garbage = Buffer.from("this is not a tar header, just bytes after the end ".repeat(30));
+    for (const tail of [garbage, garbage.subarray(0, 100), Buffer.concat([new Uint8Array(9216), garbage])]) {
+      for (const chunk of [1, 512, 1 << 20]) {
+        expect((await entriesOf(tarOf(tar, tail), chunk)).map((e) => e.name)).toEqual(["a"]);
+      }
+    }
+    // A single zero block ends the archive too.
+    const one = tarOf(tar.subarray(0, 1024), new Uint8Array(512), craftHeader("after", 0));
+    expect((await entriesOf(one)).map((e) => e.name)).toEqual(["a"]);
+    // The source is released, not drained: a source that would never end.
+    let pulled = 0;
+    let released = false;
+    async function* endless() {
+      try {
+        yield tarOf(tar, garbage);
+        for (;;) {
+          pulled++;
+          yield garbage;
+        }
+      } finally {
+        released = true;
+      }
+    }
+    const names: string[] = [];
+    for await (const e of readTar(endless())) names.push(e.name);
+    expect(names).toEqual(["a"]);
+    expect(released).toBe(true);
+    expect(pulled).toBeLessThanOrEqual(1);
+  });
+
+  it("skips bytes a link header claims, and passes the source's own errors through", async () => {
+    const tar = tarOf(craftHeader("l", 5, setType("2")), ...body("junk!"), craftHeader("f", 2), ...body("ok"), trailer());
+    const es = await entriesOf(tar);
+    expect(es.map((e) => [e.name, e.type, e.size, e.data])).toEqual([
+      ["l", "symlink", 0, ""],
+      ["f", "file", 2, "ok"],
+    ]);
+    const boom = Object.assign(new Error("source broke"), { code: "ERR_SOURCE" });
+    async function* failing() {
+      yield tar.subarray(0, 1100);
+      throw boom;
+    }
+    await expect(entriesOf(Buffer.alloc(0)).then(() => "empty ok")).resolves.toBe("empty ok");
+    const read = async () => {
+      for await (const e of readTar(failing())) for await (const _ of e.body());
+    };
+    await expect(read()).rejects.toBe(boom);
+  });
+
+  it("reports each entry's header offset", async () => {
+    const tar = await packWith((p) => {
+      p.entry({ name: "a" }, "x".repeat(600));
+      p.entry({ name: `ü${"p".repeat(150)}` }, "y"); // no "/" to split at, not ASCII: a PAX path
+      p.entry({ name: "c" }, "z");
+    });
+    const offsets: number[] = [];
+    for await (const e of readTar([tar])) offsets.push(e.offset);
+    // a at 0; the PAX header of the long name at 1536, its entry header at 2560; c after its one-block body.
+    expect(offsets).toEqual([0, 2560, 3584]);
+  });
+});
+
 describe("tar writer", () => {
   it("writes headers tar-stream and GNU tar read back, with the predicted size", async () => {
     const files = [
