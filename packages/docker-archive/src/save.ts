@@ -283,7 +283,16 @@ export async function planSave(store: ArchiveStore, refs: readonly string[], opt
     ...files.values(),
   ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   let size = TAR_TRAILER_SIZE;
-  for (const e of entries) size += tarEntrySize(e.size);
+  for (const e of entries) {
+    // Every header is a plain ustar block (that is what makes the size exact):
+    // a name that does not fit one is refused now, before anything is written.
+    try {
+      tarHeader({ name: e.name, type: e.type, size: e.size, mtime });
+    } catch (err) {
+      throw new InvalidArgumentError(`save: entry name ${JSON.stringify(e.name)} does not fit a ustar header`, { code: "ERR_INVALID_ARGUMENT", cause: err });
+    }
+    size += tarEntrySize(e.size);
+  }
   const blobs = [...files.values()].filter((f) => f.digest !== undefined).length;
   return {
     entries,

@@ -354,6 +354,21 @@ describe("save", () => {
     }
   });
 
+  it("extra files: written beside the images; a name that does not fit a ustar header is refused before writing", async () => {
+    await loaded();
+    const extra = { name: "berth-cache/v1/parents.json", bytes: new TextEncoder().encode("{}") };
+    const bytes = await bytesOf(saveStream(t.store, ["app:a"], { extraFiles: [extra] }));
+    expect(bytes.length).toBe(await archiveSize(t.store, ["app:a"], { extraFiles: [extra] }));
+    const names: string[] = [];
+    for await (const e of readTar([bytes])) names.push(e.name);
+    expect(names).toContain(extra.name);
+    const dir = mkdtempSync(join(tmpdir(), "berth-save-"));
+    const tooLong = { name: `berth-cache/${"n".repeat(120)}`, bytes: extra.bytes };
+    await expect(archiveSize(t.store, ["app:a"], { extraFiles: [tooLong] })).rejects.toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
+    await expect(save(t.store, ["app:a"], join(dir, "x.tar"), { extraFiles: [tooLong] })).rejects.toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it("a failing save leaves no output file; a failing stream errors the stream", async () => {
     await loaded();
     const dir = mkdtempSync(join(tmpdir(), "berth-save-"));
