@@ -230,8 +230,9 @@ function tarError(err: unknown, feed: Feed, what: string): unknown {
  * base-256 encoding of -1 as -0; none of those (nor negatives, nor values
  * beyond 2^53) is a size or a mode.
  */
-function badNumber(n: number | null): n is null {
-  return typeof n !== "number" || !Number.isSafeInteger(n) || n < 0 || Object.is(n, -0);
+function checkedNumber(n: number | null, field: string, offset: number): number {
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0 || Object.is(n, -0)) throw invalidTar(`bad ${field}`, offset);
+  return n;
 }
 
 const utf8Length = (s: string): number => Buffer.byteLength(s, "utf8");
@@ -282,12 +283,10 @@ export async function* readTar(source: ByteSource, options: TarReadOptions = {})
       if (typeof h.byteOffset !== "number") throw new Error("tar-stream did not report the entry's byteOffset");
       const offset = h.byteOffset - BLOCK;
       const rawName = h.name;
-      const size = h.size;
-      if (badNumber(size)) throw invalidTar("bad size", offset);
+      const size = checkedNumber(h.size, "size", offset);
       const paxSize = h.pax?.size;
       if (paxSize !== undefined && !/^[0-9]+$/.test(paxSize)) throw invalidTar("bad PAX size", offset);
-      const mode = h.mode;
-      if (badNumber(mode)) throw invalidTar("bad mode", offset);
+      const mode = checkedNumber(h.mode, "mode", offset);
       const mtimeMs = h.mtime.getTime();
       if (!Number.isFinite(mtimeMs)) throw invalidTar("bad mtime", offset);
       let ext = Math.max(utf8Length(rawName), utf8Length(h.linkname ?? ""));
