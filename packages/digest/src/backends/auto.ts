@@ -6,9 +6,11 @@ import { wasmBackend, wasmSimdSupported } from "./wasm.js";
 /**
  * Average message size (bytes) up to which sha256Many uses the WASM SIMD batch
  * path on Node; above it node:crypto (SHA-NI) is faster per message.
- * Measured with tools/bench (see BENCHMARKS.md).
+ * Measured (Node 20, 2-core EPYC): the WASM batch beats node:crypto one-shot
+ * up to ~192–256 B per message (1.4–1.6× at 64–160 B, 0.9× at 256 B, 0.65× at
+ * 512 B); see BENCHMARKS.md.
  */
-export const MANY_WASM_MAX_AVG = 512;
+export const MANY_WASM_MAX_AVG = 192;
 
 /** sha256Many on Node: WASM SIMD lanes for small messages, node:crypto for large ones. */
 const manyOnNode: Sha256Backend = {
