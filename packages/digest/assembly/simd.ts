@@ -3,10 +3,42 @@
 // i32x4 vectors (multi-buffer). asc does not vectorise scalar code, so the
 // lane-parallel rounds are written with v128 operations (see rounds.ts).
 import { chainMsg4, compress4k, sched4chainTail, sched4p, sched4w } from "./rounds";
-import { IDLE, initHex, IV, parseWord, ST4, TAIL, writeLaneRecord } from "./core";
+import { IDLE, initHex, IV, parseWord, ST4, TAIL } from "./core";
 
 export * from "./core";
 
+
+/** 16 bytes of digest (4 state words in a) as 32 hex chars at p. */
+@inline
+function hex16(p: usize, a: v128): void {
+  const hexTab = i8x16(0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66);
+  const low = i8x16.splat(0x0f);
+  // big-endian bytes of each word first
+  const b = i8x16.swizzle(a, i8x16(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12));
+  const hi = i8x16.swizzle(hexTab, v128.and(i16x8.shr_u(b, 4), low));
+  const lo = i8x16.swizzle(hexTab, v128.and(b, low));
+  v128.store(p, i8x16.shuffle(hi, lo, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+  v128.store(p, i8x16.shuffle(hi, lo, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), 16);
+}
+
+/** Write the 71-byte record "sha256:<hex>" of lane j of the 4-lane state at ST4 (SIMD hex). */
+function writeLaneHex(out: usize, j: usize): void {
+  const base = ST4 + (j << 2);
+  let a = v128.load32_zero(base);
+  a = v128.load32_lane(base, a, 1, 16);
+  a = v128.load32_lane(base, a, 2, 32);
+  a = v128.load32_lane(base, a, 3, 48);
+  let b = v128.load32_zero(base, 64);
+  b = v128.load32_lane(base, b, 1, 80);
+  b = v128.load32_lane(base, b, 2, 96);
+  b = v128.load32_lane(base, b, 3, 112);
+  // "sha256:" = 73 68 61 32 35 36 3a
+  store<u32>(out, 0x32616873);
+  store<u16>(out, 0x3635, 4);
+  store<u8>(out, 0x3a, 6);
+  hex16(out + 7, a);
+  hex16(out + 39, b);
+}
 
 // W+K of the block being compressed (64 vectors, from sched4*).
 const WKV: usize = memory.data(64 * 16, 16);
@@ -149,7 +181,7 @@ export function hashMany(offsPtr: usize, n: u32, data: usize, out: usize): void 
     for (let j: usize = 0; j < 4; j++) {
       const m = <i32>lget(L_MSG, j);
       if (m < 0 || lget(L_FULL, j) != 0 || lget(L_TAIL, j) != 0) continue;
-      writeLaneRecord(out + <usize>m * 71, j);
+      writeLaneHex(out + <usize>m * 71, j);
       if (next < n) {
         const o = load<u32>(offsPtr + (<usize>next << 2));
         const e = load<u32>(offsPtr + (<usize>next << 2) + 4);
@@ -229,7 +261,7 @@ export function chainMany(strs: usize, lensPtr: usize, n: u32, out: usize): void
         lset(C_PTR, j, lget(C_PTR, j) + 71);
         continue;
       }
-      writeLaneRecord(out + <usize>c * 71, j);
+      writeLaneHex(out + <usize>c * 71, j);
       lset(C_CHAIN, j, -1);
       lset(C_PTR, j, <u32>IDLE);
       active--;
