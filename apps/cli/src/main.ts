@@ -44,23 +44,27 @@ export function buildProgram(): { program: Command; ctx: Context } {
   // global options are positional; leaf verbs accept them too (`berth load --root X`).
   program.enablePositionalOptions();
   const configure = (cmd: Command) => {
-    const names: string[] = [];
-    for (let c: Command | null = cmd; c && c !== program; c = c.parent) names.unshift(c.name());
+    const verb = verbPath(program, cmd);
     cmd
       .exitOverride()
-      .configureOutput({ outputError: (str, write) => write(`berth: ${names.join(" ")}: ${str.replace(/^error: /, "")}`) })
+      .configureOutput({ outputError: (str, write) => write(`berth: ${verb}: ${str.replace(/^error: /, "")}`) })
       .showHelpAfterError("(run with --help for usage)");
     if (cmd.commands.length === 0) addGlobalOptions(cmd);
     for (const sub of cmd.commands) configure(sub);
   };
   for (const cmd of program.commands) configure(cmd);
   program.hook("preAction", (_this, action) => {
-    const names: string[] = [];
-    for (let c: Command | null = action; c && c !== program; c = c.parent) names.unshift(c.name());
-    ctx.verb = names.join(" ");
+    ctx.verb = verbPath(program, action);
     ctx.action = action;
   });
   return { program, ctx };
+}
+
+/** `image inspect` for the inspect subcommand: the names from the program down to `cmd`. */
+function verbPath(program: Command, cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c && c !== program; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
 }
 
 /** The global options, hidden, on a leaf verb (unless the verb has its own meaning for the flag). */
