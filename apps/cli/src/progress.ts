@@ -58,7 +58,8 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
     const emit = (o: Record<string, unknown>) => write(`${JSON.stringify(o)}\n`);
     return {
       start(id, label, total) {
-        items.set(id, { label, total, current: 0, last: Date.now() });
+        // last: 0, so the first bytes are reported at once, then at most four events a second
+        items.set(id, { label, total, current: 0, last: 0 });
         emit({ event: "start", id, label, ...(total !== undefined ? { total } : {}) });
       },
       update(id, current, label) {

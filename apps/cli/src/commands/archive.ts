@@ -32,6 +32,8 @@ async function interruptible<T>(fn: () => Promise<T>, abort: (err: InterruptedEr
   process.on("SIGTERM", onSignal);
   try {
     const r = await fn();
+    // a signal that came while fn was finishing still means "keep nothing" (fn checks `stop` last)
+    if (interrupted) throw interrupted;
     return r;
   } catch (err) {
     throw interrupted ?? err;
@@ -242,19 +244,27 @@ export function register(program: Command, ctx: Context): void {
           const output = opts.output;
           // write next to the target, rename into place when complete (no partial archive is ever visible)
           const tmp = join(dirname(output), `.${basename(output)}.berth-${process.pid}.tmp`);
-          const out = createWriteStream(tmp, { mode: 0o600 });
-          await once(out, "open");
+          let out: ReturnType<typeof createWriteStream> | undefined;
           await interruptible(
             async () => {
+              // opened inside the interruptible part, so Ctrl-C at any moment removes the temp file
+              out = createWriteStream(tmp, { mode: 0o600 });
+              // write errors reach us through the writes below; none may surface as an uncaught 'error' event
+              out.on("error", () => {});
               try {
+                await once(out, "open");
                 for await (const chunk of chunks) {
                   if (stop) throw stop;
                   if (!out.write(chunk)) await once(out, "drain");
                   tracker.advance(chunk.length);
                 }
-                await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+                await new Promise<void>((resolve, reject) => out!.end((err?: Error | null) => (err ? reject(err) : resolve())));
                 if (stop) throw stop;
                 await rename(tmp, output);
+                if (stop) {
+                  await rm(output, { force: true });
+                  throw stop;
+                }
               } catch (err) {
                 out.destroy();
                 await rm(tmp, { force: true });
@@ -264,7 +274,7 @@ export function register(program: Command, ctx: Context): void {
             },
             (err) => {
               stop = err;
-              out.destroy(err);
+              out?.destroy(err);
             },
           );
         } else {
