@@ -14,7 +14,7 @@ export {
   shortId,
 } from "./digest.js";
 export { DigestSet } from "./digestset.js";
-export { type Compression, detectCompression } from "./decompress.js";
+export { type Compression, createDecompressor, type Decompressor, detectCompression } from "./decompress.js";
 export type { LayerDigestOptions, LayerDigests, LayerDigester, StreamDigest } from "./layer.js";
 export { type ByteSource, chunksOf } from "./stream.js";
 export type { Input, Sha256Backend, Sha256Fn, Sha256Hash } from "./types.js";

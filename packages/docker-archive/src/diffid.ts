@@ -1,12 +1,11 @@
 /**
  * DiffID of a compressed layer blob, computed while the blob streams into the
  * store. The store's writer already hashes the compressed bytes (the blob
- * digest), so for gzip only the decompressed bytes are hashed here (node:zlib);
- * zstd goes through `@berth/digest`'s layer digester.
+ * digest), so only the decompressed bytes are hashed here, through
+ * `@berth/digest`'s streaming decompressor (gzip via node:zlib, zstd via fzstd).
  * @module
  */
-import { createGunzip } from "node:zlib";
-import { type Digest, CorruptDataError, createLayerDigester, sha256 } from "@berth/digest";
+import { createDecompressor, type Decompressor, type Digest, sha256 } from "@berth/digest";
 import { decompressionLimit } from "./errors.js";
 
 /** Push-style DiffID computation. */
@@ -18,64 +17,25 @@ export interface DiffDigester {
 
 /** A DiffID digester for a blob compressed with `compression`. */
 export function createDiffDigester(compression: "gzip" | "zstd", maxUncompressedSize: number): DiffDigester {
-  if (compression === "zstd") {
-    const d = createLayerDigester({ maxUncompressedSize });
-    return {
-      push: (c) => d.push(c),
-      async finish() {
-        const r = await d.finish();
-        return { diffID: r.diffID, uncompressedSize: r.uncompressedSize };
-      },
-      abort: () => d.abort(),
-    };
-  }
   const hash = sha256.create();
-  const gz = createGunzip({ chunkSize: 256 * 1024 });
   let size = 0;
-  let failure: unknown;
-  gz.on("data", (c: Buffer) => {
-    size += c.length;
-    if (size > maxUncompressedSize) {
-      failure ??= decompressionLimit("gzip layer", maxUncompressedSize);
-      gz.destroy();
-      return;
-    }
-    hash.update(c);
-  });
-  const ended = new Promise<void>((resolve, reject) => {
-    gz.once("end", resolve);
-    gz.once("error", (err) =>
-      reject(failure ?? new CorruptDataError(`corrupt gzip data: ${err.message}`, { cause: err })),
-    );
-    gz.once("close", () => {
-      if (failure) reject(failure);
-    });
-  });
-  ended.catch(() => {});
+  let decompressor: Decompressor | undefined;
+  const ready = createDecompressor(compression, (chunk) => {
+    size += chunk.length;
+    if (size > maxUncompressedSize) throw decompressionLimit(`${compression} layer`, maxUncompressedSize);
+    hash.update(chunk);
+  }).then((d) => (decompressor = d));
+  ready.catch(() => {});
   return {
     async push(chunk) {
-      if (failure) throw failure;
-      if (!gz.write(chunk)) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            gz.off("drain", done);
-            gz.off("close", done);
-            resolve();
-          };
-          gz.once("drain", done);
-          gz.once("close", done);
-        });
-      }
-      if (failure) throw failure;
+      await (decompressor ?? (await ready)).push(chunk);
     },
     async finish() {
-      gz.end();
-      await ended;
-      if (failure) throw failure;
+      await (decompressor ?? (await ready)).end();
       return { diffID: hash.digest(), uncompressedSize: size };
     },
     abort() {
-      gz.destroy();
+      decompressor?.abort();
       hash.destroy();
     },
   };
