@@ -20,6 +20,7 @@ import type { LayerStore } from "@berth/layer-store";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ImageStore, ReferenceStore } from "./api.js";
 import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST } from "./types.js";
+import { makeTar } from "./tar-fixture.js";
 
 /** The parts of a store the suites use. */
 export interface SuiteStore {
@@ -40,29 +41,11 @@ export interface SuiteFixture<S extends SuiteStore = SuiteStore> {
 
 const enc = new TextEncoder();
 
+export { makeTar };
+
 /** A minimal ustar archive with one regular file (what layer stores accept). */
 export function tinyTar(name: string, content: string): Uint8Array {
-  const data = enc.encode(content);
-  const h = new Uint8Array(512);
-  const put = (off: number, len: number, s: string) => h.set(enc.encode(s).subarray(0, len), off);
-  const octal = (off: number, len: number, n: number) => put(off, len, `${n.toString(8).padStart(len - 1, "0")}\0`);
-  put(0, 100, name);
-  octal(100, 8, 0o644);
-  octal(108, 8, 0);
-  octal(116, 8, 0);
-  octal(124, 12, data.length);
-  octal(136, 12, 0);
-  put(148, 8, "        ");
-  put(156, 1, "0");
-  put(257, 6, "ustar\0");
-  put(263, 2, "00");
-  let sum = 0;
-  for (const b of h) sum += b;
-  put(148, 8, `${sum.toString(8).padStart(6, "0")}\0 `);
-  const out = new Uint8Array(512 + Math.ceil(data.length / 512) * 512 + 1024);
-  out.set(h);
-  out.set(data, 512);
-  return out;
+  return makeTar({ [name]: content });
 }
 
 /** A Docker-style config over `diffIds`; `tag` makes it unique. */
