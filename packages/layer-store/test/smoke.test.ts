@@ -1,14 +1,15 @@
 import { sha256 } from "@berth/digest";
 import { describe, expect, it } from "vitest";
+import { randomBytesFor } from "../src/fixtures.js";
 import { openLayerStore } from "../src/index.js";
-import { fakeTar, gz, tempRoot } from "./helpers.js";
+import { gz, tempRoot } from "./helpers.js";
 
 describe("smoke", () => {
   it("registers, reads back, dedups, gcs", async () => {
     const t = await tempRoot();
     try {
       const s = await openLayerStore({ root: t.root });
-      const tar = fakeTar(1);
+      const tar = randomBytesFor(1, 2048);
       const l = await s.register([gz(tar)]);
       expect(l.diffID).toBe(sha256(tar));
       expect(l.chainID).toBe(l.diffID);
