@@ -134,7 +134,7 @@ export class FsContentStore implements ContentStore {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") throw blobNotFound(d);
       throw err;
     }
-    return fh.createReadStream({ highWaterMark: 256 * 1024 });
+    return fh.createReadStream({ highWaterMark: 1024 * 1024 });
   }
 
   async readBytes(digest: Digest | string, maxSize: number): Promise<Uint8Array> {
