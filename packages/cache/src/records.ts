@@ -315,6 +315,12 @@ export class CacheManager {
   readonly #recordsDir: string;
   readonly #refsDir: string;
   readonly #sizeFlights = new Map<string, Promise<number>>();
+  /**
+   * Sizes this manager computed, by blob digest (content-addressed, so they
+   * never change): a caller that read the record before the size was stored
+   * and arrives after the flight ended gets it without a second computation.
+   */
+  readonly #blobSizes = new Map<string, number>();
   /** Where size computations happened, for tests of single flight. */
   sizeComputations = 0;
 
@@ -515,6 +521,8 @@ export class CacheManager {
 
   async #size(r: CacheRecord, locked: boolean): Promise<number> {
     if (r.size !== undefined) return r.size;
+    const known = this.#blobSizes.get(r.blob.digest);
+    if (known !== undefined) return known;
     let flight = this.#sizeFlights.get(r.id);
     let mine = false;
     if (!flight) {
@@ -526,6 +534,7 @@ export class CacheManager {
     try {
       const size = await flight;
       if (mine) {
+        this.#blobSizes.set(r.blob.digest, size);
         // Persist outside the flight, so a caller holding the lock never waits on one that wants it.
         const persist = async () => {
           const cur = await this.#read(r.id);
