@@ -1,4 +1,4 @@
-// Test fixture without a test-runner dependency (used by the suites, tests and worker processes).
+// Test fixture without a test-runner dependency (used by the suites, tests, worker processes and the store benchmark; `@berth/image-store/tar-fixture`).
 
 const enc = new TextEncoder();
 

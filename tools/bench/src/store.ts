@@ -26,34 +26,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Digest, DigestSet, sha256 } from "@berth/digest";
 import { type FsStore, openStore } from "@berth/image-store";
-
-const enc = new TextEncoder();
-
-function tar(name: string, content: string): Uint8Array {
-  const data = enc.encode(content);
-  const h = new Uint8Array(512);
-  const put = (off: number, len: number, s: string) => h.set(enc.encode(s).subarray(0, len), off);
-  const octal = (off: number, len: number, n: number) => put(off, len, `${n.toString(8).padStart(len - 1, "0")}\0`);
-  put(0, 100, name);
-  octal(100, 8, 0o644);
-  octal(108, 8, 0);
-  octal(116, 8, 0);
-  octal(124, 12, data.length);
-  octal(136, 12, 0);
-  put(148, 8, "        ");
-  put(156, 1, "0");
-  put(257, 6, "ustar\0");
-  put(263, 2, "00");
-  let sum = 0;
-  for (const b of h) sum += b;
-  put(148, 8, `${sum.toString(8).padStart(6, "0")}\0 `);
-  const out = new Uint8Array(512 + Math.ceil(data.length / 512) * 512 + 1024);
-  out.set(h);
-  out.set(data, 512);
-  return out;
-}
+import { makeTar } from "@berth/image-store/tar-fixture";
 
 /** The shared layers: base, base+a, base+b, base+a+c. */
+const enc = new TextEncoder();
+const tar = (name: string, content: string) => makeTar({ [name]: content });
 const TARS = [tar("base.txt", "base layer"), tar("a.txt", "layer a"), tar("b.txt", "layer b"), tar("c.txt", "layer c")];
 const CHAINS = [[0], [0, 1], [0, 2], [0, 1, 3]].map((c) => c.map((i) => sha256(TARS[i]!)));
 
