@@ -125,28 +125,26 @@ export class FsContentStore implements ContentStore {
     }
   }
 
-  async open(digest: Digest | string): Promise<Readable> {
-    const d = checkDigest(digest);
-    let fh: fsp.FileHandle;
+  /** Open a stored blob for reading (`ERR_NOT_FOUND` when it is not stored). */
+  async #openBlob(d: Digest): Promise<fsp.FileHandle> {
     try {
-      fh = await fsp.open(this.#paths.blob(d), "r");
+      return await fsp.open(this.#paths.blob(d), "r");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") throw blobNotFound(d);
       throw err;
     }
+  }
+
+  async open(digest: Digest | string): Promise<Readable> {
+    const d = checkDigest(digest);
+    const fh = await this.#openBlob(d);
     return fh.createReadStream({ highWaterMark: 1024 * 1024 });
   }
 
   async readBytes(digest: Digest | string, maxSize: number): Promise<Uint8Array> {
     const d = checkDigest(digest);
     checkSize(maxSize, "maxSize");
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(this.#paths.blob(d), "r");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw blobNotFound(d);
-      throw err;
-    }
+    const fh = await this.#openBlob(d);
     try {
       const st = await fh.stat();
       if (st.size > maxSize) {
