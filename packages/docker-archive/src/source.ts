@@ -75,6 +75,21 @@ export async function* decompressArchive(
   maxSize?: number,
 ): AsyncGenerator<Uint8Array> {
   const it = chunks[Symbol.asyncIterator]();
+  try {
+    yield* passOrGunzip(it, info, maxSize);
+  } finally {
+    // Also on an early return (the tar reader stops at the end-of-archive
+    // block, before the source's trailing padding): release the source, so a
+    // file source closes its file now instead of at garbage collection.
+    await it.return?.();
+  }
+}
+
+async function* passOrGunzip(
+  it: AsyncIterator<Uint8Array>,
+  info: ArchiveSourceInfo,
+  maxSize: number | undefined,
+): AsyncGenerator<Uint8Array> {
   let first: Uint8Array | undefined;
   // Collect at least 2 bytes to look at the magic.
   while (first === undefined || first.length < 2) {
@@ -125,6 +140,5 @@ export async function* decompressArchive(
   } finally {
     input.destroy();
     gunzip.destroy();
-    await it.return?.();
   }
 }

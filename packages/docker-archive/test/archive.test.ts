@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
@@ -73,6 +73,28 @@ describe("load", () => {
     const r = await load(t.store, join(dir, "a.tar"));
     expect(r.images[0]!.existed).toBe(true);
     expect(r.bytesRead).toBe(tar.length);
+  });
+
+  it.runIf(process.platform === "linux")("closes the archive file when the tar ends before the file does", async () => {
+    const img = await twoLayerImage({ label: "padded" });
+    const tar = await tarOf(legacyEntries([{ img, tags: ["padded:1"] }]));
+    const dir = mkdtempSync(join(tmpdir(), "berth-src-"));
+    const file = join(dir, "padded.tar");
+    // 3 MiB of padding after the end-of-archive marker: reading stops at the
+    // marker with reads of the padding still in flight.
+    writeFileSync(file, Buffer.concat([tar, Buffer.alloc(3 << 20)]));
+    const openOnFile = () => readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === file;
+      } catch {
+        return false; // closed meanwhile
+      }
+    }).length;
+    const r = await load(t.store, file);
+    expect(r.images[0]!.id).toBe(img.id);
+    expect(r.bytesRead).toBeLessThan(tar.length + (3 << 20));
+    expect(openOnFile()).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("loads symlinked duplicate layers (the same layer twice in one chain)", async () => {
