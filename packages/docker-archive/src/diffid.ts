@@ -16,7 +16,11 @@ export interface DiffDigester {
 }
 
 /** A DiffID digester for a blob compressed with `compression`. */
-export function createDiffDigester(compression: "gzip" | "zstd", maxUncompressedSize: number): DiffDigester {
+export function createDiffDigester(
+  compression: "gzip" | "zstd",
+  maxUncompressedSize: number,
+  onUncompressed?: (chunk: Uint8Array) => void,
+): DiffDigester {
   const hash = sha256.create();
   let size = 0;
   let decompressor: Decompressor | undefined;
@@ -24,6 +28,7 @@ export function createDiffDigester(compression: "gzip" | "zstd", maxUncompressed
     size += chunk.length;
     if (size > maxUncompressedSize) throw decompressionLimit(`${compression} layer`, maxUncompressedSize);
     hash.update(chunk);
+    onUncompressed?.(chunk);
   }).then((d) => (decompressor = d));
   ready.catch(() => {});
   return {

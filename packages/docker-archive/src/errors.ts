@@ -4,6 +4,7 @@
  * @module
  */
 import {
+  type BerthError,
   type BerthErrorOptions,
   DataIntegrityError,
   DecompressionLimitError,
@@ -86,6 +87,18 @@ export function invalidTar(what: string, offset: number): DataIntegrityError {
   return new DataIntegrityError(`invalid tar header at byte ${offset}: ${what}`, {
     code: ArchiveErrorCode.INVALID_TAR,
     details: { offset },
+  });
+}
+
+/**
+ * A layer whose uncompressed content is not a tar archive (code
+ * `ERR_INVALID_TAR`, as for the archive itself): docker load refuses it too.
+ */
+export function layerNotTar(what: string, cause: BerthError): DataIntegrityError {
+  return new DataIntegrityError(`${what}: ${cause.message}`, {
+    cause,
+    code: ArchiveErrorCode.INVALID_TAR,
+    details: { ...cause.details },
   });
 }
 

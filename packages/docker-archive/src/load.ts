@@ -39,7 +39,9 @@ import {
   layerDigests,
   sha256,
   hasCode,
+  type BerthError,
 } from "@berth/digest";
+import { TarCheck } from "@berth/layer-store";
 import {
   ArchiveErrorCode,
   digestMismatch,
@@ -47,6 +49,7 @@ import {
   invalidBlobPath,
   invalidManifest,
   jsonTooLarge,
+  layerNotTar,
   notInArchive,
   unsafeLink,
 } from "./errors.js";
@@ -166,6 +169,8 @@ interface FileEntry {
   diffID?: Digest;
   uncompressedSize?: number;
   compression?: Compression;
+  /** Why the uncompressed content is not a tar archive (checked with the DiffID; only layers must be tars). */
+  notTar?: BerthError;
 }
 interface LinkEntry {
   kind: "link";
@@ -304,6 +309,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     let digester: DiffDigester | undefined;
     let compression: Compression | undefined;
     let head: Uint8Array | undefined;
+    const tar = new TarCheck();
     // Writes are queued in order by the writer (it hashes synchronously on
     // write()); keep up to WRITE_AHEAD bytes in flight so reading, hashing and
     // the disk overlap instead of taking turns.
@@ -326,18 +332,25 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
           head = head ? concat(head, chunk) : chunk;
           if (head.length < 4) continue;
           compression = detectCompression(head);
-          if (compression !== "none") digester = createDiffDigester(compression, maxLayer);
+          if (compression !== "none") digester = createDiffDigester(compression, maxLayer, (c) => tar.push(c));
           const first = head;
           head = undefined;
+          if (!digester) tar.push(first);
           await Promise.all([write(first), digester?.push(first)]);
           continue;
         }
         if (digester) await Promise.all([write(chunk), digester.push(chunk)]);
-        else await write(chunk);
+        else {
+          tar.push(chunk);
+          await write(chunk);
+        }
       }
       if (compression === undefined) {
         compression = "none";
-        if (head) await write(head);
+        if (head) {
+          tar.push(head);
+          await write(head);
+        }
       }
       for (const x of inflight) await x.p;
       if (compression === "none" && size > maxLayer) {
@@ -370,6 +383,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
           compression: compression ?? "none",
           diffID: d ? d.diffID : committed.digest,
           uncompressedSize: d ? d.uncompressedSize : size,
+          ...notTarOf(tar),
         };
       })();
       return { commit };
@@ -380,6 +394,11 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       throw err;
     }
   }
+}
+
+function notTarOf(tar: TarCheck): { notTar?: BerthError } {
+  const err = tar.finish();
+  return err ? { notTar: err } : {};
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -437,7 +456,12 @@ async function resolveAndCommit(
   };
   const diffOf = async (f: FileEntry): Promise<FileEntry> => {
     if (f.diffID === undefined) {
-      const d = await layerDigests(f.bytes ? [f.bytes] : await store.content.open(f.digest), { maxUncompressedSize: maxLayer });
+      const tar = new TarCheck();
+      const d = await layerDigests(f.bytes ? [f.bytes] : await store.content.open(f.digest), {
+        maxUncompressedSize: maxLayer,
+        onUncompressed: (c) => tar.push(c),
+      });
+      Object.assign(f, notTarOf(tar));
       f.diffID = d.diffID;
       f.uncompressedSize = d.uncompressedSize;
       f.compression = d.compression;
@@ -471,6 +495,7 @@ async function resolveAndCommit(
       const f = await diffOf(layerEntries[i]!);
       if (f.diffID !== diffIDs[i])
         throw digestMismatch(`DiffID of layer ${i} (${f.name}) of image ${id}`, diffIDs[i] as string, f.diffID!);
+      if (f.notTar) throw layerNotTar(`layer ${i} (${f.name}) of image ${id}`, f.notTar);
     }
     const prev = planned.get(id);
     if (prev) {

@@ -270,6 +270,16 @@ describe("hostile archives are refused and leave nothing visible", () => {
     await expectRefused(legacyEntries([{ img: cut, tags: ["a:1"] }]), "ERR_CORRUPT_DATA");
     await expectRefused(legacyEntries([{ img: cut, tags: ["a:1"] }]), "ERR_CORRUPT_DATA", { memoryBudget: 0 });
   });
+  it("a layer that is not a tar (its DiffID right in the config) → ERR_INVALID_TAR, plain and gzip, in memory and streamed", async () => {
+    const junk = (n: number) => new Uint8Array(n).map((_, i) => (i * 131 + (i >> 9)) & 0x7f);
+    for (const [size, opts] of [[100_000, {}], [2 << 20, {}], [2 << 20, { gzip: true }]] as const) {
+      const img = imageOf([junk(size)], opts);
+      const e = legacyEntries([{ img, tags: ["junk:1"] }]);
+      await expectRefused(e, "ERR_INVALID_TAR");
+      await expectRefused(e, "ERR_INVALID_TAR", { memoryBudget: 0 });
+      await expect(load(t.store, [await tarOf(e)])).rejects.toThrow(/layer 0 .* of image sha256:[0-9a-f]{64}: layer is not a valid tar archive: bad header checksum at byte 0/);
+    }
+  });
   it("an archive with no manifest → ERR_UNKNOWN_ARCHIVE_FORMAT", async () => {
     await expectRefused([{ name: "x", body: "y" }], "ERR_UNKNOWN_ARCHIVE_FORMAT");
   });

@@ -38,3 +38,31 @@ export function zstdStored(data: Uint8Array): Uint8Array {
   }
   return res;
 }
+
+/**
+ * A valid ustar archive holding one regular file `f<seed>` of `size`
+ * pseudo-random bytes (then the two end-of-archive blocks): layer content for
+ * tests, deterministic per seed.
+ */
+export function tarFor(seed: number, size: number): Uint8Array {
+  const pad = (size + 511) & ~511;
+  const out = new Uint8Array(512 + pad + 1024);
+  const put = (off: number, s: string) => {
+    for (let i = 0; i < s.length; i++) out[off + i] = s.charCodeAt(i);
+  };
+  const octal = (off: number, width: number, n: number) => put(off, `${n.toString(8).padStart(width - 1, "0")}\0`);
+  put(0, `f${seed}`);
+  octal(100, 8, 0o644);
+  octal(108, 8, 0);
+  octal(116, 8, 0);
+  octal(124, 12, size);
+  octal(136, 12, 0);
+  put(148, "        ");
+  put(156, "0");
+  put(257, "ustar\u000000");
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += out[i]!;
+  put(148, `${sum.toString(8).padStart(6, "0")}\0 `);
+  out.set(randomBytesFor(seed, size), 512);
+  return out;
+}

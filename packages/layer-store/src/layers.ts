@@ -14,6 +14,7 @@ import {
   NotFoundError,
 } from "@berth/digest";
 import { checkSize, FsContentStore, IngestFile, STORE_LOCK, verifyExpected } from "./content.js";
+import { TarCheck } from "./tarcheck.js";
 import { fsyncDir, mkdirp, readdirIfExists, readIfExists, writeFileAtomic } from "./fsutil.js";
 import { FsLeases } from "./leases.js";
 import { withLock } from "./lock.js";
@@ -130,9 +131,11 @@ export class FsLayerStore implements LayerStore {
     if (parentID && !(await this.has(parentID))) throw layerNotFound(parentID, "parent layer");
 
     const ing = await IngestFile.create(this.#paths);
-    const digester = createLayerDigester(
-      opts.maxUncompressedSize === undefined ? {} : { maxUncompressedSize: opts.maxUncompressedSize },
-    );
+    const tar = new TarCheck();
+    const digester = createLayerDigester({
+      ...(opts.maxUncompressedSize === undefined ? {} : { maxUncompressedSize: opts.maxUncompressedSize }),
+      onUncompressed: (c) => tar.push(c),
+    });
     try {
       let read = 0;
       for await (const chunk of chunksOf(source)) {
@@ -148,6 +151,8 @@ export class FsLayerStore implements LayerStore {
           details: { kind: "diffID", expected: expDiff, actual: res.diffID, digest: res.digest },
         });
       }
+      const notTar = tar.finish();
+      if (notTar) throw notTar;
       const chainID = parentID === null ? res.diffID : chainId([parentID, res.diffID])!;
       const mediaType = layerMediaType(res.compression, opts.mediaType);
       return await withLock(this.#paths.root, STORE_LOCK, async () => {

@@ -13,6 +13,7 @@ import {
   type Sha256Hash,
   sha256,
 } from "@berth/digest";
+import { TarCheck } from "./tarcheck.js";
 import { blobNotFound, checkSize, verifyExpected } from "./content-common.js";
 import type { FsckOptions, FsckProblem, FsckReport } from "./fsck.js";
 import { holderFileName, layerMediaType } from "./media.js";
@@ -181,7 +182,11 @@ class MemoryLayerStore implements LayerStore {
     if (opts.mediaType !== undefined) layerMediaType("none", opts.mediaType);
     if (opts.lease) this.#state.lease(opts.lease);
     if (parentID && !this.#state.layers.has(parentID)) throw layerNotFound(parentID, "parent layer");
-    const digester = createLayerDigester(opts.maxUncompressedSize === undefined ? {} : { maxUncompressedSize: opts.maxUncompressedSize });
+    const tar = new TarCheck();
+    const digester = createLayerDigester({
+      ...(opts.maxUncompressedSize === undefined ? {} : { maxUncompressedSize: opts.maxUncompressedSize }),
+      onUncompressed: (c) => tar.push(c),
+    });
     const chunks: Uint8Array[] = [];
     let read = 0;
     try {
@@ -202,6 +207,8 @@ class MemoryLayerStore implements LayerStore {
         details: { kind: "diffID", expected: expDiff, actual: res.diffID },
       });
     }
+    const notTar = tar.finish();
+    if (notTar) throw notTar;
     if (parentID && !this.#state.layers.has(parentID)) throw layerNotFound(parentID, "parent layer");
     const chainID = parentID === null ? res.diffID : chainId([parentID, res.diffID])!;
     this.#state.commit(concat(chunks, read), res.digest, opts.lease);

@@ -2,7 +2,7 @@ import { gzipSync } from "node:zlib";
 import { chainIds, sha256 } from "@berth/digest";
 import { describe, expect, it } from "vitest";
 import { openLayerStore } from "../src/index.js";
-import { randomBytesFor } from "../src/fixtures.js";
+import { tarFor } from "../src/fixtures.js";
 import { spawnWorker, watch } from "./child.js";
 import { tempRoot } from "./helpers.js";
 
@@ -19,7 +19,7 @@ describe("concurrency", () => {
         expect(e.code, runs[i]!.stderr()).toBe(0);
         expect(runs[i]!.lines).toContain("done");
       });
-      const contents = Array.from({ length: 6 }, (_, k) => randomBytesFor(1000 + k, 1024 + k * 700));
+      const contents = Array.from({ length: 6 }, (_, k) => tarFor(1000 + k, 1024 + k * 700));
       const blobs = contents.map((c, k) => (k % 2 === 0 ? gzipSync(c) : c));
       const chain = chainIds(contents.map((c) => sha256(c)));
       const store = await openLayerStore({ root: t.root });
@@ -41,7 +41,7 @@ describe("concurrency", () => {
     const t = await tempRoot();
     try {
       const store = await openLayerStore({ root: t.root });
-      const blob = gzipSync(randomBytesFor(7, 50_000));
+      const blob = gzipSync(tarFor(7, 50_000));
       const res = await Promise.all(Array.from({ length: 8 }, () => store.register([blob])));
       expect(new Set(res.map((r) => r.chainID)).size).toBe(1);
       expect(res.filter((r) => !r.existed)).toHaveLength(1);

@@ -4,7 +4,7 @@ import { gzipSync } from "node:zlib";
 import { digestHex, sha256 } from "@berth/digest";
 import { afterEach, describe, expect, it } from "vitest";
 import { openLayerStore } from "../src/index.js";
-import { randomBytesFor } from "../src/testsuite.js";
+import { randomBytesFor, tarFor } from "../src/testsuite.js";
 import { tempRoot } from "./helpers.js";
 
 const DEAD = "4194999-123"; // pid above Linux's pid_max: never alive
@@ -20,10 +20,10 @@ describe("fsck (filesystem)", () => {
     const t = await tempRoot();
     cleanup = t.cleanup;
     const s = await openLayerStore({ root: t.root });
-    const base = await s.register([randomBytesFor(1, 2000)], null, { holder: "image:a" });
-    const child = await s.register([gzipSync(randomBytesFor(2, 2000))], base.chainID, { holder: "image:b" });
-    const other = await s.register([randomBytesFor(3, 2000)], null, { holder: "image:c" });
-    const healthy = await s.register([randomBytesFor(4, 2000)], null, { holder: "image:d" });
+    const base = await s.register([tarFor(1, 2000)], null, { holder: "image:a" });
+    const child = await s.register([gzipSync(tarFor(2, 2000))], base.chainID, { holder: "image:b" });
+    const other = await s.register([tarFor(3, 2000)], null, { holder: "image:c" });
+    const healthy = await s.register([tarFor(4, 2000)], null, { holder: "image:d" });
 
     // Corrupt the base blob (same size, different bytes): base and its child break.
     const baseBlob = path.join(t.root, "blobs/sha256", digestHex(base.blob.digest));
@@ -80,7 +80,7 @@ describe("fsck (filesystem)", () => {
     const t = await tempRoot();
     cleanup = t.cleanup;
     const s = await openLayerStore({ root: t.root });
-    const l = await s.register([randomBytesFor(5, 1000)]);
+    const l = await s.register([tarFor(5, 1000)]);
     const rec = path.join(t.root, "layers/sha256", `${digestHex(l.chainID)}.json`);
     const j = JSON.parse(await fsp.readFile(rec, "utf8"));
     j.size = 999;

@@ -1,6 +1,6 @@
 import { sha256 } from "@berth/digest";
 import { describe, expect, it } from "vitest";
-import { randomBytesFor } from "../src/fixtures.js";
+import { tarFor } from "../src/fixtures.js";
 import { openLayerStore } from "../src/index.js";
 import { gz, tempRoot } from "./helpers.js";
 
@@ -9,7 +9,7 @@ describe("smoke", () => {
     const t = await tempRoot();
     try {
       const s = await openLayerStore({ root: t.root });
-      const tar = randomBytesFor(1, 2048);
+      const tar = tarFor(1, 2048);
       const l = await s.register([gz(tar)]);
       expect(l.diffID).toBe(sha256(tar));
       expect(l.chainID).toBe(l.diffID);

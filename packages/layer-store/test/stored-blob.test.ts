@@ -2,7 +2,7 @@ import { gzipSync } from "node:zlib";
 import { chainId, hasCode, sha256 } from "@berth/digest";
 import { describe, expect, it } from "vitest";
 import { openLayerStore } from "../src/index.js";
-import { randomBytesFor } from "../src/fixtures.js";
+import { tarFor } from "../src/fixtures.js";
 import { tempRoot } from "./helpers.js";
 
 describe("registerStoredBlob", () => {
@@ -11,9 +11,9 @@ describe("registerStoredBlob", () => {
     try {
       const s = await openLayerStore({ root: t.root });
       const lease = await s.lease();
-      const tar = randomBytesFor(1, 4000);
+      const tar = tarFor(1, 4000);
       const gz = gzipSync(tar);
-      const base = await s.register([randomBytesFor(2, 1000)]);
+      const base = await s.register([tarFor(2, 1000)]);
       const put = await s.content.put(gz, {}, { lease });
       const l = await s.registerStoredBlob(
         { digest: put.digest, size: put.size, compression: "gzip" },

@@ -4,12 +4,12 @@
 import { gzipSync } from "node:zlib";
 import { type Digest, sha256 } from "@berth/digest";
 import { openLayerStore } from "../../src/index.js";
-import { randomBytesFor } from "../../src/fixtures.js";
+import { tarFor } from "../../src/fixtures.js";
 
 const [root, id, roundsArg] = process.argv.slice(2);
 const rounds = Number(roundsArg);
 const K = 6;
-const contents = Array.from({ length: K }, (_, k) => randomBytesFor(1000 + k, 1024 + k * 700));
+const contents = Array.from({ length: K }, (_, k) => tarFor(1000 + k, 1024 + k * 700));
 const blobs = contents.map((c, k) => (k % 2 === 0 ? gzipSync(c) : c));
 
 async function readAll(r: NodeJS.ReadableStream): Promise<Buffer> {
@@ -30,7 +30,7 @@ for (let round = 0; round < rounds; round++) {
   }
   const cfg = await store.content.put(new TextEncoder().encode(`config of ${id} round ${round}`), {}, { lease });
   // Garbage for everybody's GC: a unique layer nobody holds.
-  await store.register([randomBytesFor(5000 + Number(id) * 100 + round, 600)]);
+  await store.register([tarFor(5000 + Number(id) * 100 + round, 600)]);
   await store.gc();
   if (!(await store.content.has(cfg.digest))) throw new Error(`leased blob ${cfg.digest} was collected`);
   await store.acquire(parent!, `child-${id}`);

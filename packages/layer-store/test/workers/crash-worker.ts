@@ -8,7 +8,7 @@ import { gzipSync } from "node:zlib";
 import type { Digest } from "@berth/digest";
 import { hasCode } from "@berth/digest";
 import { openLayerStore } from "../../src/index.js";
-import { randomBytesFor } from "../../src/fixtures.js";
+import { randomBytesFor, tarFor } from "../../src/fixtures.js";
 
 const [root, seedArg, prefix = "w"] = process.argv.slice(2);
 let x = Number(seedArg) >>> 0 || 1;
@@ -33,7 +33,7 @@ for (;;) {
   if (op < 4) {
     // Register one of 40 contents (overlapping with earlier runs) on a random parent.
     const parent = layers.length && rnd(2) ? layers[rnd(layers.length)]!.chainID : null;
-    const content = randomBytesFor(rnd(40), 512 + rnd(4096));
+    const content = tarFor(rnd(40), 512 + rnd(4096));
     const blob = rnd(2) ? gzipSync(content) : content;
     const useLease = rnd(2) === 0;
     const lease = useLease ? await store.lease() : undefined;
