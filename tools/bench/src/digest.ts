@@ -167,28 +167,34 @@ function median(xs: number[]): number {
 }
 
 /**
- * Time every function REPS times after one warm-up call, one function after
- * the other, and return the median seconds per name. A full GC runs before
- * each function's turn, so none pays for collecting the strings its
- * predecessor left behind, while each still pays, in steady state, for the
- * garbage of its own calls (result strings are most of the cost at 64 B).
+ * Time every function REPS times and return the median seconds per name.
+ * Each function is called once to warm up, then the repetitions interleave:
+ * round i runs every function once, starting at a different one each round,
+ * so a slow stretch of the machine (this VM's speed drifts by tens of percent
+ * over seconds) falls on all of them alike instead of on whichever ran first.
+ * A full GC runs before every timed call, so none pays for collecting the
+ * strings another left behind; each still pays for the minor GCs its own
+ * allocations cause (result strings are most of the cost at 64 B).
  */
 function timeEach(fns: Record<string, () => unknown>): Record<string, number> {
   setFlagsFromString("--expose-gc");
   const gc = runInNewContext("gc") as () => void;
-  const out: Record<string, number> = {};
-  for (const [name, fn] of Object.entries(fns)) {
+  const names = Object.keys(fns);
+  const xs = new Map<string, number[]>(names.map((n) => [n, []]));
+  for (const n of names) {
     gc();
-    fn();
-    const xs: number[] = [];
-    for (let i = 0; i < REPS; i++) {
-      const t = performance.now();
-      fn();
-      xs.push((performance.now() - t) / 1000);
-    }
-    out[name] = median(xs);
+    fns[n]!();
   }
-  return out;
+  for (let i = 0; i < REPS; i++) {
+    for (let k = 0; k < names.length; k++) {
+      const n = names[(i + k) % names.length]!;
+      gc();
+      const t = performance.now();
+      fns[n]!();
+      xs.get(n)!.push((performance.now() - t) / 1000);
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n, median(xs.get(n)!)]));
 }
 
 /** `timeEach` over the implementations that have `key`, as `work / seconds`. */
