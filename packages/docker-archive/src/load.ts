@@ -171,6 +171,8 @@ interface FileEntry {
   compression?: Compression;
   /** Why the uncompressed content is not a tar archive (checked with the DiffID; only layers must be tars). */
   notTar?: BerthError;
+  /** Sum of the tar's file sizes (dockerd's layer size), when it is a tar. */
+  contentSize?: number;
 }
 interface LinkEntry {
   kind: "link";
@@ -396,9 +398,9 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   }
 }
 
-function notTarOf(tar: TarCheck): { notTar?: BerthError } {
+function notTarOf(tar: TarCheck): { notTar?: BerthError; contentSize?: number } {
   const err = tar.finish();
-  return err ? { notTar: err } : {};
+  return err ? { notTar: err } : { contentSize: tar.contentSize };
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -663,7 +665,7 @@ async function resolveAndCommit(
               f.diffID,
               f.uncompressedSize,
               i === 0 ? null : chain[i - 1]!,
-              { lease },
+              { lease, ...(f.contentSize === undefined ? {} : { contentSize: f.contentSize }) },
             );
             r = { diffID: l.diffID, chainID: l.chainID, new: !l.existed, size: l.size, blob };
           } else {

@@ -77,7 +77,7 @@ export interface ArchiveLayers {
     diffID: Digest | string,
     uncompressedSize: number,
     parent?: Digest | string | null,
-    opts?: { lease?: ArchiveLease },
+    opts?: { lease?: ArchiveLease; contentSize?: number },
   ): Promise<ArchiveLayer & { existed: boolean }>;
   get(chainID: Digest | string): Promise<ArchiveLayer>;
   has(chainID: Digest | string): Promise<boolean>;

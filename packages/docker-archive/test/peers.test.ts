@@ -76,9 +76,17 @@ describe.skipIf(!peer)("docker save → berth load", () => {
       const img = await t.store.images.get(li!.id);
       expect(img.chainID).toBe(chainIds(diffs).at(-1) ?? null);
       const h = await history(peer!, f.tag);
-      const cfg = JSON.parse(Buffer.from(img.configBytes).toString()) as { history?: Array<{ created_by?: string }> };
+      const cfg = JSON.parse(Buffer.from(img.configBytes).toString()) as { history?: Array<{ created_by?: string; empty_layer?: boolean }> };
       expect((cfg.history ?? []).map((x) => x.created_by ?? "").reverse()).toEqual(h.map((x) => x.CreatedBy));
       expect(await t.store.references.resolve(f.tag)).toBe(di.Id);
+      // Sizes as dockerd counts them: per layer (docker history) and the image's total.
+      // (the store behind the ArchiveStore view is @berth/image-store's, whose layers and images carry sizes)
+      const layerSizes = await Promise.all(
+        li!.layers.map(async (l) => ((await t.store.layers.get(l.chainID)) as { contentSize?: number }).contentSize),
+      );
+      const layerRows = [...h].reverse().filter((_, i) => !cfg.history?.[i]?.empty_layer);
+      expect(layerSizes, f.tag).toEqual(layerRows.map((x) => x.sizeBytes));
+      expect((img as { size?: number }).size, f.tag).toBe(di.Size);
     }
   });
 

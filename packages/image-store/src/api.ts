@@ -20,7 +20,11 @@ export interface Image {
   manifestDigest: Digest;
   /** Size of that manifest in bytes. */
   manifestSize: number;
-  /** Sum of the uncompressed sizes of the image's layers (what `docker images` shows). */
+  /**
+   * Sum of the file sizes in the image's layers, as dockerd counts them (what
+   * `docker images` shows); a layer recorded before berth kept that figure
+   * counts with its uncompressed tar size.
+   */
   size: number;
   /** Parent image set with `setParent`, if any. */
   parent?: Digest;

@@ -49,7 +49,7 @@ export interface ImageRecord {
   manifest: Digest;
   manifestSize: number;
   configSize: number;
-  /** Sum of the uncompressed sizes of the image's layers. */
+  /** Sum of the layers' file sizes (dockerd's image size; see `Image.size`). */
   size: number;
   /** `os/architecture[/variant]` from the config. */
   platform: string;

@@ -382,7 +382,8 @@ export class FsImageStore implements ImageStore {
     }
     const manifest = buildManifest(id, bytes.length, chain);
     const manifestDigest = sha256(manifest);
-    const size = chain.reduce((n, l) => n + l.size, 0);
+    // dockerd's image size: the layers' file sizes (the tar size for layers recorded without it)
+    const size = chain.reduce((n, l) => n + (l.contentSize ?? l.size), 0);
     const op: Op = ["c", id, chainID, manifestDigest, manifest.length, bytes.length, size, platformString(config), Date.now()];
     return { id, bytes, manifest, op, chainID };
   }

@@ -35,6 +35,7 @@ interface LayerRecordFile {
   diffID: string;
   parent: string | null;
   size: number;
+  contentSize?: number;
   blob: { mediaType: string; digest: string; size: number };
   created?: string;
 }
@@ -55,12 +56,13 @@ export function parseLayerRecord(buf: Uint8Array, file: string, expectedChainID?
     const diffID = checkDigest(j.diffID);
     const parent = j.parent === null ? null : checkDigest(j.parent);
     const size = checkSize(j.size, "size");
+    const contentSize = j.contentSize === undefined ? undefined : checkSize(j.contentSize, "contentSize");
     if (!j.blob || typeof j.blob.mediaType !== "string") throw new Error("blob descriptor missing");
     const blob = { mediaType: j.blob.mediaType, digest: checkDigest(j.blob.digest), size: checkSize(j.blob.size, "blob size") };
     if (expectedChainID !== undefined && chainID !== expectedChainID) throw new Error(`names ChainID ${chainID}`);
     const computed = parent === null ? diffID : chainId([parent, diffID]);
     if (computed !== chainID) throw new Error(`ChainID ${chainID} does not match parent and DiffID (${computed})`);
-    return { chainID, diffID, parent, size, blob };
+    return { chainID, diffID, parent, size, ...(contentSize === undefined ? {} : { contentSize }), blob };
   } catch (err) {
     throw bad((err as Error).message, err);
   }
@@ -70,8 +72,11 @@ function layerNotFound(chainID: Digest, what = "layer"): NotFoundError {
   return new NotFoundError(`${what} ${chainID}: not found`, { code: "ERR_LAYER_NOT_FOUND", details: { chainID } });
 }
 
-function copyLayer(l: Layer): Layer {
-  return { chainID: l.chainID, diffID: l.diffID, parent: l.parent, size: l.size, blob: { ...l.blob } };
+/** A copy of a layer (callers may not change the store's own objects). @internal */
+export function copyLayer(l: Layer): Layer {
+  const c: Layer = { chainID: l.chainID, diffID: l.diffID, parent: l.parent, size: l.size, blob: { ...l.blob } };
+  if (l.contentSize !== undefined) c.contentSize = l.contentSize;
+  return c;
 }
 
 /** Options of {@link openLayerStore}. */
@@ -167,6 +172,7 @@ export class FsLayerStore implements LayerStore {
             diffID: res.diffID,
             parent: parentID,
             size: res.uncompressedSize,
+            contentSize: tar.contentSize,
             blob: { mediaType, digest: res.digest, size: res.size },
           };
           existed = false;
@@ -202,13 +208,14 @@ export class FsLayerStore implements LayerStore {
     diffID: Digest | string,
     uncompressedSize: number,
     parent?: Digest | string | null,
-    opts: { lease?: Lease; holder?: string } = {},
+    opts: { lease?: Lease; holder?: string; contentSize?: number } = {},
   ): Promise<Layer & { existed: boolean }> {
     const parentID = parent === undefined || parent === null ? null : checkDigest(parent, "parent");
     const digest = checkDigest(blob.digest, "blob digest");
     const diff = checkDigest(diffID, "DiffID");
     const size = checkSize(blob.size);
     const usize = checkSize(uncompressedSize, "uncompressed size");
+    const contentSize = opts.contentSize === undefined ? undefined : checkSize(opts.contentSize, "contentSize");
     const holderFile = opts.holder === undefined ? undefined : holderFileName(opts.holder);
     const mediaType = layerMediaType(blob.compression, blob.mediaType);
     if (opts.lease) await this.#leases.check(opts.lease);
@@ -221,6 +228,7 @@ export class FsLayerStore implements LayerStore {
       let existed = true;
       if (!layer || !(await this.content.has(layer.blob.digest))) {
         layer = { chainID, diffID: diff, parent: parentID, size: usize, blob: { mediaType, digest, size } };
+        if (contentSize !== undefined) layer.contentSize = contentSize;
         existed = false;
         await this.#writeRecord(layer);
       }
@@ -239,6 +247,7 @@ export class FsLayerStore implements LayerStore {
       diffID: layer.diffID,
       parent: layer.parent,
       size: layer.size,
+      ...(layer.contentSize === undefined ? {} : { contentSize: layer.contentSize }),
       blob: { mediaType: layer.blob.mediaType, digest: layer.blob.digest, size: layer.blob.size },
       created: new Date().toISOString(),
     };

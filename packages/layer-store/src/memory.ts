@@ -13,6 +13,7 @@ import {
   type Sha256Hash,
   sha256,
 } from "@berth/digest";
+import { copyLayer } from "./layers.js";
 import { TarCheck } from "./tarcheck.js";
 import { blobNotFound, checkSize, verifyExpected } from "./content-common.js";
 import type { FsckOptions, FsckProblem, FsckReport } from "./fsck.js";
@@ -220,6 +221,7 @@ class MemoryLayerStore implements LayerStore {
         diffID: res.diffID,
         parent: parentID,
         size: res.uncompressedSize,
+        contentSize: tar.contentSize,
         blob: { mediaType: layerMediaType(res.compression, opts.mediaType), digest: res.digest, size: res.size },
       };
       this.#state.layers.set(chainID, layer);
@@ -227,7 +229,7 @@ class MemoryLayerStore implements LayerStore {
     }
     if (opts.lease) this.#state.lease(opts.lease).layers.add(chainID);
     if (opts.holder !== undefined) this.#hold(chainID).add(opts.holder);
-    return { ...copy(layer), existed };
+    return { ...copyLayer(layer), existed };
   }
 
   #hold(id: Digest): Set<string> {
@@ -240,13 +242,13 @@ class MemoryLayerStore implements LayerStore {
     const id = checkDigest(chainID, "ChainID");
     const l = this.#state.layers.get(id);
     if (!l) throw layerNotFound(id);
-    return copy(l);
+    return copyLayer(l);
   }
   async has(chainID: Digest | string): Promise<boolean> {
     return this.#state.layers.has(checkDigest(chainID, "ChainID"));
   }
   async list(): Promise<Layer[]> {
-    return [...this.#state.layers.keys()].sort().map((k) => copy(this.#state.layers.get(k)!));
+    return [...this.#state.layers.keys()].sort().map((k) => copyLayer(this.#state.layers.get(k)!));
   }
   async acquire(chainID: Digest | string, holder: string): Promise<Layer> {
     const id = checkDigest(chainID, "ChainID");
@@ -388,9 +390,6 @@ class MemoryLayerStore implements LayerStore {
   async close(): Promise<void> {}
 }
 
-function copy(l: Layer): Layer {
-  return { chainID: l.chainID, diffID: l.diffID, parent: l.parent, size: l.size, blob: { ...l.blob } };
-}
 
 function layerNotFound(chainID: Digest, what = "layer"): NotFoundError {
   return new NotFoundError(`${what} ${chainID}: not found`, { code: "ERR_LAYER_NOT_FOUND", details: { chainID } });

@@ -157,6 +157,15 @@ export class TarCheck {
   #sparseSize = 0;
   /** Offset where the current entry's data ends (before padding). */
   #dataEnd = 0;
+  #contentSize = 0;
+
+  /**
+   * Sum of the data sizes of the entries seen so far (extended headers not
+   * counted): what dockerd records as a layer's size when it applies the tar.
+   */
+  get contentSize(): number {
+    return this.#contentSize;
+  }
 
   /** Feed the next chunk of the uncompressed tar. */
   push(chunk: Uint8Array): void {
@@ -267,8 +276,10 @@ export class TarCheck {
       // old GNU sparse: extension blocks of sparse entries come before the data
       this.#sparseExt = true;
       this.#sparseSize = size;
+      this.#contentSize += size;
       return;
     }
+    this.#contentSize += size;
     this.#entry(size);
   }
 

@@ -215,7 +215,7 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     const tar = (seed: number, size = 3000) => tarFor(seed, size);
 
     it(
-      "registers plain, gzip and zstd blobs with DiffID, ChainID, size and media type",
+      "registers plain, gzip and zstd blobs with DiffID, ChainID, size, content size and media type",
       withStore(async (s) => {
         const plain = tar(1);
         const a = await s.register([plain]);
@@ -224,6 +224,7 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
           diffID: sha256(plain),
           parent: null,
           size: plain.length,
+          contentSize: 3000, // the file's bytes, as dockerd counts a layer
           existed: false,
           blob: { digest: sha256(plain), size: plain.length, mediaType: "application/vnd.oci.image.layer.v1.tar" },
         });
@@ -234,6 +235,7 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
         expect(b.chainID).toBe(chainId([a.diffID, b.diffID]));
         expect(b.parent).toBe(a.chainID);
         expect(b.size).toBe(t2.length);
+        expect(b.contentSize).toBe(3000);
         expect(b.blob).toEqual({ digest: sha256(g), size: g.length, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" });
         const t3 = tar(3, 300_000);
         const z = zstdStored(t3);
@@ -247,7 +249,14 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
         expect(c.diffID).toBe(sha256(t3));
         expect(c.chainID).toBe(chainId([a.diffID, b.diffID, c.diffID]));
         expect(c.blob.mediaType).toBe("application/vnd.oci.image.layer.v1.tar+zstd");
-        expect(await s.get(c.chainID)).toEqual({ chainID: c.chainID, diffID: c.diffID, parent: b.chainID, size: t3.length, blob: c.blob });
+        expect(await s.get(c.chainID)).toEqual({
+          chainID: c.chainID,
+          diffID: c.diffID,
+          parent: b.chainID,
+          size: t3.length,
+          contentSize: 300_000,
+          blob: c.blob,
+        });
         expect(sha256(await readAll(await s.openUncompressed(c.chainID)))).toBe(sha256(t3));
         expect(sha256(await readAll(await s.openUncompressed(b.chainID)))).toBe(sha256(t2));
         expect(sha256(await readAll(await s.openUncompressed(a.chainID)))).toBe(sha256(plain));
@@ -452,6 +461,7 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
         const s2 = await f.reopen();
         const layers: Layer[] = await s2.list();
         expect(layers).toEqual([await s.get(a.chainID), await s.get(b.chainID)].sort((x, y) => (x.chainID < y.chainID ? -1 : 1)));
+        expect(layers.map((l) => l.contentSize)).toEqual([3000, 3000]);
         expect(await s2.holders(b.chainID)).toEqual(["image:p"]);
         expect((await s2.gc()).removedLayers).toEqual([]);
         const again = await s2.register([gzipSync(tar(25))], a.chainID);

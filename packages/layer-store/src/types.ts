@@ -21,6 +21,12 @@ export interface Layer {
   parent: Digest | null;
   /** Size of the uncompressed tar in bytes. */
   size: number;
+  /**
+   * Sum of the sizes of the files in the layer (the tar headers' sizes), which
+   * is what dockerd reports as a layer's size (`docker history`, image `Size`).
+   * Absent on records written before berth recorded it.
+   */
+  contentSize?: number;
   /** The blob as stored: tar, tar+gzip or tar+zstd. */
   blob: Descriptor;
 }

@@ -20,13 +20,14 @@ describe("registerStoredBlob", () => {
         sha256(tar),
         tar.length,
         base.chainID,
-        { lease, holder: "image:x" },
+        { lease, holder: "image:x", contentSize: 4000 },
       );
       expect(l).toEqual({
         chainID: chainId([base.diffID, sha256(tar)]),
         diffID: sha256(tar),
         parent: base.chainID,
         size: tar.length,
+        contentSize: 4000,
         blob: { digest: sha256(gz), size: gz.length, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" },
         existed: false,
       });
@@ -48,6 +49,11 @@ describe("registerStoredBlob", () => {
       expect(hasCode(wrongSize, "ERR_SIZE_MISMATCH")).toBe(true);
       const bad = await s.registerStoredBlob({ digest: "../x", size: 1, compression: "none" }, sha256(tar), 1).catch((e: unknown) => e);
       expect(hasCode(bad, "ERR_DIGEST_FORMAT")).toBe(true);
+      const badContent = await s
+        .registerStoredBlob({ digest: put.digest, size: put.size, compression: "gzip" }, sha256(tar), tar.length, base.chainID, { contentSize: -1 })
+        .catch((e: unknown) => e);
+      expect(hasCode(badContent, "ERR_INVALID_SIZE")).toBe(true);
+      expect((await s.get(l.chainID)).contentSize).toBe(4000);
       expect((await s.list()).length).toBe(2);
     } finally {
       await t.cleanup();

@@ -362,7 +362,8 @@ async function layerSizes(store: Store, diffIds: readonly string[]): Promise<num
   const sizes: number[] = [];
   for (const c of chainIds(diffIds)) {
     try {
-      sizes.push((await store.layers.get(c)).size);
+      const l = await store.layers.get(c);
+      sizes.push(l.contentSize ?? l.size);
     } catch {
       sizes.push(0);
     }
