@@ -87,12 +87,13 @@ describe.skipIf(!peer)("berth with the real dockerd", { timeout: 240_000 }, () =
       expect(b.Created).toBe(d.Created);
       expect(b.Architecture).toBe(d.Architecture);
       expect(b.Os).toBe(d.Os);
+      expect(b.Size).toBe(d.Size); // file bytes of the layers, counted as dockerd does
       // docker's keys, minus the graph driver (berth has none), plus ManifestDigest
       const dockerKeys = Object.keys(d).filter((k) => k !== "GraphDriver");
       expect(Object.keys(b).filter((k) => k !== "ManifestDigest").sort()).toEqual(dockerKeys.sort());
       expect(b.ManifestDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
     }
-    // history: the same steps, comments and (where docker knows them) sizes
+    // history: the same steps, comments and sizes
     const dh = await dockerHistory(p, classic.tag);
     const bh = (await berthOk(["history", "--no-trunc", "--format", "json", classic.tag], { root })).stdout
       .trim()
@@ -100,6 +101,7 @@ describe.skipIf(!peer)("berth with the real dockerd", { timeout: 240_000 }, () =
       .map((l) => JSON.parse(l));
     expect(bh.map((h) => h.CreatedBy)).toEqual(dh.map((h) => h.CreatedBy));
     expect(bh.map((h) => h.Comment)).toEqual(dh.map((h) => h.Comment));
+    expect(bh.map((h) => h.Size)).toEqual(dh.map((h) => h.sizeBytes));
     expect(bh[0].ID).toBe(classic.id);
     // the truncated CREATED BY column is docker's, character for character
     const dTrunc = (await p.run(["history", "--format", "{{.CreatedBy}}", classic.tag])).stdout;
