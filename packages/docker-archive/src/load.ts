@@ -312,9 +312,9 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     let compression: Compression | undefined;
     let head: Uint8Array | undefined;
     const tar = new TarCheck();
-    // Writes are queued in order by the writer (it hashes synchronously on
-    // write()); keep up to WRITE_AHEAD bytes in flight so reading, hashing and
-    // the disk overlap instead of taking turns.
+    // The writer hashes each chunk synchronously on write() and writes it at
+    // its own offset; keep up to WRITE_AHEAD bytes in flight so reading,
+    // hashing and several disk writes overlap instead of taking turns.
     const inflight: Array<{ p: Promise<void>; n: number }> = [];
     let inflightBytes = 0;
     const write = async (chunk: Uint8Array) => {

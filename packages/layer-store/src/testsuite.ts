@@ -115,6 +115,19 @@ export function contentStoreSuite(name: string, make: () => Promise<SuiteFixture
     );
 
     it(
+      "writes queued without waiting for each other land in order",
+      withStore(async (s) => {
+        const data = randomBytesFor(12, 3 << 20);
+        const w = await s.writer();
+        const parts: Promise<void>[] = [];
+        for (let i = 0; i < data.length; i += 100_000) parts.push(w.write(data.subarray(i, i + 100_000)));
+        await Promise.all(parts);
+        expect(await w.commit(data.length, sha256(data))).toMatchObject({ digest: sha256(data), size: data.length });
+        expect(sha256(await readAll(await s.open(sha256(data))))).toBe(sha256(data));
+      }),
+    );
+
+    it(
       "digest and size mismatches are typed errors and leave nothing visible",
       withStore(async (s) => {
         const data = randomBytesFor(3, 1000);
