@@ -2,6 +2,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { CorruptDataError, type Digest, digestFromHex, digestStream, layerDigests } from "@berth/digest";
 import { cleanupStale } from "./cleanup.js";
+import { TarCheck } from "./tarcheck.js";
 import { fsyncDir, readdirIfExists, TEMP_SUFFIX } from "./fsutil.js";
 import type { FsLeases } from "./leases.js";
 import { holderFromFileName } from "./media.js";
@@ -15,7 +16,8 @@ export type FsckProblemKind =
   | "record-corrupt" // layer record unreadable or inconsistent
   | "record-blob-missing" // layer record's blob is not stored
   | "record-blob-mismatch" // blob size differs from the record's descriptor
-  | "record-diffid-mismatch" // blob does not decompress to the record's DiffID / size
+  | "record-diffid-mismatch" // blob does not decompress to the record's DiffID / sizes
+  | "record-not-tar" // the layer's uncompressed content is not a tar archive
   | "record-parent-missing" // parent layer record missing (or removed by this repair)
   | "ref-orphan" // holder references of a layer that does not exist
   | "lease-dead" // lease of a dead process or expired
@@ -63,6 +65,9 @@ interface BlobCheck {
   ok: boolean;
   diffID?: Digest;
   uncompressedSize?: number;
+  contentSize?: number;
+  /** Why the uncompressed content is not a tar (only layers must be). */
+  notTar?: string;
 }
 
 /** Results of blob checks keyed by digest, inode, size and mtime (blobs are immutable). @internal */
@@ -79,8 +84,11 @@ async function checkBlob(file: string, d: Digest, verify: boolean, cache?: BlobC
     const read = () => fh.createReadStream({ start: 0, autoClose: false });
     let result: BlobCheck;
     try {
-      const r = await layerDigests(read());
-      result = { size: st.size, ok: r.digest === d, diffID: r.diffID, uncompressedSize: r.uncompressedSize };
+      const tar = new TarCheck();
+      const r = await layerDigests(read(), { onUncompressed: (c) => tar.push(c) });
+      result = { size: st.size, ok: r.digest === d, diffID: r.diffID, uncompressedSize: r.uncompressedSize, contentSize: tar.contentSize };
+      const notTar = tar.finish();
+      if (notTar) result.notTar = notTar.message;
     } catch (err) {
       if (!(err instanceof CorruptDataError)) throw err;
       // Looks compressed but is not a valid stream: fine for a non-layer blob, so judge the digest alone.
@@ -197,16 +205,24 @@ export async function fsckLayers(
         repair,
       );
       broken.set(id, file);
-    } else if (verify && (b.diffID !== layer.diffID || b.uncompressedSize !== layer.size)) {
+    } else if (
+      verify &&
+      (b.diffID !== layer.diffID ||
+        b.uncompressedSize !== layer.size ||
+        (layer.contentSize !== undefined && b.notTar === undefined && b.contentSize !== layer.contentSize))
+    ) {
       report(
         {
           kind: "record-diffid-mismatch",
           path: file,
           digest: id,
-          message: `layer ${id}: blob decompresses to ${b.diffID ?? "invalid data"} (${b.uncompressedSize ?? "?"} bytes), record says ${layer.diffID} (${layer.size} bytes)`,
+          message: `layer ${id}: blob decompresses to ${b.diffID ?? "invalid data"} (${b.uncompressedSize ?? "?"} bytes, ${b.contentSize ?? "?"} in files), record says ${layer.diffID} (${layer.size} bytes, ${layer.contentSize ?? "?"} in files)`,
         },
         repair,
       );
+      broken.set(id, file);
+    } else if (verify && b.notTar !== undefined) {
+      report({ kind: "record-not-tar", path: file, digest: id, message: `layer ${id}: ${b.notTar}` }, repair);
       broken.set(id, file);
     }
   }

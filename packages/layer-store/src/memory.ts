@@ -356,8 +356,12 @@ class MemoryLayerStore implements LayerStore {
       if (!b) why = `blob ${l.blob.digest} is missing`;
       else if (b.length !== l.blob.size) [kind, why] = ["record-blob-mismatch", `blob is ${b.length} bytes, record says ${l.blob.size}`];
       else if (opts.verifyContent !== false) {
-        const r = await layerDigests([b]).catch(() => undefined);
-        if (r?.diffID !== l.diffID || r.uncompressedSize !== l.size) [kind, why] = ["record-diffid-mismatch", "blob does not decompress to the DiffID"];
+        const tar = new TarCheck();
+        const r = await layerDigests([b], { onUncompressed: (c) => tar.push(c) }).catch(() => undefined);
+        const notTar = r && tar.finish();
+        if (r?.diffID !== l.diffID || r.uncompressedSize !== l.size || (l.contentSize !== undefined && !notTar && tar.contentSize !== l.contentSize))
+          [kind, why] = ["record-diffid-mismatch", "blob does not decompress to the DiffID and sizes of the record"];
+        else if (notTar) [kind, why] = ["record-not-tar", notTar.message];
       }
       if (why) {
         problems.push({ kind, path: `memory:layers/${id}`, digest: id, message: `layer ${id}: ${why}`, repaired: repair });

@@ -90,6 +90,31 @@ describe("fsck (filesystem)", () => {
     expect(r.problems[0]!.path).toBe(rec);
   });
 
+  it("detects a recorded content size that differs from the blob's, and a layer that is not a tar", async () => {
+    const t = await tempRoot();
+    cleanup = t.cleanup;
+    const s = await openLayerStore({ root: t.root });
+    const l = await s.register([tarFor(6, 1000)]);
+    const rec = path.join(t.root, "layers/sha256", `${digestHex(l.chainID)}.json`);
+    const j = JSON.parse(await fsp.readFile(rec, "utf8"));
+    expect(j.contentSize).toBe(1000);
+    j.contentSize = 1001;
+    await fsp.writeFile(rec, JSON.stringify(j));
+    expect((await s.fsck()).problems.map((p) => p.kind)).toEqual(["record-diffid-mismatch"]);
+    // registerStoredBlob trusts its caller's DiffID; fsck reads the content and finds no tar
+    const junk = randomBytesFor(8, 3000);
+    const put = await s.content.put(junk);
+    const bad = await s.registerStoredBlob({ digest: put.digest, size: put.size, compression: "none" }, put.digest, junk.length);
+    const r = await s.fsck({ repair: true });
+    const found = new Map(r.problems.map((p) => [p.kind, p]));
+    expect([...found.keys()].sort()).toEqual(["record-diffid-mismatch", "record-not-tar"]);
+    expect(found.get("record-diffid-mismatch")!.digest).toBe(l.chainID);
+    expect(found.get("record-not-tar")!.digest).toBe(bad.chainID);
+    expect(found.get("record-not-tar")!.message).toMatch(/is not a valid tar archive: bad header checksum at byte 0/);
+    expect(await s.has(bad.chainID)).toBe(false);
+    expect((await s.fsck()).ok).toBe(true);
+  });
+
   it("open() removes ingests and temp files of dead processes but not live ones", async () => {
     const t = await tempRoot();
     cleanup = t.cleanup;
