@@ -6,7 +6,8 @@
  *   npx tsc -p tools/bench/tsconfig.build.json && node tools/bench/dist/archive.js
  *
  * Environment: BERTH_BENCH_ARCHIVE_MB (image size, default 1024),
- * BERTH_BENCH_RUNS (runs per tool, default 3), BERTH_BENCH_DIR (work dir,
+ * BERTH_BENCH_RUNS (runs per tool, default 3), BERTH_BENCH_SETTLE (seconds
+ * of quiet before every run, default 5), BERTH_BENCH_DIR (work dir,
  * default /tmp/berth-bench-archive), DOCKER_HOST (else the shared test dockerd
  * is started with tools/peers). Every tool runs under `/usr/bin/time` (wall
  * time and peak RSS); berth runs in a child process of its own.
@@ -131,6 +132,7 @@ export interface ArchiveBenchResult {
 export async function run(): Promise<ArchiveBenchResult> {
   const mb = Number(process.env.BERTH_BENCH_ARCHIVE_MB ?? 1024);
   const runs = Number(process.env.BERTH_BENCH_RUNS ?? 3);
+  const settle = Number(process.env.BERTH_BENCH_SETTLE ?? 5);
   const dir = process.env.BERTH_BENCH_DIR ?? "/tmp/berth-bench-archive";
   mkdirSync(dir, { recursive: true });
   const env = dockerEnv();
@@ -141,87 +143,122 @@ export async function run(): Promise<ArchiveBenchResult> {
   const rows: ArchiveBenchRow[] = [];
   const rm = (p: string) => rmSync(p, { recursive: true, force: true });
 
-  const measure = async (
-    op: "save" | "load",
-    tool: string,
-    bytes: () => number,
-    before: () => void,
-    cmd: () => [string, string[]],
-    n = runs,
-    note?: string,
-  ) => {
-    const ms: Measure[] = [];
-    let size = 0;
-    for (let i = 0; i < n; i++) {
-      before();
-      execFileSync("sync");
-      const [c, a] = cmd();
-      ms.push(await timed(c, a, env));
-      size = bytes();
+  /** One tool of a group: how to prepare a run, the command, the bytes it counts. */
+  interface Tool {
+    tool: string;
+    bytes: () => number;
+    before: () => void;
+    cmd: () => [string, string[]];
+    runs: number;
+    note?: string;
+  }
+
+  /**
+   * Run a group of tools round-robin: round i runs each tool once (those with
+   * runs left), starting at a different tool each round, so a slow stretch of
+   * the machine falls on all of them alike rather than on one tool's block.
+   * Before every run: the tool's own cleanup, `sync`, and the `warm` inputs
+   * read once (so every tool starts with its input in the page cache).
+   */
+  const group = async (op: "save" | "load", tools: Tool[], warm: string[] = []) => {
+    const ms = tools.map(() => [] as Measure[]);
+    const size = tools.map(() => 0);
+    const rounds = Math.max(...tools.map((t) => t.runs));
+    for (let i = 0; i < rounds; i++) {
+      for (let k = 0; k < tools.length; k++) {
+        const j = (i + k) % tools.length;
+        const t = tools[j]!;
+        if (ms[j]!.length >= t.runs) continue;
+        t.before();
+        execFileSync("sync");
+        // Let the disk settle: podman's vfs store writes ~4 GB per load, and
+        // whatever runs next (berth load, which writes fastest, most) pays for
+        // that I/O still draining for seconds after it returned.
+        if (settle > 0) execFileSync("sleep", [String(settle)]);
+        // Inputs in the page cache for every run: docker and podman write
+        // gigabytes between the runs of a round, which can evict them.
+        for (const w of warm) execFileSync("sh", ["-c", 'find "$1" -type f -exec cat {} + > /dev/null', "sh", w]);
+        const [c, a] = t.cmd();
+        ms[j]!.push(await timed(c, a, env));
+        size[j] = t.bytes();
+      }
     }
-    const secs = median(ms.map((m) => m.seconds));
-    const row: ArchiveBenchRow = {
-      op,
-      tool,
-      medianSeconds: secs,
-      mbPerSecond: size / 1e6 / secs,
-      peakRssMiB: Math.max(...ms.map((m) => m.maxRssKiB)) / 1024,
-      runs: n,
-      ...(note ? { note } : {}),
-    };
-    rows.push(row);
-    console.error(`${op} ${tool}: ${secs.toFixed(2)} s, ${row.mbPerSecond.toFixed(0)} MB/s, ${row.peakRssMiB.toFixed(0)} MiB`);
+    tools.forEach((t, j) => {
+      const secs = median(ms[j]!.map((m) => m.seconds));
+      const row: ArchiveBenchRow = {
+        op,
+        tool: t.tool,
+        medianSeconds: secs,
+        mbPerSecond: size[j]! / 1e6 / secs,
+        peakRssMiB: Math.max(...ms[j]!.map((m) => m.maxRssKiB)) / 1024,
+        runs: t.runs,
+        ...(t.note ? { note: t.note } : {}),
+      };
+      rows.push(row);
+      const each = ms[j]!.map((m) => m.seconds.toFixed(2)).join(" ");
+      console.error(`${op} ${t.tool}: ${secs.toFixed(2)} s, ${row.mbPerSecond.toFixed(0)} MB/s, ${row.peakRssMiB.toFixed(0)} MiB (runs in order: ${each})`);
+    });
   };
 
-  // ---- save
+  // ---- save (docker save first, alone: its output is the input of everything else)
   const size = () => statSync(out).size;
-  await measure("save", "docker save", size, () => rm(out), () => [DOCKER, ["save", "-o", out, tag]], runs, "client RSS; the daemon does the work");
+  const dockerSave: Tool = { tool: "docker save", bytes: size, before: () => rm(out), cmd: () => [DOCKER, ["save", "-o", out, tag]], runs, note: "client RSS; the daemon does the work" };
+  await group("save", [dockerSave]);
   execFileSync("cp", [out, dockerTar]);
   const archiveBytes = statSync(dockerTar).size;
   const storeRoot = join(dir, "store");
   rm(storeRoot);
   sh(process.execPath, [self, "child", "load", storeRoot, dockerTar]);
-  await measure("save", "berth save", size, () => rm(out), () => [process.execPath, [self, "child", "save", storeRoot, tag, out]]);
-  await measure("save", "skopeo docker-archive→docker-archive", size, () => rm(out), () => [
-    "skopeo",
-    ["--insecure-policy", "copy", "-q", `docker-archive:${dockerTar}`, `docker-archive:${out}:${tag}`],
-  ]);
-  await measure("save", "cp + sync", size, () => rm(out), () => ["sh", ["-c", `cp ${dockerTar} ${out} && sync`]]);
+  await group("save", [
+    { tool: "berth save", bytes: size, before: () => rm(out), cmd: () => [process.execPath, [self, "child", "save", storeRoot, tag, out]], runs },
+    {
+      tool: "skopeo docker-archive→docker-archive",
+      bytes: size,
+      before: () => rm(out),
+      cmd: () => ["skopeo", ["--insecure-policy", "copy", "-q", `docker-archive:${dockerTar}`, `docker-archive:${out}:${tag}`]],
+      runs,
+    },
+    { tool: "cp + sync", bytes: size, before: () => rm(out), cmd: () => ["sh", ["-c", `cp ${dockerTar} ${out} && sync`]], runs },
+  ], [dockerTar, join(storeRoot, "blobs")]);
 
   // ---- load (MB/s of the docker save archive read)
   const inBytes = () => archiveBytes;
   const loadRoot = join(dir, "load-store");
-  await measure("load", "berth load", inBytes, () => rm(loadRoot), () => [process.execPath, [self, "child", "load", loadRoot, dockerTar]]);
-  await measure(
-    "load",
-    "docker load",
-    inBytes,
-    () => {
-      execFileSync(DOCKER, ["rmi", tag], { env, stdio: "ignore" });
-    },
-    () => [DOCKER, ["load", "-q", "-i", dockerTar]],
-    runs,
-    "client RSS; the daemon does the work",
-  );
   const ociDir = join(dir, "oci");
-  await measure("load", "skopeo docker-archive→oci (uncompressed)", inBytes, () => rm(ociDir), () => [
-    "skopeo",
-    ["--insecure-policy", "copy", "-q", "--dest-oci-accept-uncompressed-layers", `docker-archive:${dockerTar}`, `oci:${ociDir}:x`],
-  ]);
-  await measure(
-    "load",
-    "skopeo docker-archive→oci (gzip)",
-    inBytes,
-    () => rm(ociDir),
-    () => ["skopeo", ["--insecure-policy", "copy", "-q", `docker-archive:${dockerTar}`, `oci:${ociDir}:x`]],
-    Math.min(runs, 1),
-  );
   const podmanRoot = join(dir, "podman");
-  await measure("load", "podman load", inBytes, () => rm(podmanRoot), () => [
-    "podman",
-    ["--root", join(podmanRoot, "root"), "--runroot", join(podmanRoot, "run"), "--storage-driver", "vfs", "load", "-q", "-i", dockerTar],
-  ]);
-  await measure("load", "openssl dgst -sha256", inBytes, () => {}, () => ["openssl", ["dgst", "-sha256", dockerTar]]);
+  await group("load", [
+    { tool: "berth load", bytes: inBytes, before: () => rm(loadRoot), cmd: () => [process.execPath, [self, "child", "load", loadRoot, dockerTar]], runs },
+    {
+      tool: "docker load",
+      bytes: inBytes,
+      before: () => execFileSync(DOCKER, ["rmi", tag], { env, stdio: "ignore" }),
+      cmd: () => [DOCKER, ["load", "-q", "-i", dockerTar]],
+      runs,
+      note: "client RSS; the daemon does the work",
+    },
+    {
+      tool: "skopeo docker-archive→oci (uncompressed)",
+      bytes: inBytes,
+      before: () => rm(ociDir),
+      cmd: () => ["skopeo", ["--insecure-policy", "copy", "-q", "--dest-oci-accept-uncompressed-layers", `docker-archive:${dockerTar}`, `oci:${ociDir}:x`]],
+      runs,
+    },
+    {
+      tool: "skopeo docker-archive→oci (gzip)",
+      bytes: inBytes,
+      before: () => rm(ociDir),
+      cmd: () => ["skopeo", ["--insecure-policy", "copy", "-q", `docker-archive:${dockerTar}`, `oci:${ociDir}:x`]],
+      runs: Math.min(runs, 1),
+    },
+    {
+      tool: "podman load",
+      bytes: inBytes,
+      before: () => rm(podmanRoot),
+      cmd: () => ["podman", ["--root", join(podmanRoot, "root"), "--runroot", join(podmanRoot, "run"), "--storage-driver", "vfs", "load", "-q", "-i", dockerTar]],
+      runs,
+    },
+    { tool: "openssl dgst -sha256", bytes: inBytes, before: () => {}, cmd: () => ["openssl", ["dgst", "-sha256", dockerTar]], runs },
+  ], [dockerTar]);
   rm(out);
   rm(ociDir);
   rm(podmanRoot);
