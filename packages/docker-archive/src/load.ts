@@ -328,6 +328,13 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
         inflightBytes -= first.n;
       }
     };
+    // The uncompressed tar goes to the tar check: through the digester's
+    // decompressor, or as it is.
+    const take = (chunk: Uint8Array) => {
+      if (digester) return Promise.all([write(chunk), digester.push(chunk)]);
+      tar.push(chunk);
+      return write(chunk);
+    };
     try {
       for await (const chunk of body) {
         if (compression === undefined) {
@@ -337,22 +344,14 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
           if (compression !== "none") digester = createDiffDigester(compression, maxLayer, (c) => tar.push(c));
           const first = head;
           head = undefined;
-          if (!digester) tar.push(first);
-          await Promise.all([write(first), digester?.push(first)]);
+          await take(first);
           continue;
         }
-        if (digester) await Promise.all([write(chunk), digester.push(chunk)]);
-        else {
-          tar.push(chunk);
-          await write(chunk);
-        }
+        await take(chunk);
       }
       if (compression === undefined) {
         compression = "none";
-        if (head) {
-          tar.push(head);
-          await write(head);
-        }
+        if (head) await take(head);
       }
       for (const x of inflight) await x.p;
       if (compression === "none" && size > maxLayer) {

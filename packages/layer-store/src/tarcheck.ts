@@ -257,15 +257,11 @@ export class TarCheck {
     const type = h[156] === 0 ? "0" : String.fromCharCode(h[156]!);
     if (type === "x" || type === "g" || type === "L" || type === "K") {
       if (sizeField > MAX_SPECIAL) throw invalid(`extended header of ${sizeField} bytes (limit ${MAX_SPECIAL})`, offset);
-      if (type === "x") {
+      if (type === "x" && sizeField > 0) {
         this.#pax = new Uint8Array(sizeField);
         this.#paxFill = 0;
         this.#paxAt = offset;
-        if (sizeField === 0) {
-          this.#pax = undefined;
-          this.#paxNextSize = undefined;
-        }
-      }
+      } else if (type === "x") this.#paxNextSize = undefined;
       this.#entry(sizeField);
       return;
     }

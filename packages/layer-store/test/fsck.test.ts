@@ -76,13 +76,18 @@ describe("fsck (filesystem)", () => {
     expect(g.removedBlobs).toEqual([child.blob.digest]);
   });
 
-  it("detects a blob whose content does not decompress to the recorded DiffID", async () => {
+  /** A store with one layer of `tarFor(seed, 1000)`, its record file and the record's JSON. */
+  async function oneLayer(seed: number) {
     const t = await tempRoot();
     cleanup = t.cleanup;
     const s = await openLayerStore({ root: t.root });
-    const l = await s.register([tarFor(5, 1000)]);
+    const l = await s.register([tarFor(seed, 1000)]);
     const rec = path.join(t.root, "layers/sha256", `${digestHex(l.chainID)}.json`);
-    const j = JSON.parse(await fsp.readFile(rec, "utf8"));
+    return { s, l, rec, j: JSON.parse(await fsp.readFile(rec, "utf8")) };
+  }
+
+  it("detects a blob whose content does not decompress to the recorded DiffID", async () => {
+    const { s, rec, j } = await oneLayer(5);
     j.size = 999;
     await fsp.writeFile(rec, JSON.stringify(j));
     const r = await s.fsck();
@@ -91,12 +96,7 @@ describe("fsck (filesystem)", () => {
   });
 
   it("detects a recorded content size that differs from the blob's, and a layer that is not a tar", async () => {
-    const t = await tempRoot();
-    cleanup = t.cleanup;
-    const s = await openLayerStore({ root: t.root });
-    const l = await s.register([tarFor(6, 1000)]);
-    const rec = path.join(t.root, "layers/sha256", `${digestHex(l.chainID)}.json`);
-    const j = JSON.parse(await fsp.readFile(rec, "utf8"));
+    const { s, l, rec, j } = await oneLayer(6);
     expect(j.contentSize).toBe(1000);
     j.contentSize = 1001;
     await fsp.writeFile(rec, JSON.stringify(j));

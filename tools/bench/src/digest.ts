@@ -64,30 +64,10 @@ async function impls(): Promise<Impl[]> {
   const csHex = (d: Uint8Array | string) => hexOf(chainsafe.digest(typeof d === "string" ? enc.encode(d) : d));
   const nobleHex = (d: Uint8Array | string) => hexOf(nobleSha256(typeof d === "string" ? enc.encode(d) : d));
   return [
-    {
-      name: "berth-wasm",
-      stream: (chunks) => {
-        const h = wasm.sha256.create();
-        for (const c of chunks) h.update(c);
-        return h.digest();
-      },
-      many: (msgs) => wasm.sha256Many(msgs),
-      chain: (ids) => wasm.chainId(ids)!,
-      chainMany: (chains) => wasm.chainIdMany(chains),
-    },
-    {
-      name: "berth-auto",
-      stream: (chunks) => {
-        const h = auto.sha256.create();
-        for (const c of chunks) h.update(c);
-        return h.digest();
-      },
-      many: (msgs) => auto.sha256Many(msgs),
-      chain: (ids) => auto.chainId(ids)!,
-      chainMany: (chains) => auto.chainIdMany(chains),
-    },
     ...(
       [
+        ["berth-wasm", wasm],
+        ["berth-auto", auto],
         ["berth-node", nodeBackend],
         ["berth-noble", nobleBackend],
       ] as const
