@@ -15,7 +15,7 @@ import { fsyncDir, mkdirp, ownerToken, readdirIfExists } from "./fsutil.js";
 import type { FsLeases } from "./leases.js";
 import { withLock } from "./lock.js";
 import { checkDigest, isHex64, type StorePaths } from "./paths.js";
-import type { BlobInfo, BlobWriter, CommitResult, ContentStore, Lease, WriterOptions } from "./types.js";
+import type { BlobInfo, BlobWriter, CommitResult, ContentStore, FileWriter, Lease, WriterOptions } from "./types.js";
 
 /** Name of the store-wide metadata lock (commits, layer records, holders, GC). */
 export const STORE_LOCK = "store";
@@ -87,8 +87,11 @@ export class IngestFile {
     while (this.#inflight.size) await Promise.all(this.#inflight);
   }
 
-  /** Wait for the writes in flight, fsync and close (the first failed write's error, if any). */
-  async finish(): Promise<void> {
+  /**
+   * Wait for the writes in flight, fsync and close (the first failed write's
+   * error, if any). Returns the file's size, whoever wrote it.
+   */
+  async finish(): Promise<number> {
     await this.#drain();
     const fh = this.#fh;
     if (!fh) throw new FailedPreconditionError("ingest is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
@@ -96,6 +99,7 @@ export class IngestFile {
     try {
       if (this.#failed !== undefined) throw this.#failed;
       await fh.sync();
+      return (await fh.stat()).size;
     } finally {
       await fh.close();
     }
@@ -199,6 +203,13 @@ export class FsContentStore implements ContentStore {
     if (opts.lease) await this.#leases.check(opts.lease);
     const ing = await IngestFile.create(this.#paths);
     return new FsBlobWriter(this, ing, opts.lease);
+  }
+
+  /** An ingest file for another thread to fill (see {@link FileWriter}). */
+  async fileWriter(opts: WriterOptions = {}): Promise<FileWriter> {
+    if (opts.lease) await this.#leases.check(opts.lease);
+    const ing = await IngestFile.create(this.#paths);
+    return new FsFileWriter(this, ing, opts.lease);
   }
 
   async put(
@@ -314,6 +325,45 @@ class FsBlobWriter implements BlobWriter {
       this.#done = true;
       this.#hash.destroy();
     }
+    await this.#ing.discard();
+  }
+}
+
+class FsFileWriter implements FileWriter {
+  readonly #store: FsContentStore;
+  readonly #ing: IngestFile;
+  readonly #lease: Lease | undefined;
+  #done = false;
+
+  constructor(store: FsContentStore, ing: IngestFile, lease: Lease | undefined) {
+    this.#store = store;
+    this.#ing = ing;
+    this.#lease = lease;
+  }
+
+  get path(): string {
+    return this.#ing.path;
+  }
+
+  async commit(digest: Digest | string, size: number, expectedDigest?: Digest | string): Promise<CommitResult> {
+    if (this.#done) throw new FailedPreconditionError("file writer is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    this.#done = true;
+    try {
+      const d = checkDigest(digest, "digest");
+      const n = checkSize(size, "size");
+      const expD = expectedDigest === undefined ? undefined : checkDigest(expectedDigest, "expected digest");
+      const actual = await this.#ing.finish();
+      verifyExpected("blob", { digest: d, size: actual }, n, expD);
+      const paths = this.#store.paths;
+      const existed = await withLock(paths.root, STORE_LOCK, () => this.#store.commitLocked(this.#ing.path, d, n, this.#lease));
+      return { digest: d, size: n, existed };
+    } finally {
+      await this.#ing.discard();
+    }
+  }
+
+  async abort(): Promise<void> {
+    this.#done = true;
     await this.#ing.discard();
   }
 }

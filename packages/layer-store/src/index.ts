@@ -15,6 +15,7 @@
 export type {
   BlobInfo,
   BlobWriter,
+  FileWriter,
   CommitResult,
   ContentIngester,
   ContentProvider,

@@ -91,10 +91,35 @@ export interface ContentProvider {
   list(): AsyncIterable<BlobInfo>;
 }
 
+/**
+ * An ingest file that the caller fills itself (from a worker thread or a
+ * child process) while hashing what it writes, then commits under the digest
+ * it computed. The store fsyncs the file and checks its size, not its digest:
+ * whoever commits vouches for it (`fsck` would report a lie as
+ * `blob-digest-mismatch`). For hashing on other threads, not for untrusted code.
+ */
+export interface FileWriter {
+  /** Absolute path of the ingest file: exists, empty, to be opened for writing. */
+  readonly path: string;
+  /**
+   * fsync, check that the file holds `size` bytes (`SizeMismatchError`), and
+   * make it the blob `digest`; `expectedDigest`, when given, must equal
+   * `digest` (`DigestMismatchError`). Nothing is visible on failure.
+   */
+  commit(digest: Digest | string, size: number, expectedDigest?: Digest | string): Promise<CommitResult>;
+  /** Discard the ingest (idempotent). */
+  abort(): Promise<void>;
+}
+
 /** Blob writes (containerd's Ingester). */
 export interface ContentIngester {
   /** Start an ingest. */
   writer(opts?: WriterOptions): Promise<BlobWriter>;
+  /**
+   * Optional (the filesystem store has it): an ingest file to be written by
+   * another thread, see {@link FileWriter}.
+   */
+  fileWriter?(opts?: WriterOptions): Promise<FileWriter>;
   /** Store `bytes` (one-shot writer), verifying `expected` when given. */
   put(bytes: Uint8Array, expected?: { digest?: Digest | string; size?: number }, opts?: WriterOptions): Promise<CommitResult>;
 }
