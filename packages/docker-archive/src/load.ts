@@ -34,7 +34,6 @@ import {
   type Digest,
   type Compression,
   SizeMismatchError,
-  detectCompression,
   isSha256Digest,
   layerDigests,
   sha256,
@@ -53,7 +52,7 @@ import {
   notInArchive,
   unsafeLink,
 } from "./errors.js";
-import { type DiffDigester, createDiffDigester } from "./diffid.js";
+import { type BlobFacts, BlobScan } from "./scan.js";
 import { type ArchiveSource, type ArchiveSourceInfo, decompressArchive, sourceChunks } from "./source.js";
 import type { ArchiveBlobWriter, ArchiveLease, ArchiveStore } from "./store.js";
 import { normalizeEntryName, readTar, resolveLinkTarget } from "./tar.js";
@@ -308,88 +307,41 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     expected: Digest | undefined,
   ): Promise<{ commit: Promise<FileEntry> }> {
     const w: ArchiveBlobWriter = await store.content.writer({ lease });
-    let digester: DiffDigester | undefined;
-    let compression: Compression | undefined;
-    let head: Uint8Array | undefined;
-    const tar = new TarCheck();
+    const scan = new BlobScan(name, maxLayer);
     // The writer hashes each chunk synchronously on write() and writes it at
     // its own offset; keep up to WRITE_AHEAD bytes in flight so reading,
     // hashing and several disk writes overlap instead of taking turns.
     const inflight: Array<{ p: Promise<void>; n: number }> = [];
     let inflightBytes = 0;
-    const write = async (chunk: Uint8Array) => {
-      const p = w.write(chunk);
-      p.catch(() => {});
-      inflight.push({ p, n: chunk.length });
-      inflightBytes += chunk.length;
-      while (inflightBytes > WRITE_AHEAD) {
-        const first = inflight.shift()!;
-        await first.p;
-        inflightBytes -= first.n;
-      }
-    };
-    // The uncompressed tar goes to the tar check: through the digester's
-    // decompressor, or as it is.
-    const take = (chunk: Uint8Array) => {
-      if (digester) return Promise.all([write(chunk), digester.push(chunk)]);
-      tar.push(chunk);
-      return write(chunk);
-    };
     try {
       for await (const chunk of body) {
-        if (compression === undefined) {
-          head = head ? concat(head, chunk) : chunk;
-          if (head.length < 4) continue;
-          compression = detectCompression(head);
-          if (compression !== "none") digester = createDiffDigester(compression, maxLayer, (c) => tar.push(c));
-          const first = head;
-          head = undefined;
-          await take(first);
-          continue;
+        const p = w.write(chunk);
+        p.catch(() => {});
+        inflight.push({ p, n: chunk.length });
+        inflightBytes += chunk.length;
+        const scanned = scan.push(chunk);
+        if (scanned) await scanned;
+        while (inflightBytes > WRITE_AHEAD) {
+          const first = inflight.shift()!;
+          await first.p;
+          inflightBytes -= first.n;
         }
-        await take(chunk);
-      }
-      if (compression === undefined) {
-        compression = "none";
-        if (head) await take(head);
       }
       for (const x of inflight) await x.p;
-      if (compression === "none" && size > maxLayer) {
-        // An uncompressed entry that large cannot be a layer we accept.
-        throw new InvalidArgumentError(`archive entry ${name}: ${size} bytes exceeds the layer limit of ${maxLayer}`, {
-          code: ArchiveErrorCode.DECOMPRESSION_LIMIT,
-        });
-      }
-      const d = digester ? await digester.finish() : undefined;
+      const facts = await scan.finish();
       const commit = (async (): Promise<FileEntry> => {
         let committed: { digest: Digest; size: number };
         try {
           committed = await w.commit(size, expected);
         } catch (err) {
           await w.abort().catch(() => {});
-          if (hasCode(err, "ERR_DIGEST_MISMATCH") && expected)
-            throw digestMismatch(
-              `archive entry ${name}`,
-              expected,
-              String((err as { details?: { actual?: string } }).details?.actual ?? "different content"),
-            );
-          throw err;
+          throw blobMismatch(err, name, expected);
         }
-        return {
-          kind: "file",
-          name,
-          size,
-          digest: committed.digest,
-          stored: true,
-          compression: compression ?? "none",
-          diffID: d ? d.diffID : committed.digest,
-          uncompressedSize: d ? d.uncompressedSize : size,
-          ...notTarOf(tar),
-        };
+        return storedEntry(name, committed.digest, size, facts);
       })();
       return { commit };
     } catch (err) {
-      digester?.abort();
+      scan.abort();
       for (const x of inflight) await x.p.catch(() => {});
       await w.abort().catch(() => {});
       throw err;
@@ -397,16 +349,22 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   }
 }
 
+/** A blob whose digest is not the one its `blobs/sha256/<hex>` name promised: `ERR_DIGEST_MISMATCH` naming the entry. */
+function blobMismatch(err: unknown, name: string, expected: Digest | undefined): unknown {
+  if (!hasCode(err, "ERR_DIGEST_MISMATCH") || !expected) return err;
+  const actual = (err as { details?: { actual?: string } }).details?.actual;
+  return digestMismatch(`archive entry ${name}`, expected, String(actual ?? "different content"));
+}
+
 function notTarOf(tar: TarCheck): { notTar?: BerthError; contentSize?: number } {
   const err = tar.finish();
   return err ? { notTar: err } : { contentSize: tar.contentSize };
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+/** The record of an entry committed to the content store. */
+function storedEntry(name: string, digest: Digest, size: number, facts: BlobFacts): FileEntry {
+  const { compression, diffID, ...rest } = facts;
+  return { kind: "file", name, size, digest, stored: true, compression, diffID: diffID ?? digest, ...rest };
 }
 
 function sameEntry(a: Entry, b: Entry): boolean {

@@ -38,6 +38,17 @@ export interface ArchiveBlobWriter {
   abort(): Promise<void>;
 }
 
+/**
+ * An ingest file that another thread fills (see `@berth/layer-store`'s
+ * `FileWriter`): the store fsyncs it, checks its size and commits it under
+ * the digest the writer computed.
+ */
+export interface ArchiveFileWriter {
+  readonly path: string;
+  commit(digest: Digest | string, size: number, expectedDigest?: Digest | string): Promise<{ digest: Digest; size: number; existed: boolean }>;
+  abort(): Promise<void>;
+}
+
 /** The content store role. */
 export interface ArchiveContent {
   has(digest: Digest | string): Promise<boolean>;
@@ -45,6 +56,11 @@ export interface ArchiveContent {
   open(digest: Digest | string): Promise<Readable>;
   readBytes(digest: Digest | string, maxSize: number): Promise<Uint8Array>;
   writer(opts?: { lease?: ArchiveLease }): Promise<ArchiveBlobWriter>;
+  /**
+   * Optional (the filesystem content store has it): with it, `load` of an
+   * archive file hashes and writes large entries on worker threads.
+   */
+  fileWriter?(opts?: { lease?: ArchiveLease }): Promise<ArchiveFileWriter>;
   put(
     bytes: Uint8Array,
     expected?: { digest?: Digest | string; size?: number },
