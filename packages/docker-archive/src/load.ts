@@ -53,8 +53,9 @@ import {
   unsafeLink,
 } from "./errors.js";
 import { type BlobFacts, BlobScan } from "./scan.js";
-import { type ArchiveSource, type ArchiveSourceInfo, decompressArchive, sourceChunks } from "./source.js";
-import type { ArchiveBlobWriter, ArchiveLease, ArchiveStore } from "./store.js";
+import { type ArchiveSource, type ArchiveSourceInfo, decompressArchive, FileSource, sourceChunks } from "./source.js";
+import { defaultThreads, IngestPool } from "./pool.js";
+import type { ArchiveBlobWriter, ArchiveFileWriter, ArchiveLease, ArchiveStore } from "./store.js";
 import { normalizeEntryName, readTar, resolveLinkTarget } from "./tar.js";
 import { FailedPreconditionError, InvalidArgumentError } from "@berth/digest";
 import { MT, normalizeTag, parseJson, refNameToTag } from "./util.js";
@@ -82,6 +83,15 @@ export interface LoadOptions {
   repository?: string;
   /** Called as bytes are read. */
   onProgress?: (p: LoadProgress) => void;
+  /**
+   * Worker threads for an archive file (a path, not gzip'd as a whole, into a
+   * store whose content store has `fileWriter`, as the filesystem store's
+   * does). Entries of at least `minEntrySize` bytes (default 8 MiB) are then
+   * read, hashed, checked and written by up to `threads` workers (default: one
+   * per core, at most 4), several layers at once, while this thread reads
+   * the rest of the archive. `false`: everything on the calling thread.
+   */
+  workers?: false | { threads?: number; minEntrySize?: number };
 }
 
 /** Progress report of {@link load}. */
@@ -152,6 +162,7 @@ const DEFAULT_MAX_LAYER = 2 ** 40;
 const SMALL_ENTRY = 1 << 20;
 const WRITE_AHEAD = 32 << 20;
 const MAX_COMMITS = 4;
+const WORKER_MIN_ENTRY = 8 << 20;
 const DEFAULT_MEMORY_BUDGET = 64 << 20;
 const META_NAMES = new Set(["manifest.json", "index.json", "repositories", "oci-layout"]);
 const BLOB_RE = /^blobs\/sha256\/([0-9a-f]{64})$/;
@@ -223,12 +234,37 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
   const policy = options.tagConflict ?? (options.overwriteTags ? "move" : "keep");
   const info: ArchiveSourceInfo = { compression: "none", bytesRead: 0 };
-  const total = typeof source === "string" && options.onProgress ? (await stat(source)).size : undefined;
+  const fileSize = typeof source === "string" ? (await stat(source).catch(() => undefined))?.size : undefined;
+  const total = options.onProgress ? fileSize : undefined;
+  // An archive file can hand large entries to worker threads (see options.workers).
+  const file = typeof source === "string" ? new FileSource(source) : undefined;
+  const threads = options.workers === false ? 0 : (options.workers?.threads ?? defaultThreads());
+  const workerMinEntry = (options.workers ? options.workers.minEntrySize : undefined) ?? WORKER_MIN_ENTRY;
+  const fileWriter = store.content.fileWriter?.bind(store.content);
+  const delegate = file && threads > 0 && fileWriter ? { file, fileWriter } : undefined;
+  let pool: IngestPool | undefined;
+  /** Byte ranges of the archive that workers are still reading. */
+  const onWorkers = new Set<{ start: number; end: number }>();
+  let reported = 0;
+  // Progress: bytes the reader passed, less those a worker has still to read.
+  const progress = (entry: string) => {
+    if (!options.onProgress) return;
+    let done = info.bytesRead;
+    for (const r of onWorkers) done -= Math.max(0, Math.min(r.end, info.bytesRead) - r.start);
+    reported = Math.max(reported, done);
+    options.onProgress({ bytesRead: reported, entry, ...(total !== undefined ? { total } : {}) });
+  };
+  if (delegate && (fileSize ?? 0) >= workerMinEntry) {
+    // Large enough to have an entry for the workers: start them while this thread reads.
+    pool = new IngestPool(threads);
+    pool.warm();
+  }
   const lease = await store.lease();
   try {
     const entries = await ingest();
     return await resolveAndCommit(store, entries, lease, options, policy, maxJson, maxLayer, info);
   } finally {
+    await pool?.close();
     await lease.release();
   }
 
@@ -238,7 +274,8 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     try {
       return await ingestEntries(ordered, committing);
     } catch (err) {
-      // Let background commits settle before the lease goes away.
+      // Stop the workers; let background commits settle before the lease goes away.
+      pool?.cancel(err);
       await Promise.allSettled(ordered);
       throw err;
     }
@@ -250,9 +287,15 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   ): Promise<Map<string, Entry>> {
     const entries = new Map<string, Entry>();
     let memUsed = 0;
-    const chunks = decompressArchive(sourceChunks(source), info, options.maxArchiveSize);
-    for await (const e of readTar(chunks)) {
-      options.onProgress?.({ bytesRead: info.bytesRead, entry: e.name, ...(total !== undefined ? { total } : {}) });
+    const chunks = decompressArchive(file ?? sourceChunks(source), info, options.maxArchiveSize);
+    // Bodies the workers read are not read here (only in a plain tar are positions those of the file).
+    const skipBody = delegate
+      ? (to: number) => {
+          if (info.compression === "none") delegate.file.skipTo(to);
+        }
+      : undefined;
+    for await (const e of readTar(chunks, skipBody ? { skipBody } : {})) {
+      progress(e.name);
       if (e.name === "") continue; // "./" itself
       let rec: Entry;
       if (e.type === "directory" || e.type === "other") {
@@ -275,8 +318,16 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
           if (expected && digest !== expected) throw digestMismatch(`archive entry ${e.name}`, expected, digest);
           rec = { kind: "file", name: e.name, size: e.size, digest, bytes, stored: false };
         } else {
-          // Streamed now; committed (fsync, rename) in the background while the
-          // next entries stream, at most MAX_COMMITS at a time.
+          // On a worker (its body is not read here), or streamed now; either
+          // way committed (fsync, rename) in the background while the next
+          // entries stream, a few at a time.
+          if (delegate && info.compression === "none" && e.size >= workerMinEntry) {
+            // Queued jobs cost nothing (no open file) until a worker takes them.
+            const p = ingestOnWorker(delegate, e.name, e.dataOffset, e.size, expected);
+            p.catch(() => {});
+            ordered.push(p);
+            continue;
+          }
           const p = (await ingestToStore(e.name, e.size, e.body(), expected)).commit;
           p.catch(() => {});
           ordered.push(p);
@@ -294,10 +345,41 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       if (prev === undefined) entries.set(rec.name, rec);
       else if (!sameEntry(prev, rec)) throw duplicateEntry(rec.name);
     }
-    options.onProgress?.({ bytesRead: info.bytesRead, entry: "", ...(total !== undefined ? { total } : {}) });
+    progress("");
     // Every link must land on an entry, never outside (checked at read) or nowhere.
     for (const e of entries.values()) if (e.kind === "link") followLinks(entries, e.name, e.name);
     return entries;
+  }
+
+  /** Read, hash, scan and write an entry on a worker thread; commit it here. */
+  async function ingestOnWorker(
+    d: NonNullable<typeof delegate>,
+    name: string,
+    offset: number,
+    size: number,
+    expected: Digest | undefined,
+  ): Promise<FileEntry> {
+    let fw: ArchiveFileWriter | undefined;
+    const range = { start: offset, end: offset + size };
+    onWorkers.add(range);
+    try {
+      pool ??= new IngestPool(threads);
+      const done = await pool.run({ file: d.file.path, offset, size, name, maxLayer }, async () => {
+        fw = await d.fileWriter({ lease });
+        return fw.path;
+      });
+      const committed = await fw!.commit(done.digest, size, expected).catch((err: unknown) => {
+        throw blobMismatch(err, name, expected);
+      });
+      onWorkers.delete(range);
+      progress(name);
+      return storedEntry(name, committed.digest, size, done.facts);
+    } catch (err) {
+      await fw?.abort().catch(() => {});
+      throw err;
+    } finally {
+      onWorkers.delete(range);
+    }
   }
 
   async function ingestToStore(

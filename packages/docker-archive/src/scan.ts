@@ -7,7 +7,8 @@
  * @module
  */
 import { type BerthError, type Compression, type Digest, detectCompression, InvalidArgumentError } from "@berth/digest";
-import { TarCheck } from "@berth/layer-store";
+// The module alone: worker threads load this and should start fast.
+import { TarCheck } from "@berth/layer-store/tarcheck";
 import { type DiffDigester, createDiffDigester } from "./diffid.js";
 import { ArchiveErrorCode } from "./errors.js";
 

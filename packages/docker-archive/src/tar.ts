@@ -37,6 +37,8 @@ export interface TarEntry {
   mtime: number;
   /** Byte offset of the header in the (uncompressed) archive. */
   offset: number;
+  /** Byte offset of the body in the (uncompressed) archive. */
+  dataOffset: number;
   /**
    * The body, as chunks. Consume it fully or not at all before asking for the
    * next entry (an unconsumed body is skipped).
@@ -52,6 +54,12 @@ export interface TarReadOptions {
    * headers over 4 MiB before decoding them.
    */
   maxExtendedHeader?: number;
+  /**
+   * Called when an entry's body was not read, with where the next header
+   * starts: a seekable source (see `FileSource.skipTo`) can then yield zeros
+   * for the rest of the body instead of reading it.
+   */
+  skipBody?: (nextHeader: number) => void;
 }
 
 const BLOCK = 512;
@@ -336,6 +344,7 @@ export async function* readTar(source: ByteSource, options: TarReadOptions = {})
         mode,
         mtime: Math.floor(mtimeMs / 1000),
         offset,
+        dataOffset: h.byteOffset,
         body: () => {
           if (started) throw new Error(`tar entry ${rawName}: body() called twice`);
           started = true;
@@ -353,6 +362,7 @@ export async function* readTar(source: ByteSource, options: TarReadOptions = {})
       };
       if (type === "hardlink" || type === "symlink") entry.linkname = h.linkname ?? "";
       yield entry;
+      if (!started && bodySize > 0) options.skipBody?.(feed.next);
       if (!started || bodySize === 0) stream.resume();
       else if (!consumed) throw new Error(`tar entry ${rawName}: body abandoned half-read`);
     }

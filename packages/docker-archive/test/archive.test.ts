@@ -75,6 +75,63 @@ describe("load", () => {
     expect(r.bytesRead).toBe(tar.length);
   });
 
+  it("hashes a file archive's large entries on worker threads with the same result as on the calling thread", async () => {
+    // Random content (incompressible, so the gzip and zstd blobs stay large too).
+    const random = (n: number, seed: number) => {
+      const out = new Uint8Array(n);
+      let x = seed;
+      for (let i = 0; i < n; i++) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        out[i] = x >>> 24;
+      }
+      return out;
+    };
+    const layers = [
+      await layerTar({ "a.bin": random(3 << 20, 1), "small.txt": "s" }),
+      await layerTar({ "b.bin": random(2 << 20, 2) }),
+      await layerTar({ "c.txt": "tiny layer, in memory" }),
+    ];
+    const dir = mkdtempSync(join(tmpdir(), "berth-workers-"));
+    try {
+      for (const [kind, img] of [
+        ["plain", imageOf(layers, { label: "plain" })],
+        ["gzip", imageOf(layers, { gzip: true, label: "gzip" })],
+        ["zstd", imageOf(layers, { zstd: true, label: "zstd" })],
+      ] as const) {
+        for (const [format, entries] of [
+          ["docker", legacyEntries([{ img, tags: [`w:${kind}`] }])],
+          ["oci", ociEntries(img, `w:${kind}`).entries],
+        ] as const) {
+          const file = join(dir, `${kind}-${format}.tar`);
+          writeFileSync(file, await tarOf(entries));
+          const [there, here] = [await tempStore(), await tempStore()];
+          try {
+            const progress: number[] = [];
+            const onWorkers = await load(there.store, file, { workers: { threads: 2, minEntrySize: 1 << 20 }, onProgress: (p) => progress.push(p.bytesRead) });
+            const onThisThread = await load(here.store, file, { workers: false });
+            expect(onWorkers).toEqual(onThisThread);
+            expect(onWorkers.images[0]!.id).toBe(img.id);
+            expect(onWorkers.images[0]!.layers.map((l) => l.diffID)).toEqual(img.diffIDs);
+            expect(onWorkers.bytesRead).toBe(readFileSync(file).length);
+            expect(progress).toEqual([...progress].sort((a, b) => a - b));
+            expect(progress.at(-1)).toBe(onWorkers.bytesRead);
+            // The same layer records, dockerd's sizes (the tars' file sizes) included.
+            const records = (s: typeof t.store) => Promise.all(onWorkers.images[0]!.layers.map((l) => s.layers.get(l.chainID)));
+            const recorded = await records(there.store);
+            expect(recorded).toEqual(await records(here.store));
+            expect(recorded.every((r) => (r as { contentSize?: number }).contentSize! > 0)).toBe(true);
+            expect(readdirSync(join(there.root, "ingest"))).toEqual([]);
+          } finally {
+            await there.cleanup();
+            await here.cleanup();
+          }
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.runIf(process.platform === "linux")("closes the archive file when the tar ends before the file does", async () => {
     const img = await twoLayerImage({ label: "padded" });
     const tar = await tarOf(legacyEntries([{ img, tags: ["padded:1"] }]));
@@ -93,6 +150,9 @@ describe("load", () => {
     const r = await load(t.store, file);
     expect(r.images[0]!.id).toBe(img.id);
     expect(r.bytesRead).toBeLessThan(tar.length + (3 << 20));
+    expect(openOnFile()).toBe(0);
+    // Also when worker threads read the entries.
+    await load(t.store, file, { memoryBudget: 0, workers: { minEntrySize: 1 } });
     expect(openOnFile()).toBe(0);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -171,11 +231,25 @@ describe("load without layers.registerStoredBlob", () => {
 });
 
 describe("hostile archives are refused and leave nothing visible", () => {
+  /**
+   * Refused from a stream, and again from a file whose every entry (JSON
+   * aside) goes to the worker threads, leaving no ingest file behind.
+   */
   async function expectRefused(entries: Parameters<typeof tarOf>[0] | Uint8Array, code: string, opts = {}) {
     const tar = entries instanceof Uint8Array ? entries : await tarOf(entries);
     await expect(load(t.store, [tar], opts)).rejects.toMatchObject({ code });
     expect(await t.store.images.len()).toBe(0);
     expect(await t.store.references.list()).toEqual([]);
+    const dir = mkdtempSync(join(tmpdir(), "berth-src-"));
+    try {
+      writeFileSync(join(dir, "a.tar"), tar);
+      await expect(load(t.store, join(dir, "a.tar"), { memoryBudget: 0, workers: { minEntrySize: 1 }, ...opts })).rejects.toMatchObject({ code });
+      expect(await t.store.images.len()).toBe(0);
+      expect(await t.store.references.list()).toEqual([]);
+      expect(readdirSync(join(t.root, "ingest"))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
   let good: Awaited<ReturnType<typeof twoLayerImage>>;
   beforeEach(async () => {

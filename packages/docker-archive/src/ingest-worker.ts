@@ -1,0 +1,76 @@
+/**
+ * A worker thread of {@link IngestPool}: reads an archive entry's bytes from
+ * the archive file, hashes them (the blob digest), scans them (compression,
+ * DiffID, tar check) and writes them into the ingest file, in one loop over a
+ * reused buffer. The calling thread commits the ingest file afterwards.
+ * @module
+ */
+import { closeSync, fdatasync, openSync, readSync, writeSync } from "node:fs";
+import { parentPort, workerData } from "node:worker_threads";
+import { sha256 } from "@berth/digest";
+import { truncated } from "./errors.js";
+import { type IngestJob, toWire } from "./pool.js";
+import { BlobScan } from "./scan.js";
+
+/** Read/write size: read, hash and write of one buffer stay within a core's L2 cache. */
+const CHUNK = 512 << 10;
+/**
+ * Every this many bytes, start an fdatasync of what was written so far in
+ * the background, so the disk writes while the worker hashes on and the
+ * fsync at commit finds little left to do (on the bench's 1.1 GB load:
+ * 1.39 → 1.23 s, median of 5 alternated runs).
+ */
+const EARLY_SYNC = 16 << 20;
+
+const cancel = (workerData as { cancel: Int32Array }).cancel;
+
+async function ingest(job: IngestJob): Promise<{ digest: string; facts: object }> {
+  const hash = sha256.create();
+  const scan = new BlobScan(job.name, job.maxLayer);
+  const input = openSync(job.file, "r");
+  let output: number | undefined;
+  let syncing: Promise<void> | undefined;
+  try {
+    output = openSync(job.path, "r+");
+    let buf = Buffer.allocUnsafeSlow(Math.min(CHUNK, job.size));
+    for (let pos = 0; pos < job.size; ) {
+      if (Atomics.load(cancel, 0)) throw new Error("load cancelled");
+      const n = readSync(input, buf, 0, Math.min(buf.length, job.size - pos), job.offset + pos);
+      if (n === 0) throw truncated(`entry ${JSON.stringify(job.name)}: the file ends inside its data`);
+      const chunk = buf.subarray(0, n);
+      hash.update(chunk);
+      const scanned = scan.push(chunk);
+      if (scanned) await scanned;
+      for (let off = 0; off < n; ) off += writeSync(output, chunk, off, n - off, pos + off);
+      pos += n;
+      if (pos % EARLY_SYNC < n) {
+        // Let the last sync's callback run; start the next one unless it is still going.
+        await new Promise(setImmediate);
+        const fd = output;
+        syncing ??= new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
+          syncing = undefined;
+        });
+      }
+      // A decompressor may hold on to the chunk: give it memory of its own.
+      if (scan.compressed) buf = Buffer.allocUnsafeSlow(buf.length);
+    }
+    const { notTar, ...facts } = await scan.finish();
+    return { digest: hash.digest(), facts: notTar ? { ...facts, notTar: toWire(notTar) } : facts };
+  } catch (err) {
+    scan.abort();
+    hash.destroy();
+    throw err;
+  } finally {
+    // The commit's fsync reports write-back errors; this one only started it early.
+    await syncing;
+    closeSync(input);
+    if (output !== undefined) closeSync(output);
+  }
+}
+
+parentPort!.on("message", (m: IngestJob & { id: number }) => {
+  ingest(m).then(
+    (done) => parentPort!.postMessage({ id: m.id, ...done }),
+    (err: unknown) => parentPort!.postMessage({ id: m.id, error: toWire(err) }),
+  );
+});

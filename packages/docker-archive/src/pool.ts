@@ -1,0 +1,230 @@
+/**
+ * Worker threads for `load` of an archive file: each large entry is read
+ * from the file at its offset, hashed, scanned ({@link BlobScan}) and written
+ * into an ingest file by a worker of its own, so the entries of an archive
+ * are hashed in parallel while the calling thread reads on. SHA-256 of one
+ * stream cannot be split, but an archive has several layers.
+ *
+ * Why a worker does its own reads and writes, synchronously: a 512 KiB
+ * buffer that is read into, hashed and written out stays in the core's
+ * cache, and no chunk crosses threads. Measured on this project's 1.1 GB
+ * bench archive: copying it through 512 KiB buffers costs a third of the
+ * system time of 1 MiB ones (the L2 cache here is 1 MiB per core).
+ * @module
+ */
+import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import * as errors from "@berth/digest";
+import type { BlobFacts } from "./scan.js";
+
+/** One entry for a worker: `size` bytes at `offset` of `file`, into the ingest file `path`. */
+export interface IngestJob {
+  file: string;
+  offset: number;
+  size: number;
+  /** Ingest file to write (exists, empty). */
+  path: string;
+  /** Archive entry name, for messages. */
+  name: string;
+  maxLayer: number;
+}
+
+/** What a worker found: the blob's digest and the scan's facts. */
+export interface IngestDone {
+  digest: errors.Digest;
+  facts: BlobFacts;
+}
+
+/** An error as it crosses threads: enough to rebuild the typed error. */
+export interface WireError {
+  name: string;
+  message: string;
+  code?: string;
+  details?: Record<string, unknown>;
+  errno?: number;
+  syscall?: string;
+}
+
+/** Flatten an error for postMessage (which keeps no class). */
+export function toWire(err: unknown): WireError {
+  if (!(err instanceof Error)) return { name: "Error", message: String(err) };
+  const e = err as Error & { code?: unknown; details?: unknown; errno?: unknown; syscall?: unknown };
+  return {
+    name: e.name,
+    message: e.message,
+    ...(typeof e.code === "string" ? { code: e.code } : {}),
+    ...(e.details && typeof e.details === "object" ? { details: e.details as Record<string, unknown> } : {}),
+    ...(typeof e.errno === "number" ? { errno: e.errno } : {}),
+    ...(typeof e.syscall === "string" ? { syscall: e.syscall } : {}),
+  };
+}
+
+type ErrorClass = new (message: string, options?: { code?: string; details?: Record<string, unknown> }) => errors.BerthError;
+/** berth's error classes by name: each takes (message, { code, details }). */
+const CLASSES: Record<string, ErrorClass> = {
+  NotFoundError: errors.NotFoundError,
+  AlreadyExistsError: errors.AlreadyExistsError,
+  InvalidArgumentError: errors.InvalidArgumentError,
+  FailedPreconditionError: errors.FailedPreconditionError,
+  UnavailableError: errors.UnavailableError,
+  DataIntegrityError: errors.DataIntegrityError,
+  DigestMismatchError: errors.DigestMismatchError,
+  SizeMismatchError: errors.SizeMismatchError,
+  DecompressionLimitError: errors.DecompressionLimitError,
+  CorruptDataError: errors.CorruptDataError,
+};
+
+/** Rebuild an error of {@link toWire}: berth's typed errors keep their class and code, system errors their code. */
+export function fromWire(w: WireError): Error {
+  const cls = CLASSES[w.name];
+  if (cls) return new cls(w.message, { ...(w.code ? { code: w.code } : {}), ...(w.details ? { details: w.details } : {}) });
+  const err = new Error(w.message) as NodeJS.ErrnoException;
+  if (w.code) err.code = w.code;
+  if (w.errno !== undefined) err.errno = w.errno;
+  if (w.syscall) err.syscall = w.syscall;
+  return err;
+}
+
+/** Message from a worker. */
+type Reply = { id: number; digest: errors.Digest; facts: Omit<BlobFacts, "notTar"> & { notTar?: WireError } } | { id: number; error: WireError };
+
+/** Worker threads by default: one per core, at most 4. */
+export function defaultThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
+}
+
+/** The worker script: beside this module once built; tests running the sources use the build's. */
+function workerUrl(): URL {
+  const here = new URL("./ingest-worker.js", import.meta.url);
+  return existsSync(here) ? here : new URL("../dist/ingest-worker.js", import.meta.url);
+}
+
+/**
+ * The worker runs berth's built JavaScript: it keeps the parent's flags but
+ * not its export conditions (a development setup's `--conditions=source`, as
+ * under vitest, would point its imports at TypeScript sources).
+ */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--conditions" || a === "-C") i++;
+    else if (!a.startsWith("--conditions=") && !a.startsWith("-C=")) out.push(a);
+  }
+  return out;
+}
+
+interface Slot {
+  worker: Worker;
+  job: { id: number; resolve: (d: IngestDone) => void; reject: (e: unknown) => void } | undefined;
+}
+
+interface Queued {
+  job: Omit<IngestJob, "path">;
+  prepare: () => Promise<string>;
+  resolve: (d: IngestDone) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Up to `threads` workers, started by {@link warm} or as jobs arrive. Queued
+ * jobs run largest first, so the last to finish (whose fsync nothing
+ * overlaps) are small. {@link cancel} makes the workers stop their current
+ * job at the next chunk (they close their files themselves) and refuses the
+ * queued ones; {@link close} ends the workers.
+ */
+export class IngestPool {
+  readonly #threads: number;
+  readonly #slots: Slot[] = [];
+  readonly #queue: Queued[] = [];
+  /** Shared with the workers: non-zero means stop. */
+  readonly #cancel = new Int32Array(new SharedArrayBuffer(4));
+  #nextId = 0;
+  #cancelled: unknown;
+
+  constructor(threads: number) {
+    this.#threads = Math.max(1, threads);
+  }
+
+  /** Start the workers now (their start-up then overlaps the caller's). */
+  warm(): void {
+    while (this.#slots.length < this.#threads) this.#spawn();
+  }
+
+  /**
+   * Run `job` on a worker; `prepare` gives the ingest file to write, called
+   * when a worker is free (so queued jobs hold no open files).
+   */
+  run(job: Omit<IngestJob, "path">, prepare: () => Promise<string>): Promise<IngestDone> {
+    if (this.#cancelled !== undefined) return Promise.reject(this.#cancelled);
+    return new Promise<IngestDone>((resolve, reject) => {
+      this.#queue.push({ job, prepare, resolve, reject });
+      this.#dispatch();
+    });
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length) {
+      let slot = this.#slots.find((s) => !s.job);
+      if (!slot && this.#slots.length < this.#threads) slot = this.#spawn();
+      if (!slot) return;
+      let k = 0;
+      for (let i = 1; i < this.#queue.length; i++) if (this.#queue[i]!.job.size > this.#queue[k]!.job.size) k = i;
+      const { job, prepare, resolve, reject } = this.#queue.splice(k, 1)[0]!;
+      const id = this.#nextId++;
+      const taken = { id, resolve, reject };
+      slot.job = taken;
+      const free = slot;
+      prepare().then(
+        (path) => free.worker.postMessage({ id, ...job, path }),
+        (err: unknown) => {
+          if (free.job === taken) free.job = undefined;
+          reject(err);
+          this.#dispatch();
+        },
+      );
+    }
+  }
+
+  #spawn(): Slot {
+    const worker = new Worker(workerUrl(), { workerData: { cancel: this.#cancel }, execArgv: workerExecArgv() });
+    const slot: Slot = { worker, job: undefined };
+    worker.on("message", (m: Reply) => {
+      const job = slot.job;
+      if (!job || job.id !== m.id) return;
+      slot.job = undefined;
+      if ("error" in m) job.reject(fromWire(m.error));
+      else {
+        const { notTar, ...facts } = m.facts;
+        job.resolve({ digest: m.digest, facts: notTar ? { ...facts, notTar: fromWire(notTar) as errors.BerthError } : facts });
+      }
+      this.#dispatch();
+    });
+    const fail = (err: unknown) => {
+      const i = this.#slots.indexOf(slot);
+      if (i >= 0) this.#slots.splice(i, 1);
+      slot.job?.reject(err);
+      slot.job = undefined;
+      this.#dispatch();
+    };
+    worker.on("error", fail);
+    worker.on("exit", (code) => fail(new Error(`load's worker thread exited with code ${code}`)));
+    this.#slots.push(slot);
+    return slot;
+  }
+
+  /** Stop: running jobs end at their next chunk, queued ones fail with `reason`. */
+  cancel(reason: unknown): void {
+    this.#cancelled ??= reason;
+    Atomics.store(this.#cancel, 0, 1);
+    for (const q of this.#queue.splice(0)) q.reject(reason);
+  }
+
+  /** End the workers (after their jobs settled). */
+  async close(): Promise<void> {
+    const slots = this.#slots.splice(0);
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+}
