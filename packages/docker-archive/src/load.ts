@@ -10,7 +10,10 @@
  *    writer while written; compression is detected from the first bytes and a
  *    compressed blob is decompressed on the way to compute its DiffID. Entries
  *    under `blobs/` must be `blobs/sha256/<hex>` and are verified against
- *    their name at commit.
+ *    their name at commit. From an archive file, entries of 8 MiB and more
+ *    go to worker threads instead ({@link IngestPool}): each reads its entry
+ *    from the file, hashes, checks and writes it, several at once, while the
+ *    tar reader skips those bodies.
  * 2. When the stream ends, `manifest.json` (legacy / Docker 25 hybrid) and/or
  *    `index.json` (OCI) are resolved: every referenced path must be an entry
  *    (links followed, never outside the archive), every config digest, layer

@@ -95,8 +95,8 @@ export interface ContentProvider {
  * An ingest file that the caller fills itself (from a worker thread or a
  * child process) while hashing what it writes, then commits under the digest
  * it computed. The store fsyncs the file and checks its size, not its digest:
- * whoever commits vouches for it (`fsck` would report a lie as
- * `blob-digest-mismatch`). For hashing on other threads, not for untrusted code.
+ * whoever commits vouches for it (`fsck` would report a lie as `blob-corrupt`).
+ * For hashing on other threads, not for untrusted code.
  */
 export interface FileWriter {
   /** Absolute path of the ingest file: exists, empty, to be opened for writing. */

@@ -65,4 +65,18 @@ describe("content.fileWriter: an ingest file another thread fills", () => {
       await t.cleanup();
     }
   });
+
+  it("trusts the digest it is given: a wrong one (right size) is what fsck finds as blob-corrupt", async () => {
+    const t = await tempRoot();
+    try {
+      const s = await openLayerStore({ root: t.root });
+      const lie = await s.content.fileWriter!();
+      writeFileSync(lie.path, "abc");
+      await lie.commit(sha256("xyz"), 3);
+      const r = await s.fsck();
+      expect(r.problems.map((p) => `${p.kind}:${p.digest}`)).toContain(`blob-corrupt:${sha256("xyz")}`);
+    } finally {
+      await t.cleanup();
+    }
+  });
 });
