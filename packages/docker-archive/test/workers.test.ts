@@ -66,7 +66,11 @@ describe("FileSource", () => {
     const src = new FileSource(file);
     const skips: number[] = [];
     const seen: Array<[string, string]> = [];
-    for await (const e of readTar(src, { skipBody: (to) => (skips.push(to), src.skipTo(to)) })) {
+    const skipBody = (to: number) => {
+      skips.push(to);
+      src.skipTo(to);
+    };
+    for await (const e of readTar(src, { skipBody })) {
       if (e.name === "big") {
         expect(e.dataOffset).toBe(512);
         continue; // body not read
