@@ -22,6 +22,13 @@ export const STORE_LOCK = "store";
 
 
 /**
+ * While an ingest is written, an fdatasync of what it holds starts in the
+ * background every this many bytes: the disk writes while the writer goes on,
+ * and the fsync at commit finds little left to do.
+ */
+const EARLY_SYNC = 16 << 20;
+
+/**
  * One file in `ingest/`, named `<pid>-<start>.<random>` so that `open()` and GC
  * can tell an ingest of a live process from the leftovers of a dead one.
  */
@@ -34,6 +41,7 @@ export class IngestFile {
   #closed = false;
   readonly #inflight = new Set<Promise<void>>();
   #failed: unknown;
+  #syncing = false;
 
   private constructor(file: string, fh: fsp.FileHandle) {
     this.path = file;
@@ -72,15 +80,35 @@ export class IngestFile {
       }
       this.#written += chunk.length;
     })();
-    const settled = run.then(
-      () => {},
-      (err: unknown) => {
-        this.#failed ??= err;
-      },
+    this.#track(
+      run.then(
+        () => {},
+        (err: unknown) => {
+          this.#failed ??= err;
+        },
+      ),
     );
-    this.#inflight.add(settled);
-    void settled.then(() => this.#inflight.delete(settled));
+    if (!this.#syncing && Math.floor(this.#end / EARLY_SYNC) > Math.floor(at / EARLY_SYNC)) {
+      // Errors surface at the fsync in finish(); this one only starts write-back early.
+      this.#syncing = true;
+      this.#track(
+        fh.datasync().then(
+          () => {
+            this.#syncing = false;
+          },
+          () => {
+            this.#syncing = false;
+          },
+        ),
+      );
+    }
     return run;
+  }
+
+  /** Keep `p` (which never rejects) among the operations finish and discard wait for. */
+  #track(p: Promise<void>): void {
+    this.#inflight.add(p);
+    void p.then(() => this.#inflight.delete(p));
   }
 
   async #drain(): Promise<void> {
