@@ -7,7 +7,9 @@
  *
  * Environment: BERTH_BENCH_ARCHIVE_MB (image size, default 1024),
  * BERTH_BENCH_RUNS (runs per tool, default 3), BERTH_BENCH_SETTLE (seconds
- * of quiet before every run, default 5), BERTH_BENCH_DIR (work dir,
+ * of quiet before every run, default 5), BERTH_BENCH_GROUP_SETTLE (seconds of
+ * quiet before each group of tools, default 30: the group before may have
+ * written tens of GB), BERTH_BENCH_DIR (work dir,
  * default /tmp/berth-bench-archive), DOCKER_HOST (else the shared test dockerd
  * is started with tools/peers). Every tool runs under `/usr/bin/time` (wall
  * time and peak RSS); berth runs in a child process of its own.
@@ -25,6 +27,9 @@ const DOCKER = "/usr/bin/docker";
 interface Measure {
   seconds: number;
   maxRssKiB: number;
+  /** CPU seconds in user space and in the kernel. */
+  user: number;
+  sys: number;
 }
 
 /** Run a command under /usr/bin/time; returns wall seconds and peak RSS. */
@@ -32,19 +37,19 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env
   return new Promise((resolvePromise, reject) => {
     execFile(
       "/usr/bin/time",
-      ["-f", "BENCH %e %M", cmd, ...args],
+      ["-f", "BENCH %e %M %U %S", cmd, ...args],
       { env, maxBuffer: 64 << 20 },
       (err, _stdout, stderr) => {
         if (err) {
           reject(new Error(`${cmd} ${args.join(" ")} failed: ${stderr.slice(-2000)}`));
           return;
         }
-        const m = /BENCH ([0-9.]+) ([0-9]+)\s*$/.exec(stderr);
+        const m = /BENCH ([0-9.]+) ([0-9]+) ([0-9.]+) ([0-9.]+)\s*$/.exec(stderr);
         if (!m) {
           reject(new Error(`no timing from /usr/bin/time: ${stderr.slice(-500)}`));
           return;
         }
-        resolvePromise({ seconds: Number(m[1]), maxRssKiB: Number(m[2]) });
+        resolvePromise({ seconds: Number(m[1]), maxRssKiB: Number(m[2]), user: Number(m[3]), sys: Number(m[4]) });
       },
     );
   });
@@ -133,6 +138,7 @@ export async function run(): Promise<ArchiveBenchResult> {
   const mb = Number(process.env.BERTH_BENCH_ARCHIVE_MB ?? 1024);
   const runs = Number(process.env.BERTH_BENCH_RUNS ?? 3);
   const settle = Number(process.env.BERTH_BENCH_SETTLE ?? 5);
+  const groupSettle = Number(process.env.BERTH_BENCH_GROUP_SETTLE ?? 30);
   const dir = process.env.BERTH_BENCH_DIR ?? "/tmp/berth-bench-archive";
   mkdirSync(dir, { recursive: true });
   const env = dockerEnv();
@@ -164,6 +170,8 @@ export async function run(): Promise<ArchiveBenchResult> {
     const ms = tools.map(() => [] as Measure[]);
     const size = tools.map(() => 0);
     const rounds = Math.max(...tools.map((t) => t.runs));
+    execFileSync("sync");
+    if (groupSettle > 0) execFileSync("sleep", [String(groupSettle)]);
     for (let i = 0; i < rounds; i++) {
       for (let k = 0; k < tools.length; k++) {
         const j = (i + k) % tools.length;
@@ -195,7 +203,7 @@ export async function run(): Promise<ArchiveBenchResult> {
         ...(t.note ? { note: t.note } : {}),
       };
       rows.push(row);
-      const each = ms[j]!.map((m) => m.seconds.toFixed(2)).join(" ");
+      const each = ms[j]!.map((m) => `${m.seconds.toFixed(2)} (${m.user.toFixed(2)}u ${m.sys.toFixed(2)}s)`).join(" ");
       console.error(`${op} ${t.tool}: ${secs.toFixed(2)} s, ${row.mbPerSecond.toFixed(0)} MB/s, ${row.peakRssMiB.toFixed(0)} MiB (runs in order: ${each})`);
     });
   };
