@@ -456,7 +456,12 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
 }
 
 const WRITE_AHEAD = 32 << 20;
-const SYNC_EVERY = 128 << 20;
+/**
+ * Background fdatasync interval of a save to a file. 16 MiB: berth save of the
+ * 1.1 GB bench image 1.30 -> 1.06 s against 128 MiB (median of 5 alternated
+ * runs; 32 MiB: 1.11 s; cp + sync 0.99 s), as for load's ingests.
+ */
+const SYNC_EVERY = 16 << 20;
 
 async function writeAt(fh: import("node:fs/promises").FileHandle, buf: Uint8Array, position: number): Promise<void> {
   let off = 0;
