@@ -38,12 +38,10 @@ import {
   type Compression,
   SizeMismatchError,
   isSha256Digest,
-  layerDigests,
   sha256,
   hasCode,
   type BerthError,
 } from "@berth/digest";
-import { TarCheck } from "@berth/layer-store";
 import {
   ArchiveErrorCode,
   digestMismatch,
@@ -363,6 +361,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     expected: Digest | undefined,
   ): Promise<FileEntry> {
     let fw: ArchiveFileWriter | undefined;
+    let entry: FileEntry;
     const range = { start: offset, end: offset + size };
     onWorkers.add(range);
     try {
@@ -374,15 +373,15 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       const committed = await fw!.commit(done.digest, size, expected).catch((err: unknown) => {
         throw blobMismatch(err, name, expected);
       });
-      onWorkers.delete(range);
-      progress(name);
-      return storedEntry(name, committed.digest, size, done.facts);
+      entry = storedEntry(name, committed.digest, size, done.facts);
     } catch (err) {
       await fw?.abort().catch(() => {});
       throw err;
     } finally {
       onWorkers.delete(range);
     }
+    progress(name);
+    return entry;
   }
 
   async function ingestToStore(
@@ -441,15 +440,15 @@ function blobMismatch(err: unknown, name: string, expected: Digest | undefined):
   return digestMismatch(`archive entry ${name}`, expected, String(actual ?? "different content"));
 }
 
-function notTarOf(tar: TarCheck): { notTar?: BerthError; contentSize?: number } {
-  const err = tar.finish();
-  return err ? { notTar: err } : { contentSize: tar.contentSize };
+/** An entry's layer fields from its scan (an uncompressed blob's DiffID is its digest). */
+function layerFields(digest: Digest, facts: BlobFacts): Pick<FileEntry, "compression" | "diffID" | "uncompressedSize" | "notTar" | "contentSize"> {
+  const { diffID, ...rest } = facts;
+  return { ...rest, diffID: diffID ?? digest };
 }
 
 /** The record of an entry committed to the content store. */
 function storedEntry(name: string, digest: Digest, size: number, facts: BlobFacts): FileEntry {
-  const { compression, diffID, ...rest } = facts;
-  return { kind: "file", name, size, digest, stored: true, compression, diffID: diffID ?? digest, ...rest };
+  return { kind: "file", name, size, digest, stored: true, ...layerFields(digest, facts) };
 }
 
 function sameEntry(a: Entry, b: Entry): boolean {
@@ -498,17 +497,17 @@ async function resolveAndCommit(
     if (f.bytes) return f.bytes;
     return store.content.readBytes(f.digest, maxJson);
   };
+  // An entry held in memory gets the scan a streamed one got on its way in.
   const diffOf = async (f: FileEntry): Promise<FileEntry> => {
     if (f.diffID === undefined) {
-      const tar = new TarCheck();
-      const d = await layerDigests(f.bytes ? [f.bytes] : await store.content.open(f.digest), {
-        maxUncompressedSize: maxLayer,
-        onUncompressed: (c) => tar.push(c),
-      });
-      Object.assign(f, notTarOf(tar));
-      f.diffID = d.diffID;
-      f.uncompressedSize = d.uncompressedSize;
-      f.compression = d.compression;
+      const scan = new BlobScan(f.name, maxLayer);
+      try {
+        for await (const chunk of f.bytes ? [f.bytes] : await store.content.open(f.digest)) await scan.push(chunk as Uint8Array);
+      } catch (err) {
+        scan.abort();
+        throw err;
+      }
+      Object.assign(f, layerFields(f.digest, await scan.finish()));
     }
     return f;
   };

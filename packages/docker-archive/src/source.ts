@@ -24,7 +24,8 @@ export function sourceChunks(source: ArchiveSource): AsyncIterable<Uint8Array> {
   return chunksOf(source);
 }
 
-const ZEROS = new Uint8Array(READ_CHUNK);
+/** What a skipped range is yielded as (made on the first skip, not at import). */
+let zeros: Uint8Array | undefined;
 
 /**
  * The chunks of a file, with {@link READ_AHEAD} reads in flight: the next
@@ -82,7 +83,8 @@ export class FileSource implements AsyncIterable<Uint8Array> {
         if (this.#next < this.#zerosUntil) {
           const n = Math.min(READ_CHUNK, this.#zerosUntil - this.#next, size - this.#next);
           this.#next += n;
-          yield ZEROS.subarray(0, n);
+          zeros ??= new Uint8Array(READ_CHUNK);
+          yield zeros.subarray(0, n);
           continue;
         }
         more();

@@ -308,6 +308,25 @@ export class FsContentStore implements ContentStore {
   }
 }
 
+/**
+ * The end of every ingest: fsync and close the file, check what `actual`
+ * says it holds (given the file's size) against what the caller expected, and
+ * link it in under the store lock. The caller discards the ingest afterwards.
+ */
+async function commitIngest(
+  store: FsContentStore,
+  ing: IngestFile,
+  lease: Lease | undefined,
+  actual: (fileSize: number) => { digest: Digest; size: number },
+  expectedSize: number | undefined,
+  expectedDigest: Digest | undefined,
+): Promise<CommitResult> {
+  const got = actual(await ing.finish());
+  verifyExpected("blob", got, expectedSize, expectedDigest);
+  const existed = await withLock(store.paths.root, STORE_LOCK, () => store.commitLocked(ing.path, got.digest, got.size, lease));
+  return { ...got, existed };
+}
+
 class FsBlobWriter implements BlobWriter {
   readonly #store: FsContentStore;
   readonly #ing: IngestFile;
@@ -338,15 +357,7 @@ class FsBlobWriter implements BlobWriter {
     try {
       const expD = expectedDigest === undefined ? undefined : checkDigest(expectedDigest, "expected digest");
       const expS = expectedSize === undefined ? undefined : checkSize(expectedSize);
-      await this.#ing.finish();
-      const digest = this.#hash.digest();
-      const size = this.#ing.written;
-      verifyExpected("blob", { digest, size }, expS, expD);
-      const paths = this.#store.paths;
-      const existed = await withLock(paths.root, STORE_LOCK, () =>
-        this.#store.commitLocked(this.#ing.path, digest, size, this.#lease),
-      );
-      return { digest, size, existed };
+      return await commitIngest(this.#store, this.#ing, this.#lease, () => ({ digest: this.#hash.digest(), size: this.#ing.written }), expS, expD);
     } finally {
       this.#hash.destroy();
       await this.#ing.discard();
@@ -385,11 +396,7 @@ class FsFileWriter implements FileWriter {
       const d = checkDigest(digest, "digest");
       const n = checkSize(size, "size");
       const expD = expectedDigest === undefined ? undefined : checkDigest(expectedDigest, "expected digest");
-      const actual = await this.#ing.finish();
-      verifyExpected("blob", { digest: d, size: actual }, n, expD);
-      const paths = this.#store.paths;
-      const existed = await withLock(paths.root, STORE_LOCK, () => this.#store.commitLocked(this.#ing.path, d, n, this.#lease));
-      return { digest: d, size: n, existed };
+      return await commitIngest(this.#store, this.#ing, this.#lease, (fileSize) => ({ digest: d, size: fileSize }), n, expD);
     } finally {
       await this.#ing.discard();
     }
