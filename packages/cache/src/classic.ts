@@ -5,7 +5,8 @@
  */
 import { BerthError, type Digest, NotFoundError } from "@berth/digest";
 import type { ContainerConfig, History, ImageConfig } from "@berth/image-store";
-import { type BuildPlatform, compareContainerConfig, comparePlatform, defaultBuildPlatform, entrypointMergedFromParent } from "./compare.js";
+import { comparePlatform, defaultBuildPlatform } from "@berth/oci";
+import { type BuildPlatform, compareContainerConfig, entrypointMergedFromParent } from "./compare.js";
 import { goHistory, goRestoredImageConfig } from "./gojson.js";
 
 /** The part of an image the cache reads. */

@@ -1,7 +1,7 @@
 import type { ContainerConfig, ImageConfig } from "@berth/image-store";
 import { describe, expect, it } from "vitest";
 import { getLayerForHistoryIndex, isValidConfig, isValidParent } from "./classic.js";
-import { compareContainerConfig, comparePlatform, entrypointMergedFromParent, normalizeArch } from "./compare.js";
+import { compareContainerConfig, entrypointMergedFromParent } from "./compare.js";
 
 // Table after moby's compare_test.go cases, plus the nil/empty rules of Go's len().
 describe("compareContainerConfig", () => {
@@ -80,38 +80,6 @@ describe("entrypointMergedFromParent (docker/cli#3477)", () => {
     expect(entrypointMergedFromParent(probe, stored, { Entrypoint: null }, { Entrypoint: ["/bin/bash"] })).toBe(false);
     expect(entrypointMergedFromParent(probe, stored, { Entrypoint: ["/bin/sh"] }, { Entrypoint: ["/bin/sh"] })).toBe(false);
     expect(entrypointMergedFromParent({ Entrypoint: ["x"] }, stored, {}, { Entrypoint: ["/bin/sh"] })).toBe(false);
-  });
-});
-
-describe("comparePlatform (containerd platforms.Only + moby rules)", () => {
-  const table: Array<[string, Record<string, string>, Record<string, string>, boolean]> = [
-    ["same", { os: "linux", architecture: "amd64" }, { os: "linux", architecture: "amd64" }, true],
-    ["amd64 runs 386", { os: "linux", architecture: "amd64" }, { os: "linux", architecture: "386" }, true],
-    ["386 does not run amd64", { os: "linux", architecture: "386" }, { os: "linux", architecture: "amd64" }, false],
-    ["os differs", { os: "linux", architecture: "amd64" }, { os: "windows", architecture: "amd64" }, false],
-    ["x86_64 alias", { os: "linux", architecture: "amd64" }, { os: "linux", architecture: "x86_64" }, true],
-    ["amd64/v3 runs v2", { os: "linux", architecture: "amd64", variant: "v3" }, { os: "linux", architecture: "amd64", variant: "v2" }, true],
-    ["amd64 does not run v2", { os: "linux", architecture: "amd64" }, { os: "linux", architecture: "amd64", variant: "v2" }, false],
-    ["amd64/v1 is amd64", { os: "linux", architecture: "amd64", variant: "v1" }, { os: "linux", architecture: "amd64" }, true],
-    ["arm/v7 runs v6", { os: "linux", architecture: "arm", variant: "v7" }, { os: "linux", architecture: "arm", variant: "v6" }, true],
-    ["arm/v6 does not run v7", { os: "linux", architecture: "arm", variant: "v6" }, { os: "linux", architecture: "arm", variant: "v7" }, false],
-    ["arm without variant is v7", { os: "linux", architecture: "arm" }, { os: "linux", architecture: "arm", variant: "v7" }, true],
-    ["arm64 = arm64/v8", { os: "linux", architecture: "arm64" }, { os: "linux", architecture: "arm64", variant: "v8" }, true],
-    ["arm64 runs arm/v7", { os: "linux", architecture: "arm64" }, { os: "linux", architecture: "arm", variant: "v7" }, true],
-    ["arm64 does not run arm64/v8.1", { os: "linux", architecture: "arm64" }, { os: "linux", architecture: "arm64", variant: "v8.1" }, false],
-    ["arm64/v8.2 runs v8.1", { os: "linux", architecture: "arm64", variant: "v8.2" }, { os: "linux", architecture: "arm64", variant: "v8.1" }, true],
-    ["arm64/v9 runs v8.5", { os: "linux", architecture: "arm64", variant: "v9" }, { os: "linux", architecture: "arm64", variant: "v8.5" }, true],
-    ["arm64/v9 does not run v8.6", { os: "linux", architecture: "arm64", variant: "v9" }, { os: "linux", architecture: "arm64", variant: "v8.6" }, false],
-    ["aarch64 alias", { os: "linux", architecture: "arm64" }, { os: "linux", architecture: "aarch64" }, true],
-    ["windows: only major.minor count", { os: "windows", architecture: "amd64", osVersion: "10.0.17763.1" }, { os: "windows", architecture: "amd64", osVersion: "10.0.20348.5" }, true],
-  ];
-  it.each(table)("%s", (_n, builder, image, want) => {
-    expect(comparePlatform(builder, image)).toBe(want);
-  });
-  it("normalizeArch follows containerd", () => {
-    expect(normalizeArch("armhf", "")).toEqual({ architecture: "arm", variant: "v7" });
-    expect(normalizeArch("i386", "x")).toEqual({ architecture: "386", variant: "" });
-    expect(normalizeArch("aarch64", "9")).toEqual({ architecture: "arm64", variant: "v9" });
   });
 });
 

@@ -4,16 +4,8 @@
  * manifest import, and cache that survives `docker save` / `docker load`.
  * @module
  */
-export {
-  type BuildPlatform,
-  compareContainerConfig,
-  comparePlatform,
-  defaultBuildPlatform,
-  entrypointMergedFromParent,
-  hostArchitecture,
-  normalizeArch,
-  normalizePlatform,
-} from "./compare.js";
+export { type BuildPlatform, compareContainerConfig, entrypointMergedFromParent } from "./compare.js";
+export { comparePlatform, defaultBuildPlatform, hostArchitecture, normalizeArch, normalizePlatform } from "@berth/oci";
 export {
   type BuildCache,
   type CacheImage,

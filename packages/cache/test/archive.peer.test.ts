@@ -12,7 +12,7 @@ import { BUSYBOX_TAG, buildImage, busyboxBase, dockerd, dockerLoad, dockerSave, 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectParentChain, readParentChain, restoreParentChain } from "../src/archive.js";
 import { createCache } from "../src/classic.js";
-import { hostArchitecture } from "../src/compare.js";
+import { hostArchitecture } from "@berth/oci";
 import { tempDir } from "./helpers.js";
 import { type ChainImage, nonce, parentChain, parseClassicBuild, probeFor } from "./peer-util.js";
 

@@ -9,7 +9,7 @@ import { openStore, type Store } from "@berth/image-store";
 import { BUSYBOX_TAG, buildImage, busyboxBase, dockerd, dockerLoad, dockerSave } from "@berth/peers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCache } from "../src/classic.js";
-import { hostArchitecture } from "../src/compare.js";
+import { hostArchitecture } from "@berth/oci";
 import { tempDir } from "./helpers.js";
 import { type ChainImage, nonce, parentChain, parseClassicBuild, probeFor, serverVersion } from "./peer-util.js";
 

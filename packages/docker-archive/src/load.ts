@@ -59,7 +59,17 @@ import { defaultThreads, IngestPool } from "./pool.js";
 import type { ArchiveBlobWriter, ArchiveFileWriter, ArchiveLease, ArchiveStore } from "./store.js";
 import { normalizeEntryName, readTar, resolveLinkTarget } from "./tar.js";
 import { FailedPreconditionError, InvalidArgumentError } from "@berth/digest";
-import { MT, normalizeTag, parseJson, refNameToTag } from "./util.js";
+import {
+  formatPlatform,
+  hostPlatform,
+  MEDIA_TYPE_DOCKER_CONFIG,
+  MEDIA_TYPE_DOCKER_MANIFEST,
+  MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+  MEDIA_TYPE_OCI_CONFIG,
+  MEDIA_TYPE_OCI_INDEX,
+  MEDIA_TYPE_OCI_MANIFEST,
+} from "@berth/oci";
+import { normalizeTag, parseJson, refNameToTag } from "./util.js";
 
 /** Options of {@link load}. */
 export interface LoadOptions {
@@ -581,19 +591,19 @@ async function resolveAndCommit(
         const refs = inheritedRefs;
         const bytes = await bytesOf(f, where);
         const child = parseJson(bytes, `blob ${desc.digest}`) as { mediaType?: string; manifests?: unknown; config?: unknown; layers?: unknown };
-        const mt = desc.mediaType ?? child.mediaType ?? (Array.isArray(child.manifests) ? MT.ociIndex : MT.ociManifest);
-        if (mt === MT.ociIndex || mt === MT.dockerManifestList) {
+        const mt = desc.mediaType ?? child.mediaType ?? (Array.isArray(child.manifests) ? MEDIA_TYPE_OCI_INDEX : MEDIA_TYPE_OCI_MANIFEST);
+        if (mt === MEDIA_TYPE_OCI_INDEX || mt === MEDIA_TYPE_DOCKER_MANIFEST_LIST) {
           await walk(child, `index ${desc.digest}`, depth + 1, refs);
           continue;
         }
-        if (mt !== MT.ociManifest && mt !== MT.dockerManifest) {
+        if (mt !== MEDIA_TYPE_OCI_MANIFEST && mt !== MEDIA_TYPE_DOCKER_MANIFEST) {
           skippedManifests.push(desc.digest as Digest);
           continue;
         }
         const mname = `manifest ${desc.digest}`;
         const cfg = child.config as { mediaType?: string; digest?: string; size?: number } | undefined;
         if (!cfg || typeof cfg.digest !== "string") throw invalidManifest(mname, "config descriptor is missing");
-        if (cfg.mediaType !== MT.ociConfig && cfg.mediaType !== MT.dockerConfig) {
+        if (cfg.mediaType !== MEDIA_TYPE_OCI_CONFIG && cfg.mediaType !== MEDIA_TYPE_DOCKER_CONFIG) {
           skippedManifests.push(desc.digest as Digest);
           continue;
         }
@@ -616,7 +626,7 @@ async function resolveAndCommit(
       // A ref name on a descriptor applies to the one image under it; for a
       // multi-platform index pick this machine's platform, else the first.
       if (inheritedRefs.length > 0 && groups.length > 0) {
-        const want = hostPlatform();
+        const want = formatPlatform(hostPlatform());
         const chosen = groups.find((g) => g.platform === want) ?? groups[0]!;
         for (const r of inheritedRefs) chosen.tags.add(r);
       }
@@ -795,11 +805,4 @@ async function currentTarget(store: ArchiveStore, ref: string): Promise<Digest |
     if (err instanceof Error && "code" in err && String((err as { code: string }).code).includes("NOT_FOUND")) return undefined;
     throw err;
   }
-}
-
-function hostPlatform(): string {
-  const arch = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" }[
-    process.arch as string
-  ];
-  return `linux/${arch ?? process.arch}`;
 }

@@ -17,7 +17,15 @@ import { parseReference } from "@berth/image-store";
 import { digestMismatch } from "./errors.js";
 import type { ArchiveStore } from "./store.js";
 import { TAR_TRAILER_SIZE, tarEntrySize, tarHeader, tarPadding } from "./tar.js";
-import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, MT, stableJson } from "./util.js";
+import {
+  ANNOTATION_CONTAINERD_IMAGE_NAME,
+  ANNOTATION_REF_NAME,
+  MEDIA_TYPE_OCI_CONFIG,
+  MEDIA_TYPE_OCI_INDEX,
+  MEDIA_TYPE_OCI_LAYER,
+  MEDIA_TYPE_OCI_MANIFEST,
+} from "@berth/oci";
+import { stableJson } from "./util.js";
 
 /** Archive layouts {@link save} writes. */
 export type SaveFormat = "docker+oci" | "docker" | "oci";
@@ -157,7 +165,7 @@ async function imageData(store: ArchiveStore, id: Digest, tags: Set<string>, unc
 async function manifestFor(store: ArchiveStore, data: ImageData, uncompressed: UncompressPick): Promise<{ digest: Digest; bytes: Uint8Array }> {
   const written = data.layers.map((l) =>
     uncompressed(l)
-      ? { mediaType: MT.ociLayer, digest: l.diffID, size: l.size }
+      ? { mediaType: MEDIA_TYPE_OCI_LAYER, digest: l.diffID, size: l.size }
       : { mediaType: l.blob.mediaType, digest: l.blob.digest, size: l.blob.size },
   );
   if (!data.layers.some(uncompressed)) {
@@ -179,8 +187,8 @@ async function manifestFor(store: ArchiveStore, data: ImageData, uncompressed: U
   }
   const bytes = stableJson({
     schemaVersion: 2,
-    mediaType: MT.ociManifest,
-    config: { mediaType: MT.ociConfig, digest: data.id, size: data.configBytes.length },
+    mediaType: MEDIA_TYPE_OCI_MANIFEST,
+    config: { mediaType: MEDIA_TYPE_OCI_CONFIG, digest: data.id, size: data.configBytes.length },
     layers: written,
   });
   return { digest: sha256(bytes), bytes };
@@ -239,13 +247,13 @@ export async function planSave(store: ArchiveStore, refs: readonly string[], opt
     }
     if (img.manifest) {
       addFile({ name: blobName(img.manifest.digest), type: "file", size: img.manifest.bytes.length, bytes: img.manifest.bytes, digest: img.manifest.digest });
-      const desc: { mediaType: string; digest: Digest; size: number } = { mediaType: MT.ociManifest, digest: img.manifest.digest, size: img.manifest.bytes.length };
+      const desc: { mediaType: string; digest: Digest; size: number } = { mediaType: MEDIA_TYPE_OCI_MANIFEST, digest: img.manifest.digest, size: img.manifest.bytes.length };
       const mediaType = (JSON.parse(new TextDecoder().decode(img.manifest.bytes)) as { mediaType?: string }).mediaType;
       if (mediaType) desc.mediaType = mediaType;
       if (img.tags.length === 0) indexManifests.push(desc);
       for (const t of img.tags) {
         const r = parseReference(t);
-        indexManifests.push({ ...desc, annotations: { [ANNOTATION_IMAGE_NAME]: r.string, [ANNOTATION_REF_NAME]: r.tag! } });
+        indexManifests.push({ ...desc, annotations: { [ANNOTATION_CONTAINERD_IMAGE_NAME]: r.string, [ANNOTATION_REF_NAME]: r.tag! } });
       }
     }
     const familiarTags = img.tags.map((t) => parseReference(t).familiar);
@@ -276,7 +284,7 @@ export async function planSave(store: ArchiveStore, refs: readonly string[], opt
   }
   if (format !== "docker") {
     doc("oci-layout", { imageLayoutVersion: "1.0.0" });
-    doc("index.json", { schemaVersion: 2, mediaType: MT.ociIndex, manifests: indexManifests });
+    doc("index.json", { schemaVersion: 2, mediaType: MEDIA_TYPE_OCI_INDEX, manifests: indexManifests });
   }
   const entries: PlanEntry[] = [
     ...[...dirs].map((d): PlanEntry => ({ name: `${d}/`, type: "directory", size: 0 })),

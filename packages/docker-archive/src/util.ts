@@ -1,26 +1,6 @@
-/** Small shared helpers: media types, JSON parsing, tag normalization. @module */
-import { parseReference } from "@berth/image-store";
+/** Small shared helpers: JSON parsing, tag normalization. @module */
+import { ANNOTATION_CONTAINERD_IMAGE_NAME, ANNOTATION_REF_NAME, parseReference } from "@berth/oci";
 import { invalidManifest } from "./errors.js";
-
-/** Media types this package reads and writes. */
-export const MT = {
-  ociIndex: "application/vnd.oci.image.index.v1+json",
-  ociManifest: "application/vnd.oci.image.manifest.v1+json",
-  ociConfig: "application/vnd.oci.image.config.v1+json",
-  ociLayer: "application/vnd.oci.image.layer.v1.tar",
-  ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
-  ociLayerZstd: "application/vnd.oci.image.layer.v1.tar+zstd",
-  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
-  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
-  dockerConfig: "application/vnd.docker.container.image.v1+json",
-  dockerLayer: "application/vnd.docker.image.rootfs.diff.tar",
-  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
-} as const;
-
-/** OCI annotation with the reference name (often only a tag). */
-export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
-/** containerd / Docker 25+ annotation with the full image name. */
-export const ANNOTATION_IMAGE_NAME = "io.containerd.image.name";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -58,8 +38,8 @@ export function refNameToTag(
   repository?: string,
 ): { tag?: string; ignored?: string } {
   if (!annotations) return {};
-  const full = annotations[ANNOTATION_IMAGE_NAME];
-  if (full) return { tag: normalizeTag(full, `annotation ${ANNOTATION_IMAGE_NAME}`) };
+  const full = annotations[ANNOTATION_CONTAINERD_IMAGE_NAME];
+  if (full) return { tag: normalizeTag(full, `annotation ${ANNOTATION_CONTAINERD_IMAGE_NAME}`) };
   const ref = annotations[ANNOTATION_REF_NAME];
   if (!ref) return {};
   if (ref.includes(":") || ref.includes("/")) {

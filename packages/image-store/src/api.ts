@@ -4,7 +4,7 @@
  */
 import type { Digest } from "@berth/digest";
 import type { ContentStore, GcOptions, GcResult, LayerStore, Lease } from "@berth/layer-store";
-import type { ImageConfig, OciManifest } from "./types.js";
+import type { ImageConfig, OciManifest } from "@berth/oci";
 
 /** An image: its config (verbatim and parsed) and the identities derived from it. */
 export interface Image {

@@ -40,5 +40,4 @@ export {
   parseImageId,
 } from "./store.js";
 export { ANNOTATION_BERTH_IMAGE_ID, INDEX_FILE, OCI_LAYOUT_FILE } from "./layout.js";
-export * from "./reference.js";
-export * from "./types.js";
+export * from "@berth/oci";

@@ -16,7 +16,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import type { Digest } from "@berth/digest";
 import type { MetaState } from "./meta.js";
-import { isValidOciRefName, parseReference } from "./reference.js";
+import { isValidOciRefName, parseReference } from "@berth/oci";
 import {
   ANNOTATION_CONTAINERD_IMAGE_NAME,
   ANNOTATION_REF_NAME,
@@ -27,7 +27,7 @@ import {
   type OciIndex,
   parseIndex,
   type Platform,
-} from "./types.js";
+} from "@berth/oci";
 
 /** Annotation marking an `index.json` entry as written by berth; its value is the image ID. */
 export const ANNOTATION_BERTH_IMAGE_ID = "io.berth.image.id";

@@ -49,7 +49,7 @@ import type {
 } from "./api.js";
 import { hasIndexEntry, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, readIndex, renderIndex } from "./layout.js";
 import { type ImageRecord, Journal, type MetaProblem, MetaState, type Op } from "./meta.js";
-import { parseReference, type Reference } from "./reference.js";
+import { parseReference, type Reference } from "@berth/oci";
 import {
   type Descriptor,
   MEDIA_TYPE_OCI_CONFIG,
@@ -58,7 +58,7 @@ import {
   type OciManifest,
   parseImageConfig,
   parseManifest,
-} from "./types.js";
+} from "@berth/oci";
 
 /** Largest config or manifest blob read into memory (Docker configs with long histories stay far below). */
 export const MAX_DOCUMENT_SIZE = 16 * 1024 * 1024;

@@ -19,7 +19,7 @@ import { BerthError, chainId, type Digest, sha256 } from "@berth/digest";
 import type { LayerStore } from "@berth/layer-store";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ImageStore, ReferenceStore } from "./api.js";
-import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST } from "./types.js";
+import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST } from "@berth/oci";
 import { makeTar } from "./tar-fixture.js";
 
 /** The parts of a store the suites use. */

@@ -5,7 +5,7 @@ import { cleanupStale } from "./cleanup.js";
 import { TarCheck } from "./tarcheck.js";
 import { fsyncDir, readdirIfExists, TEMP_SUFFIX } from "./fsutil.js";
 import type { FsLeases } from "./leases.js";
-import { holderFromFileName } from "./media.js";
+import { holderFromFileName } from "./holders.js";
 import { isHex64, type StorePaths } from "./paths.js";
 import { type Layer, resolveRoots } from "./types.js";
 

@@ -32,7 +32,7 @@ export type {
 } from "./types.js";
 export { FsContentStore, STORE_LOCK } from "./content.js";
 export { FsLayerStore, type OpenLayerStoreOptions, openLayerStore } from "./layers.js";
-export { layerMediaType, MEDIA_TYPES } from "./media.js";
+export { layerMediaType, MEDIA_TYPES } from "@berth/oci";
 export { createMemoryLayerStore } from "./memory.js";
 export { type LockOptions, withLock } from "./lock.js";
 export { fsyncDir, writeFileAtomic, TEMP_SUFFIX } from "./fsutil.js";

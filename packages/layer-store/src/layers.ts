@@ -21,7 +21,8 @@ import { withLock } from "./lock.js";
 import { checkDigest, isHex64, StorePaths } from "./paths.js";
 import { type GcOptions, type GcResult, type Layer, type LayerStore, type Lease, type RegisterOptions, resolveRoots } from "./types.js";
 import { uncompressed } from "./uncompress.js";
-import { holderFileName, holderFromFileName, layerMediaType } from "./media.js";
+import { layerMediaType } from "@berth/oci";
+import { holderFileName, holderFromFileName } from "./holders.js";
 import { cleanupStale } from "./cleanup.js";
 import { type BlobCheckCache, type FsckOptions, type FsckReport, fsckLayers } from "./fsck.js";
 

@@ -17,7 +17,8 @@ import { copyLayer } from "./layers.js";
 import { TarCheck } from "./tarcheck.js";
 import { blobNotFound, checkSize, verifyExpected } from "./content-common.js";
 import type { FsckOptions, FsckProblem, FsckReport } from "./fsck.js";
-import { holderFileName, layerMediaType } from "./media.js";
+import { layerMediaType } from "@berth/oci";
+import { holderFileName } from "./holders.js";
 import { checkDigest } from "./paths.js";
 import type {
   BlobInfo,

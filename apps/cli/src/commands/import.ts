@@ -1,6 +1,7 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
+import { hostPlatform, parsePlatform as parseOciPlatform } from "@berth/oci";
 import type { Command } from "commander";
 import { applyChanges, type RunConfig } from "../changes.js";
 import { type Context, openContextStore } from "../context.js";
@@ -8,16 +9,14 @@ import { directoryLayer, sourceDateEpoch } from "../dirlayer.js";
 import { UsageError } from "../exit.js";
 import type { Store } from "../context.js";
 
-const ARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
-
-/** `os/arch[/variant]`, defaulting to this machine's platform. */
+/** `os/arch[/variant]` from `--platform` (a usage error when malformed), defaulting to this machine's platform. */
 export function parsePlatform(p: string | undefined): { os: string; architecture: string; variant?: string } {
-  if (!p) return { os: "linux", architecture: ARCH[process.arch] ?? process.arch, ...(process.arch === "arm" ? { variant: "v7" } : {}) };
-  const parts = p.split("/");
-  if (parts.length < 2 || parts.length > 3 || parts.some((x) => !/^[a-z0-9._-]+$/.test(x))) {
-    throw new UsageError(`invalid platform ${JSON.stringify(p)} (want os/arch[/variant])`);
+  if (!p) return hostPlatform();
+  try {
+    return parseOciPlatform(p);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
-  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
 }
 
 /** `berth import DIR|TAR`. */

@@ -1,5 +1,5 @@
 /**
- * OCI image-spec and Docker image JSON documents: types, media types and
+ * OCI image-spec and Docker image JSON documents: types and
  * validating parsers.
  *
  * The parsers check the fields berth relies on (types, digests, sizes) and keep
@@ -17,57 +17,7 @@
  * @module
  */
 import { type Digest, InvalidArgumentError, isDigest } from "@berth/digest";
-
-// ---------------------------------------------------------------------------
-// Media types
-
-/** OCI image manifest. */
-export const MEDIA_TYPE_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-/** OCI image index. */
-export const MEDIA_TYPE_OCI_INDEX = "application/vnd.oci.image.index.v1+json";
-/** OCI image config. */
-export const MEDIA_TYPE_OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
-/** OCI uncompressed layer tar. */
-export const MEDIA_TYPE_OCI_LAYER = "application/vnd.oci.image.layer.v1.tar";
-/** OCI gzip-compressed layer tar. */
-export const MEDIA_TYPE_OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
-/** OCI zstd-compressed layer tar. */
-export const MEDIA_TYPE_OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd";
-/** OCI non-distributable layer (deprecated by the spec, still read). */
-export const MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar";
-/** OCI non-distributable gzip layer. */
-export const MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
-/** Docker image manifest, schema 2. */
-export const MEDIA_TYPE_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
-/** Docker manifest list. */
-export const MEDIA_TYPE_DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
-/** Docker image config. */
-export const MEDIA_TYPE_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json";
-/** Docker gzip layer. */
-export const MEDIA_TYPE_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-/** Docker uncompressed layer (rarely used by registries, accepted by the daemon). */
-export const MEDIA_TYPE_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar";
-/** Docker foreign (non-distributable) layer. */
-export const MEDIA_TYPE_DOCKER_LAYER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
-
-/** Contents of an OCI layout's `oci-layout` file. */
-export const OCI_LAYOUT_VERSION = "1.0.0";
-/** Annotation naming a manifest in an OCI layout's `index.json` (skopeo `oci:<dir>:<name>`, umoci). */
-export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
-/** containerd's annotation with the full image name (Docker 25+ `docker save` writes it too). */
-export const ANNOTATION_CONTAINERD_IMAGE_NAME = "io.containerd.image.name";
-
-/** Every layer media type berth accepts in a manifest. */
-export const LAYER_MEDIA_TYPES: ReadonlySet<string> = new Set([
-  MEDIA_TYPE_OCI_LAYER,
-  MEDIA_TYPE_OCI_LAYER_GZIP,
-  MEDIA_TYPE_OCI_LAYER_ZSTD,
-  MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE,
-  MEDIA_TYPE_OCI_LAYER_NONDISTRIBUTABLE_GZIP,
-  MEDIA_TYPE_DOCKER_LAYER,
-  MEDIA_TYPE_DOCKER_LAYER_GZIP,
-  MEDIA_TYPE_DOCKER_LAYER_FOREIGN,
-]);
+import { MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST_LIST, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST } from "./media.js";
 
 // ---------------------------------------------------------------------------
 // Types

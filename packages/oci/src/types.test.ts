@@ -1,8 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_LAYER, MEDIA_TYPE_OCI_MANIFEST } from "./media.js";
 import {
-  MEDIA_TYPE_OCI_CONFIG,
-  MEDIA_TYPE_OCI_LAYER,
-  MEDIA_TYPE_OCI_MANIFEST,
   nonEmptyLayerCount,
   parseImageConfig,
   parseIndex,
