@@ -36,6 +36,7 @@ export { layerMediaType, MEDIA_TYPES } from "@berth/oci";
 export { createMemoryLayerStore } from "./memory.js";
 export { type LockOptions, withLock } from "./lock.js";
 export { fsyncDir, writeFileAtomic, TEMP_SUFFIX } from "./fsutil.js";
+export { currentOwner, isOwnerAlive, ownerToken, parseOwnerToken, type ProcessOwner } from "./fsutil.js";
 export { checkDigest } from "./paths.js";
 export { INVALID_LAYER_TAR, TarCheck } from "./tarcheck.js";
 export type { FsckOptions, FsckProblem, FsckProblemKind, FsckReport } from "./fsck.js";
