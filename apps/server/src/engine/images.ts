@@ -1,0 +1,113 @@
+/**
+ * The image endpoints that answer with one JSON body: list, inspect,
+ * history, tag, delete, prune. Each parses its query, calls the image service
+ * once and shapes the answer for the request's version.
+ * @module
+ */
+import { InvalidArgumentError, NotFoundError } from "@berth/digest";
+import { isValidTag, parseReference } from "@berth/oci";
+import type { EngineContext } from "./context.js";
+import { EngineErrorCode } from "./errors.js";
+import { parseFilters } from "./filters.js";
+import { boolValue, sendEmpty, sendJson } from "./http.js";
+import { deleteItems, historyItems, imageInspect, imageSummary, pruneReport } from "./shape.js";
+import { versionBelow } from "./versions.js";
+
+/**
+ * dockerd's answer when a name resolves to nothing: `No such image: <name>`
+ * (what the CLI prints after "Error response from daemon: "), whatever words
+ * the service chose; other errors pass unchanged.
+ */
+export function noSuchImage(name: string, err: unknown): unknown {
+  if (err instanceof NotFoundError) return new NotFoundError(`No such image: ${name}`, { code: err.code, cause: err });
+  return err;
+}
+
+/** Call the service for the image `name`, turning not-found into dockerd's text. */
+async function forName<T>(name: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw noSuchImage(name, err);
+  }
+}
+
+function requireName(ctx: EngineContext): string {
+  if (ctx.name.trim() === "") {
+    throw new InvalidArgumentError("image name cannot be blank", { code: EngineErrorCode.InvalidParameter });
+  }
+  return ctx.name;
+}
+
+/** `GET /images/json` (`all`, `filters`, `filter` before 1.25, `shared-size` 1.42+, `manifests` 1.47+). */
+export async function listImages(ctx: EngineContext): Promise<void> {
+  const { query, version } = ctx;
+  const filters = new Map(parseFilters(query.get("filters")));
+  // API < 1.25: the `filter` parameter is a reference glob
+  const legacyFilter = query.get("filter");
+  if (versionBelow(version, "1.25") && legacyFilter && !filters.has("reference")) filters.set("reference", [legacyFilter]);
+  const images = await ctx.service.list({
+    all: boolValue(query, "all"),
+    filters,
+    sharedSize: !versionBelow(version, "1.42") && boolValue(query, "shared-size"),
+    manifests: !versionBelow(version, "1.47") && boolValue(query, "manifests"),
+  });
+  sendJson(
+    ctx.res,
+    200,
+    images.map((s) => imageSummary(version, s)),
+  );
+}
+
+/** `GET /images/{name}/json` (`manifests` 1.48+). */
+export async function inspectImage(ctx: EngineContext): Promise<void> {
+  const name = requireName(ctx);
+  const manifests = !versionBelow(ctx.version, "1.48") && boolValue(ctx.query, "manifests");
+  const data = await forName(name, () => ctx.service.inspect(name, { manifests }));
+  sendJson(ctx.res, 200, imageInspect(ctx.version, data));
+}
+
+/** `GET /images/{name}/history`. */
+export async function imageHistory(ctx: EngineContext): Promise<void> {
+  const name = requireName(ctx);
+  const items = await forName(name, () => ctx.service.history(name));
+  sendJson(ctx.res, 200, historyItems(items));
+}
+
+/**
+ * `POST /images/{name}/tag?repo=&tag=` → 201, empty body (what the CLI
+ * expects). The target is checked here (dockerd's `RepoTagReference`): a
+ * valid repository, an optional valid tag, not the ambiguous name `sha256`.
+ */
+export async function tagImage(ctx: EngineContext): Promise<void> {
+  const name = requireName(ctx);
+  const repo = ctx.query.get("repo") ?? "";
+  const tag = ctx.query.get("tag") ?? "";
+  const bad = (why: string) => new InvalidArgumentError(why, { code: EngineErrorCode.InvalidParameter });
+  if (tag !== "" && !isValidTag(tag)) throw bad(`invalid tag format: ${JSON.stringify(tag)}`);
+  let target: ReturnType<typeof parseReference>;
+  try {
+    target = parseReference(tag ? `${repo}:${tag}` : repo);
+  } catch (err) {
+    throw bad(`invalid reference ${JSON.stringify(repo)}: ${(err as Error).message}`);
+  }
+  if (target.digest) throw bad(`cannot tag with a digest reference: ${repo}`);
+  if (target.familiarName === "sha256") throw bad("refusing to create an ambiguous tag using digest algorithm as name");
+  await forName(name, () => ctx.service.tag(name, target.string));
+  sendEmpty(ctx.res, 201);
+}
+
+/** `DELETE /images/{name}` (`force`, `noprune`). */
+export async function deleteImage(ctx: EngineContext): Promise<void> {
+  const name = requireName(ctx);
+  const items = await forName(name, () =>
+    ctx.service.remove(name, { force: boolValue(ctx.query, "force"), prune: !boolValue(ctx.query, "noprune") }),
+  );
+  sendJson(ctx.res, 200, deleteItems(items));
+}
+
+/** `POST /images/prune` (`filters`: dangling, until, label, label!). */
+export async function pruneImages(ctx: EngineContext): Promise<void> {
+  const result = await ctx.service.prune(parseFilters(ctx.query.get("filters")));
+  sendJson(ctx.res, 200, pruneReport(result));
+}
