@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { exec, requirePeer } from "@berth/peers";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API_VERSION, MIN_API_VERSION } from "../../src/engine/index.js";
+import { API_VERSION, compareVersions, MIN_API_VERSION } from "../../src/engine/index.js";
 import { DOCKER_CLIS, recording, type Served, serve, serviceNotExpected } from "./helpers.js";
 
 await requirePeer("docker"); // Debian's 20.10 client; a failure in CI when missing
@@ -57,7 +57,7 @@ describe.each(DOCKER_CLIS)("docker $name", ({ name, path }) => {
   it("version: the Client section as against dockerd, the Server section berth's with dockerd's labels", async () => {
     const rec = (await recording("version")).runs.find((r) => r.cli === name)!;
     const [recClient, recServer] = rec.stdout.split("\nServer:");
-    const negotiated = clientMax(rec.stdout) < API_VERSION ? clientMax(rec.stdout) : API_VERSION;
+    const negotiated = compareVersions(clientMax(rec.stdout), API_VERSION) < 0 ? clientMax(rec.stdout) : API_VERSION;
     for (const host of hosts()) {
       const r = await docker(path, host, ["version"]);
       expect(r.code, r.stderr).toBe(rec.exitCode);
