@@ -23,7 +23,7 @@ export async function saveImages(ctx: EngineContext): Promise<void> {
   try {
     saved = await ctx.service.save(names, { signal: ctx.signal });
   } catch (err) {
-    throw names.length === 1 ? noSuchImage(names[0]!, err) : err;
+    throw names.length === 1 ? noSuchImage(names[0]!, err, { save: true }) : err;
   }
   const { res } = ctx;
   res.statusCode = 200;

@@ -14,13 +14,40 @@ import { deleteItems, historyItems, imageInspect, imageSummary, pruneReport } fr
 import { versionBelow } from "./versions.js";
 
 /**
- * dockerd's answer when a name resolves to nothing: `No such image: <name>`
- * (what the CLI prints after "Error response from daemon: "), whatever words
- * the service chose; other errors pass unchanged.
+ * How dockerd names an image it did not find (moby's `ErrImageDoesNotExist`):
+ * the familiar reference with `:latest` added to a bare name (a short ID
+ * too: `abc123` → `abc123:latest`, as `ParseAnyReference` reads it),
+ * `sha256:<hex>` for a 64-hex ID, the name as given when it parses as neither.
  */
-export function noSuchImage(name: string, err: unknown): unknown {
-  if (err instanceof NotFoundError) return new NotFoundError(`No such image: ${name}`, { code: err.code, cause: err });
-  return err;
+export function familiarNotFoundName(name: string): string {
+  if (/^[a-f0-9]{64}$/.test(name)) return `sha256:${name}`;
+  if (/^sha256:[a-f0-9]{64}$/.test(name)) return name;
+  try {
+    return parseReference(name).familiar;
+  } catch {
+    return name;
+  }
+}
+
+/**
+ * dockerd's answer when a name resolves to nothing, whatever words the
+ * service chose: `No such image: <name>` (what the CLI prints after "Error
+ * response from daemon: "). Save is dockerd's one exception: a `name:tag` or
+ * `name@digest` missing from the reference store is `reference does not exist`.
+ * Other errors pass unchanged.
+ */
+export function noSuchImage(name: string, err: unknown, opts: { save?: boolean } = {}): unknown {
+  if (!(err instanceof NotFoundError)) return err;
+  let message = `No such image: ${familiarNotFoundName(name)}`;
+  if (opts.save) {
+    try {
+      const r = parseReference(name, { defaultTag: false });
+      if (r.tag || r.digest) message = "reference does not exist";
+    } catch {
+      // not a reference: an ID or prefix
+    }
+  }
+  return new NotFoundError(message, { code: err.code, cause: err });
 }
 
 /** Call the service for the image `name`, turning not-found into dockerd's text. */

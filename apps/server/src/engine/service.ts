@@ -198,8 +198,9 @@ export interface EngineImageService {
   prune(filters: Filters): Promise<PruneResult>;
   /**
    * A `docker save` archive of the named images (names as the client gave
-   * them). Resolves once every name resolved (so a bad name is an error
-   * before any byte is sent).
+   * them; a bare repository name means every tag of it, as moby's
+   * `parseNames`). Resolves once every name resolved (so a bad name is an
+   * error before any byte is sent).
    */
   save(names: string[], opts: { signal: AbortSignal }): Promise<SaveStream>;
   /**

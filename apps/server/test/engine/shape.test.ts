@@ -209,3 +209,26 @@ describe("the other bodies", () => {
     expect(progressBar(123_456_789, 1_234_567_890)).toBe(`[=====>${" ".repeat(45)}]  123.5MB/1.235GB`);
   });
 });
+
+describe("not-found texts", () => {
+  it("dockerd's: the familiar name with :latest, sha256: for a 64-hex ID; save's 'reference does not exist'", async () => {
+    const { noSuchImage } = await import("../../src/engine/images.js");
+    const { NotFoundError, InvalidArgumentError } = await import("@berth/digest");
+    const nf = new NotFoundError("image x: not found", { code: "ERR_IMAGE_NOT_FOUND" });
+    const text = (name: string, save = false) => (noSuchImage(name, nf, { save }) as Error).message;
+    for (const scenario of ["rmi-no-such", "tag-no-such", "history-no-such"]) {
+      const ex = (await recording(scenario)).runs[0]!.exchanges.at(-1)!;
+      expect(text("nosuch:img")).toBe((ex.responseBody as { value: { message: string } }).value.message);
+    }
+    const save = (await recording("save-no-such")).runs[0]!.exchanges.at(-1)!;
+    expect(text("nosuch:img", true)).toBe((save.responseBody as { value: { message: string } }).value.message);
+    expect(text("nosuch")).toBe("No such image: nosuch:latest");
+    expect(text("localhost:5000/x/y")).toBe("No such image: localhost:5000/x/y:latest");
+    expect(text("0dc3f49d8ae2")).toBe("No such image: 0dc3f49d8ae2:latest");
+    expect(text("a".repeat(64))).toBe(`No such image: sha256:${"a".repeat(64)}`);
+    expect(text("nosuch", true)).toBe("No such image: nosuch:latest");
+    expect((noSuchImage("nosuch:img", nf) as { code: string }).code).toBe("ERR_IMAGE_NOT_FOUND");
+    const other = new InvalidArgumentError("bad");
+    expect(noSuchImage("x", other)).toBe(other);
+  });
+});
