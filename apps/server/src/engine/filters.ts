@@ -6,19 +6,19 @@
  */
 import { InvalidArgumentError } from "@berth/digest";
 import { EngineErrorCode } from "./errors.js";
-import type { Filters } from "./service.js";
 
 function invalid(raw: string, why: string): InvalidArgumentError {
   return new InvalidArgumentError(`invalid filters ${JSON.stringify(raw)}: ${why}`, { code: EngineErrorCode.InvalidFilters });
 }
 
 /**
- * Parse a `filters` value ("" or absent: no filters). Values of the map
+ * Parse a `filters` value ("" or absent: no filters) into the service's
+ * `Filters` (`key → values`). Values of the map
  * encoding are its keys whatever their boolean (as moby reads them).
  * @throws InvalidArgumentError `ERR_ENGINE_INVALID_FILTERS`
  */
-export function parseFilters(raw: string | null): Filters {
-  const out = new Map<string, string[]>();
+export function parseFilters(raw: string | null): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
   if (raw === null || raw === "") return out;
   let parsed: unknown;
   try {
@@ -30,10 +30,10 @@ export function parseFilters(raw: string | null): Filters {
   for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
     if (Array.isArray(value)) {
       if (!value.every((v) => typeof v === "string")) throw invalid(raw, `values of ${JSON.stringify(key)} must be strings`);
-      out.set(key, [...new Set(value as string[])]);
+      out[key] = [...new Set(value as string[])];
     } else if (value !== null && typeof value === "object") {
       if (!Object.values(value).every((v) => typeof v === "boolean")) throw invalid(raw, `values of ${JSON.stringify(key)} must map to booleans`);
-      out.set(key, Object.keys(value));
+      out[key] = Object.keys(value);
     } else {
       throw invalid(raw, `${JSON.stringify(key)} must map to a list or an object`);
     }

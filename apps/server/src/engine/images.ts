@@ -69,10 +69,10 @@ function requireName(ctx: EngineContext): string {
 /** `GET /images/json` (`all`, `filters`, `filter` before 1.25, `shared-size` 1.42+, `manifests` 1.47+). */
 export async function listImages(ctx: EngineContext): Promise<void> {
   const { query, version } = ctx;
-  const filters = new Map(parseFilters(query.get("filters")));
+  const filters = parseFilters(query.get("filters"));
   // API < 1.25: the `filter` parameter is a reference glob
   const legacyFilter = query.get("filter");
-  if (versionBelow(version, "1.25") && legacyFilter && !filters.has("reference")) filters.set("reference", [legacyFilter]);
+  if (versionBelow(version, "1.25") && legacyFilter && !filters.reference) filters.reference = [legacyFilter];
   const images = await ctx.service.list({
     all: boolValue(query, "all"),
     filters,

@@ -23,7 +23,7 @@ import type { Digest } from "@berth/digest";
  * for listing; `dangling`, `label`, `label!`, `until` for prune. The service
  * validates keys and values (dockerd: `invalid filter 'x'` → InvalidArgumentError).
  */
-export type Filters = ReadonlyMap<string, readonly string[]>;
+export type Filters = Readonly<Record<string, readonly string[]>>;
 
 /** One manifest of an image (API ≥ 1.47 `Manifests`, only when asked). */
 export interface ManifestInfo {
@@ -60,8 +60,8 @@ export interface ImageSummary {
   size: number;
   /** Bytes shared with other images (only when asked with `sharedSize`; else undefined). */
   sharedSize?: number;
-  /** Config labels (empty object when none). */
-  labels: Record<string, string>;
+  /** Config labels (null when the config has none, as dockerd sends them). */
+  labels: Record<string, string> | null;
   /** The image's target descriptor (its manifest or index), for API ≥ 1.48. */
   descriptor?: { mediaType: string; digest: Digest; size: number };
   /** Only when asked with `manifests`. */
