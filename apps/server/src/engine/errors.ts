@@ -83,7 +83,8 @@ export function pageNotFound(): NotFoundError {
 export function writeError(res: ServerResponse, err: unknown, opts: { plainText?: boolean } = {}): void {
   const status = statusOf(err);
   const message = messageOf(err);
-  const body = opts.plainText ? `${message}\n` : JSON.stringify({ message });
+  // dockerd's JSON encoder ends the body with a newline; so does its plain-text error
+  const body = opts.plainText ? `${message}\n` : `${JSON.stringify({ message })}\n`;
   res.statusCode = status;
   res.setHeader("Content-Type", opts.plainText ? "text/plain; charset=utf-8" : "application/json");
   res.setHeader("Content-Length", Buffer.byteLength(body));

@@ -8,12 +8,13 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { classify, type FixtureArchives, writeFixtureArchives } from "@berth/docker-proxy";
+import { CLI_SCENARIOS, classify, type FixtureArchives, writeFixtureArchives } from "@berth/docker-proxy";
 import { dockerd, exec, requirePeer } from "@berth/peers";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { archiveService } from "./archive-service.js";
 import { DOCKER_CLIS, recording, type Served, serve } from "./helpers.js";
+import { compareRuns, replay } from "./replay.js";
 
 await requirePeer("docker");
 const peer = await dockerd();
@@ -96,6 +97,37 @@ describe.each(DOCKER_CLIS)("docker $name", ({ name, path }) => {
     expect(r.stdout).toContain(` Docker Root Dir: ${root}\n`);
     expect(r.stdout).toMatch(/ Images: \d+\n/);
     expect(r.stderr).toBe("WARNING: berth serves images only: no containers, volumes, networks or builds\n");
+  });
+});
+
+/** What berth answers differently on purpose in these exchanges, and why. */
+const PING_EXTRAS = [
+  "$[0].header.builder-version", // dockerd ≥ API 1.42 sends it; 20.10 left it out with no builder configured
+  "$[0].header.swarm", // the same
+];
+const REPLAYED: Array<[scenario: string, allowed: string[]]> = [
+  ["load-i", PING_EXTRAS],
+  ["load-quiet", PING_EXTRAS],
+  ["load-stdin", PING_EXTRAS],
+  // berth's words for a bad archive are its own (dockerd: "Error processing tar file(exit status 1): …")
+  ["load-bad-tar", [...PING_EXTRAS, "$.stderr", "$[1].response.error", "$[1].response.errorDetail.message"]],
+  ["save-no-such", PING_EXTRAS],
+  // berth sends Content-Length (it knows the archive's size), dockerd chunks; the archive's layout is berth's (Docker 25+)
+  ["save-o", [...PING_EXTRAS, "$[1].header.content-length", "$[1].header.transfer-encoding"]],
+];
+
+describe.each(DOCKER_CLIS)("docker $name, pinned to API 1.41: every exchange field by field as dockerd's", (cli) => {
+  beforeAll(async () => {
+    // the recordings' starting state: the fixture images
+    expect((await docker(cli.path, ["load", "-q", "-i", fx.images])).code).toBe(0);
+  });
+
+  it.each(REPLAYED)("%s", async (name, allowed) => {
+    const scenario = CLI_SCENARIOS.find((s) => s.name === name)!;
+    const rec = (await recording(name)).runs.find((r) => r.cli === cli.name)!;
+    const env = { ...process.env, DOCKER_CONFIG: join(dir, "docker-config"), DOCKER_API_VERSION: "1.41" };
+    const berth = await replay(cli, scenario, { socketPath: served.socketPath, fx, env, scratch: dir });
+    expect(compareRuns(rec, berth, { allowed })).toEqual([]);
   });
 });
 
