@@ -16,7 +16,7 @@
  *
  * `load.tar`: engine-rec/loaded:1, two new layers of 384 KiB of
  * pseudo-random bytes (so a TTY load shows progress bars). `bad.tar`: not an
- * archive at all.
+ * archive at all. `rootfs.tar`: base's layer, for `docker import`.
  * @module
  */
 import { createHash } from "node:crypto";
@@ -152,10 +152,11 @@ async function archiveOf(specs: ImageSpec[]): Promise<{ tar: Buffer; images: Bui
 /** What {@link writeFixtureArchives} wrote. */
 export interface FixtureArchives {
   dir: string;
-  /** `images.tar`, `load.tar`, `bad.tar` */
+  /** `images.tar`, `load.tar`, `bad.tar`, `rootfs.tar` */
   images: string;
   load: string;
   bad: string;
+  rootfs: string;
   /** Image IDs by key: base, mid, app, solo, dangling, loaded. */
   ids: Record<string, string>;
 }
@@ -249,10 +250,12 @@ export async function writeFixtureArchives(dir: string): Promise<FixtureArchives
     images: join(dir, "images.tar"),
     load: join(dir, "load.tar"),
     bad: join(dir, "bad.tar"),
+    rootfs: join(dir, "rootfs.tar"),
     ids: Object.fromEntries([...main.images, ...extra.images].map((i) => [i.key, i.id])),
   };
   await writeFile(out.images, main.tar);
   await writeFile(out.load, extra.tar);
   await writeFile(out.bad, "this is not a tar archive\n".repeat(40));
+  await writeFile(out.rootfs, L1);
   return out;
 }

@@ -19,14 +19,14 @@ export const CLIS = [
 
 /**
  * One CLI command. Arguments may hold placeholders: `{images}`, `{load}`,
- * `{bad}` (the fixture archives), `{out}` (a file in a scratch directory),
+ * `{bad}`, `{rootfs}` (the fixture archives), `{out}` (a file in a scratch directory),
  * `{id:KEY}` (full image ID), `{short:KEY}` (12 hex), `{prefix:KEY}` (5 hex).
  */
 export interface CliScenario {
   name: string;
   args: string[];
   /** Fixture archive piped to stdin. */
-  stdin?: "images" | "load" | "bad";
+  stdin?: "images" | "load" | "bad" | "rootfs";
   /** stdout is a tar: record its entry list instead of its bytes. */
   stdoutTar?: boolean;
   /** Run on a pseudo-terminal (`script`), 120 columns: stdout and stderr arrive merged as stdout. */
@@ -92,6 +92,9 @@ export const CLI_SCENARIOS: CliScenario[] = [
   { name: "load-tty", args: ["load", "-i", "{load}"], tty: true },
   { name: "load-present", args: ["load", "-i", "{images}"] },
   { name: "load-bad-tar", args: ["load", "-i", "{bad}"] },
+  { name: "import", args: ["import", "-", "engine-rec/imported:1"], stdin: "rootfs", after: IMAGES_AFTER },
+  { name: "import-change-message", args: ["import", "-c", "ENV A=1", "-c", 'CMD ["/bin/hello"]', "-m", "from the fixtures", "-", "engine-rec/imported:2"], stdin: "rootfs" },
+  { name: "import-no-tag", args: ["import", "-"], stdin: "rootfs" },
   { name: "image-prune", args: ["image", "prune", "-f"], after: IMAGES_AFTER },
   { name: "image-prune-nothing", args: ["image", "prune", "-f"], setup: "empty" },
   { name: "image-prune-label", args: ["image", "prune", "-f", "-a", "--filter", "label=org.example.engine=solo"], after: IMAGES_AFTER },
@@ -126,6 +129,7 @@ export function resolveArgs(args: readonly string[], fx: FixtureArchives, outFil
       .replace("{images}", fx.images)
       .replace("{load}", fx.load)
       .replace("{bad}", fx.bad)
+      .replace("{rootfs}", fx.rootfs)
       .replace("{out}", outFile)
       .replace(/\{(id|short|prefix):(\w+)\}/g, (_m, kind: string, key: string) => {
         const id = fx.ids[key];

@@ -5,9 +5,9 @@
  */
 import { once } from "node:events";
 import type { EngineContext } from "./context.js";
-import { messageOf } from "./errors.js";
+import { messageOf, notImplemented } from "./errors.js";
 import { boolValueOr, JsonMessageStream } from "./http.js";
-import { noSuchImage } from "./images.js";
+import { noSuchImage, repoTagReference } from "./images.js";
 import type { LoadEvent } from "./service.js";
 
 /**
@@ -94,5 +94,34 @@ export async function loadImages(ctx: EngineContext): Promise<void> {
   } catch (err) {
     await out.error(messageOf(err));
   }
+  out.end();
+}
+
+/**
+ * `POST /images/create`. With `fromSrc=-` (`docker import`): the body is a
+ * rootfs tar, imported as one layer with `changes` and `message` (default
+ * `Imported from -`, as dockerd), tagged `repo`/`tag` when given; the answer
+ * is dockerd's stream with one `{"status":"sha256:…"}`. With `fromImage`
+ * (pull) or a URL in `fromSrc`: 501, honestly — berth fetches nothing from
+ * the network yet.
+ */
+export async function createImage(ctx: EngineContext): Promise<void> {
+  const { query } = ctx;
+  if (query.get("fromImage")) {
+    throw notImplemented("pull (POST /images/create?fromImage=)", "berth's registry client is not there yet (use `berth docker pull` or skopeo)");
+  }
+  const src = query.get("fromSrc") ?? "";
+  if (src !== "-") throw notImplemented(`import from ${JSON.stringify(src)}`, "berth imports from the request body only (fromSrc=-); it downloads nothing");
+  const repo = query.get("repo") ?? "";
+  const tag = repo ? repoTagReference(repo, query.get("tag") ?? "") : undefined;
+  const id = await ctx.service.importImage(ctx.req, {
+    ...(tag ? { tag } : {}),
+    message: query.get("message") || `Imported from ${src}`,
+    changes: query.getAll("changes"),
+    ...(query.get("platform") ? { platform: query.get("platform")! } : {}),
+    signal: ctx.signal,
+  });
+  const out = new JsonMessageStream(ctx.res);
+  await out.write({ status: id });
   out.end();
 }

@@ -102,25 +102,34 @@ export async function imageHistory(ctx: EngineContext): Promise<void> {
 }
 
 /**
+ * dockerd's `RepoTagReference`: `repo` (a repository, maybe fully qualified,
+ * maybe with a tag) plus an optional `tag` as one normalised reference; a
+ * digest reference and the ambiguous name `sha256` are refused.
+ * @throws InvalidArgumentError `ERR_ENGINE_INVALID_PARAMETER`
+ */
+export function repoTagReference(repo: string, tag: string): string {
+  const bad = (why: string) => new InvalidArgumentError(why, { code: EngineErrorCode.InvalidParameter });
+  if (tag !== "" && !isValidTag(tag)) throw bad(`invalid tag format: ${JSON.stringify(tag)}`);
+  let named: ReturnType<typeof parseReference>;
+  try {
+    named = parseReference(repo, { defaultTag: false });
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  if (named.digest) throw bad(`cannot tag or import with a digest reference: ${repo}`);
+  if (named.familiarName === "sha256") throw bad("refusing to create an ambiguous tag using digest algorithm as name");
+  // `tag` replaces a tag `repo` carries (the docker CLI sends `repo=name:tag` for import), else `latest`
+  return `${named.name}:${tag || named.tag || "latest"}`;
+}
+
+/**
  * `POST /images/{name}/tag?repo=&tag=` → 201, empty body (what the CLI
- * expects). The target is checked here (dockerd's `RepoTagReference`): a
- * valid repository, an optional valid tag, not the ambiguous name `sha256`.
+ * expects); the target checked by {@link repoTagReference}.
  */
 export async function tagImage(ctx: EngineContext): Promise<void> {
   const name = requireName(ctx);
-  const repo = ctx.query.get("repo") ?? "";
-  const tag = ctx.query.get("tag") ?? "";
-  const bad = (why: string) => new InvalidArgumentError(why, { code: EngineErrorCode.InvalidParameter });
-  if (tag !== "" && !isValidTag(tag)) throw bad(`invalid tag format: ${JSON.stringify(tag)}`);
-  let target: ReturnType<typeof parseReference>;
-  try {
-    target = parseReference(tag ? `${repo}:${tag}` : repo);
-  } catch (err) {
-    throw bad(`invalid reference ${JSON.stringify(repo)}: ${(err as Error).message}`);
-  }
-  if (target.digest) throw bad(`cannot tag with a digest reference: ${repo}`);
-  if (target.familiarName === "sha256") throw bad("refusing to create an ambiguous tag using digest algorithm as name");
-  await forName(name, () => ctx.service.tag(name, target.string));
+  const target = repoTagReference(ctx.query.get("repo") ?? "", ctx.query.get("tag") ?? "");
+  await forName(name, () => ctx.service.tag(name, target));
   sendEmpty(ctx.res, 201);
 }
 

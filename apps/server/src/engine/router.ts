@@ -5,7 +5,7 @@
  * `localhost:5000/x/y:z`), as dockerd's `{name:.*}` routes.
  * @module
  */
-import { loadImages, saveImages } from "./archive.js";
+import { createImage, loadImages, saveImages } from "./archive.js";
 import type { EngineContext, EngineHandler } from "./context.js";
 import { imagesOnly, notImplemented, pageNotFound } from "./errors.js";
 import { deleteImage, imageHistory, inspectImage, listImages, pruneImages, tagImage } from "./images.js";
@@ -38,7 +38,7 @@ export const ROUTES: readonly Route[] = [
   { method: "GET", path: "/images/search", handler: refuse("image search", "berth searches no registry") },
   { method: "POST", path: "/images/load", handler: loadImages },
   { method: "POST", path: "/images/prune", handler: pruneImages },
-  { method: "POST", path: "/images/create", handler: refuse("pull and import (POST /images/create)", NO_REGISTRY_CLIENT) },
+  { method: "POST", path: "/images/create", handler: createImage },
   { method: "POST", path: "/auth", handler: refuse("registry login (POST /auth)", NO_REGISTRY_CLIENT) },
   { method: "GET", path: /^\/images\/(.*)\/get$/, handler: saveImages },
   { method: "GET", path: /^\/images\/(.*)\/history$/, handler: imageHistory },

@@ -209,6 +209,17 @@ export interface EngineImageService {
    * for a bad archive; nothing of a failed load stays visible.
    */
   load(archive: AsyncIterable<Uint8Array>, opts: LoadOptions): Promise<void>;
+  /**
+   * `docker import` of a rootfs tar (`POST /images/create?fromSrc=-`): one
+   * layer from the stream, `changes` (Dockerfile instructions: ENV, CMD, …)
+   * applied, `message` as the history comment, tagged `tag` (a full
+   * reference, checked by the face) when given.
+   * @returns the new image's ID
+   */
+  importImage(
+    rootfs: AsyncIterable<Uint8Array>,
+    opts: { tag?: string; message: string; changes: string[]; platform?: string; signal: AbortSignal },
+  ): Promise<Digest>;
   /** Disk usage of images. */
   diskUsage(): Promise<DiskUsage>;
   /** Store facts for `/info`. */

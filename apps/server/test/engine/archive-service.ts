@@ -39,6 +39,7 @@ export async function archiveService(root: string): Promise<{ service: EngineIma
     remove: later("remove"),
     prune: later("prune"),
     diskUsage: later("diskUsage"),
+    importImage: later("importImage"),
   };
   return { service, close: () => store.close() };
 }

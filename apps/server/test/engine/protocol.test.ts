@@ -123,9 +123,16 @@ describe("unknown paths and other objects", () => {
     expect(message).not.toContain("\n");
   });
 
-  it("image endpoints that need the registry client say so (501)", async () => {
+  it("import checks its target before the service is called (400)", async () => {
+    const r = await raw(unix(), "POST", "/v1.41/images/create?fromSrc=-&repo=UPPER", "not read");
+    expect(r.status).toBe(400);
+    expect((JSON.parse(r.body) as { message: string }).message).toMatch(/must be lowercase/);
+  });
+
+  it("image endpoints that need the network say so (501)", async () => {
     for (const [m, p] of [
       ["POST", "/v1.41/images/create?fromImage=busybox&tag=latest"],
+      ["POST", "/v1.41/images/create?fromSrc=http://example.invalid/rootfs.tar"],
       ["POST", "/v1.41/images/busybox/push?tag=latest"],
       ["POST", "/v1.41/auth"],
     ] as const) {

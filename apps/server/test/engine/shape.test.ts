@@ -227,3 +227,21 @@ describe("not-found texts", () => {
     expect(noSuchImage("x", other)).toBe(other);
   });
 });
+
+describe("tag and import targets (dockerd's RepoTagReference)", () => {
+  it("repo with or without a tag, the tag parameter winning, refusals", async () => {
+    const { repoTagReference } = await import("../../src/engine/images.js");
+    // what the two clients sent in the recordings
+    for (const scenario of ["tag", "tag-by-prefix", "import", "import-change-message"]) {
+      for (const run of (await recording(scenario)).runs) {
+        const q = run.exchanges.at(-1)!.query as Record<string, string>;
+        expect(repoTagReference(q.repo!, q.tag ?? "")).toMatch(/^(docker\.io\/engine-rec\/(app:2|imported:[12])|localhost:5000\/solo:new)$/);
+      }
+    }
+    expect(repoTagReference("busybox", "")).toBe("docker.io/library/busybox:latest");
+    expect(repoTagReference("x/y:1", "2")).toBe("docker.io/x/y:2");
+    for (const [repo, tag] of [["UPPER", ""], ["x", "bad tag"], [`x@sha256:${"a".repeat(64)}`, ""], ["sha256", "1"], ["", ""]]) {
+      expect(() => repoTagReference(repo!, tag!), `${repo} ${tag}`).toThrow(expect.objectContaining({ code: "ERR_ENGINE_INVALID_PARAMETER" }));
+    }
+  });
+});
