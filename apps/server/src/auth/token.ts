@@ -127,6 +127,8 @@ export class TokenAuthority {
       return undefined;
     }
     if (!isScopeList(payload.access) || typeof payload.sub !== "string" || typeof payload.exp !== "number") return undefined;
+    // A lifetime longer than this authority gives is not one of its tokens.
+    if (typeof payload.iat !== "number" || payload.exp - payload.iat > this.ttlSeconds + CLOCK_SKEW_S) return undefined;
     const claims: TokenClaims = {
       account: payload.sub === "" ? undefined : payload.sub,
       access: payload.access,
