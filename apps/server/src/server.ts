@@ -91,6 +91,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const ctx = requestContext(req);
     const bytesBefore = req.socket.bytesWritten ?? 0;
     inflight.add(ctx);
+    // An aborted request stops reading its body at once (a stalled upload ends with the abort).
+    ctx.signal.addEventListener("abort", () => void (req.complete || req.destroy()), { once: true });
     res.once("close", () => {
       // The client went away (or the connection was cut) before the answer was complete.
       if (!res.writableFinished) ctx.abort(new Error("client disconnected"));
