@@ -148,6 +148,9 @@ describe("token mode", () => {
     const base = await fetch(`${berth.server.url}/v2/`);
     expect(base.status).toBe(401);
     expect(base.headers.get("www-authenticate")).toBe(`Bearer realm="${realm}",service="berth-test"`);
+    const hostile = await fetch(`${berth.server.url}/v2/team/app/blobs/uploads/?mount=${sha("x")}&from=a%22%0d%0aX:%20y`, { method: "POST" });
+    expect(hostile.status).toBe(400);
+    expect(hostile.headers.get("www-authenticate")).toBeNull();
     const push = await fetch(`${berth.server.url}/v2/team/app/blobs/uploads/?mount=${sha("x")}&from=other/repo`, { method: "POST" });
     expect(push.headers.get("www-authenticate")).toBe(
       `Bearer realm="${realm}",service="berth-test",scope="repository:team/app:pull,push repository:other/repo:pull"`,

@@ -185,6 +185,13 @@ describe("uploads", () => {
     expect((await c.request("HEAD", `/v2/<name>/blobs/${sha(data)}`)).status).toBe(404);
   });
 
+  it("monolithic POST ?digest= with a malformed digest creates no session", async () => {
+    const before = backend.uploads.size;
+    const r = await c.request("POST", "/v2/<name>/blobs/uploads/", { query: { digest: "sha256:nope" }, body: "b" });
+    expect([r.status, r.errorCode()]).toEqual([400, "DIGEST_INVALID"]);
+    expect(backend.uploads.size).toBe(before);
+  });
+
   it("monolithic POST ?digest= with a wrong digest is DIGEST_INVALID; PUT without digest too", async () => {
     const r = await c.request("POST", "/v2/<name>/blobs/uploads/", { query: { digest: sha("a") }, body: "b" });
     expect(r.status).toBe(400);

@@ -28,9 +28,9 @@ export function blobScope(call: Call, repository: string): BlobScope {
   return { repository, membersOnly: call.identity.enforced };
 }
 
-/** Answer with no body. */
+/** Answer with no body (`Content-Length: 0`, except on 204 and 304, which must not carry one). */
 export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
-  res.writeHead(status, { ...headers, "Content-Length": 0 });
+  res.writeHead(status, status === 204 || status === 304 ? headers : { ...headers, "Content-Length": 0 });
   res.end();
 }
 

@@ -95,8 +95,7 @@ export function toRegistryError(err: unknown): RegistryError {
     const detail = err.details;
     if (mapped) {
       const [status, code] = mapped;
-      const headers: Record<string, string> = {};
-      return new RegistryError(status, code, err.message, { detail, headers, cause: err });
+      return new RegistryError(status, code, err.message, { detail, cause: err });
     }
     // By kind, for codes this table does not list.
     if (err instanceof NotFoundError) return new RegistryError(404, "BLOB_UNKNOWN", err.message, { detail, cause: err });

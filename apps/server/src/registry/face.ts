@@ -43,7 +43,8 @@ function needsOf(route: Route, method: string, query: URLSearchParams): Scope[] 
       return [{ type: "registry", name: "catalog", actions: ["*"] }];
     case "uploads": {
       const needs: Scope[] = [{ type: "repository", name: route.name, actions: ["pull", "push"] }];
-      const from = query.get("mount") !== null ? query.get("from") : null;
+      // Validated here, before it can reach a challenge header or the backend.
+      const from = query.get("mount") !== null ? mountSource(query) : undefined;
       if (from && from !== route.name) needs.push({ type: "repository", name: from, actions: ["pull"] });
       return needs;
     }
@@ -125,7 +126,6 @@ export function registryFace(options: RegistryFaceOptions): Face {
         uploading++;
         counted = true;
       }
-      if (route.kind === "uploads") mountSource(call); // validate `from` before anything is created
       await dispatch(call, route, method);
     } catch (err) {
       const answer = toRegistryError(err);

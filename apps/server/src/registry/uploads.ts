@@ -86,7 +86,7 @@ export async function startUpload(call: Call, name: string): Promise<void> {
   const mount = singleParam(query, "mount");
   if (mount !== undefined) {
     const digest = parseDigestParam(mount, "mount digest");
-    const from = mountSource(call);
+    const from = mountSource(query);
     const mounted = await backend.mountBlob(name, digest, { ...(from ? { from } : {}), readable: identity.canPull });
     if (mounted) {
       blobCreated(call, name, mounted.digest);
@@ -94,19 +94,19 @@ export async function startUpload(call: Call, name: string): Promise<void> {
     }
   }
   const digestParam = mount === undefined ? singleParam(query, "digest") : undefined;
+  const digest = digestParam === undefined ? undefined : parseDigestParam(digestParam, "digest");
   const session = await backend.createUpload(name);
-  if (digestParam === undefined) {
+  if (digest === undefined) {
     sendEmpty(call.res, 202, sessionHeaders(name, session));
     return;
   }
   // Monolithic: the whole blob in this request's body.
-  const digest = parseDigestParam(digestParam, "digest");
   await finish(call, name, session.id, digest, undefined, true);
 }
 
 /** The validated `from` of a mount, if any. @throws RegistryError 400 NAME_INVALID */
-export function mountSource(call: Call): string | undefined {
-  const from = singleParam(call.query, "from");
+export function mountSource(query: URLSearchParams): string | undefined {
+  const from = singleParam(query, "from");
   if (from === undefined || from === "") return undefined;
   if (!isValidRepositoryName(from)) throw new RegistryError(400, "NAME_INVALID", `invalid repository name in from: ${JSON.stringify(from.slice(0, 300))}`);
   return from;
