@@ -10,18 +10,23 @@
  * | the token path (`/token`), token auth only | token endpoint |
  * | `/ui`, `/ui/…` | explorer page |
  * | everything else (`/_ping`, `/v1.NN/…`, `/images/…`, …) | Docker Engine API, when mounted |
+ *
+ * The Engine API and the page have no auth of their own, so on a TCP listener
+ * off loopback they answer 403 (unless `allowRemoteWithoutAuth`); the unix
+ * socket and loopback TCP serve them.
  * @module
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { UnavailableError } from "@berth/digest";
 import { createAuthorizer } from "./auth/authorizer.js";
 import { tokenFace } from "./auth/endpoint.js";
-import { type Face, type RequestContext, requestContext } from "./context.js";
+import { type RequestContext, requestContext } from "./context.js";
 import { optionError } from "./errors.js";
 import { sendJson } from "./http.js";
 import { listenTcp, listenUnix, makeServer } from "./listeners.js";
 import { logEntry, requestLogger } from "./log.js";
-import { type ServerOptions, checkListen, resolveLimits } from "./options.js";
+import { mountTable } from "./mount.js";
+import { type ServerOptions, checkListen, isLoopbackHost, resolveLimits } from "./options.js";
 import { registryFace } from "./registry/face.js";
 
 /** A running server. */
@@ -47,13 +52,6 @@ export interface RunningServer {
 
 const SHUTDOWN_ABORT_WAIT_MS = 2_000;
 
-function notFoundFace(): Face {
-  return async (req, res) => {
-    requestContext(req).errorCode = "NOT_FOUND";
-    sendJson(res, 404, { errors: [{ code: "UNSUPPORTED", message: `no endpoint at ${(req.url ?? "").split("?")[0]!.slice(0, 200)}` }] });
-  };
-}
-
 /**
  * Start the server: listen on `host:port` (TLS when `tls` is given) and on
  * `socketPath` when given, with the faces of `options` mounted by path.
@@ -73,21 +71,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     : undefined;
   const token = auth.token ? tokenFace(auth) : undefined;
   const tokenPath = auth.token?.path;
-  const fallback = options.engine ?? notFoundFace();
-  const log = requestLogger(options.log);
 
-  const pick = (path: string): Face => {
-    if (registry && (path === "/v2" || path.startsWith("/v2/"))) return registry;
-    if (token && path === tokenPath) return token;
-    if (options.ui && (path === "/ui" || path.startsWith("/ui/"))) return options.ui;
-    return fallback;
-  };
+  const pick = mountTable({
+    ...(registry ? { registry } : {}),
+    ...(token && tokenPath ? { token: { path: tokenPath, face: token } } : {}),
+    ...(options.engine ? { engine: options.engine } : {}),
+    ...(options.ui ? { ui: options.ui } : {}),
+    // The Engine API and the page have no auth of their own: off loopback (where the
+    // registry needs auth), TCP clients do not reach them; the unix socket and loopback TCP do.
+    openFacesOnTcp: isLoopbackHost(host) || options.allowRemoteWithoutAuth === true,
+  });
+  const log = requestLogger(options.log);
 
   const inflight = new Set<RequestContext>();
   let stopping = false;
   const idle: Array<() => void> = [];
 
-  const handler = (req: IncomingMessage, res: ServerResponse) => {
+  const handler = (tcp: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     const ctx = requestContext(req);
     const bytesBefore = req.socket.bytesWritten ?? 0;
     inflight.add(ctx);
@@ -108,7 +108,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     const q = url.indexOf("?");
-    const face = pick(q === -1 ? url : url.slice(0, q));
+    const face = pick(q === -1 ? url : url.slice(0, q), tcp);
     face(req, res).catch((err: unknown) => {
       ctx.error = err;
       if (!res.headersSent) {
@@ -121,11 +121,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   const servers: Server[] = [];
-  const tcp = makeServer(handler, limits, options.tls);
+  const tcp = makeServer(handler(true), limits, options.tls);
   const boundPort = await listenTcp(tcp, host, port);
   servers.push(tcp);
   if (options.socketPath) {
-    const unix = makeServer(handler, limits);
+    const unix = makeServer(handler(false), limits);
     try {
       await listenUnix(unix, options.socketPath, options.socketMode ?? 0o660);
     } catch (err) {

@@ -17,6 +17,7 @@ import { hasCode } from "@berth/digest";
 import { execOk, requirePeer } from "@berth/peers";
 import { afterAll, describe, expect, it } from "vitest";
 import { SERVER_ERROR_CODES, startServer } from "../src/index.js";
+import { mountTable } from "../src/mount.js";
 import { checkListen, isLoopbackHost } from "../src/options.js";
 import { startBerth, tempDir } from "./helpers.js";
 
@@ -170,6 +171,19 @@ describe("limits", () => {
 });
 
 describe("faces", () => {
+  it("the mount table: off loopback, TCP clients do not reach the engine and ui faces", () => {
+    const f = (name: string) => Object.assign(async () => {}, { label: name });
+    const [registry, token, engine, ui] = ["registry", "token", "engine", "ui"].map(f);
+    const local = mountTable({ registry: registry!, token: { path: "/token", face: token! }, engine: engine!, ui: ui!, openFacesOnTcp: true });
+    const remote = mountTable({ registry: registry!, token: { path: "/token", face: token! }, engine: engine!, ui: ui!, openFacesOnTcp: false });
+    expect([local("/v2/", true), local("/token", true), local("/_ping", true), local("/ui/x", true)]).toEqual([registry, token, engine, ui]);
+    expect([remote("/v2/a/tags/list", true), remote("/token", true)]).toEqual([registry, token]);
+    expect(remote("/_ping", true)).not.toBe(engine);
+    expect(remote("/ui/", true)).not.toBe(ui);
+    expect([remote("/_ping", false), remote("/ui/", false)]).toEqual([engine, ui]);
+  });
+
+
   it("mounts the engine and ui faces by path; without them, other paths are a JSON 404", async () => {
     const engine = async (_req: unknown, res: import("node:http").ServerResponse) => {
       res.writeHead(200, { "Content-Type": "text/plain" }).end("engine");
