@@ -3,10 +3,11 @@
  * double until phase 2): the shared dockerd pushes and pulls (TLS probe
  * first, then plain HTTP), re-pushes with HEADs only, logs in with token
  * auth and is refused a push with a pull-only account; skopeo copies,
- * inspects and lists tags with `--creds` under Basic and token auth.
+ * inspects and lists tags with `--creds` under Basic and token auth; podman
+ * pulls and pushes with Basic auth.
  * Skips without the peers; fails under BERTH_REQUIRE_PEERS=1.
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type DockerPeer, busyboxBase, dockerd, exec, requirePeer } from "@berth/peers";
 import bcrypt from "bcryptjs";
@@ -16,6 +17,7 @@ import { startBerth, tempDir } from "./helpers.js";
 
 const peer: DockerPeer | undefined = await dockerd();
 const skopeo = await requirePeer("skopeo");
+const podman = await requirePeer("podman");
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
 
@@ -116,4 +118,39 @@ describe.skipIf(!peer || !skopeo)("skopeo against berth serve", () => {
       }
     });
   }
+});
+
+describe.skipIf(!peer || !podman)("podman against berth serve", () => {
+  it("pulls what docker pushed and pushes it back under a new name (Basic auth)", async () => {
+    const { server } = await startBerth({ auth: { mode: "basic", htpasswd, access: RULES } });
+    const host = `${server.host}:${server.port}`;
+    // Its own storage and config, so nothing of the machine's podman is touched.
+    const root = join(tmp.dir, "podman");
+    const pm = (args: string[]) =>
+      exec(podman!, ["--root", join(root, "root"), "--runroot", join(root, "run"), "--storage-driver", "vfs", ...args], {
+        timeoutMs: 180_000,
+        env: { ...process.env, REGISTRY_AUTH_FILE: join(root, "auth.json"), XDG_RUNTIME_DIR: join(root, "xdg") },
+      });
+    mkdirSync(join(root, "xdg"), { recursive: true, mode: 0o700 });
+    writeFileSync(join(root, "auth.json"), '{"auths":{}}');
+    try {
+      const id = await busyboxBase(peer!);
+      const ref = `${host}/${NS}/podman:1`;
+      await peer!.run(["tag", id, ref]);
+      await peer!.run(["login", host, "-u", "alice", "--password-stdin"], { input: "wonderland\n" });
+      await peer!.run(["push", ref]);
+      await peer!.run(["logout", host]);
+      await peer!.run(["rmi", ref]);
+      const pull = await pm(["pull", "--tls-verify=false", "--creds", "reader:books", ref]);
+      expect(pull.code, pull.output).toBe(0);
+      const push = await pm(["push", "--tls-verify=false", "--creds", "alice:wonderland", ref, `${host}/${NS}/podman-pushed:1`]);
+      expect(push.code, push.output).toBe(0);
+      const refused = await pm(["push", "--tls-verify=false", "--creds", "reader:books", ref, `${host}/${NS}/podman-refused:1`]);
+      expect(refused.code).not.toBe(0);
+      const images = await pm(["images", "--format", "{{.ID}}", "--no-trunc", ref]);
+      expect(images.stdout.trim()).toBe(id);
+    } finally {
+      await server.close();
+    }
+  });
 });
