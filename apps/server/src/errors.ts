@@ -22,7 +22,14 @@ export const SERVER_ERROR_CODES = {
   htpasswd: "ERR_SERVER_HTPASSWD",
   /** InvalidArgumentError: the token signing key file cannot be read or is too short. */
   tokenKey: "ERR_SERVER_TOKEN_KEY",
+  /** UnavailableError: the reason a request's AbortSignal fires when a shutdown stops waiting for it. */
+  stopped: "ERR_SERVER_STOPPED",
 } as const;
+
+/** The abort reason of requests a shutdown stops. */
+export function stoppedError(): UnavailableError {
+  return new UnavailableError("the server is shutting down", { code: SERVER_ERROR_CODES.stopped });
+}
 
 /** A bad option value. */
 export function optionError(option: string, why: string): InvalidArgumentError {

@@ -17,11 +17,10 @@
  * @module
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import { UnavailableError } from "@berth/digest";
 import { createAuthorizer } from "./auth/authorizer.js";
 import { tokenFace } from "./auth/endpoint.js";
 import { type RequestContext, requestContext } from "./context.js";
-import { optionError } from "./errors.js";
+import { optionError, stoppedError } from "./errors.js";
 import { sendJson } from "./http.js";
 import { listenTcp, listenUnix, makeServer } from "./listeners.js";
 import { logEntry, requestLogger } from "./log.js";
@@ -143,7 +142,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const onSignal = () => {
     if (closing) {
       // A second signal: stop waiting.
-      for (const ctx of inflight) ctx.abort(new UnavailableError("server stopped", { code: "ERR_SERVER_STOPPED" }));
+      for (const ctx of inflight) ctx.abort(stoppedError());
       for (const s of servers) s.closeAllConnections();
       return;
     }
@@ -169,7 +168,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           });
         });
       if (!(await drained(graceMs))) {
-        for (const ctx of inflight) ctx.abort(new UnavailableError("server shutting down", { code: "ERR_SERVER_STOPPED" }));
+        for (const ctx of inflight) ctx.abort(stoppedError());
         await drained(SHUTDOWN_ABORT_WAIT_MS);
       }
       for (const s of servers) s.closeAllConnections();
