@@ -32,9 +32,17 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: Regist
   }
   const body = err.body();
   const headers: OutgoingHttpHeaders = { ...err.headers, "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) };
-  if (!req.complete) headers.Connection = "close";
+  if (hasUnreadBody(req)) headers.Connection = "close";
   res.writeHead(err.status, headers);
   res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/** True when the request has a body (a length above 0, or chunked) that has not been read to its end. */
+export function hasUnreadBody(req: IncomingMessage): boolean {
+  const len = req.headers["content-length"];
+  const chunked = req.headers["transfer-encoding"] !== undefined;
+  if (!chunked && (len === undefined || len === "0")) return false;
+  return !req.readableEnded;
 }
 
 /**

@@ -98,6 +98,13 @@ describe("paths", () => {
     expect(r.body).not.toMatch(/at .*\.ts:\d+/);
   });
 
+  it("keeps the connection open after an error to a bodyless request; closes it when a body was left unread", async () => {
+    const miss = await c.request("GET", `/v2/<name>/blobs/${sha("absent")}`);
+    expect([miss.status, miss.headers.get("connection")]).toEqual([404, "keep-alive"]);
+    const unread = await c.request("PATCH", "/v2/<name>/blobs/uploads/no-such-session", { body: "x".repeat(1000) });
+    expect([unread.status, unread.headers.get("connection")]).toEqual([404, "close"]);
+  });
+
   it("answers 405 with Allow for a method a route does not take", async () => {
     const r = await c.request("PUT", "/v2/team/app/tags/list");
     expect(r.status).toBe(405);
