@@ -37,3 +37,39 @@ export {
   type Transport,
 } from "./transport/types.js";
 export { DEFAULT_USER_AGENT, withUserAgent } from "./transport/useragent.js";
+export {
+  configKey,
+  credentialFromConfig,
+  DOCKER_HUB_CONFIG_KEY,
+  type DockerAuthEntry,
+  type DockerConfig,
+  type DockerConfigOptions,
+  dockerConfigFile,
+  dockerCredentials,
+  eraseCredential,
+  helperFor,
+  hostOfKey,
+  readDockerConfig,
+  type StoredCredential,
+  storeCredential,
+  writeDockerConfig,
+} from "./credentials/dockerconfig.js";
+export { type HelperCredential, type HelperOptions, helperErase, helperGet, helperStore, runCredentialHelper } from "./credentials/helper.js";
+export { login, type LoginOptions, logout } from "./credentials/login.js";
+export { BLOB_INFO_CACHE_FILE, BlobInfoCache, type BlobInfoCacheLimits, type CompressedBlob } from "./blobinfocache.js";
+export { type LayoutWriteOptions, type LayoutWriteResult, OciLayout, PARTIAL_DIR, PARTIAL_MAX_AGE_MS } from "./layout.js";
+export { matchingManifests, selectManifest } from "./platform.js";
+export {
+  descriptorOf,
+  type ImageDestination,
+  type ImageSource,
+  layoutDestination,
+  layoutSource,
+  type ManifestPlace,
+  type PutBlobContext,
+  type PutBlobResult,
+  type RegistryLocation,
+  registryDestination,
+  registrySource,
+} from "./endpoints.js";
+export { type CopyEvent, copyImage, type CopyOptions, type CopyResult } from "./copy.js";
