@@ -72,7 +72,7 @@ export interface CopyResult {
   blobs: (PutBlobResult & { digest: Digest; size: number })[];
   /** Manifests and indexes written (not already there). */
   manifestsWritten: number;
-  /** Blob bytes read from the source. */
+  /** Blob bytes read from the source (configs read for their DiffIDs included). */
   bytesTransferred: number;
 }
 
@@ -130,6 +130,8 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, options
           onProgress: (n) => emit({ type: "blob-progress", digest, size: desc.size, bytes: n }),
         });
         known(digest);
+        // a config read whole for its DiffIDs was read from the source whatever the destination did
+        if (bytes) r.bytes = bytes.length;
         emit({ type: "blob-done", digest, size: desc.size, mediaType: desc.mediaType, ...r });
         return { ...r, digest, size: desc.size };
       });
@@ -138,9 +140,9 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, options
     return p;
   }
 
-  /** The config's bytes (small, read whole: the DiffIDs come from it). */
+  /** The config's bytes, read whole when a blob-info cache wants its DiffIDs (else it streams like any blob). */
   async function readConfig(desc: Descriptor): Promise<Uint8Array | undefined> {
-    if (desc.size > (options.maxConfigSize ?? 16 << 20)) return undefined;
+    if (!cache || desc.size > (options.maxConfigSize ?? 16 << 20)) return undefined;
     const chunks: Uint8Array[] = [];
     for await (const c of src.blob({ digest: desc.digest, size: desc.size }, 0, signal)) chunks.push(c);
     const bytes = new Uint8Array(Buffer.concat(chunks));

@@ -16,7 +16,7 @@ export interface FakeServer {
   close(): Promise<void>;
 }
 
-export async function fakeServer(handler: (req: IncomingMessage, res: ServerResponse, body: Buffer, n: number) => void | Promise<void>): Promise<FakeServer> {
+export async function fakeServer(handler: (req: IncomingMessage, res: ServerResponse, body: Buffer, n: number) => unknown): Promise<FakeServer> {
   const seen: SeenRequest[] = [];
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
