@@ -14,13 +14,11 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream, promises as fsp } from "node:fs";
+import { createReadStream, promises as fsp } from "node:fs";
 import path from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { DataIntegrityError, type Digest, digestAlgorithm, digestHex, FailedPreconditionError, NotFoundError, parseDigest, sha256 } from "@berth/digest";
 import { ANNOTATION_REF_NAME, type Descriptor, INDEX_MEDIA_TYPES, MEDIA_TYPE_OCI_INDEX, OCI_LAYOUT_VERSION, type OciIndex, parseIndex } from "@berth/oci";
-import { REGISTRY_ERROR_CODES } from "./errors.js";
+import { abortedError, REGISTRY_ERROR_CODES } from "./errors.js";
 import { type BlobDescriptor, verifyBytes, verifyStream } from "./verify.js";
 
 /** Where partial blobs wait, inside the layout. */
@@ -228,18 +226,38 @@ export class OciLayout {
         options.onProgress?.(n);
       },
     });
+    // Chunks are appended in ~1 MiB writes; on any failure what was received is
+    // written out first, so a resumed write asks only for the rest.
+    const fh = await fsp.open(partial, "a");
+    const pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    const drain = async () => {
+      if (pendingBytes === 0) return;
+      const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+      pending.length = 0;
+      pendingBytes = 0;
+      await fh.write(buf);
+    };
     try {
-      await pipeline(Readable.from(verified), createWriteStream(partial, { flags: "a" }), options.signal ? { signal: options.signal } : {});
+      for await (const chunk of verified) {
+        if (options.signal?.aborted) throw abortedError(`write of ${digest} into ${this.dir}`, options.signal.reason);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= 1 << 20) await drain();
+      }
+      await drain();
+      await fh.sync();
     } catch (err) {
-      if (err instanceof DataIntegrityError) await fsp.rm(partial, { force: true });
+      if (err instanceof DataIntegrityError) {
+        await fh.close();
+        await fsp.rm(partial, { force: true });
+        throw err;
+      }
+      await drain().catch(() => undefined);
+      await fh.close();
       throw err;
     }
-    const fh = await fsp.open(partial, "r+");
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await fh.close();
     await fsp.rename(partial, final);
     await fsyncDir(path.dirname(final));
     return { status: "written", bytes: got - resumedFrom, resumedFrom };
