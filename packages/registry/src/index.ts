@@ -73,3 +73,4 @@ export {
   registrySource,
 } from "./endpoints.js";
 export { type CopyEvent, copyImage, type CopyOptions, type CopyResult } from "./copy.js";
+export { type ImageLocation, openDestination, openSource, parseImageLocation } from "./location.js";

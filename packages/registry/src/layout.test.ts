@@ -6,6 +6,7 @@ import { sha256 } from "@berth/digest";
 import { MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST } from "@berth/oci";
 import { BlobInfoCache } from "./blobinfocache.js";
 import { OciLayout, PARTIAL_DIR } from "./layout.js";
+import { parseImageLocation } from "./location.js";
 import { selectManifest } from "./platform.js";
 
 const root = await mkdtemp(path.join(tmpdir(), "berth-layout-"));
@@ -120,5 +121,15 @@ describe("BlobInfoCache", () => {
     expect(small.candidates("r", d1)).toHaveLength(3); // pruned on flush only
     await writeFile(path.join(dir, "blob-info-cache.json"), "{broken");
     expect((await BlobInfoCache.open(dir)).candidates("reg:5000", d1)).toEqual([]);
+  });
+});
+
+describe("parseImageLocation", () => {
+  it("reads docker:// references and oci: layouts, refusing the rest with ERR_INVALID_LOCATION", () => {
+    expect(parseImageLocation("docker://busybox")).toMatchObject({ transport: "docker", reference: { domain: "docker.io", path: "library/busybox", tag: "latest" } });
+    expect(parseImageLocation("docker://127.0.0.1:5000/a/b@sha256:" + "a".repeat(64))).toMatchObject({ transport: "docker", reference: { domain: "127.0.0.1:5000", digest: `sha256:${"a".repeat(64)}` } });
+    expect(parseImageLocation("oci:/tmp/x:v1")).toEqual({ transport: "oci", dir: "/tmp/x", refName: "v1" });
+    expect(parseImageLocation("oci:rel")).toEqual({ transport: "oci", dir: "rel" });
+    for (const bad of ["busybox", "docker://UPPER", "oci:", "oci:/x:bad ref"]) expect(() => parseImageLocation(bad)).toThrow(expect.objectContaining({ code: "ERR_INVALID_LOCATION" }));
   });
 });
