@@ -3,7 +3,7 @@
  * auth modes, and skopeo: push an OCI layout, pull it back byte-identical,
  * interoperate with skopeo, second push = HEADs only, second repository = mount.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { sha256 } from "@berth/digest";
@@ -126,5 +126,53 @@ describe.skipIf(!probe).each(MODES)("docker-registry with $name", ({ name, auth 
     await execOk(skopeo!, ["copy", "--quiet", "--all", "--src-tls-verify=false", ...creds().map((c) => c.replace("--creds", "--src-creds").replace("--no-creds", "--src-no-creds")), `docker://${reg.host}/registry-test/app:v1`, `oci:${skopeoOut}:v1`]);
     expect((await (await OciLayout.open(skopeoOut)).resolve("v1")).digest).toBe(image.digest);
     expect(await layoutBlobs(skopeoOut)).toEqual(await layoutBlobs(image.dir));
+  });
+});
+
+describe.skipIf(!probe)("docker-registry: chunked uploads, damaged sources, missing things", () => {
+  let reg: RegistryPeer;
+  let client: RegistryClient;
+  beforeAll(async () => {
+    reg = (await registry())!;
+    client = new RegistryClient();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await reg?.stop();
+  });
+
+  it("pushes in chunks (PATCH with Content-Range) and the registry commits the same blobs", async () => {
+    const image = await writeTestImage(path.join(work, "chunked-src"), "c1", { layerSizes: [150_000, 90_000] });
+    const mark = (await reg.accessLog()).length;
+    const r = await copyImage(layoutSource(await OciLayout.open(image.dir), "c1"), registryDestination(client.repository(`${reg.host}/registry-test/chunked`, { push: true }), { chunkSize: 64 << 10 }), { tag: "c1" });
+    expect(r.digest).toBe(image.digest);
+    const patches = since(await reg.accessLog(), mark).filter((e) => e.method === "PATCH");
+    const expected = r.blobs.reduce((n, b) => n + Math.ceil(b.size / (64 << 10)), 0);
+    expect(patches.length).toBe(expected);
+    expect(patches.every((e) => e.status === 202)).toBe(true);
+    const out = await OciLayout.open(path.join(work, "chunked-out"), { create: true });
+    await copyImage(registrySource(client.repository(`${reg.host}/registry-test/chunked`), "c1"), layoutDestination(out), { tag: "c1" });
+    expect(await layoutBlobs(out.dir)).toEqual(await layoutBlobs(image.dir));
+  });
+
+  it("refuses to push a layout blob whose bytes are not its digest, and the registry keeps nothing of it", async () => {
+    const image = await writeTestImage(path.join(work, "damaged-src"), "d1", { layerSizes: [40_000] });
+    const layer = image.layers[0]!;
+    const fh = await open(path.join(image.dir, "blobs", "sha256", layer.digest.slice(7)), "r+");
+    await fh.write(Buffer.from("damage"), 0, 6, 1000);
+    await fh.close();
+    const repo = client.repository(`${reg.host}/registry-test/damaged`, { push: true });
+    await expect(copyImage(layoutSource(await OciLayout.open(image.dir), "d1"), registryDestination(repo), { tag: "d1" })).rejects.toMatchObject({ code: "ERR_DIGEST_MISMATCH" });
+    expect(await repo.headBlob(layer.digest)).toBeUndefined();
+    expect(await repo.headManifest("d1")).toBeUndefined();
+  });
+
+  it("names what is missing with a code", async () => {
+    const repo = client.repository(`${reg.host}/registry-test/nothing-here`);
+    await expect(repo.getManifest("v1")).rejects.toMatchObject({ code: "ERR_MANIFEST_NOT_FOUND" });
+    await expect(repo.listTags()).rejects.toMatchObject({ code: "ERR_REPOSITORY_NOT_FOUND" });
+    const chunks = repo.blobChunks({ digest: sha256("absent"), size: 6 });
+    await expect(chunks.next()).rejects.toMatchObject({ code: "ERR_BLOB_NOT_FOUND" });
+    expect(await repo.referrers(sha256("absent"))).toEqual([]);
   });
 });
