@@ -5,12 +5,12 @@
  * it talks to.
  * @module
  */
-import type { Digest } from "@berth/digest";
 import { type Descriptor, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES } from "@berth/oci";
 import { FailedPreconditionError } from "@berth/digest";
 import { REGISTRY_ERROR_CODES } from "./errors.js";
 import type { OciLayout } from "./layout.js";
-import { type ManifestResult, type Repository, sniffMediaType } from "./repository.js";
+import { sniffMediaType } from "./manifest.js";
+import type { ManifestResult, Repository } from "./repository.js";
 import type { BlobDescriptor } from "./verify.js";
 
 /** A registry repository's coordinates (for the blob-info cache and mounts). */
@@ -153,9 +153,4 @@ export function layoutDestination(layout: OciLayout): ImageDestination {
       if (root) await layout.setRef(tag, desc);
     },
   };
-}
-
-/** A manifest descriptor for bytes and a media type. */
-export function descriptorOf(bytes: Uint8Array, digest: Digest, mediaType: string): Descriptor {
-  return { mediaType, digest, size: bytes.length };
 }

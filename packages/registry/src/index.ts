@@ -4,16 +4,8 @@
  */
 export * from "./errors.js";
 export { apiHost, type CredentialProvider, DOCKER_HUB_API_HOST, RegistryClient, type RegistryClientOptions, type RepositoryOptions } from "./client.js";
-export {
-  type CallOptions,
-  MANIFEST_ACCEPT,
-  type ManifestHead,
-  type ManifestResult,
-  nextLink,
-  type OpenBlobOptions,
-  Repository,
-  sniffMediaType,
-} from "./repository.js";
+export { type CallOptions, type ManifestHead, type ManifestResult, type OpenBlobOptions, Repository } from "./repository.js";
+export { isTagOrDigest, MANIFEST_ACCEPT, nextLink, sniffMediaType } from "./manifest.js";
 export { type BlobSource, type UploadOptions, type UploadResult, uploadBlob } from "./upload.js";
 export { type BlobDescriptor, verifyBytes, verifyStream, type VerifyOptions } from "./verify.js";
 export { type BearerOptions, type Credential, mergeScopes, parseErrorBody, withBasic, withBearer } from "./transport/auth.js";
@@ -60,7 +52,6 @@ export { BLOB_INFO_CACHE_FILE, BlobInfoCache, type BlobInfoCacheLimits, type Com
 export { type LayoutWriteOptions, type LayoutWriteResult, OciLayout, PARTIAL_DIR, PARTIAL_MAX_AGE_MS } from "./layout.js";
 export { matchingManifests, selectManifest } from "./platform.js";
 export {
-  descriptorOf,
   type ImageDestination,
   type ImageSource,
   layoutDestination,

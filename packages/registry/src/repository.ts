@@ -7,34 +7,16 @@
  */
 import { Readable } from "node:stream";
 import { type Digest, FailedPreconditionError, isDigest, NotFoundError, parseDigest, sha256 } from "@berth/digest";
-import {
-  type Descriptor,
-  isValidTag,
-  MEDIA_TYPE_DOCKER_MANIFEST,
-  MEDIA_TYPE_DOCKER_MANIFEST_LIST,
-  MEDIA_TYPE_DOCKER_MANIFEST_V1,
-  MEDIA_TYPE_DOCKER_MANIFEST_V1_SIGNED,
-  MEDIA_TYPE_OCI_INDEX,
-  MEDIA_TYPE_OCI_MANIFEST,
-  type OciIndex,
-  parseIndex,
-} from "@berth/oci";
+import { type Descriptor, type OciIndex, parseIndex } from "@berth/oci";
 import type { RegistryClient, RepositoryOptions } from "./client.js";
 import { invalidName, protocolError, REGISTRY_ERROR_CODES, registryError } from "./errors.js";
+import { contentType, isTagOrDigest, MANIFEST_ACCEPT, nextLink, refuseSchema1, sniffMediaType } from "./manifest.js";
 import { parseErrorBody } from "./transport/auth.js";
 import type { RegistryConnection } from "./transport/connect.js";
 import { resumableBody } from "./transport/resumable.js";
 import { discard, header, type HttpMethod, type RegistryResponse, type RequestBody, readBody } from "./transport/types.js";
 import { type UploadOptions, type UploadResult, uploadBlob } from "./upload.js";
 import { type BlobDescriptor, verifyBytes, verifyStream, type VerifyOptions } from "./verify.js";
-
-/** The `Accept` list of manifest requests: every manifest and index type berth reads (never schema 1). */
-export const MANIFEST_ACCEPT: readonly string[] = [
-  MEDIA_TYPE_OCI_MANIFEST,
-  MEDIA_TYPE_OCI_INDEX,
-  MEDIA_TYPE_DOCKER_MANIFEST,
-  MEDIA_TYPE_DOCKER_MANIFEST_LIST,
-];
 
 /** A manifest or index as the registry holds it. */
 export interface ManifestResult {
@@ -71,35 +53,6 @@ interface SendInit extends CallOptions {
   headers?: Record<string, string>;
   body?: RequestBody;
   scopes?: readonly string[];
-}
-
-function isTagOrDigest(ref: string): boolean {
-  return isValidTag(ref) || isDigest(ref);
-}
-
-/** The media type of manifest bytes, when the registry's Content-Type is missing or generic. */
-export function sniffMediaType(bytes: Uint8Array): string | undefined {
-  try {
-    const v = JSON.parse(new TextDecoder().decode(bytes)) as { mediaType?: unknown; manifests?: unknown; config?: unknown; schemaVersion?: unknown };
-    if (typeof v.mediaType === "string") return v.mediaType;
-    if (v.schemaVersion === 1) return MEDIA_TYPE_DOCKER_MANIFEST_V1;
-    if (Array.isArray(v.manifests)) return MEDIA_TYPE_OCI_INDEX;
-    if (v.config !== undefined) return MEDIA_TYPE_OCI_MANIFEST;
-  } catch {
-    // not JSON: the caller reports it
-  }
-  return undefined;
-}
-
-function contentType(res: RegistryResponse): string | undefined {
-  const ct = header(res, "content-type")?.split(";")[0]?.trim();
-  return ct && ct !== "application/json" && ct !== "text/plain" && ct !== "application/octet-stream" ? ct : undefined;
-}
-
-function refuseSchema1(mediaType: string, what: string): void {
-  if (mediaType === MEDIA_TYPE_DOCKER_MANIFEST_V1 || mediaType === MEDIA_TYPE_DOCKER_MANIFEST_V1_SIGNED) {
-    throw new FailedPreconditionError(`${what}: Docker schema 1 manifests are not supported`, { code: REGISTRY_ERROR_CODES.MANIFEST_UNSUPPORTED });
-  }
 }
 
 /** A repository of a registry. Made by {@link RegistryClient.repository}. */
@@ -397,15 +350,4 @@ export class Repository {
   uploadBlob(desc: BlobDescriptor, source: (offset: number) => AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<UploadResult> {
     return uploadBlob(this, desc, source, options);
   }
-}
-
-/** The `rel="next"` URL of a `Link` header, resolved against the request URL. */
-export function nextLink(res: RegistryResponse, base: URL): URL | undefined {
-  const link = header(res, "link");
-  if (!link) return undefined;
-  for (const part of link.split(",")) {
-    const m = /<([^>]*)>\s*;\s*rel="?next"?/i.exec(part);
-    if (m) return new URL(m[1]!, base);
-  }
-  return undefined;
 }
