@@ -147,7 +147,8 @@ export async function uploadBlob(repo: Repository, desc: BlobDescriptor, source:
   };
   try {
     let location = session.location;
-    const chunkSize = options.chunkSize !== undefined || session.minChunk > 0 ? Math.max(options.chunkSize ?? 0, session.minChunk, 1) : 0;
+    // A registry's OCI-Chunk-Min-Length bounds chunks; a monolithic PUT has none.
+    const chunkSize = options.chunkSize !== undefined ? Math.max(options.chunkSize, session.minChunk, 1) : 0;
     if (chunkSize > 0 && desc.size > 0) {
       const it = verifyStream(source(0), desc, { onProgress: progress })[Symbol.asyncIterator]();
       let start = 0;
