@@ -47,7 +47,8 @@ export function networkCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 5; depth++) {
     const obj = e as { code?: unknown; details?: { network?: unknown }; cause?: unknown };
     if (typeof obj.details?.network === "string") return obj.details.network;
-    if (typeof obj.code === "string" && (obj.code.startsWith("E") || obj.code.startsWith("UND_ERR"))) return obj.code;
+    // errno codes (ECONNRESET) and undici's (UND_ERR_SOCKET); not berth's own ERR_* codes
+    if (typeof obj.code === "string" && (/^E[A-Z0-9]+$/.test(obj.code) || obj.code.startsWith("UND_ERR_"))) return obj.code;
     e = obj.cause;
   }
   return undefined;

@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
+import { DigestMismatchError } from "@berth/digest";
 import { afterEach, describe, expect, it } from "vitest";
 import { fakeServer, type FakeServer, json } from "../../test/fake-server.js";
 import { withBasic, withBearer, mergeScopes } from "./auth.js";
 import { parseChallenges } from "./challenge.js";
 import { connect } from "./connect.js";
-import { HttpPool } from "./http.js";
+import { HttpPool, isTransientNetworkError } from "./http.js";
 import { isLoopbackHost, ping } from "./ping.js";
 import { resumableBody } from "./resumable.js";
 import { withRetry } from "./retry.js";
@@ -62,6 +63,12 @@ describe("withUserAgent", () => {
 
 describe("withRetry", () => {
   const fast = { baseDelayMs: 1, maxDelayMs: 5 };
+  it("counts connection failures as transient, never berth's own errors", () => {
+    expect(isTransientNetworkError(Object.assign(new Error("reset"), { code: "ECONNRESET" }))).toBe(true);
+    expect(isTransientNetworkError(new Error("wrapped", { cause: Object.assign(new Error("s"), { code: "UND_ERR_SOCKET" }) }))).toBe(true);
+    expect(isTransientNetworkError(new DigestMismatchError("blob x: content hashes to y"))).toBe(false);
+    expect(isTransientNetworkError(Object.assign(new Error("refused"), { code: "ECONNREFUSED" }))).toBe(false);
+  });
   it("retries 503, 429 and 408 for a GET, then returns the answer", async () => {
     const s = await serve((_req, res, _b, n) => (n === 1 ? res.writeHead(503).end() : n === 2 ? res.writeHead(429, { "retry-after": "0" }).end() : n === 3 ? res.writeHead(408).end() : res.end("fine")));
     expect(await text(withRetry(http, fast), `${s.origin}/x`)).toEqual({ status: 200, body: "fine" });
