@@ -57,8 +57,13 @@ describe.skipIf(!probe).each(MODES)("docker-registry with $name", ({ name, auth 
 
   it("pushes an OCI layout index and pulls it back byte-identical", async () => {
     const src = await OciLayout.open(image.dir);
+    const tokensBefore = issuer?.requests.length ?? 0;
     const pushed = await copyImage(layoutSource(src, "v1"), registryDestination(client.repository(`${reg.host}/registry-test/app`, { push: true })), { tag: "v1" });
     expect(pushed.digest).toBe(image.digest);
+    if (reg.auth.kind === "token") {
+      // one token for the whole push (pull,push on the repository), reused by every request
+      expect(issuer!.requests.slice(tokensBefore).map((r) => [r.grant, r.scopes])).toEqual([["basic", ["repository:registry-test/app:pull,push"]]]);
+    }
     expect(pushed.blobs.every((b) => b.status === "uploaded")).toBe(true);
     const repo = client.repository(`${reg.host}/registry-test/app`);
     expect(await repo.listTags()).toEqual(["v1"]);
