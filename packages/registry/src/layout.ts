@@ -226,8 +226,9 @@ export class OciLayout {
         options.onProgress?.(n);
       },
     });
-    // Chunks are appended in ~1 MiB writes; on any failure what was received is
-    // written out first, so a resumed write asks only for the rest.
+    // Chunks are appended in writes of up to 256 KiB; on any failure what was
+    // received is written out first, so a resumed write asks only for the rest
+    // (a SIGKILL loses at most the batch in memory).
     const fh = await fsp.open(partial, "a");
     const pending: Uint8Array[] = [];
     let pendingBytes = 0;
@@ -243,7 +244,7 @@ export class OciLayout {
         if (options.signal?.aborted) throw abortedError(`write of ${digest} into ${this.dir}`, options.signal.reason);
         pending.push(chunk);
         pendingBytes += chunk.length;
-        if (pendingBytes >= 1 << 20) await drain();
+        if (pendingBytes >= 256 << 10) await drain();
       }
       await drain();
       await fh.sync();

@@ -65,7 +65,7 @@ describe("withRetry", () => {
   const fast = { baseDelayMs: 1, maxDelayMs: 5 };
   it("counts connection failures as transient, never berth's own errors", () => {
     expect(isTransientNetworkError(Object.assign(new Error("reset"), { code: "ECONNRESET" }))).toBe(true);
-    expect(isTransientNetworkError(new Error("wrapped", { cause: Object.assign(new Error("s"), { code: "UND_ERR_SOCKET" }) }))).toBe(true);
+    expect(isTransientNetworkError(new Error("wrapped", { cause: Object.assign(new Error("aborted"), { code: "ECONNRESET" }) }))).toBe(true);
     expect(isTransientNetworkError(new DigestMismatchError("blob x: content hashes to y"))).toBe(false);
     expect(isTransientNetworkError(Object.assign(new Error("refused"), { code: "ECONNREFUSED" }))).toBe(false);
   });
