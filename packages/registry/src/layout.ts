@@ -234,10 +234,9 @@ export class OciLayout {
     let pendingBytes = 0;
     const drain = async () => {
       if (pendingBytes === 0) return;
-      const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-      pending.length = 0;
+      const bufs = pending.splice(0);
       pendingBytes = 0;
-      await fh.write(buf);
+      await fh.writev(bufs); // no copy into one buffer
     };
     try {
       for await (const chunk of verified) {
