@@ -86,6 +86,34 @@ describe.skipIf(!probe).each(MODES)("docker-registry with $name", ({ name, auth 
     expect(sel.selected?.platform).toEqual({ os: "linux", architecture: "arm64" });
   });
 
+  it("pings the registry's challenge; anonymous callers get only what the registry allows", async () => {
+    const c = await client.connection(reg.host);
+    expect(c.origin).toBe(`http://${reg.host}`); // loopback: https tried first, then plain http
+    expect(c.ping.challenge?.scheme).toBe({ none: undefined, htpasswd: "basic", token: "bearer" }[reg.auth.kind]);
+    const anon = new RegistryClient();
+    try {
+      const repo = anon.repository(`${reg.host}/registry-test/app`, { push: true });
+      const blob = new TextEncoder().encode("anonymous");
+      const push = () =>
+        repo.uploadBlob({ digest: sha256(blob), size: blob.length }, async function* () {
+          yield blob;
+        });
+      if (reg.auth.kind === "none") {
+        expect((await anon.repository(`${reg.host}/registry-test/app`).getManifest("v1")).digest).toBe(image.digest);
+        expect((await push()).status).toBe("uploaded");
+      } else if (reg.auth.kind === "token") {
+        // the issuer grants anonymous pull: reads work, the push token has no push action
+        expect((await anon.repository(`${reg.host}/registry-test/app`).getManifest("v1")).digest).toBe(image.digest);
+        await expect(push()).rejects.toMatchObject({ code: "ERR_REGISTRY_UNAUTHORIZED" });
+      } else {
+        await expect(anon.repository(`${reg.host}/registry-test/app`).getManifest("v1")).rejects.toMatchObject({ code: "ERR_REGISTRY_UNAUTHORIZED" });
+        await expect(push()).rejects.toMatchObject({ code: "ERR_REGISTRY_UNAUTHORIZED" });
+      }
+    } finally {
+      await anon.close();
+    }
+  });
+
   it("sends only HEADs on a second push of the unchanged image", async () => {
     const mark = (await reg.accessLog()).length;
     const fresh = new RegistryClient({ credentials: async () => reg.user });
