@@ -11,7 +11,8 @@
  * BERTH_BENCH_RUNS (runs per tool and operation, default 3),
  * BERTH_BENCH_SETTLE (seconds of quiet before every run, default 2),
  * BERTH_BENCH_DIR (work dir, default /tmp/berth-bench-registry; the image
- * layout is kept there between runs). Every tool runs under `/usr/bin/time`.
+ * layout is kept there between runs). Every tool runs under `/usr/bin/time`;
+ * each push goes to a fresh registry (nothing to mount from earlier runs).
  * @module
  */
 import { execFile } from "node:child_process";
@@ -162,53 +163,54 @@ export async function run(): Promise<RegistryBenchRow[]> {
     registry(): Promise<{ host: string; stop(): Promise<void> } | undefined>;
   };
   const skopeo = await peers.requirePeer("skopeo");
-  const reg = await peers.registry();
-  if (!reg || !skopeo) throw new Error("the registry bench needs docker-registry and skopeo");
+  if (!skopeo) throw new Error("the registry bench needs skopeo");
   const child = join(work, "berth-copy.mjs");
   writeFileSync(child, CHILD);
-  try {
-    process.stdout.write(`registry bench: ${mb} MiB image, ${runs} runs per tool, docker-registry at ${reg.host}\n`);
-    const image = await benchLayout(join(work, "image"), mb);
-    const times: Record<string, Measure[]> = {};
-    const add = (k: string, m: Measure) => (times[k] ??= []).push(m);
-    for (let i = 0; i < runs; i++) {
-      // push to an empty repository each time, tools alternating (which goes first alternates too)
-      const order = i % 2 === 0 ? ["berth", "skopeo"] : ["skopeo", "berth"];
-      for (const tool of order) {
-        await sleep(settle);
-        const repo = `${reg.host}/bench/${tool}-${i}`;
-        add(`push ${tool}`, tool === "berth"
-          ? await timed(process.execPath, [child, registryDist, "push", image.dir, repo])
-          : await timed(skopeo, ["copy", "--quiet", "--dest-tls-verify=false", `oci:${image.dir}:bench`, `docker://${repo}:bench`]));
-      }
-      await sleep(settle);
-      add("re-push berth", await timed(process.execPath, [child, registryDist, "push", image.dir, `${reg.host}/bench/berth-${i}`]));
-      for (const tool of order) {
-        await sleep(settle);
+  process.stdout.write(`registry bench: ${mb} MiB image, ${runs} runs per tool, a fresh docker-registry per run\n`);
+  const image = await benchLayout(join(work, `image-${mb}mb`), mb);
+  const times: Record<string, Measure[]> = {};
+  const add = (k: string, m: Measure) => (times[k] ??= []).push(m);
+  for (let i = 0; i < runs; i++) {
+    // tools alternate, and which goes first alternates too; each gets an empty registry, so
+    // nothing is mounted from an earlier run (skopeo keeps a blob-info cache of its own)
+    for (const tool of i % 2 === 0 ? ["berth", "skopeo"] : ["skopeo", "berth"]) {
+      const reg = await peers.registry();
+      if (!reg) throw new Error("the registry bench needs docker-registry");
+      try {
+        const repo = `${reg.host}/bench/${tool}`;
         const out = join(work, `pulled-${tool}`);
         rmSync(out, { recursive: true, force: true });
-        add(`pull ${tool}`, tool === "berth"
-          ? await timed(process.execPath, [child, registryDist, "pull", `${reg.host}/bench/${tool}-${i}:bench`, out])
-          : await timed(skopeo, ["copy", "--quiet", "--src-tls-verify=false", `docker://${reg.host}/bench/${tool}-${i}:bench`, `oci:${out}:bench`]));
+        await sleep(settle);
+        if (tool === "berth") {
+          add("push berth", await timed(process.execPath, [child, registryDist, "push", image.dir, repo]));
+          await sleep(settle);
+          add("re-push berth", await timed(process.execPath, [child, registryDist, "push", image.dir, repo]));
+          await sleep(settle);
+          add("pull berth", await timed(process.execPath, [child, registryDist, "pull", `${repo}:bench`, out]));
+        } else {
+          add("push skopeo", await timed(skopeo, ["copy", "--quiet", "--dest-tls-verify=false", `oci:${image.dir}:bench`, `docker://${repo}:bench`]));
+          await sleep(settle);
+          add("pull skopeo", await timed(skopeo, ["copy", "--quiet", "--src-tls-verify=false", `docker://${repo}:bench`, `oci:${out}:bench`]));
+        }
         rmSync(out, { recursive: true, force: true });
+      } finally {
+        await reg.stop();
       }
     }
-    const rows: RegistryBenchRow[] = Object.entries(times).map(([k, ms]) => {
-      const [op, tool] = k.split(" ") as [RegistryBenchRow["op"], string];
-      const s = median(ms.map((m) => m.seconds));
-      return { op, tool, medianSeconds: s, mbPerSecond: image.bytes / (1 << 20) / s, peakRssMiB: Math.max(...ms.map((m) => m.maxRssKiB)) / 1024, runs: ms.length };
-    });
-    const lines = ["| op | tool | median s | MB/s | berth × faster | peak RSS MiB |", "|---|---|---|---|---|---|"];
-    for (const r of rows) {
-      const berth = rows.find((x) => x.op === r.op && x.tool === "berth");
-      const ratio = r.tool === "berth" || !berth ? "" : (r.medianSeconds / berth.medianSeconds).toFixed(2);
-      lines.push(`| ${r.op} | ${r.tool} | ${r.medianSeconds.toFixed(2)} | ${r.op === "re-push" ? "-" : r.mbPerSecond.toFixed(0)} | ${ratio} | ${r.peakRssMiB.toFixed(0)} |`);
-    }
-    process.stdout.write(`${lines.join("\n")}\n`);
-    return rows;
-  } finally {
-    await reg.stop();
   }
+  const rows: RegistryBenchRow[] = Object.entries(times).map(([k, ms]) => {
+    const [op, tool] = k.split(" ") as [RegistryBenchRow["op"], string];
+    const s = median(ms.map((m) => m.seconds));
+    return { op, tool, medianSeconds: s, mbPerSecond: image.bytes / (1 << 20) / s, peakRssMiB: Math.max(...ms.map((m) => m.maxRssKiB)) / 1024, runs: ms.length };
+  });
+  const lines = ["| op | tool | median s | MB/s | berth × faster | peak RSS MiB |", "|---|---|---|---|---|---|"];
+  for (const r of rows) {
+    const berth = rows.find((x) => x.op === r.op && x.tool === "berth");
+    const ratio = r.tool === "berth" || !berth ? "" : (r.medianSeconds / berth.medianSeconds).toFixed(2);
+    lines.push(`| ${r.op} | ${r.tool} | ${r.medianSeconds.toFixed(2)} | ${r.op === "re-push" ? "-" : r.mbPerSecond.toFixed(0)} | ${ratio} | ${r.peakRssMiB.toFixed(0)} |`);
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+  return rows;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
