@@ -44,6 +44,16 @@ export {
 } from "./images.js";
 export { freePort, registry, type RegistryOptions, type RegistryPeer } from "./registry.js";
 export {
+  type AccessLogEntry,
+  authConfigLines,
+  parseAccessLog,
+  type RegistryAuth,
+  readAccessLog,
+  TEST_USER,
+  writeHtpasswd,
+} from "./registry-auth.js";
+export { tokenIssuer, type TokenIssuer, type TokenIssuerOptions, type TokenRequestRecord } from "./token-issuer.js";
+export {
   busyboxImage,
   classicImage,
   dockerLoad,

@@ -8,6 +8,7 @@ import { requirePeer } from "./commands.js";
 import { PeerTimeoutError, PeerUnavailableError } from "./errors.js";
 import { tail } from "./exec.js";
 import { sleep } from "./proc.js";
+import { type AccessLogEntry, authConfigLines, type RegistryAuth, readAccessLog, TEST_USER } from "./registry-auth.js";
 
 /** A running docker-registry (distribution 2.8) on 127.0.0.1. */
 export interface RegistryPeer {
@@ -21,6 +22,16 @@ export interface RegistryPeer {
   logFile: string;
   /** Process id. */
   pid: number;
+  /** How it authenticates (`{ kind: "none" }` by default). */
+  auth: RegistryAuth;
+  /** For htpasswd and token registries: a user that may push and pull. */
+  user: { username: string; password: string } | undefined;
+  /**
+   * Every request the registry has logged so far (its access log, one entry
+   * per request, in order). Take `.length` before an operation and slice after
+   * it to see what the operation sent.
+   */
+  accessLog(): Promise<AccessLogEntry[]>;
   /** Kills the registry and removes its temp directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -31,6 +42,8 @@ export interface RegistryOptions {
   readyTimeoutMs?: number;
   /** Allow DELETE of manifests and blobs. Default true. */
   deleteEnabled?: boolean;
+  /** Authentication: none (default), htpasswd Basic auth, or tokens from a {@link TokenIssuer}. */
+  auth?: RegistryAuth;
 }
 
 /** Asks the kernel for a free TCP port on 127.0.0.1. */
@@ -47,11 +60,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function v2Answers(url: string): Promise<boolean> {
+async function v2Answers(url: string, authed: boolean): Promise<boolean> {
   try {
     const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2_000) });
     await res.body?.cancel();
-    return res.status === 200;
+    return res.status === (authed ? 401 : 200);
   } catch {
     return false;
   }
@@ -62,8 +75,9 @@ let exitHook = false;
 
 /**
  * Starts Debian's `docker-registry` (distribution 2.8) on 127.0.0.1 with a free
- * port, filesystem storage in a new temp dir and a config written here; waits
- * until `GET /v2/` answers 200. Each call starts its own registry; call
+ * port, filesystem storage in a new temp dir and a config written here (with
+ * the `auth` section of `options.auth`); waits until `GET /v2/` answers (200,
+ * or 401 with auth). Each call starts its own registry; call
  * `stop()` when done (it is also killed when this process exits).
  * Returns undefined when docker-registry is missing and peers are not required;
  * throws PeerUnavailableError when required.
@@ -72,7 +86,17 @@ export async function registry(options: RegistryOptions = {}): Promise<RegistryP
   const bin = await requirePeer("docker-registry");
   if (!bin) return undefined;
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
+  const auth: RegistryAuth = options.auth ?? { kind: "none" };
   const dir = await mkdtemp(join(tmpdir(), "berth-registry-"));
+  const authLines = await authConfigLines(auth, dir);
+  const user =
+    auth.kind === "none"
+      ? undefined
+      : (() => {
+          const users = auth.kind === "token" ? auth.issuer.users : (auth.users ?? { [TEST_USER.username]: TEST_USER.password });
+          const [username, password] = Object.entries(users)[0] ?? [];
+          return username !== undefined && password !== undefined ? { username, password } : undefined;
+        })();
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
@@ -102,6 +126,7 @@ export async function registry(options: RegistryOptions = {}): Promise<RegistryP
         `  addr: ${JSON.stringify(host)}`,
         "  headers:",
         "    X-Content-Type-Options: [nosniff]",
+        ...authLines,
         "",
       ].join("\n"),
     );
@@ -135,7 +160,7 @@ export async function registry(options: RegistryOptions = {}): Promise<RegistryP
     const deadline = Date.now() + readyTimeoutMs;
     let ready = false;
     while (!exited && Date.now() < deadline) {
-      if (await v2Answers(url)) {
+      if (await v2Answers(url, auth.kind !== "none")) {
         ready = true;
         break;
       }
@@ -156,6 +181,9 @@ export async function registry(options: RegistryOptions = {}): Promise<RegistryP
         storageDir,
         logFile,
         pid: child.pid!,
+        auth,
+        user,
+        accessLog: () => readAccessLog(logFile),
         async stop() {
           if (stopped) return;
           stopped = true;

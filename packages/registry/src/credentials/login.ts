@@ -1,0 +1,44 @@
+/**
+ * `login` and `logout` as the docker CLI does them: check the credential
+ * against the registry (`GET /v2/` through its auth: Basic, or a token
+ * fetched with the credential), then save it in config.json or its helper.
+ * @module
+ */
+import { RegistryClient, type RegistryClientOptions } from "../client.js";
+import { registryError } from "../errors.js";
+import { parseErrorBody } from "../transport/auth.js";
+import { readBody } from "../transport/types.js";
+import { type DockerConfigOptions, eraseCredential, type StoredCredential, storeCredential } from "./dockerconfig.js";
+
+/** Options of {@link login}. */
+export interface LoginOptions extends DockerConfigOptions, Pick<RegistryClientOptions, "insecure" | "userAgent" | "retry"> {
+  signal?: AbortSignal;
+}
+
+/**
+ * Check `username`/`password` against `host`'s registry, then store them.
+ * @throws FailedPreconditionError `ERR_REGISTRY_UNAUTHORIZED` when the registry refuses them
+ */
+export async function login(host: string, username: string, password: string, options: LoginOptions = {}): Promise<StoredCredential> {
+  const credential = { username, password };
+  const client = new RegistryClient({
+    credentials: async () => credential,
+    ...(options.insecure !== undefined ? { insecure: options.insecure } : {}),
+    ...(options.userAgent ? { userAgent: options.userAgent } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
+  });
+  try {
+    const c = await client.connection(host, options.signal);
+    const res = await c.transport({ method: "GET", url: new URL("/v2/", c.origin), scopes: [], ...(options.signal ? { signal: options.signal } : {}) });
+    const body = await readBody(res, 64 << 10);
+    if (res.status !== 200) throw registryError(`login to ${host} as ${username}`, res.status, parseErrorBody(body));
+  } finally {
+    await client.close();
+  }
+  return storeCredential(host, credential, options);
+}
+
+/** Forget `host`'s credential (config.json and helper). False when there was none. */
+export function logout(host: string, options: DockerConfigOptions = {}): Promise<boolean> {
+  return eraseCredential(host, options);
+}
