@@ -57,16 +57,21 @@ export class Context {
 }
 
 /** The store type the verbs use (what `openStore` returns). */
-export type Store = Awaited<ReturnType<typeof import("@berth/image-store").openStore>>;
+export type Store = import("@berth/image-store").Store;
 
-let opened: Store | undefined;
+let opened: import("@berth/image-service").ImageService | undefined;
 
-/** Open the store at the root in effect (once per process). */
-export async function openContextStore(ctx: Context): Promise<Store> {
+/** The image service over the store at the root in effect (opened once per process). */
+export async function openContextService(ctx: Context): Promise<import("@berth/image-service").ImageService> {
   if (opened) return opened;
-  const { openStore } = await import("@berth/image-store");
-  opened = await openStore({ root: ctx.root });
+  const { openImageService } = await import("@berth/image-service");
+  opened = await openImageService({ root: ctx.root });
   return opened;
+}
+
+/** The store at the root in effect (the one the image service holds). */
+export async function openContextStore(ctx: Context): Promise<Store> {
+  return (await openContextService(ctx)).store;
 }
 
 /** Close the store if a verb opened it. */

@@ -1,4 +1,5 @@
 import { BerthError } from "@berth/digest";
+import { ARGUMENT_ERROR_CODES } from "@berth/image-service/errors";
 
 /** Exit codes of the berth command (stable; scripts may branch on them). */
 export const EXIT = {
@@ -41,7 +42,7 @@ const IO_CODES = new Set(["ENOENT", "EACCES", "EPERM", "ENOSPC", "EIO", "EISDIR"
 /** Map any thrown value to a berth exit code. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof BerthError) {
-    if (err.code === "ERR_USAGE") return EXIT.usage;
+    if (err.code === "ERR_USAGE" || ARGUMENT_ERROR_CODES.has(err.code)) return EXIT.usage;
     if (err.code === "ERR_INTERRUPTED") return EXIT.interrupted;
     // a reference inside an archive that leads nowhere is a malformed archive, not a missing image
     if (INVALID_INPUT_CODES.has(err.code)) return EXIT.invalidInput;

@@ -64,6 +64,8 @@ export interface SaveOptions {
   extraFiles?: ReadonlyArray<{ name: string; bytes: Uint8Array }>;
   /** Called as bytes are written, with the archive's total size (known in advance). */
   onProgress?: (p: { bytesWritten: number; total: number }) => void;
+  /** Called by {@link save} with the plan before the first byte is written (entries, sizes, total). */
+  onPlan?: (plan: SavePlan) => void;
 }
 
 /** One image in a save. */
@@ -375,6 +377,7 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
   let plan: SavePlan;
   try {
     plan = await planSave(store, refs, options);
+    options.onPlan?.(plan);
   } catch (err) {
     if (typeof out !== "string") out.destroy(err as Error);
     throw err;

@@ -1,13 +1,12 @@
 import { once } from "node:events";
-import { createReadStream, createWriteStream } from "node:fs";
-import { rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import type { Readable } from "node:stream";
+import { rm, stat } from "node:fs/promises";
+import { basename } from "node:path";
+import { shortId as short } from "@berth/digest";
+import type { RestoreResult } from "@berth/cache";
 import type { Command } from "commander";
-import { type Context, openContextStore, type Store } from "../context.js";
+import { type Context, openContextService } from "../context.js";
 import { InterruptedError, UsageError } from "../exit.js";
 import { humanSize } from "../format.js";
-import { repoTag, short } from "../imageinfo.js";
 import type { Progress } from "../progress.js";
 
 type LoadResult = Awaited<ReturnType<typeof import("@berth/docker-archive").load>>;
@@ -50,7 +49,13 @@ function entryLabel(name: string): string {
 }
 
 /** Print what a load did: per layer new/exists, `Loaded image:` lines, a summary. */
-function reportLoad(ctx: Context, progress: Progress, result: LoadResult): void {
+async function reportLoad(ctx: Context, progress: Progress, result: LoadResult & { parentChain?: RestoreResult }): Promise<void> {
+  const { repoTag } = await import("@berth/image-service");
+  const r = result.parentChain;
+  if (r) {
+    progress.note(`Restored the build cache's parent chain: ${r.created.length} intermediate image(s), ${r.parents} parent link(s), ${r.builtLocally} built-locally mark(s)`);
+    for (const s of r.skipped) progress.note(`warning: parent chain: ${short(s.id)} not restored: ${s.reason}`);
+  }
   let newLayers = 0;
   let reused = 0;
   let tags = 0;
@@ -140,27 +145,6 @@ function saveTracker(progress: Progress, plan: SavePlan, label: string): { advan
   };
 }
 
-/**
- * `--with-parents`: the parent chains of the saved images (intermediate configs,
- * parent links, built-locally marks) as extra archive files (@berth/cache's
- * `collectParentChain`); `docker load` ignores them, `berth load -i` restores them.
- */
-async function parentChainFiles(store: Store, refs: string[]): Promise<{ files: Array<{ name: string; bytes: Uint8Array }>; carried: number }> {
-  const cache = await import("@berth/cache");
-  const pc = await cache.collectParentChain(store, refs);
-  return { files: pc.files, carried: pc.carried.length };
-}
-
-/** After `load -i FILE`: restore a parent chain carried by `save --with-parents` (uncompressed archives). */
-async function restoreParents(store: Store, progress: Progress, file: string): Promise<void> {
-  const cache = await import("@berth/cache");
-  const files = await cache.readParentChain(file);
-  if (files.length === 0) return;
-  const r = await cache.restoreParentChain(store, files);
-  progress.note(`Restored the build cache's parent chain: ${r.created.length} intermediate image(s), ${r.parents} parent link(s), ${r.builtLocally} built-locally mark(s)`);
-  for (const s of r.skipped) progress.note(`warning: parent chain: ${short(s.id)} not restored: ${s.reason}`);
-}
-
 /** Register `load`, `save`, `docker push`, `docker pull` (and `image load/save`). */
 export function register(program: Command, ctx: Context): void {
   const loadCmd = (cmd: Command) =>
@@ -174,34 +158,40 @@ export function register(program: Command, ctx: Context): void {
         "\nNothing becomes visible unless the whole archive verified; Ctrl-C leaves the store as it was.\n\nExamples:\n  docker save busybox | berth load\n  berth load -i app.tar\n  skopeo copy docker://… oci-archive:/tmp/x.tar && berth load -i /tmp/x.tar",
       )
       .action(async (opts: { input?: string; overwriteTags?: boolean; repository?: string }) => {
-        const { load } = await import("@berth/docker-archive");
         if (!opts.input && process.stdin.isTTY) throw new UsageError("requested load from stdin, but stdin is a terminal (use -i FILE or a pipe)");
         const total = opts.input ? (await stat(opts.input)).size : undefined;
-        const store = await openContextStore(ctx);
-        const source: Readable = opts.input ? createReadStream(opts.input) : process.stdin;
+        const svc = await openContextService(ctx);
         const progress = ctx.progress();
         const label = opts.input ? basename(opts.input) : "stdin";
         progress.start("archive", label, total);
-        // count the bytes as load consumes them (live progress even inside one big layer)
-        let read = 0;
+        const stop = new AbortController();
         let entry = "";
-        const counted = (async function* () {
-          for await (const chunk of source) {
-            read += (chunk as Uint8Array).length;
-            progress.update("archive", read, entry ? `${label} ${entry}` : label);
-            yield chunk as Uint8Array;
-          }
-        })();
+        // a file goes to the library as a path (worker threads); stdin is counted as load consumes it
+        let read = 0;
+        const counted = opts.input
+          ? opts.input
+          : (async function* () {
+              for await (const chunk of process.stdin) {
+                read += (chunk as Uint8Array).length;
+                progress.update("archive", read, entry ? `${label} ${entry}` : label);
+                yield chunk as Uint8Array;
+              }
+            })();
         const result = await interruptible(
           () =>
-            load(store, counted, {
+            svc.load(counted, {
               tagConflict: opts.overwriteTags ? "move" : "keep",
               ...(opts.repository ? { repository: opts.repository } : {}),
+              signal: stop.signal,
               onProgress: (p) => {
                 entry = p.entry ? entryLabel(p.entry) : "";
+                if (opts.input) progress.update("archive", p.bytesRead, entry ? `${label} ${entry}` : label);
               },
             }),
-          (err) => source.destroy(err),
+          (err) => {
+            stop.abort(err);
+            if (!opts.input) process.stdin.destroy(err);
+          },
         ).catch((err: unknown) => {
           progress.finish("archive", "failed");
           progress.stop();
@@ -209,8 +199,7 @@ export function register(program: Command, ctx: Context): void {
         });
         progress.update("archive", result.bytesRead, label);
         progress.finish("archive", "done");
-        if (opts.input && result.compression === "none") await restoreParents(store, progress, opts.input);
-        reportLoad(ctx, progress, result);
+        await reportLoad(ctx, progress, result);
       });
   loadCmd(program.command("load"));
 
@@ -231,63 +220,51 @@ export function register(program: Command, ctx: Context): void {
         const format = formats[opts.format];
         if (!format) throw new UsageError(`invalid --format ${JSON.stringify(opts.format)} (want docker, oci or both)`);
         if (!opts.output && process.stdout.isTTY) throw new UsageError("cowardly refusing to write a tar archive to a terminal (use -o FILE or redirect)");
-        const store = await openContextStore(ctx);
-        const archive = await import("@berth/docker-archive");
-        const chain = opts.withParents ? await parentChainFiles(store, images) : undefined;
-        const options = { format, ...(opts.uncompressed ? { uncompressed: true } : {}), ...(chain ? { extraFiles: chain.files } : {}) };
-        const plan = await archive.planSave(store, images, options);
+        const svc = await openContextService(ctx);
         const progress = ctx.progress();
-        const tracker = saveTracker(progress, plan, opts.output ? basename(opts.output) : "stdout");
-        const chunks = archive.planChunks(plan);
-        let stop: InterruptedError | undefined;
+        const stop = new AbortController();
+        const options = { format, ...(opts.uncompressed ? { uncompressed: true } : {}), withParents: opts.withParents === true, signal: stop.signal };
+        let tracker: ReturnType<typeof saveTracker> | undefined;
+        let plan: SavePlan | undefined;
+        let carried = 0;
+        const onPlan = (p: SavePlan) => {
+          plan = p;
+          tracker = saveTracker(progress, p, opts.output ? basename(opts.output) : "stdout");
+        };
         if (opts.output) {
           const output = opts.output;
-          // write next to the target, rename into place when complete (no partial archive is ever visible)
-          const tmp = join(dirname(output), `.${basename(output)}.berth-${process.pid}.tmp`);
-          let out: ReturnType<typeof createWriteStream> | undefined;
-          await interruptible(
-            async () => {
-              // opened inside the interruptible part, so Ctrl-C at any moment removes the temp file
-              out = createWriteStream(tmp, { mode: 0o600 });
-              // write errors reach us through the writes below; none may surface as an uncaught 'error' event
-              out.on("error", () => {});
-              try {
-                await once(out, "open");
-                for await (const chunk of chunks) {
-                  if (stop) throw stop;
-                  if (!out.write(chunk)) await once(out, "drain");
-                  tracker.advance(chunk.length);
-                }
-                await new Promise<void>((resolve, reject) => out!.end((err?: Error | null) => (err ? reject(err) : resolve())));
-                if (stop) throw stop;
-                await rename(tmp, output);
-                if (stop) {
-                  await rm(output, { force: true });
-                  throw stop;
-                }
-              } catch (err) {
-                out.destroy();
-                await rm(tmp, { force: true });
-                progress.stop();
-                throw err;
-              }
-            },
-            (err) => {
-              stop = err;
-              out?.destroy(err);
-            },
-          );
+          // the library writes beside the target, fsyncs and renames: no partial archive is ever visible
+          let written = 0;
+          const r = await interruptible(
+            () =>
+              svc.save(images, output, {
+                ...options,
+                onPlan,
+                onProgress: (p) => {
+                  tracker?.advance(p.bytesWritten - written);
+                  written = p.bytesWritten;
+                },
+              }),
+            (err) => stop.abort(err),
+          ).catch(async (err: unknown) => {
+            progress.stop();
+            // a signal that came after the rename still means "keep nothing"
+            if (err instanceof InterruptedError) await rm(output, { force: true });
+            throw err;
+          });
+          carried = r.carried;
         } else {
+          const opened = await svc.openSave(images, { ...options, onPlan });
+          carried = opened.carried;
           await interruptible(
             async () => {
-              for await (const chunk of chunks) {
-                if (stop) throw stop;
+              for await (const chunk of opened.chunks) {
                 if (!process.stdout.write(chunk)) await once(process.stdout, "drain");
-                tracker.advance(chunk.length);
+                tracker?.advance(chunk.length);
               }
             },
             (err) => {
-              stop = err;
+              stop.abort(err);
               process.stdout.emit("drain");
             },
           ).catch((err: unknown) => {
@@ -295,11 +272,12 @@ export function register(program: Command, ctx: Context): void {
             throw err;
           });
         }
-        tracker.done();
-        const tags = plan.images.reduce((n, i) => n + i.tags.length, 0);
+        tracker?.done();
+        const p = plan!;
+        const tags = p.images.reduce((n, i) => n + i.tags.length, 0);
         progress.summary(
-          `Saved ${plan.images.length} image(s), ${tags} tag(s), ${plan.layers} layer(s)${chain ? `, parent chain (${chain.carried} intermediate config(s))` : ""}: ${humanSize(plan.size)} (${opts.format}${opts.uncompressed ? ", uncompressed layers" : ""})`,
-          { images: plan.images.length, tags, layers: plan.layers, bytes: plan.size },
+          `Saved ${p.images.length} image(s), ${tags} tag(s), ${p.layers} layer(s)${opts.withParents ? `, parent chain (${carried} intermediate config(s))` : ""}: ${humanSize(p.size)} (${opts.format}${opts.uncompressed ? ", uncompressed layers" : ""})`,
+          { images: p.images.length, tags, layers: p.layers, bytes: p.size },
         );
       });
   saveCmd(program.command("save"));
@@ -318,36 +296,16 @@ export function register(program: Command, ctx: Context): void {
     .option("--full", "send every layer (no incremental load)")
     .addHelpText("after", "\nExamples:\n  DOCKER_HOST=unix:///var/run/docker.sock berth docker push app:1")
     .action(async (images: string[], opts: { full?: boolean }) => {
-      const { loadIntoDaemon, DockerClient } = await import("@berth/docker-archive");
-      const { chainIds } = await import("@berth/digest");
-      const store = await openContextStore(ctx);
-      const client = new DockerClient();
+      const svc = await openContextService(ctx);
       const progress = ctx.progress();
-      // which layers the daemon has: shown as "Exists", the rest as sent
-      const have = opts.full ? new Set<string>() : await client.layerChains();
-      const layers = new Map<string, { diffID: string; size: number }>();
-      for (const name of images) {
-        const img = await store.images.get(await store.references.resolve(name));
-        const diffs = img.config.rootfs.diff_ids;
-        const chains = chainIds(diffs);
-        for (let i = 0; i < chains.length; i++) {
-          if (layers.has(chains[i]!)) continue;
-          const l = await store.layers.get(chains[i]!);
-          layers.set(chains[i]!, { diffID: diffs[i]!, size: l.blob.size });
-        }
-      }
-      for (const [c, l] of layers) if (have.has(c)) {
-        progress.start(c, short(l.diffID), l.size);
-        progress.finish(c, "exists");
-      }
       progress.start("push", `push ${images.join(" ")}`);
-      const r = await loadIntoDaemon(store, images, { incremental: !opts.full, client });
+      const r = await svc.pushToDaemon(images, { full: opts.full === true });
       progress.update("push", r.bytesSent);
       progress.finish("push", "done");
-      for (const [c, l] of layers) if (!have.has(c) || r.fellBack) {
-        progress.start(c, short(l.diffID), l.size);
-        progress.update(c, l.size);
-        progress.finish(c, "done");
+      for (const l of r.layers) {
+        progress.start(l.chainID, short(l.diffID), l.size);
+        if (!l.present) progress.update(l.chainID, l.size);
+        progress.finish(l.chainID, l.present ? "exists" : "done");
       }
       for (const m of r.messages) ctx.out(`${m}\n`);
       progress.summary(
@@ -361,11 +319,10 @@ export function register(program: Command, ctx: Context): void {
     .argument("<image...>")
     .option("--overwrite-tags", "move tags that already name a different image")
     .action(async (images: string[], opts: { overwriteTags?: boolean }) => {
-      const { pullFromDaemon } = await import("@berth/docker-archive");
-      const store = await openContextStore(ctx);
+      const svc = await openContextService(ctx);
       const progress = ctx.progress();
       progress.start("archive", "daemon");
-      const result = await pullFromDaemon(store, images, {
+      const result = await svc.pullFromDaemon(images, {
         tagConflict: opts.overwriteTags ? "move" : "keep",
         onProgress: (p) => progress.update("archive", p.bytesRead, `daemon ${entryLabel(p.entry)}`),
       }).catch((err: unknown) => {
@@ -375,6 +332,6 @@ export function register(program: Command, ctx: Context): void {
       });
       progress.update("archive", result.bytesRead, "daemon");
       progress.finish("archive", "done");
-      reportLoad(ctx, progress, result);
+      await reportLoad(ctx, progress, result);
     });
 }

@@ -1,23 +1,5 @@
-import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
-import { basename } from "node:path";
-import { hostPlatform, parsePlatform as parseOciPlatform } from "@berth/oci";
 import type { Command } from "commander";
-import { applyChanges, type RunConfig } from "../changes.js";
-import { type Context, openContextStore } from "../context.js";
-import { directoryLayer, sourceDateEpoch } from "../dirlayer.js";
-import { UsageError } from "../exit.js";
-import type { Store } from "../context.js";
-
-/** `os/arch[/variant]` from `--platform` (a usage error when malformed), defaulting to this machine's platform. */
-export function parsePlatform(p: string | undefined): { os: string; architecture: string; variant?: string } {
-  if (!p) return hostPlatform();
-  try {
-    return parseOciPlatform(p);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
+import { type Context, openContextService } from "../context.js";
 
 /** `berth import DIR|TAR`. */
 export function register(program: Command, ctx: Context): void {
@@ -57,95 +39,16 @@ interface ImportOptions {
 }
 
 async function importAction(ctx: Context, source: string, reference: string | undefined, opts: ImportOptions): Promise<void> {
-  const store = await openContextStore(ctx);
-  const tags = [...(reference ? [reference] : []), ...opts.tag];
-  // validate the tags before doing any work
-  const { parseReference } = await import("@berth/image-store");
-  for (const t of tags) parseReference(t);
-
-  const epoch = sourceDateEpoch();
-  const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, "Z");
-  const base = opts.base ? await store.images.get(await store.references.resolve(opts.base)) : undefined;
-
-  let layerSource: AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
-  let what: string;
-  let fromDirectory = false;
-  if (source === "-") {
-    layerSource = process.stdin;
-    what = "-";
-  } else {
-    const st = await stat(source);
-    what = basename(source);
-    fromDirectory = st.isDirectory();
-    layerSource = fromDirectory ? directoryLayer(source, { preserveOwner: opts.preserveOwner === true }) : createReadStream(source);
-  }
-  const lease = await store.lease();
-  let rejected = false;
-  try {
-    const layer = await store.layers.register(layerSource as AsyncIterable<Uint8Array>, base?.chainID ?? null, { lease });
-    // A tar from outside is checked before it becomes an image: a real tar, no entry escaping the root.
-    if (!fromDirectory) {
-      try {
-        await checkLayerTar(store, layer.chainID, what);
-      } catch (err) {
-        rejected = true;
-        throw err;
-      }
-    }
-    const message = opts.message ?? `Imported from ${what}`;
-    const platform = base && !opts.platform ? { os: base.config.os, architecture: base.config.architecture, ...(base.config.variant ? { variant: base.config.variant } : {}) } : parsePlatform(opts.platform);
-    const runConfig = applyChanges((base?.config.config as RunConfig | null | undefined) ?? {}, opts.change);
-    const config = {
-      architecture: platform.architecture,
-      ...(platform.variant ? { variant: platform.variant } : {}),
-      os: platform.os,
-      created,
-      ...(base?.config.author ? { author: base.config.author } : {}),
-      config: runConfig,
-      rootfs: { type: "layers", diff_ids: [...(base?.config.rootfs.diff_ids ?? []), layer.diffID] },
-      history: [
-        ...(base?.config.history ?? []),
-        { created, created_by: base ? `berth import ${what}` : "", comment: message },
-      ].map((h) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== ""))),
-    };
-    const img = await store.images.create(new TextEncoder().encode(JSON.stringify(config)), { lease });
-    if (base) await store.images.setParent(img.id, base.id);
-    for (const t of tags) await store.references.tag(t, img.id, { force: true });
-    ctx.out(`${img.id}\n`);
-    ctx.info(`layer ${layer.diffID} (${layer.existed ? "exists" : "new"}), manifest ${img.manifestDigest}`);
-  } finally {
-    await lease.release();
-    // the rejected layer is garbage now: remove it at once
-    if (rejected) await store.gc().catch(() => {});
-  }
-}
-
-/**
- * Read a just-registered layer back as a tar: refuse input that is not a tar
- * (ERR_NOT_A_TAR) and entries that would land outside the root (ERR_UNSAFE_PATH),
- * as docker import does when it applies the layer.
- */
-async function checkLayerTar(store: Store, chainID: string, what: string): Promise<void> {
-  const { readTar } = await import("@berth/docker-archive");
-  const { InvalidArgumentError } = await import("@berth/digest");
-  const stream = await store.layers.openUncompressed(chainID);
-  let entries = 0;
-  try {
-    for await (const e of readTar(stream)) {
-      entries++;
-      const parts = e.rawName.split("/");
-      if (e.rawName.startsWith("/") || parts.includes("..")) {
-        throw new InvalidArgumentError(`${what}: unsafe entry ${JSON.stringify(e.rawName)} (outside the image root)`, { code: "ERR_UNSAFE_PATH" });
-      }
-      if (e.type === "hardlink" && e.linkname !== undefined && (e.linkname.startsWith("/") || e.linkname.split("/").includes(".."))) {
-        throw new InvalidArgumentError(`${what}: hard link ${JSON.stringify(e.rawName)} points outside the image root`, { code: "ERR_UNSAFE_PATH" });
-      }
-    }
-  } catch (err) {
-    if ((err as { code?: string }).code === "ERR_UNSAFE_PATH") throw err;
-    throw new InvalidArgumentError(`${what}: not a tar archive (${err instanceof Error ? err.message : String(err)})`, { code: "ERR_NOT_A_TAR", cause: err });
-  } finally {
-    stream.destroy();
-  }
-  if (entries === 0) throw new InvalidArgumentError(`${what}: not a tar archive (no entries)`, { code: "ERR_NOT_A_TAR" });
+  const svc = await openContextService(ctx);
+  const built = await svc.import(source === "-" ? { stream: process.stdin, name: "-" } : source, {
+    ...(opts.base ? { base: opts.base } : {}),
+    changes: opts.change,
+    tags: [...(reference ? [reference] : []), ...opts.tag],
+    ...(opts.message !== undefined ? { comment: opts.message } : {}),
+    ...(opts.platform ? { platform: opts.platform } : {}),
+    preserveOwner: opts.preserveOwner === true,
+  });
+  ctx.out(`${built.id}\n`);
+  const layer = built.layers[0]!;
+  ctx.info(`layer ${layer.diffID} (${layer.existed ? "exists" : "new"}), manifest ${built.image.manifestDigest}`);
 }

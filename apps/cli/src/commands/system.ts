@@ -1,7 +1,6 @@
 import type { Command } from "commander";
-import { type Context, openContextStore } from "../context.js";
+import { type Context, openContextService } from "../context.js";
 import { humanSize, table } from "../format.js";
-import { listImages } from "../imageinfo.js";
 
 /** Register `system df` and `fsck`. */
 export function register(program: Command, ctx: Context): void {
@@ -12,52 +11,11 @@ export function register(program: Command, ctx: Context): void {
     .option("--format <format>", "table (default) or json")
     .option("-v, --verbose", "list every image")
     .action(async (opts: { format?: string; verbose?: boolean }) => {
-      const store = await openContextStore(ctx);
-      const images = await listImages(store);
-      // bytes of every layer blob, who holds it
-      const layerBlob = new Map<string, number>();
-      for (const l of await store.layers.list()) layerBlob.set(l.blob.digest, l.blob.size);
-      const tagged = images.filter((i) => i.refs.length > 0);
-      const blobsOf = async (ids: typeof images) => {
-        const set = new Set<string>();
-        for (const info of ids) {
-          const m = await store.images.manifest(info.id);
-          set.add(m.digest);
-          set.add(m.manifest.config.digest);
-          for (const l of m.manifest.layers) set.add(l.digest);
-        }
-        return set;
-      };
-      let total = 0;
-      const sizes = new Map<string, number>();
-      for await (const b of store.content.list()) {
-        total += b.size;
-        sizes.set(b.digest, b.size);
-      }
-      const imageBlobs = await blobsOf(images);
-      const activeBlobs = await blobsOf(tagged);
-      const sum = (set: Set<string>) => [...set].reduce((n, d) => n + (sizes.get(d) ?? 0), 0);
-      const imagesBytes = sum(imageBlobs);
-      const reclaimable = imagesBytes - sum(activeBlobs);
-      let cacheCount = 0;
-      let cacheBytes = 0;
-      let cacheReclaimable = 0;
-      try {
-        const { openCacheManager } = await import("@berth/cache");
-        const mgr = await openCacheManager(store);
-        for (const u of await mgr.du()) {
-          cacheCount++;
-          cacheBytes += u.size;
-          if (!u.inUse && !u.shared) cacheReclaimable += u.size;
-        }
-      } catch (err) {
-        if (!(err instanceof Error && /ENOENT/.test(err.message))) throw err;
-      }
-      const unreferenced = total - imagesBytes - cacheBytes;
+      const du = await (await openContextService(ctx)).diskUsage();
       const rows = [
-        { Type: "Images", TotalCount: images.length, Active: tagged.length, Size: imagesBytes, Reclaimable: reclaimable },
-        { Type: "Build Cache", TotalCount: cacheCount, Active: 0, Size: cacheBytes, Reclaimable: cacheReclaimable },
-        { Type: "Unreferenced", TotalCount: 0, Active: 0, Size: Math.max(0, unreferenced), Reclaimable: Math.max(0, unreferenced) },
+        { Type: "Images", TotalCount: du.images.count, Active: du.images.active, Size: du.images.size, Reclaimable: du.images.reclaimable },
+        { Type: "Build Cache", TotalCount: du.buildCache.count, Active: du.buildCache.active, Size: du.buildCache.size, Reclaimable: du.buildCache.reclaimable },
+        { Type: "Unreferenced", TotalCount: 0, Active: 0, Size: du.unreferenced, Reclaimable: du.unreferenced },
       ];
       if (opts.format === "json") {
         for (const r of rows) ctx.out(`${JSON.stringify(r)}\n`);
@@ -72,7 +30,7 @@ export function register(program: Command, ctx: Context): void {
       );
       if (opts.verbose) {
         ctx.out("\nImages space usage:\n\n");
-        ctx.out(table(["IMAGE ID", "TAGS", "SIZE"], images.map((i) => [i.id.slice(7, 19), String(i.refs.length), humanSize(i.image.size)])));
+        ctx.out(table(["IMAGE ID", "TAGS", "SIZE"], du.perImage.map((i) => [i.id.slice(7, 19), String(i.refs.length), humanSize(i.image.size)])));
       }
     });
 
@@ -82,14 +40,14 @@ export function register(program: Command, ctx: Context): void {
     .option("--repair", "remove garbage (stale ingests, orphan blobs and records)")
     .option("--format <format>", "table (default) or json")
     .action(async (opts: { repair?: boolean; format?: string }) => {
-      const store = await openContextStore(ctx);
+      const svc = await openContextService(ctx);
       const progress = ctx.progress();
       progress.start("fsck", `fsck ${ctx.root}`);
-      const report = (await store.fsck({ repair: opts.repair === true })) as unknown as Record<string, unknown> & { problems?: Array<Record<string, unknown>> };
+      const report = await svc.fsck({ repair: opts.repair === true });
       progress.finish("fsck", "done");
-      const problems = report.problems ?? [];
+      const problems = report.problems;
       if (opts.format === "json") ctx.out(`${JSON.stringify(report, null, 2)}\n`);
-      else for (const p of problems) ctx.out(`${p.kind ?? "problem"}: ${p.path ?? p.digest ?? ""}: ${p.message ?? ""}${p.repaired ? " (repaired)" : ""}\n`);
+      else for (const p of problems) ctx.out(`${p.kind}: ${p.path}: ${p.message}${p.repaired ? " (repaired)" : ""}\n`);
       progress.summary(`fsck: ${problems.length} problem(s)${opts.repair ? `, ${problems.filter((p) => p.repaired).length} repaired` : ""}`, { problems: problems.length });
       const unrepaired = problems.filter((p) => !p.repaired);
       if (unrepaired.length > 0) process.exitCode = 1;

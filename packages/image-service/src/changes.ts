@@ -1,4 +1,12 @@
-import { UsageError } from "./exit.js";
+/**
+ * Dockerfile instructions applied to an image config, as `docker import --change`
+ * and `docker commit --change` do.
+ * @module
+ */
+import { InvalidArgumentError } from "@berth/digest";
+import { ImageServiceErrorCode } from "./errors.js";
+
+const invalid = (message: string) => new InvalidArgumentError(message, { code: ImageServiceErrorCode.INVALID_CHANGE });
 
 /** The part of an image config `--change` edits (Docker's container config). */
 export interface RunConfig {
@@ -41,7 +49,7 @@ function splitWords(s: string): string[] {
       cur += c;
     }
   }
-  if (quote) throw new UsageError(`unterminated quote in ${JSON.stringify(s)}`);
+  if (quote) throw invalid(`unterminated quote in ${JSON.stringify(s)}`);
   if (any || cur) out.push(cur);
   return out;
 }
@@ -63,16 +71,16 @@ function commandForm(rest: string): string[] {
 /** KEY=VALUE pairs, or the legacy `KEY VALUE` form with a single pair. */
 function keyValues(instr: string, rest: string): Array<[string, string]> {
   const words = splitWords(rest);
-  if (words.length === 0) throw new UsageError(`${instr} needs at least one argument`);
+  if (words.length === 0) throw invalid(`${instr} needs at least one argument`);
   if (!words[0]!.includes("=")) {
     // ENV KEY value with spaces
     const m = /^\s*(\S+)\s+([\s\S]*)$/.exec(rest);
-    if (!m) throw new UsageError(`${instr} ${rest}: expected KEY=VALUE or KEY VALUE`);
+    if (!m) throw invalid(`${instr} ${rest}: expected KEY=VALUE or KEY VALUE`);
     return [[m[1]!, m[2]!.trim()]];
   }
   return words.map((w) => {
     const eq = w.indexOf("=");
-    if (eq <= 0) throw new UsageError(`${instr}: ${JSON.stringify(w)} is not KEY=VALUE`);
+    if (eq <= 0) throw invalid(`${instr}: ${JSON.stringify(w)} is not KEY=VALUE`);
     return [w.slice(0, eq), w.slice(eq + 1)];
   });
 }
@@ -87,7 +95,7 @@ export function applyChanges(config: RunConfig, changes: string[]): RunConfig {
   let cmdSet = false;
   for (const change of changes) {
     const m = /^\s*(\w+)\s*([\s\S]*)$/.exec(change);
-    if (!m) throw new UsageError(`invalid --change ${JSON.stringify(change)}`);
+    if (!m) throw invalid(`invalid --change ${JSON.stringify(change)}`);
     const instr = m[1]!.toUpperCase();
     const rest = m[2]!.trim();
     switch (instr) {
@@ -114,19 +122,19 @@ export function applyChanges(config: RunConfig, changes: string[]): RunConfig {
         if (!cmdSet) c.Cmd = null;
         break;
       case "WORKDIR": {
-        if (!rest) throw new UsageError("WORKDIR needs a path");
+        if (!rest) throw invalid("WORKDIR needs a path");
         const base = c.WorkingDir || "/";
         c.WorkingDir = rest.startsWith("/") ? rest : `${base.replace(/\/$/, "")}/${rest}`;
         break;
       }
       case "USER":
-        if (!rest) throw new UsageError("USER needs a user");
+        if (!rest) throw invalid("USER needs a user");
         c.User = rest;
         break;
       case "EXPOSE": {
         const ports = { ...(c.ExposedPorts ?? {}) };
         for (const p of splitWords(rest)) {
-          if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/i.test(p)) throw new UsageError(`EXPOSE: invalid port ${JSON.stringify(p)}`);
+          if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/i.test(p)) throw invalid(`EXPOSE: invalid port ${JSON.stringify(p)}`);
           ports[p.includes("/") ? p.toLowerCase() : `${p}/tcp`] = {};
         }
         c.ExposedPorts = ports;
@@ -145,7 +153,7 @@ export function applyChanges(config: RunConfig, changes: string[]): RunConfig {
         c.OnBuild = [...(c.OnBuild ?? []), rest];
         break;
       default:
-        throw new UsageError(`--change: unsupported instruction ${instr} (want CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)`);
+        throw invalid(`--change: unsupported instruction ${instr} (want CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR)`);
     }
   }
   return c;

@@ -1,7 +1,13 @@
+/**
+ * A deterministic layer tar of a directory, streamed.
+ * @module
+ */
 import { createReadStream } from "node:fs";
+import { InvalidArgumentError } from "@berth/digest";
 import { lstat, readdir, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { pack as tarPack } from "tar-stream";
+import { ImageServiceErrorCode } from "./errors.js";
 
 /** Options of {@link directoryLayer}. */
 export interface DirectoryLayerOptions {
@@ -36,7 +42,9 @@ async function walk(root: string): Promise<Item[]> {
 export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number | undefined {
   const v = env.SOURCE_DATE_EPOCH;
   if (v === undefined || v === "") return undefined;
-  if (!/^\d+$/.test(v)) throw new Error(`SOURCE_DATE_EPOCH must be a whole number of seconds, got ${JSON.stringify(v)}`);
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`SOURCE_DATE_EPOCH must be a whole number of seconds, got ${JSON.stringify(v)}`, {
+      code: ImageServiceErrorCode.INVALID_SOURCE_DATE_EPOCH,
+    });
   return Number(v);
 }
 

@@ -1,0 +1,130 @@
+/**
+ * `docker load` and `docker save` as the image service offers them: a file
+ * takes the fast paths of `@berth/docker-archive` (worker threads for load;
+ * positional writes, fsync and rename for save), a stream the calling
+ * thread; the build cache's parent chain rides along when asked
+ * (`@berth/cache`); an AbortSignal stops either with nothing kept.
+ * @module
+ */
+import type { Writable } from "node:stream";
+import { collectParentChain, readParentChain, type RestoreResult, restoreParentChain } from "@berth/cache";
+import {
+  load,
+  type LoadOptions,
+  type LoadResult,
+  planChunks,
+  planSave,
+  type SaveOptions,
+  type SavePlan,
+  type SaveResult,
+  save,
+} from "@berth/docker-archive";
+import type { Store } from "@berth/image-store";
+import { abortable } from "./util.js";
+
+/** Options of {@link loadImages}. */
+export interface LoadImagesOptions extends Omit<LoadOptions, "overwriteTags"> {
+  /**
+   * After loading an uncompressed archive file, restore the parent chain that
+   * `saveImages(..., { withParents: true })` carried (default true).
+   */
+  restoreParents?: boolean;
+  /** Stop the load; nothing of it becomes visible. Checked as bytes are read. */
+  signal?: AbortSignal;
+}
+
+/** What {@link loadImages} did. */
+export interface LoadImagesResult extends LoadResult {
+  /** The parent chain restored, when the archive carried one. */
+  parentChain?: RestoreResult;
+}
+
+/**
+ * Load a `docker save` / skopeo / OCI archive (tar or gzip'd tar). A path is
+ * read by worker threads, several layers at once; a stream on this thread.
+ */
+export async function loadImages(store: Store, source: string | AsyncIterable<Uint8Array>, opts: LoadImagesOptions = {}): Promise<LoadImagesResult> {
+  const { signal, restoreParents, ...options } = opts;
+  signal?.throwIfAborted();
+  const onProgress = options.onProgress;
+  if (signal) {
+    options.onProgress = (p) => {
+      signal.throwIfAborted();
+      onProgress?.(p);
+    };
+  }
+  const result: LoadImagesResult = await load(store, typeof source === "string" ? source : abortable(source, signal), options);
+  if (typeof source === "string" && result.compression === "none" && restoreParents !== false) {
+    const files = await readParentChain(source);
+    if (files.length > 0) result.parentChain = await restoreParentChain(store, files);
+  }
+  return result;
+}
+
+/** Options of {@link saveImages} and {@link openSave}. */
+export interface SaveImagesOptions extends Omit<SaveOptions, "extraFiles"> {
+  /**
+   * Carry the parent chains of the images (intermediate configs, parent links,
+   * built-locally marks) so the classic builder's cache survives save and
+   * load; `docker load` ignores the extra files.
+   */
+  withParents?: boolean;
+  /** Called with the plan before the first byte (entries, sizes, total). */
+  onPlan?: (plan: SavePlan) => void;
+  /** Stop the save; a file output is removed. */
+  signal?: AbortSignal;
+}
+
+/** What {@link saveImages} wrote. */
+export interface SaveImagesResult extends SaveResult {
+  /** Intermediate configs carried with `withParents`. */
+  carried: number;
+}
+
+/** An archive about to be streamed: its plan (size known first) and its bytes. */
+export interface OpenedSave {
+  plan: SavePlan;
+  /** Intermediate configs carried with `withParents`. */
+  carried: number;
+  /** The archive's bytes; breaking out of the iteration stops the save. */
+  chunks: AsyncIterable<Uint8Array>;
+}
+
+async function planFor(store: Store, names: readonly string[], opts: SaveImagesOptions): Promise<{ plan: SavePlan; options: SaveOptions; carried: number }> {
+  const { withParents, onPlan, signal, ...rest } = opts;
+  const chain = withParents ? await collectParentChain(store, names) : undefined;
+  const options: SaveOptions = { ...rest, ...(chain ? { extraFiles: chain.files } : {}) };
+  const plan = await planSave(store, names, options);
+  signal?.throwIfAborted();
+  onPlan?.(plan);
+  return { plan, options, carried: chain?.carried.length ?? 0 };
+}
+
+/**
+ * Plan a save of `names` (every name resolved, so a bad one fails before any
+ * byte) and return its bytes as a stream — for stdout and HTTP responses,
+ * which send the size first.
+ */
+export async function openSave(store: Store, names: readonly string[], opts: SaveImagesOptions = {}): Promise<OpenedSave> {
+  const { plan, options, carried } = await planFor(store, names, opts);
+  return { plan, carried, chunks: abortable(planChunks(plan, options), opts.signal) };
+}
+
+/**
+ * Save `names` to a file (written beside it, fsynced and renamed into place:
+ * a partial archive is never visible) or a writable stream.
+ */
+export async function saveImages(store: Store, names: readonly string[], out: string | Writable, opts: SaveImagesOptions = {}): Promise<SaveImagesResult> {
+  const { withParents, signal, onProgress, ...rest } = opts;
+  signal?.throwIfAborted();
+  const chain = withParents ? await collectParentChain(store, names) : undefined;
+  const result = await save(store, names, out, {
+    ...rest,
+    ...(chain ? { extraFiles: chain.files } : {}),
+    onProgress: (p) => {
+      signal?.throwIfAborted();
+      onProgress?.(p);
+    },
+  });
+  return { ...result, carried: chain?.carried.length ?? 0 };
+}

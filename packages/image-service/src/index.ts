@@ -1,0 +1,60 @@
+/**
+ * `@berth/image-service`: what dockerd's ImageService does, over a berth
+ * store — load, save, import and build, tag, moby's delete and prune rules,
+ * list, inspect, history, disk usage, fsck, and push/pull with a Docker
+ * daemon. The `berth` CLI and `berth serve` are faces over these functions.
+ *
+ * @example
+ * ```ts
+ * import { openImageService } from "@berth/image-service";
+ * const svc = await openImageService({ root: "/tmp/berth" });
+ * const img = await svc.build({ layers: ["./app"], changes: ['CMD ["/app/run"]'], tags: ["app:1"] });
+ * await svc.save(["app:1"], "app.tar");
+ * await svc.close();
+ * ```
+ * @module
+ */
+export { ImageService, openImageService } from "./service.js";
+export { ARGUMENT_ERROR_CODES, ImageServiceErrorCode } from "./errors.js";
+export {
+  compileFilters,
+  type Filters,
+  type FilterSubject,
+  globToRegExp,
+  type ImageFilter,
+  LIST_FILTERS,
+  matchesImage,
+  parseFilterFlags,
+  parseUntil,
+  PRUNE_FILTERS,
+  referenceMatches,
+} from "./filters.js";
+export {
+  collectImages,
+  type HistoryEntry,
+  type ImageDetails,
+  type ImageRecord,
+  type ImageSummary,
+  imageHistory,
+  inspectImage,
+  layerSizes,
+  type ListOptions,
+  listImages,
+  repoTag,
+} from "./images.js";
+export { blobBytes, type DeleteItem, type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
+export { type BuildOptions, type BuiltImage, buildImage, type ImportOptions, importImage, type LayerInput } from "./build.js";
+export { applyChanges, type RunConfig } from "./changes.js";
+export { directoryLayer, type DirectoryLayerOptions, sourceDateEpoch } from "./dirlayer.js";
+export {
+  type LoadImagesOptions,
+  type LoadImagesResult,
+  loadImages,
+  type OpenedSave,
+  openSave,
+  type SaveImagesOptions,
+  type SaveImagesResult,
+  saveImages,
+} from "./archive.js";
+export { type PushedLayer, type PushToDaemonOptions, type PushToDaemonResult, pullImagesFromDaemon, pushToDaemon } from "./daemon.js";
+export { type DiskUsage, diskUsage, fsck, type UsageRow } from "./system.js";

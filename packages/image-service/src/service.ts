@@ -1,0 +1,92 @@
+/**
+ * {@link ImageService}: every operation of this package bound to one store —
+ * what the CLI and the server hold, as dockerd holds its ImageService.
+ * @module
+ */
+import type { Writable } from "node:stream";
+import type { Digest } from "@berth/digest";
+import type { PullFromDaemonOptions } from "@berth/docker-archive";
+import { type FsckReport, openStore, type Store } from "@berth/image-store";
+import { type LoadImagesOptions, type LoadImagesResult, loadImages, type OpenedSave, openSave, type SaveImagesOptions, type SaveImagesResult, saveImages } from "./archive.js";
+import { type BuildOptions, type BuiltImage, buildImage, type ImportOptions, importImage, type LayerInput } from "./build.js";
+import { type PushToDaemonOptions, type PushToDaemonResult, pullImagesFromDaemon, pushToDaemon } from "./daemon.js";
+import { type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
+import { type HistoryEntry, type ImageDetails, type ImageSummary, imageHistory, inspectImage, type ListOptions, listImages } from "./images.js";
+import { type DiskUsage, diskUsage, fsck } from "./system.js";
+
+/** The image service over one store. */
+export class ImageService {
+  constructor(readonly store: Store) {}
+
+  /** Images as `docker images` lists them. */
+  list(opts?: ListOptions): Promise<ImageSummary[]> {
+    return listImages(this.store, opts);
+  }
+  /** `docker image inspect` data of the image `name` resolves to. */
+  inspect(name: string): Promise<ImageDetails> {
+    return inspectImage(this.store, name);
+  }
+  /** `docker history` rows, newest first. */
+  history(name: string): Promise<HistoryEntry[]> {
+    return imageHistory(this.store, name);
+  }
+  /** Point `target` at the image `source` resolves to (moving it if it named another image). */
+  async tag(source: string, target: string): Promise<{ ref: string; id: Digest; previous?: Digest }> {
+    const id = await this.store.references.resolve(source);
+    const r = await this.store.references.tag(target, id, { force: true });
+    return { ...r, id };
+  }
+  /** `docker rmi`: moby's rules, one GC for all names. */
+  remove(names: readonly string[], opts?: RemoveOptions): Promise<RemoveOutcome[]> {
+    return removeImages(this.store, names, opts);
+  }
+  /** `docker image prune`. */
+  prune(opts?: PruneOptions): Promise<PruneResult> {
+    return pruneImages(this.store, opts);
+  }
+  /** `docker load` from a file (worker threads) or a stream. */
+  load(source: string | AsyncIterable<Uint8Array>, opts?: LoadImagesOptions): Promise<LoadImagesResult> {
+    return loadImages(this.store, source, opts);
+  }
+  /** `docker save` to a file (fsync + rename) or a writable stream. */
+  save(names: readonly string[], out: string | Writable, opts?: SaveImagesOptions): Promise<SaveImagesResult> {
+    return saveImages(this.store, names, out, opts);
+  }
+  /** `docker save` as a stream whose size is known first. */
+  openSave(names: readonly string[], opts?: SaveImagesOptions): Promise<OpenedSave> {
+    return openSave(this.store, names, opts);
+  }
+  /** Make an image from a base, new layers and config changes. */
+  build(opts: BuildOptions): Promise<BuiltImage> {
+    return buildImage(this.store, opts);
+  }
+  /** `docker import`: one layer from a directory, tar file or tar stream. */
+  import(source: LayerInput, opts?: ImportOptions): Promise<BuiltImage> {
+    return importImage(this.store, source, opts);
+  }
+  /** `docker system df`'s numbers. */
+  diskUsage(): Promise<DiskUsage> {
+    return diskUsage(this.store);
+  }
+  /** Verify the store; with `repair`, fix what can be fixed. */
+  fsck(opts?: { repair?: boolean }): Promise<FsckReport> {
+    return fsck(this.store, opts);
+  }
+  /** Load images into a Docker daemon, sending only the layers it lacks. */
+  pushToDaemon(names: readonly string[], opts?: PushToDaemonOptions): Promise<PushToDaemonResult> {
+    return pushToDaemon(this.store, names, opts);
+  }
+  /** Copy images from a Docker daemon into the store. */
+  pullFromDaemon(names: readonly string[], opts?: PullFromDaemonOptions): Promise<LoadImagesResult> {
+    return pullImagesFromDaemon(this.store, names, opts);
+  }
+  /** Close the store. */
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}
+
+/** Open the store at `root` (created when missing) and an image service over it. */
+export async function openImageService(opts: { root: string }): Promise<ImageService> {
+  return new ImageService(await openStore({ root: opts.root }));
+}
