@@ -19,9 +19,14 @@ import { abortable } from "./util.js";
 
 /**
  * A new layer: a path (a directory becomes a deterministic tar; a file is a
- * tar, plain, gzip or zstd), or the bytes of a tar.
+ * tar, plain, gzip or zstd), or the bytes of a tar (`name` is what history
+ * and errors call it; default `-`).
  */
-export type LayerInput = string | { path: string; preserveOwner?: boolean } | { stream: AsyncIterable<Uint8Array>; name?: string };
+export type LayerInput =
+  | string
+  | { path: string; preserveOwner?: boolean }
+  | AsyncIterable<Uint8Array>
+  | { stream: AsyncIterable<Uint8Array>; name?: string };
 
 /** Options of {@link buildImage}. */
 export interface BuildOptions {
@@ -131,11 +136,12 @@ export type ImportOptions = Omit<BuildOptions, "layers">;
  * `Imported from <name>`.
  */
 export async function importImage(store: Store, source: LayerInput, opts: ImportOptions = {}): Promise<BuiltImage> {
-  const name = typeof source === "string" ? basename(source) : "path" in source ? basename(source.path) : (source.name ?? "-");
+  const name = typeof source === "string" ? basename(source) : "path" in source ? basename(source.path) : "stream" in source ? (source.name ?? "-") : "-";
   return buildImage(store, { ...opts, layers: [source], comment: opts.comment ?? `Imported from ${name}` });
 }
 
 async function layerSource(input: LayerInput, opts: BuildOptions): Promise<{ source: AsyncIterable<Uint8Array>; name: string; checked: boolean }> {
+  if (typeof input !== "string" && Symbol.asyncIterator in input) return { source: input, name: "-", checked: false };
   if (typeof input !== "string" && "stream" in input) return { source: input.stream, name: input.name ?? "-", checked: false };
   const path = typeof input === "string" ? input : input.path;
   const preserveOwner = (typeof input === "string" ? undefined : input.preserveOwner) ?? opts.preserveOwner === true;

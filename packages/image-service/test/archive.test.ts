@@ -1,0 +1,94 @@
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { SavePlan } from "@berth/docker-archive";
+import { openStore } from "@berth/image-store";
+import { describe, expect, it } from "vitest";
+import { ImageService } from "../src/index.js";
+import { freshService, tarStream } from "./helpers.js";
+
+const big = (n: number) => "x".repeat(n);
+
+describe("save and load", () => {
+  it("save to a file: the plan first, the file only when complete, loaded back by path with the parent chain", async () => {
+    const { svc, dir } = await freshService();
+    const base = await svc.import(tarStream({ a: big(100_000) }), { tags: ["base:1"] });
+    const app = await svc.build({ base: "base:1", layers: [tarStream({ b: "2" })], tags: ["app:1"] });
+    const file = join(dir, "out.tar");
+    let plan: SavePlan | undefined;
+    let last = 0;
+    const r = await svc.save(["app:1"], file, { withParents: true, onPlan: (p) => (plan = p), onProgress: (p) => (last = p.bytesWritten) });
+    expect(plan?.size).toBe(r.size);
+    expect(last).toBe(r.size);
+    expect((await stat(file)).size).toBe(r.size);
+    expect(r.carried).toBe(1);
+    expect((await readdir(dir)).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+
+    const other = new ImageService(await openStore({ root: join(dir, "other") }));
+    try {
+      const loaded = await other.load(file);
+      expect(loaded.images.map((i) => i.id)).toEqual([app.id]);
+      expect(loaded.parentChain?.created).toEqual([base.id]);
+      expect(await other.store.images.getParent(app.id)).toBe(base.id);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("openSave streams exactly the planned bytes; load from that stream gives the same image", async () => {
+    const { svc, dir } = await freshService();
+    const img = await svc.import(tarStream({ a: "1" }), { tags: ["s:1"] });
+    const opened = await svc.openSave(["s:1"]);
+    const chunks: Uint8Array[] = [];
+    for await (const c of opened.chunks) chunks.push(c);
+    expect(chunks.reduce((n, c) => n + c.length, 0)).toBe(opened.plan.size);
+    const other = new ImageService(await openStore({ root: join(dir, "other") }));
+    try {
+      const loaded = await other.load(
+        (async function* () {
+          yield* chunks;
+        })(),
+      );
+      expect(loaded.images[0]!.id).toBe(img.id);
+      expect(await other.store.references.resolve("s:1")).toBe(img.id);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("an aborted save leaves no file; an aborted load leaves the store as it was", async () => {
+    const { svc, store, dir } = await freshService();
+    await svc.import(tarStream({ a: big(300_000) }), { tags: ["a:1"] });
+    const file = join(dir, "aborted.tar");
+    const ac = new AbortController();
+    await expect(svc.save(["a:1"], file, { onProgress: () => ac.abort(new Error("stop save")), signal: ac.signal })).rejects.toThrow("stop save");
+    expect(await readdir(dir)).not.toContain("aborted.tar");
+    expect((await readdir(dir)).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+
+    await svc.save(["a:1"], file);
+    const other = new ImageService(await openStore({ root: join(dir, "other") }));
+    try {
+      const ac2 = new AbortController();
+      await expect(other.load(file, { signal: ac2.signal, onProgress: () => ac2.abort(new Error("stop load")) })).rejects.toThrow("stop load");
+      expect(await other.store.images.len()).toBe(0);
+      expect((await other.store.fsck()).ok).toBe(true);
+    } finally {
+      await other.close();
+    }
+    expect(await store.images.len()).toBe(1);
+  });
+});
+
+describe("disk usage", () => {
+  it("counts images, tagged ones and what untagged ones would free", async () => {
+    const { svc } = await freshService();
+    await svc.import(tarStream({ a: big(50_000) }), { tags: ["a:1"] });
+    await svc.import(tarStream({ b: big(70_000) }));
+    const du = await svc.diskUsage();
+    expect(du.images.count).toBe(2);
+    expect(du.images.active).toBe(1);
+    expect(du.images.reclaimable).toBeGreaterThan(70_000);
+    expect(du.images.size).toBeGreaterThan(du.images.reclaimable);
+    expect(du.unreferenced).toBe(0);
+    expect(du.total).toBe(du.images.size);
+  });
+});
