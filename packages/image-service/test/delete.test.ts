@@ -8,7 +8,11 @@ function countingGc(store: Store): { store: Store; gcs: () => number } {
   let n = 0;
   const wrapped = new Proxy(store, {
     get(target, prop, receiver) {
-      if (prop === "gc") return (...args: Parameters<Store["gc"]>) => (n++, target.gc(...args));
+      if (prop === "gc")
+        return (...args: Parameters<Store["gc"]>) => {
+          n++;
+          return target.gc(...args);
+        };
       const v = Reflect.get(target, prop, receiver);
       return typeof v === "function" ? v.bind(target) : v;
     },
