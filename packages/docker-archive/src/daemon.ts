@@ -12,7 +12,7 @@ import { type IncomingMessage, request as httpRequest } from "node:http";
 import { type Digest, InvalidArgumentError, UnavailableError, chainIds } from "@berth/digest";
 import { ArchiveErrorCode } from "./errors.js";
 import { type LoadOptions, type LoadResult, load } from "./load.js";
-import { planChunks, planSave } from "./save.js";
+import { planChunks, planSave, type SaveOptions } from "./save.js";
 import type { ArchiveStore } from "./store.js";
 
 /** How to reach the daemon. */
@@ -130,6 +130,28 @@ export class DockerClient {
     return JSON.parse(text) as T;
   }
 
+  /** Whether the daemon has the image `name` (name, ID or ID prefix): `GET /images/{name}/json`. */
+  async hasImage(name: string): Promise<boolean> {
+    const res = await this.request("GET", `/images/${encodeURIComponent(name)}/json`);
+    const text = await readText(res);
+    if (res.statusCode === 404) return false;
+    if ((res.statusCode ?? 0) >= 300) throw new DaemonError(`inspect ${name}: ${res.statusCode} ${errorMessage(text)}`, res.statusCode ?? 0);
+    return true;
+  }
+
+  /**
+   * `docker rmi` in the daemon: `DELETE /images/{name}`. Resolves with the
+   * daemon's report (`{ Untagged }` / `{ Deleted }` items).
+   * @throws DaemonError with the daemon's status (404 no such image, 409 conflict)
+   */
+  async removeImage(name: string, opts: { force?: boolean; noprune?: boolean } = {}): Promise<Array<{ Untagged?: string; Deleted?: string }>> {
+    const q = `force=${opts.force === true ? 1 : 0}&noprune=${opts.noprune === true ? 1 : 0}`;
+    const res = await this.request("DELETE", `/images/${encodeURIComponent(name)}?${q}`);
+    const text = await readText(res);
+    if ((res.statusCode ?? 0) >= 300) throw new DaemonError(`remove ${name}: ${res.statusCode} ${errorMessage(text)}`, res.statusCode ?? 0);
+    return JSON.parse(text) as Array<{ Untagged?: string; Deleted?: string }>;
+  }
+
   /** `GET /_ping`. */
   async ping(): Promise<boolean> {
     const res = await this.request("GET", "/_ping");
@@ -171,6 +193,8 @@ function errorMessage(text: string): string {
 export interface LoadIntoDaemonOptions extends DockerClientOptions {
   /** Leave out the layers the daemon has already (falls back to a full archive if refused). */
   incremental?: boolean;
+  /** Names to load an image under instead of its store tags (see {@link SaveOptions.repoTags}). */
+  repoTags?: Readonly<Record<string, readonly string[]>>;
   /** An existing client to use. */
   client?: DockerClient;
 }
@@ -208,7 +232,12 @@ export async function loadIntoDaemon(
   const attempt = async (omit: Set<Digest> | undefined) => {
     // Legacy layout (every daemon reads manifest.json); zstd layers go uncompressed
     // because dockerd before 23 cannot apply them.
-    const plan = await planSave(store, list, { format: "docker", uncompressed: "zstd", ...(omit ? { omitChainIDs: omit } : {}) });
+    const plan = await planSave(store, list, {
+      format: "docker",
+      uncompressed: "zstd",
+      ...(omit ? { omitChainIDs: omit } : {}),
+      ...(options.repoTags ? { repoTags: options.repoTags } : {}),
+    });
     const res = await client.request("POST", "/images/load?quiet=1", {
       body: planChunks(plan),
       contentLength: plan.size,

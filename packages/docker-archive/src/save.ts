@@ -64,6 +64,13 @@ export interface SaveOptions {
   extraFiles?: ReadonlyArray<{ name: string; bytes: Uint8Array }>;
   /** Called as bytes are written, with the archive's total size (known in advance). */
   onProgress?: (p: { bytesWritten: number; total: number }) => void;
+  /**
+   * Tags to write for an image instead of the store's: `ref as given in refs →
+   * references`. They need not exist in the store (how a build tool saves one
+   * image under several names into a daemon). Invalid references are refused
+   * (`ERR_INVALID_REFERENCE`).
+   */
+  repoTags?: Readonly<Record<string, readonly string[]>>;
   /** Called by {@link save} with the plan before the first byte is written (entries, sizes, total). */
   onPlan?: (plan: SavePlan) => void;
 }
@@ -122,13 +129,22 @@ function defaultMtime(): number {
   return 0;
 }
 
-async function resolveImages(store: ArchiveStore, refs: readonly string[]): Promise<Map<Digest, Set<string>>> {
+async function resolveImages(
+  store: ArchiveStore,
+  refs: readonly string[],
+  repoTags: Readonly<Record<string, readonly string[]>> = {},
+): Promise<Map<Digest, Set<string>>> {
   const out = new Map<Digest, Set<string>>();
   if (refs.length === 0) throw new NotFoundError("save: no images given", { code: "ERR_NO_IMAGES" });
   for (const ref of refs) {
     const id = await store.references.resolve(ref);
     const tags = out.get(id) ?? new Set<string>();
     out.set(id, tags);
+    const given = Object.hasOwn(repoTags, ref) ? repoTags[ref] : undefined;
+    if (given) {
+      for (const t of given) tags.add(parseReference(t).string);
+      continue;
+    }
     // A name saves its tag; an ID or ID prefix saves the image untagged (docker save does the same).
     const looksLikeId = /^(sha256:)?[0-9a-f]{1,64}$/.test(ref) && id.slice(7).startsWith(ref.replace(/^sha256:/, ""));
     if (looksLikeId) continue;
@@ -211,7 +227,7 @@ export async function planSave(store: ArchiveStore, refs: readonly string[], opt
     throw new InvalidArgumentError("omitChainIDs needs format \"docker\" (an OCI layout must hold every blob)", {
       code: "ERR_INVALID_ARGUMENT",
     });
-  const wanted = await resolveImages(store, refs);
+  const wanted = await resolveImages(store, refs, options.repoTags);
   const layerNamesSeen = new Set<string>();
   const omittedNames = new Set<string>();
   const images: ImageData[] = [];

@@ -7,7 +7,7 @@
  */
 import { chainIds, type Digest } from "@berth/digest";
 import { DockerClient, type LoadIntoDaemonResult, type LoadResult, loadIntoDaemon, type PullFromDaemonOptions, pullFromDaemon } from "@berth/docker-archive";
-import type { Store } from "@berth/image-store";
+import { parseReference, type Store } from "@berth/image-store";
 
 /** Options of {@link pushToDaemon}. */
 export interface PushToDaemonOptions {
@@ -57,4 +57,76 @@ export async function pushToDaemon(store: Store, names: readonly string[], opts:
 /** Copy `names` from the daemon (`docker save`) into the store. */
 export function pullImagesFromDaemon(store: Store, names: readonly string[], opts: PullFromDaemonOptions = {}): Promise<LoadResult> {
   return pullFromDaemon(store, [...names], opts);
+}
+
+/** Options of {@link saveToDaemon}. */
+export interface SaveToDaemonOptions {
+  /** The daemon to talk to (default `DOCKER_HOST`). */
+  client?: DockerClient;
+  /** Send every layer, even those the daemon has. */
+  full?: boolean;
+}
+
+/** What happened to one name given to {@link saveToDaemon}. */
+export interface DaemonNameOutcome {
+  name: string;
+  /** Why the daemon does not have the image under this name (the others may still have succeeded). */
+  error?: Error;
+}
+
+/** What {@link saveToDaemon} did. */
+export interface SaveToDaemonResult {
+  /** Per name, in the order given. */
+  names: DaemonNameOutcome[];
+  /** The load into the daemon, when one ran. */
+  load?: LoadIntoDaemonResult;
+}
+
+/**
+ * Load the store's image `image` into a Docker daemon under each of `names`
+ * (references that need not exist in the store), sending only the layers the
+ * daemon lacks — buildpacks imgutil's `Save(additionalNames…)` for the local
+ * daemon. A malformed name fails alone; a refused load fails every name.
+ */
+export async function saveToDaemon(store: Store, image: string, names: readonly string[], opts: SaveToDaemonOptions = {}): Promise<SaveToDaemonResult> {
+  await store.references.resolve(image);
+  const outcomes: DaemonNameOutcome[] = names.map((name) => ({ name }));
+  const valid: string[] = [];
+  for (const o of outcomes) {
+    try {
+      valid.push(parseReference(o.name).string);
+    } catch (err) {
+      o.error = err as Error;
+    }
+  }
+  if (valid.length === 0 && names.length > 0) return { names: outcomes };
+  try {
+    const load = await loadIntoDaemon(store, [image], { incremental: !opts.full, repoTags: { [image]: valid }, client: opts.client ?? new DockerClient() });
+    return { names: outcomes, load };
+  } catch (err) {
+    for (const o of outcomes) o.error ??= err as Error;
+    return { names: outcomes };
+  }
+}
+
+/** Whether a Docker daemon has the image `name` (name, ID or ID prefix). */
+export function daemonHasImage(name: string, opts: { client?: DockerClient } = {}): Promise<boolean> {
+  return (opts.client ?? new DockerClient()).hasImage(name);
+}
+
+/**
+ * Remove an image from a Docker daemon (`docker rmi`), with the daemon's own
+ * rules; resolves with its report.
+ * @throws DaemonError (status 404 when the daemon has no such image, 409 on a conflict)
+ */
+export function removeFromDaemon(
+  name: string,
+  opts: { client?: DockerClient; force?: boolean; prune?: boolean } = {},
+): Promise<Array<{ Untagged?: string; Deleted?: string }>> {
+  return (opts.client ?? new DockerClient()).removeImage(name, { force: opts.force === true, noprune: opts.prune === false });
+}
+
+/** A layer of the store whose DiffID is `diffID` (any chain holding it has the same content), or undefined. */
+export async function findLayerByDiffId(store: Store, diffID: Digest | string): Promise<Awaited<ReturnType<Store["layers"]["get"]>> | undefined> {
+  return (await store.layers.list()).find((l) => l.diffID === diffID);
 }

@@ -56,5 +56,19 @@ export {
   type SaveImagesResult,
   saveImages,
 } from "./archive.js";
-export { type PushedLayer, type PushToDaemonOptions, type PushToDaemonResult, pullImagesFromDaemon, pushToDaemon } from "./daemon.js";
+export {
+  type DaemonNameOutcome,
+  daemonHasImage,
+  findLayerByDiffId,
+  type PushedLayer,
+  type PushToDaemonOptions,
+  type PushToDaemonResult,
+  pullImagesFromDaemon,
+  pushToDaemon,
+  removeFromDaemon,
+  type SaveToDaemonOptions,
+  type SaveToDaemonResult,
+  saveToDaemon,
+} from "./daemon.js";
+export { DockerClient } from "@berth/docker-archive";
 export { type DiskUsage, diskUsage, fsck, type UsageRow } from "./system.js";

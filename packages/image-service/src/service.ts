@@ -9,7 +9,16 @@ import type { PullFromDaemonOptions } from "@berth/docker-archive";
 import { type FsckReport, openStore, type Store } from "@berth/image-store";
 import { type LoadImagesOptions, type LoadImagesResult, loadImages, type OpenedSave, openSave, type SaveImagesOptions, type SaveImagesResult, saveImages } from "./archive.js";
 import { type BuildOptions, type BuiltImage, buildImage, type ImportOptions, importImage, type LayerInput } from "./build.js";
-import { type PushToDaemonOptions, type PushToDaemonResult, pullImagesFromDaemon, pushToDaemon } from "./daemon.js";
+import {
+  findLayerByDiffId,
+  type PushToDaemonOptions,
+  type PushToDaemonResult,
+  pullImagesFromDaemon,
+  pushToDaemon,
+  type SaveToDaemonOptions,
+  type SaveToDaemonResult,
+  saveToDaemon,
+} from "./daemon.js";
 import { type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
 import { type HistoryEntry, type ImageDetails, type ImageSummary, imageHistory, inspectImage, type ListOptions, listImages } from "./images.js";
 import { type DiskUsage, diskUsage, fsck } from "./system.js";
@@ -79,6 +88,14 @@ export class ImageService {
   /** Copy images from a Docker daemon into the store. */
   pullFromDaemon(names: readonly string[], opts?: PullFromDaemonOptions): Promise<LoadImagesResult> {
     return pullImagesFromDaemon(this.store, names, opts);
+  }
+  /** Load one image into a Docker daemon under several names (need not be tagged in the store), per-name results. */
+  saveToDaemon(image: string, names: readonly string[], opts?: SaveToDaemonOptions): Promise<SaveToDaemonResult> {
+    return saveToDaemon(this.store, image, names, opts);
+  }
+  /** A layer of the store by DiffID, or undefined. */
+  findLayer(diffID: Digest | string): ReturnType<typeof findLayerByDiffId> {
+    return findLayerByDiffId(this.store, diffID);
   }
   /** Close the store. */
   close(): Promise<void> {
