@@ -11,8 +11,11 @@
  * quiet before each group of tools, default 30: the group before may have
  * written tens of GB), BERTH_BENCH_DIR (work dir,
  * default /tmp/berth-bench-archive), DOCKER_HOST (else the shared test dockerd
- * is started with tools/peers). Every tool runs under `/usr/bin/time` (wall
- * time and peak RSS); berth runs in a child process of its own.
+ * is started with tools/peers), BERTH_BENCH_DAEMONS=0 (skip the docker load /
+ * podman load group). Every tool runs under `/usr/bin/time` (wall time and
+ * peak RSS). berth runs twice over: as a child process calling
+ * `@berth/image-service` (the library rows) and as the `berth` command users
+ * type (`berth load -i`, `berth save -o`), side by side in the same rotation.
  * @module
  */
 import { execFile, execFileSync } from "node:child_process";
@@ -148,6 +151,8 @@ export async function run(): Promise<ArchiveBenchResult> {
   const self = fileURLToPath(import.meta.url);
   const rows: ArchiveBenchRow[] = [];
   const rm = (p: string) => rmSync(p, { recursive: true, force: true });
+  const cli = join(repoRoot, "apps/cli/dist/main.js");
+  const berthCmd = (root: string, ...args: string[]): [string, string[]] => [process.execPath, [cli, "--root", root, "--progress", "none", ...args]];
 
   /** One tool of a group: how to prepare a run, the command, the bytes it counts. */
   interface Tool {
@@ -218,7 +223,8 @@ export async function run(): Promise<ArchiveBenchResult> {
   rm(storeRoot);
   sh(process.execPath, [self, "child", "load", storeRoot, dockerTar]);
   await group("save", [
-    { tool: "berth save", bytes: size, before: () => rm(out), cmd: () => [process.execPath, [self, "child", "save", storeRoot, tag, out]], runs },
+    { tool: "berth save (library)", bytes: size, before: () => rm(out), cmd: () => [process.execPath, [self, "child", "save", storeRoot, tag, out]], runs },
+    { tool: "berth save -o (CLI)", bytes: size, before: () => rm(out), cmd: () => berthCmd(storeRoot, "save", "-o", out, tag), runs },
     {
       tool: "skopeo docker-archive→docker-archive",
       bytes: size,
@@ -244,7 +250,8 @@ export async function run(): Promise<ArchiveBenchResult> {
   // (longer than the settle time): whichever tool came next paid for it, most
   // of all berth load, which fsyncs what it stores and so waits for the disk.
   await group("load", [
-    { tool: "berth load", bytes: inBytes, before: () => rm(loadRoot), cmd: () => [process.execPath, [self, "child", "load", loadRoot, dockerTar]], runs },
+    { tool: "berth load (library)", bytes: inBytes, before: () => rm(loadRoot), cmd: () => [process.execPath, [self, "child", "load", loadRoot, dockerTar]], runs },
+    { tool: "berth load -i (CLI)", bytes: inBytes, before: () => rm(loadRoot), cmd: () => berthCmd(loadRoot, "load", "-i", dockerTar), runs },
     { tool: "skopeo docker-archive→oci (uncompressed)", bytes: inBytes, before: () => rm(ociDir), cmd: () => skopeoOci(false), runs },
     {
       tool: "skopeo docker-archive→oci (uncompressed) + sync",
@@ -257,7 +264,7 @@ export async function run(): Promise<ArchiveBenchResult> {
     { tool: "skopeo docker-archive→oci (gzip)", bytes: inBytes, before: () => rm(ociDir), cmd: () => skopeoOci(true), runs: Math.min(runs, 1) },
     { tool: "openssl dgst -sha256", bytes: inBytes, before: () => {}, cmd: () => ["openssl", ["dgst", "-sha256", dockerTar]], runs },
   ], [dockerTar]);
-  await group("load", [
+  if (process.env.BERTH_BENCH_DAEMONS !== "0") await group("load", [
     {
       tool: "docker load",
       bytes: inBytes,
@@ -290,33 +297,36 @@ export function toMarkdown(r: ArchiveBenchResult): string {
   const lines = [
     `Image: ${r.layers} layers, docker save archive ${(r.archiveBytes / 1e6).toFixed(0)} MB.`,
     "",
-    "| op | tool | median s | MB/s | berth × faster | peak RSS MiB | note |",
-    "|---|---|---:|---:|---:|---:|---|",
+    "| op | tool | median s | MB/s | ÷ berth CLI | ÷ berth library | peak RSS MiB | note |",
+    "|---|---|---:|---:|---:|---:|---:|---|",
   ];
   for (const op of ["save", "load"] as const) {
-    const berth = r.rows.find((x) => x.op === op && x.tool.startsWith("berth"))!;
+    const lib = r.rows.find((x) => x.op === op && x.tool.includes("(library)"));
+    const cli = r.rows.find((x) => x.op === op && x.tool.includes("(CLI)"));
+    const ratio = (x: ArchiveBenchRow, to: ArchiveBenchRow | undefined) => (!to || x === to ? "—" : (x.medianSeconds / to.medianSeconds).toFixed(2));
     for (const x of r.rows.filter((y) => y.op === op)) {
-      const ratio = x === berth ? "—" : (x.medianSeconds / berth.medianSeconds).toFixed(2);
       lines.push(
-        `| ${op} | ${x.tool} | ${x.medianSeconds.toFixed(2)} | ${x.mbPerSecond.toFixed(0)} | ${ratio} | ${x.peakRssMiB.toFixed(0)} | ${x.note ?? ""} |`,
+        `| ${op} | ${x.tool} | ${x.medianSeconds.toFixed(2)} | ${x.mbPerSecond.toFixed(0)} | ${ratio(x, cli)} | ${ratio(x, lib)} | ${x.peakRssMiB.toFixed(0)} | ${x.note ?? ""} |`,
       );
     }
   }
   return lines.join("\n");
 }
 
-/** Child mode: `archive.js child load <root> <file>` / `child save <root> <ref> <out>`. */
+/**
+ * Child mode: `archive.js child load <root> <file>` / `child save <root> <ref>
+ * <out>` — the image service's calls, as a tool embedding berth makes them.
+ */
 async function child(args: string[]): Promise<void> {
-  const { openStore } = await import("@berth/image-store");
-  const { load, save } = await import("@berth/docker-archive");
+  const { openImageService } = await import("@berth/image-service");
   const [op, root] = args;
-  const store = await openStore({ root: root! });
+  const svc = await openImageService({ root: root! });
   try {
-    if (op === "load") await load(store as never, args[2]!);
-    else if (op === "save") await save(store as never, [args[2]!], args[3]!);
+    if (op === "load") await svc.load(args[2]!);
+    else if (op === "save") await svc.save([args[2]!], args[3]!);
     else throw new Error(`unknown child op ${op}`);
   } finally {
-    await store.close();
+    await svc.close();
   }
 }
 
