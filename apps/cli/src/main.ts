@@ -11,6 +11,7 @@ import * as completionCmd from "./commands/completion.js";
 import * as digestCmd from "./commands/digest.js";
 import * as imagesCmd from "./commands/images.js";
 import * as importCmd from "./commands/import.js";
+import * as serveCmd from "./commands/serve.js";
 import * as systemCmd from "./commands/system.js";
 import { Context, closeContextStore } from "./context.js";
 import { describeError, EXIT, errorCode, exitCodeFor } from "./exit.js";
@@ -37,6 +38,7 @@ export function buildProgram(): { program: Command; ctx: Context } {
   archiveCmd.register(program, ctx);
   importCmd.register(program, ctx);
   systemCmd.register(program, ctx);
+  serveCmd.register(program, ctx);
   cacheCmd.register(program, ctx);
   digestCmd.register(program, ctx);
   completionCmd.register(program, ctx);

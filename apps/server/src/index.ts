@@ -12,6 +12,7 @@
  * @module
  */
 export { startServer, type RunningServer } from "./server.js";
+export { serveStore, type ServeStoreOptions, type ServingStore } from "./serve.js";
 export {
   DEFAULT_HOST,
   DEFAULT_LIMITS,

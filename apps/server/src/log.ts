@@ -5,6 +5,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { RequestContext } from "./context.js";
 import type { LogOptions } from "./options.js";
 
@@ -31,18 +32,22 @@ export interface RequestLogEntry {
 
 const MAX_PATH = 1024;
 
-/** Builds the entry of a finished request. */
-export function logEntry(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, bytesBefore: number): RequestLogEntry {
+/**
+ * Builds the entry of a finished request. `conn` is the connection captured
+ * when the request came in: by the time a response closes, node may have
+ * detached `req.socket` (it is null then).
+ */
+export function logEntry(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, bytesBefore: number, conn: Socket = req.socket): RequestLogEntry {
   const url = req.url ?? "";
   const entry: RequestLogEntry = {
     time: new Date().toISOString(),
     id: ctx.id,
-    remote: req.socket.remoteAddress ?? "unix",
+    remote: conn.remoteAddress ?? "unix",
     user: ctx.user ?? null,
     method: req.method ?? "",
     path: url.length > MAX_PATH ? `${url.slice(0, MAX_PATH)}…` : url,
     status: res.headersSent ? res.statusCode : 0,
-    bytes: Math.max(0, (req.socket.bytesWritten ?? 0) - bytesBefore),
+    bytes: Math.max(0, (conn.bytesWritten ?? 0) - bytesBefore),
     durationMs: Math.round(Number(process.hrtime.bigint() - ctx.started) / 10_000) / 100,
     face: ctx.face ?? null,
     error: ctx.errorCode ?? null,

@@ -88,7 +88,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const handler = (tcp: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     const ctx = requestContext(req);
-    const bytesBefore = req.socket.bytesWritten ?? 0;
+    const conn = req.socket;
+    const bytesBefore = conn.bytesWritten ?? 0;
     inflight.add(ctx);
     // An aborted request stops reading its body at once (a stalled upload ends with the abort).
     ctx.signal.addEventListener("abort", () => void (req.complete || req.destroy()), { once: true });
@@ -96,7 +97,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       // The client went away (or the connection was cut) before the answer was complete.
       if (!res.writableFinished) ctx.abort(new Error("client disconnected"));
       inflight.delete(ctx);
-      if (log) log(logEntry(req, res, ctx, bytesBefore));
+      if (log) log(logEntry(req, res, ctx, bytesBefore, conn));
       if (inflight.size === 0) for (const f of idle.splice(0)) f();
     });
     if (stopping) res.setHeader("Connection", "close");

@@ -19,7 +19,7 @@ import {
   type SaveResult,
   save,
 } from "@berth/docker-archive";
-import type { Store } from "@berth/image-store";
+import { parseReference, type Store } from "@berth/image-store";
 import { abortable } from "./util.js";
 
 /** Options of {@link loadImages}. */
@@ -90,8 +90,36 @@ export interface OpenedSave {
   chunks: AsyncIterable<Uint8Array>;
 }
 
+/**
+ * The names of a save as `docker save` reads them (moby's `parseNames`): a
+ * bare repository name (no tag, no digest, not an ID) means every tag of that
+ * repository; with none, it is the name's `:latest` (and fails as such).
+ */
+export async function expandSaveNames(store: Store, names: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  let refs: Array<{ ref: string }> | undefined;
+  for (const name of names) {
+    let bare: string | undefined;
+    try {
+      const r = parseReference(name, { defaultTag: false });
+      if (r.tag === undefined && r.digest === undefined && !/^(sha256:)?[0-9a-f]{12,64}$/.test(name)) bare = r.name;
+    } catch {
+      bare = undefined; // an ID prefix or a malformed name: resolved (and refused) by the save itself
+    }
+    if (bare === undefined) {
+      out.push(name);
+      continue;
+    }
+    refs ??= await store.references.list();
+    const tags = refs.map((x) => x.ref).filter((ref) => !ref.includes("@") && ref.slice(0, ref.lastIndexOf(":")) === bare);
+    out.push(...(tags.length > 0 ? tags : [name]));
+  }
+  return out;
+}
+
 async function planFor(store: Store, names: readonly string[], opts: SaveImagesOptions): Promise<{ plan: SavePlan; options: SaveOptions; carried: number }> {
   const { withParents, onPlan, signal, ...rest } = opts;
+  names = await expandSaveNames(store, names);
   const chain = withParents ? await collectParentChain(store, names) : undefined;
   const options: SaveOptions = { ...rest, ...(chain ? { extraFiles: chain.files } : {}) };
   const plan = await planSave(store, names, options);
@@ -117,6 +145,7 @@ export async function openSave(store: Store, names: readonly string[], opts: Sav
 export async function saveImages(store: Store, names: readonly string[], out: string | Writable, opts: SaveImagesOptions = {}): Promise<SaveImagesResult> {
   const { withParents, signal, onProgress, ...rest } = opts;
   signal?.throwIfAborted();
+  names = await expandSaveNames(store, names);
   const chain = withParents ? await collectParentChain(store, names) : undefined;
   const result = await save(store, names, out, {
     ...rest,

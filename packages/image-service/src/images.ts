@@ -61,6 +61,8 @@ export interface ImageSummary extends ImageRecord {
   repoDigests: string[];
   /** Config labels, or null when the config has none. */
   labels: Record<string, string> | null;
+  /** With `sharedSize`: bytes of this image's layers that other images use too (dockerd's `SharedSize`). */
+  sharedSize?: number;
 }
 
 /** Options of {@link listImages}. */
@@ -69,6 +71,8 @@ export interface ListOptions {
   all?: boolean;
   /** Keys `dangling`, `reference`, `before`, `since`, `label`, `until`. */
   filters?: Filters;
+  /** Compute {@link ImageSummary.sharedSize} (one pass over every image's layer chain). */
+  sharedSize?: boolean;
 }
 
 /**
@@ -80,7 +84,9 @@ export interface ListOptions {
 export async function listImages(store: Store, opts: ListOptions = {}): Promise<ImageSummary[]> {
   const f = await compileFilters(store, opts.filters ?? {}, LIST_FILTERS);
   const out: ImageSummary[] = [];
-  for (const rec of await collectImages(store)) {
+  const records = await collectImages(store);
+  const shared = opts.sharedSize ? await sharedSizes(store, records) : undefined;
+  for (const rec of records) {
     if (!opts.all && rec.refs.length === 0 && rec.children > 0) continue;
     const labels = (rec.image.config.config?.Labels as Record<string, string> | undefined) ?? null;
     if (!matchesImage({ created: rec.created, labels, untagged: rec.refs.length === 0 }, f)) continue;
@@ -93,9 +99,78 @@ export async function listImages(store: Store, opts: ListOptions = {}): Promise<
       repoTags: refs.filter((r) => !r.includes("@")).map((r) => repoTag(r).familiar),
       repoDigests: digestRefs.map((r) => repoTag(r).familiar),
       labels,
+      ...(shared ? { sharedSize: shared.get(rec.id) ?? 0 } : {}),
     });
   }
   return out;
+}
+
+/**
+ * dockerd's `SharedSize` of each image: the bytes (as dockerd counts them) of
+ * the layers in its chain that at least one other image's chain holds too.
+ */
+export async function sharedSizes(store: Store, records: readonly ImageRecord[]): Promise<Map<Digest, number>> {
+  const users = new Map<Digest, number>();
+  const chains = new Map<Digest, Digest[]>();
+  for (const rec of records) {
+    const chain = chainIds(rec.image.config.rootfs.diff_ids);
+    chains.set(rec.id, chain);
+    for (const c of new Set(chain)) users.set(c, (users.get(c) ?? 0) + 1);
+  }
+  const sizeOf = new Map<Digest, number>();
+  const out = new Map<Digest, number>();
+  for (const [id, chain] of chains) {
+    let n = 0;
+    for (const c of new Set(chain)) {
+      if ((users.get(c) ?? 0) < 2) continue;
+      if (!sizeOf.has(c)) sizeOf.set(c, await layerSize(store, c));
+      n += sizeOf.get(c)!;
+    }
+    out.set(id, n);
+  }
+  return out;
+}
+
+async function layerSize(store: Store, chainID: Digest): Promise<number> {
+  const l = await store.layers.get(chainID).catch(() => undefined);
+  return l ? (l.contentSize ?? l.size) : 0;
+}
+
+/** What an image's manifest holds, as dockerd's `manifests` lists (API 1.47+) describe it. */
+export interface ManifestSummary {
+  digest: Digest;
+  mediaType: string;
+  /** Manifest bytes. */
+  size: number;
+  /** Every blob the manifest references is in the store. */
+  available: boolean;
+  /** Bytes of the manifest, config and layer blobs in the store. */
+  contentSize: number;
+  platform: { os: string; architecture: string; variant?: string; "os.version"?: string };
+  /** Sum of the layers' sizes as dockerd counts them. */
+  unpackedSize: number;
+}
+
+/** The manifest berth keeps for an image, summarised. */
+export async function manifestSummary(store: Store, image: Image): Promise<ManifestSummary> {
+  const m = await store.images.manifest(image.id);
+  let contentSize = m.bytes.length;
+  let available = true;
+  for (const d of [m.manifest.config, ...m.manifest.layers]) {
+    const info = await store.content.info(d.digest).catch(() => undefined);
+    if (info) contentSize += info.size;
+    else available = false;
+  }
+  const c = image.config;
+  return {
+    digest: m.digest,
+    mediaType: m.manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json",
+    size: m.bytes.length,
+    available,
+    contentSize,
+    platform: { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}), ...(c["os.version"] ? { "os.version": c["os.version"] } : {}) },
+    unpackedSize: image.size,
+  };
 }
 
 /** What `docker image inspect` shows of an image, before any wire shaping. */
@@ -183,9 +258,6 @@ export async function imageHistory(store: Store, name: string): Promise<HistoryE
 /** The size of each layer of a rootfs (dockerd's count: the tar's file bytes), 0 where a layer is missing. */
 export async function layerSizes(store: Store, diffIds: readonly Digest[]): Promise<number[]> {
   const sizes: number[] = [];
-  for (const c of chainIds(diffIds)) {
-    const l = await store.layers.get(c).catch(() => undefined);
-    sizes.push(l ? (l.contentSize ?? l.size) : 0);
-  }
+  for (const c of chainIds(diffIds)) sizes.push(await layerSize(store, c));
   return sizes;
 }

@@ -40,13 +40,17 @@ export {
   layerSizes,
   type ListOptions,
   listImages,
+  type ManifestSummary,
+  manifestSummary,
   repoTag,
+  sharedSizes,
 } from "./images.js";
 export { blobBytes, type DeleteItem, type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
 export { type BuildOptions, type BuiltImage, buildImage, type ImportOptions, importImage, type LayerInput } from "./build.js";
 export { applyChanges, type RunConfig } from "./changes.js";
 export { directoryLayer, type DirectoryLayerOptions, sourceDateEpoch } from "./dirlayer.js";
 export {
+  expandSaveNames,
   type LoadImagesOptions,
   type LoadImagesResult,
   loadImages,

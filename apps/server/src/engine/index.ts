@@ -5,6 +5,7 @@
  * @module
  */
 export { createEngineApi, type EngineApiOptions, type EngineRequestHandler } from "./api.js";
+export { engineService } from "./adapter.js";
 export type { EngineIdentity } from "./context.js";
 export { EngineErrorCode, type EngineErrorCodeValue } from "./errors.js";
 export { parseFilters } from "./filters.js";
