@@ -9,6 +9,7 @@
  */
 import { AlreadyExistsError, type Digest, FailedPreconditionError, shortId } from "@berth/digest";
 import { parseReference, type Store } from "@berth/image-store";
+import type { Layer } from "@berth/layer-store";
 import { ImageServiceErrorCode } from "./errors.js";
 import { compileFilters, type Filters, matchesImage, PRUNE_FILTERS } from "./filters.js";
 import { collectImages, repoTag } from "./images.js";
@@ -37,6 +38,10 @@ export interface RemoveOutcome {
 class Deletion {
   /** Per deleted image: its report, where its layer lines go, and the ChainIDs its rootfs held, top first. */
   private readonly deleted: Array<{ items: DeleteItem[]; at: number; chain: Digest[] }> = [];
+  /** Sizes (dockerd's count) of the layers of deleted images. */
+  private readonly sizes = new Map<Digest, number>();
+  /** Bytes of the layers {@link finish} removed, as dockerd counts them. */
+  layerBytesFreed = 0;
 
   constructor(private readonly store: Store) {}
 
@@ -50,10 +55,9 @@ class Deletion {
     const chain: Digest[] = [];
     for (let c: Digest | null | undefined = img.chainID; c; ) {
       chain.push(c);
-      c = await this.store.layers.get(c).then(
-        (l) => l.parent,
-        () => undefined,
-      );
+      const layer: Layer | undefined = await this.store.layers.get(c).catch(() => undefined);
+      if (layer) this.sizes.set(c, layer.contentSize ?? layer.size);
+      c = layer?.parent;
     }
     await this.store.images.delete(id);
     items.push({ deleted: id });
@@ -80,6 +84,7 @@ class Deletion {
   async finish(): Promise<void> {
     if (this.deleted.length === 0) return;
     const removed = new Set<string>((await this.store.gc()).removedLayers);
+    for (const [c, n] of this.sizes) if (removed.has(c)) this.layerBytesFreed += n;
     const owner = new Map<Digest, number>();
     this.deleted.forEach((d, i) => {
       for (const c of d.chain) if (removed.has(c)) owner.set(c, i);
@@ -126,14 +131,15 @@ async function removeOne(store: Store, deletion: Deletion, name: string, items: 
     await deletion.deleteWithParents(id, items, prune);
     return;
   }
-  if (refs.length > 1 && !force && !singleRepository(refs)) {
-    throw new AlreadyExistsError(`conflict: unable to delete ${shortId(id)} (must be forced) - image is referenced in multiple repositories`, {
-      code: ImageServiceErrorCode.IMAGE_IN_USE,
-    });
-  }
+  // moby checks the hard conflict (children) before the soft one (several repositories)
   if ((await store.images.children(id)).length > 0) {
     throw new FailedPreconditionError(`conflict: unable to delete ${shortId(id)} (cannot be forced) - image has dependent child images`, {
       code: ImageServiceErrorCode.IMAGE_HAS_CHILDREN,
+    });
+  }
+  if (refs.length > 1 && !force && !singleRepository(refs)) {
+    throw new AlreadyExistsError(`conflict: unable to delete ${shortId(id)} (must be forced) - image is referenced in multiple repositories`, {
+      code: ImageServiceErrorCode.IMAGE_IN_USE,
     });
   }
   await deletion.deleteWithParents(id, items, prune);
@@ -166,8 +172,10 @@ export interface PruneOptions {
 /** What a prune removed. */
 export interface PruneResult {
   deleted: DeleteItem[];
-  /** Bytes of blobs the store held before and no longer does. */
+  /** Bytes of the layers removed, as dockerd counts them (the tars' file bytes; what `docker image prune` reports). */
   spaceReclaimed: number;
+  /** Bytes of blobs the store held before and no longer does (compressed layers, configs, manifests). */
+  blobBytesFreed: number;
 }
 
 /**
@@ -201,7 +209,7 @@ export async function pruneImages(store: Store, opts: PruneOptions = {}): Promis
     }
   }
   await deletion.finish();
-  return { deleted: items, spaceReclaimed: Math.max(0, before - (await blobBytes(store))) };
+  return { deleted: items, spaceReclaimed: deletion.layerBytesFreed, blobBytesFreed: Math.max(0, before - (await blobBytes(store))) };
 }
 
 /** Bytes of all blobs in the store. */

@@ -71,7 +71,7 @@ export interface ListOptions {
   all?: boolean;
   /** Keys `dangling`, `reference`, `before`, `since`, `label`, `until`. */
   filters?: Filters;
-  /** Compute {@link ImageSummary.sharedSize} (one pass over every image's layer chain). */
+  /** Compute {@link ImageSummary.sharedSize} among the images listed (one pass over their layer chains). */
   sharedSize?: boolean;
 }
 
@@ -84,23 +84,24 @@ export interface ListOptions {
 export async function listImages(store: Store, opts: ListOptions = {}): Promise<ImageSummary[]> {
   const f = await compileFilters(store, opts.filters ?? {}, LIST_FILTERS);
   const out: ImageSummary[] = [];
-  const records = await collectImages(store);
-  const shared = opts.sharedSize ? await sharedSizes(store, records) : undefined;
-  for (const rec of records) {
+  for (const rec of await collectImages(store)) {
     if (!opts.all && rec.refs.length === 0 && rec.children > 0) continue;
     const labels = (rec.image.config.config?.Labels as Record<string, string> | undefined) ?? null;
     if (!matchesImage({ created: rec.created, labels, untagged: rec.refs.length === 0 }, f)) continue;
     const refs = rec.refs.filter((r) => referenceMatches(r, f.reference));
     if (f.reference.length > 0 && refs.length === 0) continue;
-    const digestRefs = refs.filter((r) => r.includes("@"));
     out.push({
       ...rec,
       refs,
       repoTags: refs.filter((r) => !r.includes("@")).map((r) => repoTag(r).familiar),
-      repoDigests: digestRefs.map((r) => repoTag(r).familiar),
+      repoDigests: refs.filter((r) => r.includes("@")).map((r) => repoTag(r).familiar),
       labels,
-      ...(shared ? { sharedSize: shared.get(rec.id) ?? 0 } : {}),
     });
+  }
+  if (opts.sharedSize) {
+    // shared among the images listed, as dockerd counts it
+    const shared = await sharedSizes(store, out);
+    for (const s of out) s.sharedSize = shared.get(s.id) ?? 0;
   }
   return out;
 }
@@ -131,7 +132,8 @@ export async function sharedSizes(store: Store, records: readonly ImageRecord[])
   return out;
 }
 
-async function layerSize(store: Store, chainID: Digest): Promise<number> {
+/** A layer's size as dockerd counts it (the tar's file bytes), 0 when missing. */
+export async function layerSize(store: Store, chainID: Digest): Promise<number> {
   const l = await store.layers.get(chainID).catch(() => undefined);
   return l ? (l.contentSize ?? l.size) : 0;
 }

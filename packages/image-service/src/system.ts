@@ -27,7 +27,7 @@ export interface DiskUsage {
   unreferenced: number;
   /** Bytes of every blob. */
   total: number;
-  /** Bytes of every layer blob (dockerd's `LayersSize`). */
+  /** Bytes of every layer as dockerd counts them (the tars' file bytes: dockerd's `LayersSize`). */
   layersSize: number;
   /** Every image (newest first), for a verbose listing. */
   perImage: ImageRecord[];
@@ -64,7 +64,7 @@ export async function diskUsage(store: Store): Promise<DiskUsage> {
     if (!u.inUse && !u.shared) buildCache.reclaimable += u.size;
   }
   let layersSize = 0;
-  for (const l of await store.layers.list()) layersSize += l.blob.size;
+  for (const l of await store.layers.list()) layersSize += l.contentSize ?? l.size;
   return {
     images: { count: images.length, active: tagged.length, size: imagesBytes, reclaimable: imagesBytes - sum(await blobsOf(tagged)) },
     buildCache,

@@ -40,12 +40,17 @@ describe("remove (moby's ImageDelete rules)", () => {
     expect(await store.layers.has(img.layers[0]!.chainID)).toBe(false);
   });
 
-  it("by ID: several repositories need force; children refuse even with force", async () => {
+  it("by ID: several repositories need force; children refuse even with force (checked first)", async () => {
     const { svc, store } = await freshService();
+    const solo = await svc.import(tarStream({ s: "1" }), { tags: ["solo:1", "elsewhere/solo:1"] });
+    let [r] = await svc.remove([solo.id]);
+    expect(r!.error).toMatchObject({ code: ImageServiceErrorCode.IMAGE_IN_USE, message: expect.stringContaining("must be forced") });
+    [r] = await svc.remove([solo.id], { force: true });
+    expect(r!.items).toContainEqual({ deleted: solo.id });
     const { base, top } = await chain(svc);
     await svc.tag("base:1", "other:1");
-    let [r] = await svc.remove([base.id]);
-    expect(r!.error).toMatchObject({ code: ImageServiceErrorCode.IMAGE_IN_USE, message: expect.stringContaining("must be forced") });
+    [r] = await svc.remove([base.id]);
+    expect(r!.error).toMatchObject({ code: ImageServiceErrorCode.IMAGE_HAS_CHILDREN });
     [r] = await svc.remove([base.id], { force: true });
     expect(r!.error).toMatchObject({ code: ImageServiceErrorCode.IMAGE_HAS_CHILDREN, message: expect.stringContaining("cannot be forced") });
     expect(await store.references.referencesOf(base.id)).toHaveLength(2);

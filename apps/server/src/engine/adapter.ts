@@ -102,10 +102,11 @@ export function engineService(svc: ImageService): EngineImageService {
           opts.onEvent({ type: "layer", id: l.diffID.slice(7, 19), current: l.blob.size, total: l.blob.size });
         }
       }
-      for (const img of result.images) {
-        if (img.tags.length === 0) opts.onEvent({ type: "loaded", id: img.id });
-        for (const tag of img.tags) opts.onEvent({ type: "loaded", tag: familiarReference(tag), id: img.id });
-      }
+      // dockerd's words: a `Loaded image:` line per tag, in archive order; `Loaded image ID:` lines,
+      // for every image, only when the archive's last image has no tag (moby's loader resets its tag
+      // count per image and reports IDs when the last count is 0)
+      for (const img of result.images) for (const tag of img.tags) opts.onEvent({ type: "loaded", tag: familiarReference(tag), id: img.id });
+      if (result.images.at(-1)?.tags.length === 0) for (const img of result.images) opts.onEvent({ type: "loaded", id: img.id });
     },
     async importImage(rootfs, opts) {
       const built = await svc.import(
@@ -123,7 +124,8 @@ export function engineService(svc: ImageService): EngineImageService {
     },
     async diskUsage() {
       const du = await svc.diskUsage();
-      const rows = await svc.list({ all: true, sharedSize: true });
+      // dockerd's df lists images as `docker images` does (no intermediates), shared sizes among them
+      const rows = await svc.list({ sharedSize: true });
       return { layersSize: du.layersSize, images: await Promise.all(rows.map((r) => summary(r, false))), reclaimable: du.images.reclaimable };
     },
     async storeInfo() {

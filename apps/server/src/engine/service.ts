@@ -1,6 +1,6 @@
 /**
- * What the Engine API face needs from the image service (`@berth/image-service`,
- * being written): exactly these calls, no more. The face parses HTTP, calls
+ * What the Engine API face needs from the image service (`@berth/image-service`;
+ * `engineService` in adapter.ts maps it): exactly these calls, no more. The face parses HTTP, calls
  * them and shapes the answers per API version; every rule (how a name
  * resolves, what a filter means, moby's delete and prune rules, what load
  * accepts) lives behind this interface. The adapter from the real package is

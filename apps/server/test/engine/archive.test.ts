@@ -1,9 +1,9 @@
 /**
  * `docker load` and `docker save` (both clients) and dockerode's loadImage /
- * getImage().get() against the face, over the load/save part of the image
- * service (`archive-service.ts`), compared with the recorded dockerd runs; and
- * image IDs kept both ways between berth and the real dockerd. `docker info`
- * too (store facts only). TTY progress and the rest wait for the image service.
+ * getImage().get() against the face over a real store (`archive-service.ts`),
+ * compared with the recorded dockerd runs; and image IDs kept both ways
+ * between berth and the real dockerd. `docker info` too (store facts only).
+ * The other image commands are judged in store.test.ts.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -2,7 +2,7 @@
  * The stock docker clients against the face, compared with the same commands
  * recorded against dockerd, for the commands that do not need the image
  * service (version, the refusals, version pinning); over the unix socket and
- * TCP. The image commands run here once `@berth/image-service` lands.
+ * TCP. The image commands are judged in store.test.ts.
  *
  * Normalised: the Server section's values (berth is not dockerd 20.10: its
  * version, commit, build time, Go version are its own), and the client's
