@@ -32,33 +32,7 @@
  * @module
  */
 import { stat } from "node:fs/promises";
-import {
-  chainIds,
-  type Digest,
-  type Compression,
-  SizeMismatchError,
-  isSha256Digest,
-  sha256,
-  hasCode,
-  type BerthError,
-} from "@berth/digest";
-import {
-  ArchiveErrorCode,
-  digestMismatch,
-  duplicateEntry,
-  invalidBlobPath,
-  invalidManifest,
-  jsonTooLarge,
-  layerNotTar,
-  notInArchive,
-  unsafeLink,
-} from "./errors.js";
-import { type BlobFacts, BlobScan } from "./scan.js";
-import { type ArchiveSource, type ArchiveSourceInfo, decompressArchive, FileSource, sourceChunks } from "./source.js";
-import { defaultThreads, IngestPool } from "./pool.js";
-import type { ArchiveBlobWriter, ArchiveFileWriter, ArchiveLease, ArchiveStore } from "./store.js";
-import { normalizeEntryName, readTar, resolveLinkTarget } from "./tar.js";
-import { FailedPreconditionError, InvalidArgumentError } from "@berth/digest";
+import { chainIds, type Compression, type Digest, FailedPreconditionError, hasCode, InvalidArgumentError, isSha256Digest, SizeMismatchError, sha256 } from "@berth/digest";
 import {
   formatPlatform,
   hostPlatform,
@@ -69,6 +43,13 @@ import {
   MEDIA_TYPE_OCI_INDEX,
   MEDIA_TYPE_OCI_MANIFEST,
 } from "@berth/oci";
+import { ArchiveEntries, type FileEntry, readEntries } from "./entries.js";
+import { ArchiveErrorCode, digestMismatch, invalidManifest, layerNotTar } from "./errors.js";
+import { type BlobSink, scanEntry, WorkerIngest } from "./ingest.js";
+import { defaultThreads } from "./pool.js";
+import { LoadProgressTracker } from "./progress.js";
+import { type ArchiveSource, type ArchiveSourceInfo, FileSource, sourceChunks } from "./source.js";
+import type { ArchiveLease, ArchiveStore } from "./store.js";
 import { normalizeTag, parseJson, refNameToTag } from "./util.js";
 
 /** Options of {@link load}. */
@@ -170,42 +151,8 @@ export interface LoadResult {
 
 const DEFAULT_MAX_JSON = 8 << 20;
 const DEFAULT_MAX_LAYER = 2 ** 40;
-const SMALL_ENTRY = 1 << 20;
-const WRITE_AHEAD = 32 << 20;
-const MAX_COMMITS = 4;
 const WORKER_MIN_ENTRY = 8 << 20;
 const DEFAULT_MEMORY_BUDGET = 64 << 20;
-const META_NAMES = new Set(["manifest.json", "index.json", "repositories", "oci-layout"]);
-const BLOB_RE = /^blobs\/sha256\/([0-9a-f]{64})$/;
-
-interface FileEntry {
-  kind: "file";
-  name: string;
-  size: number;
-  digest: Digest;
-  /** Content when kept in memory. */
-  bytes?: Uint8Array;
-  /** True when the content is in the content store. */
-  stored: boolean;
-  diffID?: Digest;
-  uncompressedSize?: number;
-  compression?: Compression;
-  /** Why the uncompressed content is not a tar archive (checked with the DiffID; only layers must be tars). */
-  notTar?: BerthError;
-  /** Sum of the tar's file sizes (dockerd's layer size), when it is a tar. */
-  contentSize?: number;
-}
-interface LinkEntry {
-  kind: "link";
-  name: string;
-  rawTarget: string;
-  target: string;
-}
-interface OtherEntry {
-  kind: "dir" | "other";
-  name: string;
-}
-type Entry = FileEntry | LinkEntry | OtherEntry;
 
 interface PlannedImage {
   id: Digest;
@@ -220,16 +167,6 @@ interface PlannedImage {
   platform?: string;
 }
 
-async function collect(body: AsyncIterable<Uint8Array>, size: number): Promise<Uint8Array> {
-  const out = new Uint8Array(size);
-  let off = 0;
-  for await (const c of body) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
-
 /**
  * Load a `docker save` archive, a Docker 25+ hybrid archive, a skopeo
  * `docker-archive:` / `oci-archive:` tar or a plain OCI layout tar into
@@ -242,291 +179,62 @@ async function collect(body: AsyncIterable<Uint8Array>, size: number): Promise<U
 export async function load(store: ArchiveStore, source: ArchiveSource, options: LoadOptions = {}): Promise<LoadResult> {
   const maxJson = options.maxJsonSize ?? DEFAULT_MAX_JSON;
   const maxLayer = options.maxLayerSize ?? DEFAULT_MAX_LAYER;
-  const budget = options.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
   const policy = options.tagConflict ?? (options.overwriteTags ? "move" : "keep");
   const info: ArchiveSourceInfo = { compression: "none", bytesRead: 0 };
   const fileSize = typeof source === "string" ? (await stat(source).catch(() => undefined))?.size : undefined;
-  const total = options.onProgress ? fileSize : undefined;
+  const progress = new LoadProgressTracker(info, options.onProgress, options.onProgress ? fileSize : undefined);
   // An archive file can hand large entries to worker threads (see options.workers).
   const file = typeof source === "string" ? new FileSource(source) : undefined;
   const threads = options.workers === false ? 0 : (options.workers?.threads ?? defaultThreads());
   const workerMinEntry = (options.workers ? options.workers.minEntrySize : undefined) ?? WORKER_MIN_ENTRY;
-  const fileWriter = store.content.fileWriter?.bind(store.content);
-  const delegate = file && threads > 0 && fileWriter ? { file, fileWriter } : undefined;
-  let pool: IngestPool | undefined;
-  /** Byte ranges of the archive that workers are still reading. */
-  const onWorkers = new Set<{ start: number; end: number }>();
-  let reported = 0;
-  // Progress: bytes the reader passed, less those a worker has still to read.
-  const progress = (entry: string) => {
-    if (!options.onProgress) return;
-    let done = info.bytesRead;
-    for (const r of onWorkers) done -= Math.max(0, Math.min(r.end, info.bytesRead) - r.start);
-    reported = Math.max(reported, done);
-    options.onProgress({ bytesRead: reported, entry, ...(total !== undefined ? { total } : {}) });
-  };
-  if (delegate && (fileSize ?? 0) >= workerMinEntry) {
-    // Large enough to have an entry for the workers: start them while this thread reads.
-    pool = new IngestPool(threads);
-    pool.warm();
-  }
+  const workers = file && threads > 0 && store.content.fileWriter ? new WorkerIngest(file, threads, workerMinEntry) : undefined;
+  // Large enough to have an entry for the workers: start them while this thread reads.
+  if (workers && (fileSize ?? 0) >= workerMinEntry) workers.warm();
   const lease = await store.lease();
+  const fileWriter = store.content.fileWriter;
+  const sink: BlobSink = {
+    writer: () => store.content.writer({ lease }),
+    ...(fileWriter ? { fileWriter: () => fileWriter.call(store.content, { lease }) } : {}),
+  };
   try {
-    const entries = await ingest();
-    return await resolveAndCommit(store, entries, lease, options, policy, maxJson, maxLayer, info);
+    const entries = await readEntries({
+      input: file ?? sourceChunks(source),
+      info,
+      maxJson,
+      maxLayer,
+      memoryBudget: options.memoryBudget ?? DEFAULT_MEMORY_BUDGET,
+      sink,
+      progress,
+      ...(options.maxArchiveSize !== undefined ? { maxArchiveSize: options.maxArchiveSize } : {}),
+      ...(workers ? { workers } : {}),
+    });
+    const archive = new ArchiveEntries(entries, { maxJson, content: store.content });
+    return await resolveAndCommit(store, archive, lease, options, policy, maxLayer, info);
   } finally {
-    await pool?.close();
+    await workers?.close();
     await lease.release();
   }
-
-  async function ingest(): Promise<Map<string, Entry>> {
-    const ordered: Array<Entry | Promise<FileEntry>> = [];
-    const committing = new Set<Promise<FileEntry>>();
-    try {
-      return await ingestEntries(ordered, committing);
-    } catch (err) {
-      // Stop the workers; let background commits settle before the lease goes away.
-      pool?.cancel(err);
-      await Promise.allSettled(ordered);
-      throw err;
-    }
-  }
-
-  async function ingestEntries(
-    ordered: Array<Entry | Promise<FileEntry>>,
-    committing: Set<Promise<FileEntry>>,
-  ): Promise<Map<string, Entry>> {
-    const entries = new Map<string, Entry>();
-    let memUsed = 0;
-    const chunks = decompressArchive(file ?? sourceChunks(source), info, options.maxArchiveSize);
-    // Bodies the workers read are not read here (only in a plain tar are positions those of the file).
-    const skipBody = delegate
-      ? (to: number) => {
-          if (info.compression === "none") delegate.file.skipTo(to);
-        }
-      : undefined;
-    for await (const e of readTar(chunks, skipBody ? { skipBody } : {})) {
-      progress(e.name);
-      if (e.name === "") continue; // "./" itself
-      let rec: Entry;
-      if (e.type === "directory" || e.type === "other") {
-        rec = { kind: e.type === "directory" ? "dir" : "other", name: e.name };
-      } else if (e.type === "symlink" || e.type === "hardlink") {
-        const target = resolveLinkTarget(e.name, e.linkname ?? "", e.type);
-        rec = { kind: "link", name: e.name, rawTarget: e.linkname ?? "", target };
-      } else {
-        const m = BLOB_RE.exec(e.name);
-        if (e.name.startsWith("blobs/") && !m) throw invalidBlobPath(e.name);
-        const expected = m ? (`sha256:${m[1]}` as Digest) : undefined;
-        if (META_NAMES.has(e.name)) {
-          if (e.size > maxJson) throw jsonTooLarge(e.name, e.size, maxJson);
-          const bytes = await collect(e.body(), e.size);
-          rec = { kind: "file", name: e.name, size: e.size, digest: sha256(bytes), bytes, stored: false };
-        } else if (e.size <= SMALL_ENTRY && memUsed + e.size <= budget) {
-          const bytes = await collect(e.body(), e.size);
-          memUsed += e.size;
-          const digest = sha256(bytes);
-          if (expected && digest !== expected) throw digestMismatch(`archive entry ${e.name}`, expected, digest);
-          rec = { kind: "file", name: e.name, size: e.size, digest, bytes, stored: false };
-        } else {
-          // On a worker (its body is not read here), or streamed now; either
-          // way committed (fsync, rename) in the background while the next
-          // entries stream, a few at a time.
-          if (delegate && info.compression === "none" && e.size >= workerMinEntry) {
-            // Queued jobs cost nothing (no open file) until a worker takes them.
-            const p = ingestOnWorker(delegate, e.name, e.dataOffset, e.size, expected);
-            p.catch(() => {});
-            ordered.push(p);
-            continue;
-          }
-          const p = (await ingestToStore(e.name, e.size, e.body(), expected)).commit;
-          p.catch(() => {});
-          ordered.push(p);
-          committing.add(p);
-          p.finally(() => committing.delete(p)).catch(() => {});
-          while (committing.size >= MAX_COMMITS) await Promise.race(committing);
-          continue;
-        }
-      }
-      ordered.push(rec);
-    }
-    for (const x of ordered) {
-      const rec = await x;
-      const prev = entries.get(rec.name);
-      if (prev === undefined) entries.set(rec.name, rec);
-      else if (!sameEntry(prev, rec)) throw duplicateEntry(rec.name);
-    }
-    progress("");
-    // Every link must land on an entry, never outside (checked at read) or nowhere.
-    for (const e of entries.values()) if (e.kind === "link") followLinks(entries, e.name, e.name);
-    return entries;
-  }
-
-  /** Read, hash, scan and write an entry on a worker thread; commit it here. */
-  async function ingestOnWorker(
-    d: NonNullable<typeof delegate>,
-    name: string,
-    offset: number,
-    size: number,
-    expected: Digest | undefined,
-  ): Promise<FileEntry> {
-    let fw: ArchiveFileWriter | undefined;
-    let entry: FileEntry;
-    const range = { start: offset, end: offset + size };
-    onWorkers.add(range);
-    try {
-      pool ??= new IngestPool(threads);
-      const done = await pool.run({ file: d.file.path, offset, size, name, maxLayer }, async () => {
-        fw = await d.fileWriter({ lease });
-        return fw.path;
-      });
-      const committed = await fw!.commit(done.digest, size, expected).catch((err: unknown) => {
-        throw blobMismatch(err, name, expected);
-      });
-      entry = storedEntry(name, committed.digest, size, done.facts);
-    } catch (err) {
-      await fw?.abort().catch(() => {});
-      throw err;
-    } finally {
-      onWorkers.delete(range);
-    }
-    progress(name);
-    return entry;
-  }
-
-  async function ingestToStore(
-    name: string,
-    size: number,
-    body: AsyncIterable<Uint8Array>,
-    expected: Digest | undefined,
-  ): Promise<{ commit: Promise<FileEntry> }> {
-    const w: ArchiveBlobWriter = await store.content.writer({ lease });
-    const scan = new BlobScan(name, maxLayer);
-    // The writer hashes each chunk synchronously on write() and writes it at
-    // its own offset; keep up to WRITE_AHEAD bytes in flight so reading,
-    // hashing and several disk writes overlap instead of taking turns.
-    const inflight: Array<{ p: Promise<void>; n: number }> = [];
-    let inflightBytes = 0;
-    try {
-      for await (const chunk of body) {
-        const p = w.write(chunk);
-        p.catch(() => {});
-        inflight.push({ p, n: chunk.length });
-        inflightBytes += chunk.length;
-        const scanned = scan.push(chunk);
-        if (scanned) await scanned;
-        while (inflightBytes > WRITE_AHEAD) {
-          const first = inflight.shift()!;
-          await first.p;
-          inflightBytes -= first.n;
-        }
-      }
-      for (const x of inflight) await x.p;
-      const facts = await scan.finish();
-      const commit = (async (): Promise<FileEntry> => {
-        let committed: { digest: Digest; size: number };
-        try {
-          committed = await w.commit(size, expected);
-        } catch (err) {
-          await w.abort().catch(() => {});
-          throw blobMismatch(err, name, expected);
-        }
-        return storedEntry(name, committed.digest, size, facts);
-      })();
-      return { commit };
-    } catch (err) {
-      scan.abort();
-      for (const x of inflight) await x.p.catch(() => {});
-      await w.abort().catch(() => {});
-      throw err;
-    }
-  }
-}
-
-/** A blob whose digest is not the one its `blobs/sha256/<hex>` name promised: `ERR_DIGEST_MISMATCH` naming the entry. */
-function blobMismatch(err: unknown, name: string, expected: Digest | undefined): unknown {
-  if (!hasCode(err, "ERR_DIGEST_MISMATCH") || !expected) return err;
-  const actual = (err as { details?: { actual?: string } }).details?.actual;
-  return digestMismatch(`archive entry ${name}`, expected, String(actual ?? "different content"));
-}
-
-/** An entry's layer fields from its scan (an uncompressed blob's DiffID is its digest). */
-function layerFields(digest: Digest, facts: BlobFacts): Pick<FileEntry, "compression" | "diffID" | "uncompressedSize" | "notTar" | "contentSize"> {
-  const { diffID, ...rest } = facts;
-  return { ...rest, diffID: diffID ?? digest };
-}
-
-/** The record of an entry committed to the content store. */
-function storedEntry(name: string, digest: Digest, size: number, facts: BlobFacts): FileEntry {
-  return { kind: "file", name, size, digest, stored: true, ...layerFields(digest, facts) };
-}
-
-function sameEntry(a: Entry, b: Entry): boolean {
-  if (a.kind !== b.kind) return false;
-  if (a.kind === "file" && b.kind === "file") return a.digest === b.digest && a.size === b.size;
-  if (a.kind === "link" && b.kind === "link") return a.target === b.target;
-  return true;
-}
-
-/** Follow links from `name` to a file entry; `undefined` if `name` is not an entry. */
-function followLinks(entries: Map<string, Entry>, name: string, referencedBy: string): FileEntry | undefined {
-  let cur = entries.get(name);
-  for (let hops = 0; cur !== undefined && cur.kind === "link"; hops++) {
-    if (hops > 32) throw unsafeLink(cur.name, cur.rawTarget, "too many levels of links");
-    const next = entries.get(cur.target);
-    if (next === undefined) throw unsafeLink(cur.name, cur.rawTarget, `points to ${cur.target}, which is not an entry of the archive (referenced by ${referencedBy})`);
-    cur = next;
-  }
-  if (cur === undefined) return undefined;
-  if (cur.kind !== "file") throw notInArchive(`${JSON.stringify(name)} (a ${cur.kind}, not a file)`, referencedBy);
-  return cur;
 }
 
 async function resolveAndCommit(
   store: ArchiveStore,
-  entries: Map<string, Entry>,
+  archive: ArchiveEntries,
   lease: ArchiveLease,
   options: LoadOptions,
   policy: "keep" | "move" | "error",
-  maxJson: number,
   maxLayer: number,
   info: ArchiveSourceInfo,
 ): Promise<LoadResult> {
-  const lookup = (path: string, referencedBy: string): FileEntry => {
-    const name = normalizeEntryName(path);
-    const f = followLinks(entries, name, referencedBy);
-    if (!f) throw notInArchive(JSON.stringify(path), referencedBy);
-    return f;
-  };
-  const lookupBlob = (digest: string, referencedBy: string): FileEntry => {
-    if (!isSha256Digest(digest)) throw invalidManifest(referencedBy, `unsupported or invalid digest ${JSON.stringify(digest)}`);
-    return lookup(`blobs/sha256/${digest.slice(7)}`, referencedBy);
-  };
-  const bytesOf = async (f: FileEntry, _what: string): Promise<Uint8Array> => {
-    if (f.size > maxJson) throw jsonTooLarge(f.name, f.size, maxJson);
-    if (f.bytes) return f.bytes;
-    return store.content.readBytes(f.digest, maxJson);
-  };
-  // An entry held in memory gets the scan a streamed one got on its way in.
-  const diffOf = async (f: FileEntry): Promise<FileEntry> => {
-    if (f.diffID === undefined) {
-      const scan = new BlobScan(f.name, maxLayer);
-      try {
-        for await (const chunk of f.bytes ? [f.bytes] : await store.content.open(f.digest)) await scan.push(chunk as Uint8Array);
-      } catch (err) {
-        scan.abort();
-        throw err;
-      }
-      Object.assign(f, layerFields(f.digest, await scan.finish()));
-    }
-    return f;
-  };
+  const lookup = (path: string, referencedBy: string) => archive.file(path, referencedBy);
+  const lookupBlob = (digest: string, referencedBy: string) => archive.blob(digest, referencedBy);
+  const bytesOf = (f: FileEntry, _what: string) => archive.read(f);
+  const diffOf = (f: FileEntry) => scanEntry(f, { content: store.content, maxLayer });
 
   const ignoredRefNames: string[] = [];
   const skippedManifests: Digest[] = [];
   const planned = new Map<Digest, PlannedImage>();
-  const hasIndex = entries.has("index.json");
-  const hasManifest = entries.has("manifest.json");
+  const hasIndex = archive.has("index.json");
+  const hasManifest = archive.has("manifest.json");
   if (!hasIndex && !hasManifest)
     throw new InvalidArgumentError("archive has neither manifest.json nor index.json", { code: ArchiveErrorCode.UNKNOWN_FORMAT });
 
