@@ -6,12 +6,13 @@
  * Both hash while writing and commit with the expected size and, for a
  * `blobs/sha256/<hex>` entry, the digest its name promises; a failed entry
  * leaves no ingest file behind. Where the writers come from is the caller's
- * {@link BlobSink} (the load's transaction, which holds the lease).
+ * {@link BlobSink} (the load's transaction, which holds the lease). Once a
+ * plan names the layers, {@link verifyLayers} checks each against its DiffID.
  * @module
  */
 import { type Digest, hasCode } from "@berth/digest";
 import type { FileEntry } from "./entries.js";
-import { digestMismatch } from "./errors.js";
+import { digestMismatch, layerNotTar } from "./errors.js";
 import { IngestPool } from "./pool.js";
 import type { LoadProgressTracker } from "./progress.js";
 import { type BlobFacts, BlobScan } from "./scan.js";
@@ -169,6 +170,22 @@ export async function scanEntry(f: FileEntry, opts: { content: Pick<ArchiveConte
   }
   Object.assign(f, layerFields(f.digest, await scan.finish()));
   return f;
+}
+
+/**
+ * Check every layer reference of a plan: the entry's DiffID is the one the
+ * config lists (`ERR_DIGEST_MISMATCH`) and its content is a tar
+ * (`ERR_INVALID_TAR`). Entries held in memory are scanned here.
+ */
+export async function verifyLayers(
+  checks: Iterable<{ layer: FileEntry; diffID: Digest; what: string }>,
+  opts: { content: Pick<ArchiveContent, "open">; maxLayer: number },
+): Promise<void> {
+  for (const c of checks) {
+    const f = await scanEntry(c.layer, opts);
+    if (f.diffID !== c.diffID) throw digestMismatch(`DiffID of ${c.what}`, c.diffID, f.diffID!);
+    if (f.notTar) throw layerNotTar(c.what, f.notTar);
+  }
 }
 
 /** A blob whose digest is not the one its `blobs/sha256/<hex>` name promised: `ERR_DIGEST_MISMATCH` naming the entry. */

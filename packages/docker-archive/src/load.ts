@@ -32,25 +32,15 @@
  * @module
  */
 import { stat } from "node:fs/promises";
-import { chainIds, type Compression, type Digest, FailedPreconditionError, hasCode, InvalidArgumentError, isSha256Digest, SizeMismatchError, sha256 } from "@berth/digest";
-import {
-  formatPlatform,
-  hostPlatform,
-  MEDIA_TYPE_DOCKER_CONFIG,
-  MEDIA_TYPE_DOCKER_MANIFEST,
-  MEDIA_TYPE_DOCKER_MANIFEST_LIST,
-  MEDIA_TYPE_OCI_CONFIG,
-  MEDIA_TYPE_OCI_INDEX,
-  MEDIA_TYPE_OCI_MANIFEST,
-} from "@berth/oci";
-import { ArchiveEntries, type FileEntry, readEntries } from "./entries.js";
-import { ArchiveErrorCode, digestMismatch, invalidManifest, layerNotTar } from "./errors.js";
-import { type BlobSink, scanEntry, WorkerIngest } from "./ingest.js";
+import { chainIds, type Compression, type Digest, FailedPreconditionError, hasCode } from "@berth/digest";
+import { ArchiveEntries, readEntries } from "./entries.js";
+import { ArchiveErrorCode } from "./errors.js";
+import { type BlobSink, verifyLayers, WorkerIngest } from "./ingest.js";
+import { planArchive } from "./plan.js";
 import { defaultThreads } from "./pool.js";
 import { LoadProgressTracker } from "./progress.js";
 import { type ArchiveSource, type ArchiveSourceInfo, FileSource, sourceChunks } from "./source.js";
 import type { ArchiveLease, ArchiveStore } from "./store.js";
-import { normalizeTag, parseJson, refNameToTag } from "./util.js";
 
 /** Options of {@link load}. */
 export interface LoadOptions {
@@ -154,19 +144,6 @@ const DEFAULT_MAX_LAYER = 2 ** 40;
 const WORKER_MIN_ENTRY = 8 << 20;
 const DEFAULT_MEMORY_BUDGET = 64 << 20;
 
-interface PlannedImage {
-  id: Digest;
-  configBytes: Uint8Array;
-  diffIDs: Digest[];
-  layers: FileEntry[];
-  tags: Set<string>;
-  archiveManifestDigest?: Digest;
-  parent?: string;
-  /** Where it came from, for messages. */
-  source: string;
-  platform?: string;
-}
-
 /**
  * Load a `docker save` archive, a Docker 25+ hybrid archive, a skopeo
  * `docker-archive:` / `oci-archive:` tar or a plain OCI layout tar into
@@ -225,163 +202,14 @@ async function resolveAndCommit(
   maxLayer: number,
   info: ArchiveSourceInfo,
 ): Promise<LoadResult> {
-  const lookup = (path: string, referencedBy: string) => archive.file(path, referencedBy);
-  const lookupBlob = (digest: string, referencedBy: string) => archive.blob(digest, referencedBy);
-  const bytesOf = (f: FileEntry, _what: string) => archive.read(f);
-  const diffOf = (f: FileEntry) => scanEntry(f, { content: store.content, maxLayer });
-
-  const ignoredRefNames: string[] = [];
-  const skippedManifests: Digest[] = [];
-  const planned = new Map<Digest, PlannedImage>();
-  const hasIndex = archive.has("index.json");
-  const hasManifest = archive.has("manifest.json");
-  if (!hasIndex && !hasManifest)
-    throw new InvalidArgumentError("archive has neither manifest.json nor index.json", { code: ArchiveErrorCode.UNKNOWN_FORMAT });
-
-  const planImage = async (
-    configEntry: FileEntry,
-    layerEntries: FileEntry[],
-    source: string,
-    extra: Partial<PlannedImage>,
-  ): Promise<PlannedImage> => {
-    const configBytes = await bytesOf(configEntry, source);
-    const id = sha256(configBytes);
-    const config = parseJson(configBytes, `config ${configEntry.name}`) as { rootfs?: { diff_ids?: unknown } };
-    const diffIDs = config.rootfs?.diff_ids ?? [];
-    if (!Array.isArray(diffIDs) || !diffIDs.every((d) => typeof d === "string" && isSha256Digest(d)))
-      throw invalidManifest(`config ${configEntry.name}`, "rootfs.diff_ids must be an array of sha256 digests");
-    if (diffIDs.length !== layerEntries.length)
-      throw invalidManifest(source, `lists ${layerEntries.length} layers but config ${id} has ${diffIDs.length} DiffIDs`);
-    for (let i = 0; i < layerEntries.length; i++) {
-      const f = await diffOf(layerEntries[i]!);
-      if (f.diffID !== diffIDs[i])
-        throw digestMismatch(`DiffID of layer ${i} (${f.name}) of image ${id}`, diffIDs[i] as string, f.diffID!);
-      if (f.notTar) throw layerNotTar(`layer ${i} (${f.name}) of image ${id}`, f.notTar);
-    }
-    const prev = planned.get(id);
-    if (prev) {
-      for (const t of extra.tags ?? []) prev.tags.add(t);
-      prev.archiveManifestDigest ??= extra.archiveManifestDigest;
-      prev.parent ??= extra.parent;
-      return prev;
-    }
-    const p: PlannedImage = {
-      id,
-      configBytes,
-      diffIDs: diffIDs as Digest[],
-      layers: layerEntries,
-      tags: new Set(extra.tags ?? []),
-      source,
-      ...(extra.archiveManifestDigest ? { archiveManifestDigest: extra.archiveManifestDigest } : {}),
-      ...(extra.parent ? { parent: extra.parent } : {}),
-    };
-    planned.set(id, p);
-    return p;
-  };
-
-  // ---- OCI: index.json → (nested indexes) → manifests.
-  if (hasIndex) {
-    const idx = lookup("index.json", "the archive");
-    const walk = async (doc: unknown, docName: string, depth: number, inheritedRefs: string[]): Promise<void> => {
-      if (depth > 8) throw invalidManifest(docName, "indexes nested too deeply");
-      const manifests = (doc as { manifests?: unknown }).manifests;
-      if (!Array.isArray(manifests)) throw invalidManifest(docName, "manifests must be an array");
-      // Platform choice for tags shared by several images of one index.
-      const groups: PlannedImage[] = [];
-      for (const [i, m] of manifests.entries()) {
-        const where = `${docName} manifests[${i}]`;
-        if (typeof m !== "object" || m === null) throw invalidManifest(where, "must be a descriptor");
-        const desc = m as { mediaType?: string; digest?: string; size?: number; annotations?: Record<string, string>; platform?: { os?: string; architecture?: string } };
-        if (typeof desc.digest !== "string") throw invalidManifest(where, "digest is missing");
-        const f = lookupBlob(desc.digest, where);
-        if (typeof desc.size === "number" && desc.size !== f.size)
-          throw new SizeMismatchError(`${where}: blob ${desc.digest} is ${f.size} bytes, descriptor says ${desc.size}`);
-        const refs = inheritedRefs;
-        const bytes = await bytesOf(f, where);
-        const child = parseJson(bytes, `blob ${desc.digest}`) as { mediaType?: string; manifests?: unknown; config?: unknown; layers?: unknown };
-        const mt = desc.mediaType ?? child.mediaType ?? (Array.isArray(child.manifests) ? MEDIA_TYPE_OCI_INDEX : MEDIA_TYPE_OCI_MANIFEST);
-        if (mt === MEDIA_TYPE_OCI_INDEX || mt === MEDIA_TYPE_DOCKER_MANIFEST_LIST) {
-          await walk(child, `index ${desc.digest}`, depth + 1, refs);
-          continue;
-        }
-        if (mt !== MEDIA_TYPE_OCI_MANIFEST && mt !== MEDIA_TYPE_DOCKER_MANIFEST) {
-          skippedManifests.push(desc.digest as Digest);
-          continue;
-        }
-        const mname = `manifest ${desc.digest}`;
-        const cfg = child.config as { mediaType?: string; digest?: string; size?: number } | undefined;
-        if (!cfg || typeof cfg.digest !== "string") throw invalidManifest(mname, "config descriptor is missing");
-        if (cfg.mediaType !== MEDIA_TYPE_OCI_CONFIG && cfg.mediaType !== MEDIA_TYPE_DOCKER_CONFIG) {
-          skippedManifests.push(desc.digest as Digest);
-          continue;
-        }
-        const cfgEntry = lookupBlob(cfg.digest, `${mname} config`);
-        if (typeof cfg.size === "number" && cfg.size !== cfgEntry.size)
-          throw new SizeMismatchError(`${mname}: config ${cfg.digest} is ${cfgEntry.size} bytes, descriptor says ${cfg.size}`);
-        if (!Array.isArray(child.layers)) throw invalidManifest(mname, "layers must be an array");
-        const layerEntries = child.layers.map((l: { digest?: unknown; size?: unknown }, j: number) => {
-          if (typeof l !== "object" || l === null || typeof l.digest !== "string") throw invalidManifest(`${mname} layers[${j}]`, "must be a descriptor");
-          const le = lookupBlob(l.digest, `${mname} layers[${j}]`);
-          if (typeof l.size === "number" && l.size !== le.size)
-            throw new SizeMismatchError(`${mname} layers[${j}]: blob ${l.digest} is ${le.size} bytes, descriptor says ${l.size}`);
-          return le;
-        });
-        const platform = desc.platform ? `${desc.platform.os}/${desc.platform.architecture}` : undefined;
-        const img = await planImage(cfgEntry, layerEntries, mname, { archiveManifestDigest: desc.digest as Digest });
-        if (platform) img.platform = platform;
-        groups.push(img);
-      }
-      // A ref name on a descriptor applies to the one image under it; for a
-      // multi-platform index pick this machine's platform, else the first.
-      if (inheritedRefs.length > 0 && groups.length > 0) {
-        const want = formatPlatform(hostPlatform());
-        const chosen = groups.find((g) => g.platform === want) ?? groups[0]!;
-        for (const r of inheritedRefs) chosen.tags.add(r);
-      }
-    };
-    // The top-level index: refs are per descriptor, so walk each one alone.
-    const top = parseJson(await bytesOf(idx, "index.json"), "index.json") as { manifests?: unknown };
-    if (!Array.isArray(top.manifests)) throw invalidManifest("index.json", "manifests must be an array");
-    for (const [i, m] of top.manifests.entries()) {
-      const annotations = (m as { annotations?: Record<string, string> } | null)?.annotations;
-      const t = refNameToTag(annotations, options.repository);
-      if (t.ignored) ignoredRefNames.push(t.ignored);
-      await walk({ manifests: [{ ...(m as object), annotations: undefined }] }, `index.json manifests[${i}]`, 1, t.tag ? [t.tag] : []);
-    }
-  }
-
-  // ---- Legacy / hybrid: manifest.json.
-  if (hasManifest) {
-    const mf = lookup("manifest.json", "the archive");
-    const doc = parseJson(await bytesOf(mf, "manifest.json"), "manifest.json", true);
-    if (!Array.isArray(doc)) throw invalidManifest("manifest.json", "must be a JSON array");
-    for (const [i, item] of doc.entries()) {
-      const where = `manifest.json[${i}]`;
-      if (typeof item !== "object" || item === null) throw invalidManifest(where, "must be an object");
-      const { Config, RepoTags, Layers, Parent } = item as { Config?: unknown; RepoTags?: unknown; Layers?: unknown; Parent?: unknown };
-      if (typeof Config !== "string") throw invalidManifest(where, "Config must be a string");
-      if (!Array.isArray(Layers) || !Layers.every((l) => typeof l === "string")) throw invalidManifest(where, "Layers must be an array of strings");
-      if (RepoTags !== undefined && RepoTags !== null && (!Array.isArray(RepoTags) || !RepoTags.every((t) => typeof t === "string")))
-        throw invalidManifest(where, "RepoTags must be an array of strings");
-      const cfg = lookup(Config, `${where} Config`);
-      const layerEntries = (Layers as string[]).map((l, j) => lookup(l, `${where} Layers[${j}]`));
-      const tags = ((RepoTags as string[] | null | undefined) ?? []).map((t) => normalizeTag(t, `${where} RepoTags`));
-      await planImage(cfg, layerEntries, where, {
-        tags: new Set(tags),
-        ...(typeof Parent === "string" && Parent ? { parent: Parent } : {}),
-      });
-    }
-  }
+  const plan = await planArchive(archive, options.repository !== undefined ? { repository: options.repository } : {});
+  await verifyLayers(plan.layerChecks, { content: store.content, maxLayer });
+  const planned = new Map(plan.images.map((p) => [p.id, p]));
+  const { format, ignoredRefNames, skippedManifests } = plan;
 
   // ---- Tag conflicts, decided before anything is visible.
   const tagConflicts: TagConflict[] = [];
-  const tagOwner = new Map<string, Digest>();
-  for (const p of planned.values())
-    for (const t of p.tags) {
-      const other = tagOwner.get(t);
-      if (other && other !== p.id) throw invalidManifest("archive", `tag ${t} is given to two images (${other} and ${p.id})`);
-      tagOwner.set(t, p.id);
-    }
+  const tagOwner = plan.tags;
   const toTag: Array<{ ref: string; id: Digest; force: boolean }> = [];
   for (const [ref, id] of tagOwner) {
     const existing = await currentTarget(store, ref);
@@ -487,7 +315,7 @@ async function resolveAndCommit(
   for (const im of images) im.tags.sort();
   return {
     images,
-    format: hasIndex && hasManifest ? "docker+oci" : hasIndex ? "oci" : "docker",
+    format,
     compression: info.compression,
     bytesRead: info.bytesRead,
     tagConflicts,
