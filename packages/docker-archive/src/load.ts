@@ -1,46 +1,37 @@
 /**
  * `load(store, source)`: import a `docker save` / OCI archive in one pass.
+ * This file is the public entry and the order of the steps; each step is a
+ * module of its own:
  *
- * How the bytes flow (each byte of the input is read once and written once):
+ * 1. {@link readEntries} (`entries.ts`, `ingest.ts`): the tar streams once;
+ *    documents and small entries are kept in memory, large entries go into
+ *    the content store as they stream (or, from an archive file, through
+ *    worker threads), hashed, scanned for compression and DiffID, verified
+ *    against a `blobs/sha256/<hex>` name.
+ * 2. {@link planArchive} (`plan.ts`): `index.json` and/or `manifest.json`,
+ *    their manifests and configs, become a plan — images, configs, layer
+ *    entries, tags, parents — with every path and digest checked; then
+ *    {@link verifyLayers} checks each layer's DiffID against its config.
+ * 3. {@link decideTags} (`commit.ts`): tags that already name another image
+ *    are kept, moved or refused, before anything is visible.
+ * 4. {@link commitPlan} through a {@link LoadTransaction} (`commit.ts`):
+ *    layers in chain order, images, parents, tags. An error at any step rolls
+ *    back what the transaction recorded; blobs and layers left behind are
+ *    unreferenced garbage for GC once its lease is released.
  *
- * 1. While the tar streams, every regular entry is classified by name and size.
- *    Small entries (≤ 1 MiB, within a memory budget) are kept in memory: JSON
- *    documents, `VERSION` files, small layers. Larger entries are streamed
- *    straight into the content store under a lease, hashed by the store's
- *    writer while written; compression is detected from the first bytes and a
- *    compressed blob is decompressed on the way to compute its DiffID. Entries
- *    under `blobs/` must be `blobs/sha256/<hex>` and are verified against
- *    their name at commit. From an archive file, entries of 8 MiB and more
- *    go to worker threads instead ({@link IngestPool}): each reads its entry
- *    from the file, hashes, checks and writes it, several at once, while the
- *    tar reader skips those bodies.
- * 2. When the stream ends, `manifest.json` (legacy / Docker 25 hybrid) and/or
- *    `index.json` (OCI) are resolved: every referenced path must be an entry
- *    (links followed, never outside the archive), every config digest, layer
- *    digest and DiffID is verified, all before anything becomes visible.
- * 3. Layers are registered in chain order (a layer needs its parent): a small
- *    layer from memory (`register`, hashing those few bytes again); a large one
- *    from the blob already in the content store with the DiffID computed while
- *    it streamed in (`layers.registerStoredBlob`), so its bytes are neither
- *    read nor written again. A store without that call gets `register` with
- *    the stored blob (one more read and hash). Layers already in the store
- *    are not read at all.
- * 4. Images are created (`store.images.create` with the verbatim config bytes)
- *    and tagged. An error at any point rolls back the images and tags this load
- *    created; blobs and layers left behind are unreferenced garbage for GC once
- *    the lease is released.
+ * The README ("How `load` reads each byte once") has the data flow.
  * @module
  */
 import { stat } from "node:fs/promises";
-import { chainIds, type Compression, type Digest, FailedPreconditionError, hasCode } from "@berth/digest";
+import type { Compression, Digest } from "@berth/digest";
+import { commitPlan, decideTags, LoadTransaction } from "./commit.js";
 import { ArchiveEntries, readEntries } from "./entries.js";
-import { ArchiveErrorCode } from "./errors.js";
-import { type BlobSink, verifyLayers, WorkerIngest } from "./ingest.js";
+import { verifyLayers, WorkerIngest } from "./ingest.js";
 import { planArchive } from "./plan.js";
 import { defaultThreads } from "./pool.js";
 import { LoadProgressTracker } from "./progress.js";
 import { type ArchiveSource, type ArchiveSourceInfo, FileSource, sourceChunks } from "./source.js";
-import type { ArchiveLease, ArchiveStore } from "./store.js";
+import type { ArchiveStore } from "./store.js";
 
 /** Options of {@link load}. */
 export interface LoadOptions {
@@ -165,14 +156,9 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   const threads = options.workers === false ? 0 : (options.workers?.threads ?? defaultThreads());
   const workerMinEntry = (options.workers ? options.workers.minEntrySize : undefined) ?? WORKER_MIN_ENTRY;
   const workers = file && threads > 0 && store.content.fileWriter ? new WorkerIngest(file, threads, workerMinEntry) : undefined;
+  const tx = await LoadTransaction.begin(store);
   // Large enough to have an entry for the workers: start them while this thread reads.
   if (workers && (fileSize ?? 0) >= workerMinEntry) workers.warm();
-  const lease = await store.lease();
-  const fileWriter = store.content.fileWriter;
-  const sink: BlobSink = {
-    writer: () => store.content.writer({ lease }),
-    ...(fileWriter ? { fileWriter: () => fileWriter.call(store.content, { lease }) } : {}),
-  };
   try {
     const entries = await readEntries({
       input: file ?? sourceChunks(source),
@@ -180,165 +166,31 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       maxJson,
       maxLayer,
       memoryBudget: options.memoryBudget ?? DEFAULT_MEMORY_BUDGET,
-      sink,
+      sink: tx,
       progress,
       ...(options.maxArchiveSize !== undefined ? { maxArchiveSize: options.maxArchiveSize } : {}),
       ...(workers ? { workers } : {}),
     });
     const archive = new ArchiveEntries(entries, { maxJson, content: store.content });
-    return await resolveAndCommit(store, archive, lease, options, policy, maxLayer, info);
+    const plan = await planArchive(archive, options.repository !== undefined ? { repository: options.repository } : {});
+    await verifyLayers(plan.layerChecks, { content: store.content, maxLayer });
+    // Tag conflicts are decided before anything is visible.
+    const tags = await decideTags(store.references, plan.tags, policy);
+    const images = await commitPlan(tx, { images: plan.images, tags: tags.steps, maxLayer });
+    return {
+      images,
+      format: plan.format,
+      compression: info.compression,
+      bytesRead: info.bytesRead,
+      tagConflicts: tags.conflicts,
+      ignoredRefNames: plan.ignoredRefNames,
+      skippedManifests: plan.skippedManifests,
+    };
+  } catch (err) {
+    await tx.rollback();
+    throw err;
   } finally {
     await workers?.close();
-    await lease.release();
-  }
-}
-
-async function resolveAndCommit(
-  store: ArchiveStore,
-  archive: ArchiveEntries,
-  lease: ArchiveLease,
-  options: LoadOptions,
-  policy: "keep" | "move" | "error",
-  maxLayer: number,
-  info: ArchiveSourceInfo,
-): Promise<LoadResult> {
-  const plan = await planArchive(archive, options.repository !== undefined ? { repository: options.repository } : {});
-  await verifyLayers(plan.layerChecks, { content: store.content, maxLayer });
-  const planned = new Map(plan.images.map((p) => [p.id, p]));
-  const { format, ignoredRefNames, skippedManifests } = plan;
-
-  // ---- Tag conflicts, decided before anything is visible.
-  const tagConflicts: TagConflict[] = [];
-  const tagOwner = plan.tags;
-  const toTag: Array<{ ref: string; id: Digest; force: boolean }> = [];
-  for (const [ref, id] of tagOwner) {
-    const existing = await currentTarget(store, ref);
-    if (existing === undefined || existing === id) {
-      toTag.push({ ref, id, force: false });
-      continue;
-    }
-    if (policy === "error")
-      throw new FailedPreconditionError(`tag ${ref} already names image ${existing}, the archive has it on ${id}`, {
-        code: ArchiveErrorCode.TAG_CONFLICT,
-        details: { ref, existing, wanted: id },
-      });
-    tagConflicts.push({ ref, existing, wanted: id, action: policy === "move" ? "moved" : "kept" });
-    if (policy === "move") toTag.push({ ref, id, force: true });
-  }
-
-  // ---- Commit: layers in chain order, images, tags; roll back on failure.
-  const layerResults = new Map<Digest, LoadedLayer>();
-  const createdImages: Digest[] = [];
-  const appliedTags: Array<{ ref: string; previous?: Digest }> = [];
-  const images: LoadedImage[] = [];
-  try {
-    for (const p of planned.values()) {
-      const chain = chainIds(p.diffIDs);
-      const loadedLayers: LoadedLayer[] = [];
-      for (let i = 0; i < p.layers.length; i++) {
-        const chainID = chain[i]!;
-        let r = layerResults.get(chainID);
-        const f = p.layers[i]!;
-        if (!r) {
-          const blob = { digest: f.digest, size: f.size, compression: f.compression ?? "none" };
-          if (await store.layers.has(chainID)) {
-            const l = await store.layers.get(chainID);
-            r = { diffID: l.diffID, chainID, new: false, size: l.size, blob };
-          } else if (f.stored && f.diffID && f.uncompressedSize !== undefined && f.compression && store.layers.registerStoredBlob) {
-            // The blob is in the content store and its DiffID was computed
-            // (and checked against the config) while it streamed in.
-            const l = await store.layers.registerStoredBlob(
-              { digest: f.digest, size: f.size, compression: f.compression },
-              f.diffID,
-              f.uncompressedSize,
-              i === 0 ? null : chain[i - 1]!,
-              { lease, ...(f.contentSize === undefined ? {} : { contentSize: f.contentSize }) },
-            );
-            r = { diffID: l.diffID, chainID: l.chainID, new: !l.existed, size: l.size, blob };
-          } else {
-            const src = f.bytes ? [f.bytes] : await store.content.open(f.digest);
-            const l = await store.layers.register(src, i === 0 ? null : chain[i - 1]!, {
-              expectedDiffID: p.diffIDs[i]!,
-              expectedDigest: f.digest,
-              expectedSize: f.size,
-              maxUncompressedSize: maxLayer,
-              lease,
-            });
-            r = { diffID: l.diffID, chainID: l.chainID, new: !l.existed, size: l.size, blob };
-          }
-          layerResults.set(chainID, r);
-        }
-        loadedLayers.push(r);
-      }
-      images.push({
-        id: p.id,
-        manifestDigest: p.id, // set below, once the image exists
-        ...(p.archiveManifestDigest ? { archiveManifestDigest: p.archiveManifestDigest } : {}),
-        tags: [],
-        layers: loadedLayers,
-        existed: await imageExists(store, p.id),
-      });
-    }
-    // All images at once when the store can: it validates every config and
-    // looks up every rootfs before writing anything.
-    const configs = [...planned.values()].map((p) => p.configBytes);
-    if (store.images.createMany) {
-      const ids = await store.images.createMany(configs, { lease });
-      for (const id of ids) if (!images.find((im) => im.id === id)!.existed) createdImages.push(id);
-    } else {
-      for (const c of configs) {
-        const img = await store.images.create(c, { lease });
-        if (!images.find((im) => im.id === img.id)!.existed) createdImages.push(img.id);
-      }
-    }
-    for (const im of images) im.manifestDigest = (await store.images.get(im.id)).manifestDigest;
-    for (const p of planned.values()) {
-      if (p.parent && (await imageExists(store, p.parent))) await store.images.setParent(p.id, p.parent);
-    }
-    for (const t of toTag) {
-      const r = await store.references.tag(t.ref, t.id, { force: t.force });
-      appliedTags.push({ ref: r.ref, ...(r.previous ? { previous: r.previous } : {}) });
-      images.find((im) => im.id === t.id)!.tags.push(r.ref);
-    }
-  } catch (err) {
-    for (const t of appliedTags.reverse()) {
-      try {
-        if (t.previous) await store.references.tag(t.ref, t.previous, { force: true });
-        else await store.references.untag(t.ref);
-      } catch {
-        // best effort: the original error matters
-      }
-    }
-    for (const id of createdImages.reverse()) await store.images.delete(id).catch(() => {});
-    throw err;
-  }
-  for (const im of images) im.tags.sort();
-  return {
-    images,
-    format,
-    compression: info.compression,
-    bytesRead: info.bytesRead,
-    tagConflicts,
-    ignoredRefNames,
-    skippedManifests,
-  };
-}
-
-async function imageExists(store: ArchiveStore, id: string): Promise<boolean> {
-  try {
-    await store.images.get(id);
-    return true;
-  } catch (err) {
-    if (hasCode(err, "ERR_IMAGE_NOT_FOUND") || hasCode(err, "ERR_NOT_FOUND")) return false;
-    throw err;
-  }
-}
-
-async function currentTarget(store: ArchiveStore, ref: string): Promise<Digest | undefined> {
-  try {
-    return await store.references.resolve(ref);
-  } catch (err) {
-    if (err instanceof Error && "code" in err && String((err as { code: string }).code).includes("NOT_FOUND")) return undefined;
-    throw err;
+    await tx.end();
   }
 }

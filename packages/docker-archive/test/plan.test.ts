@@ -4,22 +4,8 @@
  */
 import { sha256 } from "@berth/digest";
 import { describe, expect, it } from "vitest";
-import { ArchiveEntries, type Entry } from "../src/entries.js";
 import { type ArchivePlan, planArchive } from "../src/plan.js";
-import { imageOf, layerTar, legacyEntries, ociEntries, type TestImage } from "./helpers.js";
-
-const enc = (s: string | Uint8Array) => (typeof s === "string" ? new TextEncoder().encode(s) : s);
-
-/** The entries of an archive with these files (and symlinks: name → target). */
-function archiveOf(files: Array<{ name: string; body: string | Uint8Array }>, links: Record<string, string> = {}): ArchiveEntries {
-  const entries = new Map<string, Entry>();
-  for (const { name, body } of files) {
-    const bytes = enc(body);
-    entries.set(name, { kind: "file", name, size: bytes.length, digest: sha256(bytes), bytes, stored: false });
-  }
-  for (const [name, target] of Object.entries(links)) entries.set(name, { kind: "link", name, rawTarget: target, target });
-  return new ArchiveEntries(entries, { maxJson: 1 << 20 });
-}
+import { archiveOf, enc, imageOf, layerTar, legacyEntries, ociEntries, type TestImage } from "./helpers.js";
 
 const json = (v: unknown) => JSON.stringify(v);
 const replace = <T extends { name: string }>(list: T[], name: string, body: string) => list.map((e) => (e.name === name ? { ...e, body } : e));
