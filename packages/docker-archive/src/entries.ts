@@ -200,7 +200,7 @@ export class ArchiveEntries {
     const max = this.opts.maxJson ?? Number.POSITIVE_INFINITY;
     if (f.size > max) throw jsonTooLarge(f.name, f.size, max);
     if (f.bytes) return f.bytes;
-    if (!this.opts.content) throw notInArchive(JSON.stringify(f.name), "a document read without a content store");
+    if (!this.opts.content) throw new Error(`archive entry ${JSON.stringify(f.name)} is in the content store, and none was given to read it from`);
     return this.opts.content.readBytes(f.digest, max);
   }
 
