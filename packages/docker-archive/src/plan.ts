@@ -215,7 +215,7 @@ class Planner {
       const config = this.docs.file(item.Config, `${where} Config`);
       const layers = item.Layers.map((l, j) => this.docs.file(l, `${where} Layers[${j}]`));
       const tags = (item.RepoTags ?? []).map((t) => normalizeTag(t, `${where} RepoTags`));
-      await this.image(config, layers, where, { tags, ...(item.Parent ? { parent: item.Parent } : {}) });
+      await this.image({ config, layers, source: where, tags, ...(item.Parent ? { parent: item.Parent } : {}) });
     }
   }
 
@@ -271,18 +271,21 @@ class Planner {
       if (l.size !== le.size) throw new SizeMismatchError(`${name} layers[${j}]: blob ${l.digest} is ${le.size} bytes, descriptor says ${l.size}`);
       return le;
     });
-    const img = await this.image(config, layers, name, { archiveManifestDigest: desc.digest });
+    const img = await this.image({ config, layers, source: name, archiveManifestDigest: desc.digest });
     if (desc.platform) img.platform = `${desc.platform.os}/${desc.platform.architecture}`;
     return img;
   }
 
   /** The image of a config and its layer entries; an image named again gains tags, a manifest digest, a parent. */
-  private async image(
-    configEntry: FileEntry,
-    layers: FileEntry[],
-    source: string,
-    extra: { tags?: string[]; archiveManifestDigest?: Digest; parent?: string },
-  ): Promise<PlannedImage> {
+  private async image(named: {
+    config: FileEntry;
+    layers: FileEntry[];
+    source: string;
+    tags?: string[];
+    archiveManifestDigest?: Digest;
+    parent?: string;
+  }): Promise<PlannedImage> {
+    const { config: configEntry, layers, source, ...extra } = named;
     const configBytes = await this.docs.read(configEntry);
     const id = sha256(configBytes);
     const name = `config ${configEntry.name}`;
