@@ -6,6 +6,7 @@ import { gzipSync } from "node:zlib";
 import { sha256 } from "@berth/digest";
 import { openStore } from "@berth/image-store";
 import * as tarStream from "tar-stream";
+import { ArchiveEntries, type Entry } from "../src/entries.js";
 import type { ArchiveStore } from "../src/index.js";
 
 /** A tar built with tar-stream (an implementation independent of ours). */
@@ -121,4 +122,18 @@ export async function tempStore(): Promise<{ store: ArchiveStore & { close(): Pr
       rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+/** Text as UTF-8 bytes (bytes as they are). */
+export const enc = (s: string | Uint8Array) => (typeof s === "string" ? new TextEncoder().encode(s) : s);
+
+/** The entries a read of an archive with these files (and symlinks: name → target) would give, all in memory. */
+export function archiveOf(files: Array<{ name: string; body: string | Uint8Array }>, links: Record<string, string> = {}): ArchiveEntries {
+  const entries = new Map<string, Entry>();
+  for (const { name, body } of files) {
+    const bytes = enc(body);
+    entries.set(name, { kind: "file", name, size: bytes.length, digest: sha256(bytes), bytes, stored: false });
+  }
+  for (const [name, target] of Object.entries(links)) entries.set(name, { kind: "link", name, rawTarget: target, target });
+  return new ArchiveEntries(entries, { maxJson: 1 << 20 });
 }

@@ -1,0 +1,317 @@
+/**
+ * Planning a load: from an archive's documents to the images it holds.
+ *
+ * `manifest.json` (legacy `docker save`, and the legacy half of a Docker 25+
+ * hybrid) and `index.json` (OCI layout: nested indexes, image manifests) are
+ * read and validated — indexes, manifests and configs with `@berth/oci`'s
+ * validators, `manifest.json` with {@link parseDockerManifest} — into an
+ * {@link ArchivePlan}: each image's config bytes, layer entries in chain
+ * order, tags and parent; the DiffID every layer entry must have; tags given
+ * to two images refused. Nothing here touches a store: documents come from an
+ * {@link ArchiveDocuments} (the archive's entries), so a plan is a function of
+ * the archive alone and is tested without one.
+ *
+ * Malformed documents are `ERR_INVALID_MANIFEST` (the validator's error as
+ * `cause`); missing entries `ERR_NOT_IN_ARCHIVE`; a descriptor whose size is
+ * not its blob's `ERR_SIZE_MISMATCH`; neither document
+ * `ERR_UNKNOWN_ARCHIVE_FORMAT`.
+ * @module
+ */
+import { type Digest, InvalidArgumentError, isSha256Digest, SizeMismatchError, sha256 } from "@berth/digest";
+import {
+  configDiffIds,
+  type Descriptor,
+  formatPlatform,
+  hostPlatform,
+  MEDIA_TYPE_DOCKER_CONFIG,
+  MEDIA_TYPE_DOCKER_MANIFEST,
+  MEDIA_TYPE_DOCKER_MANIFEST_LIST,
+  MEDIA_TYPE_OCI_CONFIG,
+  MEDIA_TYPE_OCI_INDEX,
+  MEDIA_TYPE_OCI_MANIFEST,
+  validateImageConfig,
+  validateIndex,
+  validateManifest,
+} from "@berth/oci";
+import type { FileEntry } from "./entries.js";
+import { ArchiveErrorCode, invalidManifest } from "./errors.js";
+import { normalizeTag, parseJson, refNameToTag } from "./util.js";
+
+/** Where a plan reads the archive's documents ({@link ArchiveEntries} is one). */
+export interface ArchiveDocuments {
+  /** Whether the archive has an entry of this name (`manifest.json`, `index.json`). */
+  has(name: string): boolean;
+  /** The file at `path`, links followed (`ERR_NOT_IN_ARCHIVE` when absent). */
+  file(path: string, referencedBy: string): FileEntry;
+  /** The blob of a descriptor's digest (`blobs/sha256/<hex>`). */
+  blob(digest: string, referencedBy: string): FileEntry;
+  /** A document's bytes (`ERR_JSON_TOO_LARGE` beyond the limit). */
+  read(f: FileEntry): Promise<Uint8Array>;
+}
+
+/** One image the archive holds. */
+export interface PlannedImage {
+  /** Image ID: the config's sha256. */
+  id: Digest;
+  /** The config, verbatim. */
+  configBytes: Uint8Array;
+  /** The config's rootfs DiffIDs, bottom first. */
+  diffIDs: Digest[];
+  /** The layer entries, bottom first (one per DiffID). */
+  layers: FileEntry[];
+  /** Normalized tags (`docker.io/library/busybox:latest`). */
+  tags: Set<string>;
+  /** Digest of the manifest in the archive (OCI / hybrid archives). */
+  archiveManifestDigest?: Digest;
+  /** `Parent` of a legacy manifest.json entry. */
+  parent?: string;
+  /** Where it came from, for messages (`manifest.json[0]`, `manifest sha256:…`). */
+  source: string;
+  /** `os/arch` of the index descriptor naming it. */
+  platform?: string;
+}
+
+/** A layer entry and the DiffID its image's config says it has (checked once the entry is scanned). */
+export interface LayerCheck {
+  layer: FileEntry;
+  diffID: Digest;
+  /** `layer <i> (<entry>) of image <id>`, for messages. */
+  what: string;
+}
+
+/** What an archive holds, as {@link planArchive} read it. */
+export interface ArchivePlan {
+  format: "docker" | "oci" | "docker+oci";
+  /** Images in the order the documents name them (index.json first), each once. */
+  images: PlannedImage[];
+  /** Each tag and the one image it is for. */
+  tags: Map<string, Digest>;
+  /** Every layer reference to verify, in document order (an image named twice is checked twice). */
+  layerChecks: LayerCheck[];
+  /** OCI ref names that could not be turned into a tag. */
+  ignoredRefNames: string[];
+  /** Manifests that are not images (attestations, artifacts). */
+  skippedManifests: Digest[];
+}
+
+/** Options of {@link planArchive}. */
+export interface PlanOptions {
+  /** Repository for bare OCI ref names (`latest`). */
+  repository?: string;
+  /** Platform (`os/arch`) whose image of a multi-platform index takes the index's tag (default: this machine's). */
+  platform?: string;
+}
+
+/** One entry of a legacy `manifest.json`. */
+export interface DockerManifestItem {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+  Parent?: string;
+}
+
+const MAX_INDEX_DEPTH = 8;
+
+/** Where a walk of index.json is: how deep, and the tags from the top-level descriptor above. */
+interface IndexPosition {
+  depth: number;
+  refs: string[];
+}
+
+/**
+ * Read the archive's documents into a plan. Throws on the first document
+ * that is malformed, missing or inconsistent; writes nothing.
+ */
+export async function planArchive(docs: ArchiveDocuments, options: PlanOptions = {}): Promise<ArchivePlan> {
+  const hasIndex = docs.has("index.json");
+  const hasManifest = docs.has("manifest.json");
+  if (!hasIndex && !hasManifest)
+    throw new InvalidArgumentError("archive has neither manifest.json nor index.json", { code: ArchiveErrorCode.UNKNOWN_FORMAT });
+  const planner = new Planner(docs, options);
+  if (hasIndex) await planner.index();
+  if (hasManifest) await planner.dockerManifest();
+  return {
+    format: hasIndex && hasManifest ? "docker+oci" : hasIndex ? "oci" : "docker",
+    images: [...planner.planned.values()],
+    tags: tagOwners(planner.planned.values()),
+    layerChecks: planner.layerChecks,
+    ignoredRefNames: planner.ignoredRefNames,
+    skippedManifests: planner.skippedManifests,
+  };
+}
+
+/**
+ * Validate a legacy `manifest.json` (parsed JSON): an array of `{Config,
+ * RepoTags, Layers, Parent}`.
+ * @throws InvalidArgumentError `ERR_INVALID_MANIFEST`
+ */
+export function parseDockerManifest(doc: unknown, name = "manifest.json"): DockerManifestItem[] {
+  if (!Array.isArray(doc)) throw invalidManifest(name, "must be a JSON array");
+  const isStrings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === "string");
+  return doc.map((item: unknown, i): DockerManifestItem => {
+    const where = `${name}[${i}]`;
+    if (typeof item !== "object" || item === null || Array.isArray(item)) throw invalidManifest(where, "must be an object");
+    const { Config, RepoTags, Layers, Parent } = item as Record<string, unknown>;
+    if (typeof Config !== "string") throw invalidManifest(where, "Config must be a string");
+    if (!isStrings(Layers)) throw invalidManifest(where, "Layers must be an array of strings");
+    if (RepoTags !== undefined && RepoTags !== null && !isStrings(RepoTags)) throw invalidManifest(where, "RepoTags must be an array of strings");
+    return { Config, Layers: Layers as string[], RepoTags: RepoTags as string[] | null | undefined, ...(typeof Parent === "string" && Parent ? { Parent } : {}) };
+  });
+}
+
+/** Each tag and its image; a tag given to two images is `ERR_INVALID_MANIFEST`. */
+function tagOwners(images: Iterable<PlannedImage>): Map<string, Digest> {
+  const owner = new Map<string, Digest>();
+  for (const p of images)
+    for (const t of p.tags) {
+      const other = owner.get(t);
+      if (other && other !== p.id) throw invalidManifest("archive", `tag ${t} is given to two images (${other} and ${p.id})`);
+      owner.set(t, p.id);
+    }
+  return owner;
+}
+
+/** A validator's `ERR_INVALID_*` as this package's `ERR_INVALID_MANIFEST` naming the document. */
+function validated<T>(name: string, check: (doc: string) => T): T {
+  try {
+    return check(name);
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    const prefix = `invalid ${name}: `;
+    throw invalidManifest(name, err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message, err);
+  }
+}
+
+/** The planning state: images by ID, checks and reports, filled document by document. */
+class Planner {
+  readonly planned = new Map<Digest, PlannedImage>();
+  readonly layerChecks: LayerCheck[] = [];
+  readonly ignoredRefNames: string[] = [];
+  readonly skippedManifests: Digest[] = [];
+
+  constructor(
+    private readonly docs: ArchiveDocuments,
+    private readonly options: PlanOptions,
+  ) {}
+
+  /** OCI: index.json → (nested indexes) → manifests. A top-level descriptor's ref name tags the image under it. */
+  async index(): Promise<void> {
+    const bytes = await this.docs.read(this.docs.file("index.json", "the archive"));
+    const top = validated("index.json", (doc) => validateIndex(parseJson(bytes, doc), doc));
+    for (const [i, m] of top.manifests.entries()) {
+      const t = refNameToTag(m.annotations, this.options.repository);
+      if (t.ignored) this.ignoredRefNames.push(t.ignored);
+      const doc = `index.json manifests[${i}]`;
+      await this.descriptors([m], { doc, where: () => doc, depth: 1, refs: t.tag ? [t.tag] : [] });
+    }
+  }
+
+  /** Legacy / hybrid: manifest.json. */
+  async dockerManifest(): Promise<void> {
+    const bytes = await this.docs.read(this.docs.file("manifest.json", "the archive"));
+    const items = parseDockerManifest(parseJson(bytes, "manifest.json", true));
+    for (const [i, item] of items.entries()) {
+      const where = `manifest.json[${i}]`;
+      const config = this.docs.file(item.Config, `${where} Config`);
+      const layers = item.Layers.map((l, j) => this.docs.file(l, `${where} Layers[${j}]`));
+      const tags = (item.RepoTags ?? []).map((t) => normalizeTag(t, `${where} RepoTags`));
+      await this.image({ config, layers, source: where, tags, ...(item.Parent ? { parent: item.Parent } : {}) });
+    }
+  }
+
+  /**
+   * The descriptors of one index: manifests become images, nested indexes
+   * are walked. `refs` go to the one image directly under them: for a
+   * multi-platform index, the one of `options.platform`, else the first.
+   */
+  private async descriptors(descs: Descriptor[], at: IndexPosition & { doc: string; where: (i: number) => string }): Promise<void> {
+    const { depth, refs } = at;
+    if (depth > MAX_INDEX_DEPTH) throw invalidManifest(at.doc, "indexes nested too deeply");
+    const images: PlannedImage[] = [];
+    for (const [i, desc] of descs.entries()) {
+      const img = await this.descriptor(desc, { where: at.where(i), depth, refs });
+      if (img) images.push(img);
+    }
+    if (refs.length > 0 && images.length > 0) {
+      const want = this.options.platform ?? formatPlatform(hostPlatform());
+      const chosen = images.find((g) => g.platform === want) ?? images[0]!;
+      for (const r of refs) chosen.tags.add(r);
+    }
+  }
+
+  /** One descriptor of an index: the image it names, or nothing (nested index, not an image). */
+  private async descriptor(desc: Descriptor, at: IndexPosition & { where: string }): Promise<PlannedImage | undefined> {
+    const { where } = at;
+    const f = this.docs.blob(desc.digest, where);
+    if (desc.size !== f.size) throw new SizeMismatchError(`${where}: blob ${desc.digest} is ${f.size} bytes, descriptor says ${desc.size}`);
+    const mt = desc.mediaType;
+    if (mt === MEDIA_TYPE_OCI_INDEX || mt === MEDIA_TYPE_DOCKER_MANIFEST_LIST) {
+      const name = `index ${desc.digest}`;
+      const bytes = await this.docs.read(f);
+      const child = validated(name, (doc) => validateIndex(parseJson(bytes, `blob ${desc.digest}`), doc));
+      await this.descriptors(child.manifests, { doc: name, where: (j) => `${name} manifests[${j}]`, depth: at.depth + 1, refs: at.refs });
+      return undefined;
+    }
+    if (mt !== MEDIA_TYPE_OCI_MANIFEST && mt !== MEDIA_TYPE_DOCKER_MANIFEST) {
+      this.skippedManifests.push(desc.digest);
+      return undefined;
+    }
+    const name = `manifest ${desc.digest}`;
+    const bytes = await this.docs.read(f);
+    const manifest = validated(name, (doc) => validateManifest(parseJson(bytes, `blob ${desc.digest}`), doc));
+    const cfg = manifest.config;
+    if (cfg.mediaType !== MEDIA_TYPE_OCI_CONFIG && cfg.mediaType !== MEDIA_TYPE_DOCKER_CONFIG) {
+      this.skippedManifests.push(desc.digest);
+      return undefined;
+    }
+    const config = this.docs.blob(cfg.digest, `${name} config`);
+    if (cfg.size !== config.size) throw new SizeMismatchError(`${name}: config ${cfg.digest} is ${config.size} bytes, descriptor says ${cfg.size}`);
+    const layers = manifest.layers.map((l, j) => {
+      const le = this.docs.blob(l.digest, `${name} layers[${j}]`);
+      if (l.size !== le.size) throw new SizeMismatchError(`${name} layers[${j}]: blob ${l.digest} is ${le.size} bytes, descriptor says ${l.size}`);
+      return le;
+    });
+    const img = await this.image({ config, layers, source: name, archiveManifestDigest: desc.digest });
+    if (desc.platform) img.platform = `${desc.platform.os}/${desc.platform.architecture}`;
+    return img;
+  }
+
+  /** The image of a config and its layer entries; an image named again gains tags, a manifest digest, a parent. */
+  private async image(named: {
+    config: FileEntry;
+    layers: FileEntry[];
+    source: string;
+    tags?: string[];
+    archiveManifestDigest?: Digest;
+    parent?: string;
+  }): Promise<PlannedImage> {
+    const { config: configEntry, layers, source, ...extra } = named;
+    const configBytes = await this.docs.read(configEntry);
+    const id = sha256(configBytes);
+    const name = `config ${configEntry.name}`;
+    const config = validated(name, (doc) => validateImageConfig(parseJson(configBytes, doc), doc));
+    const diffIDs = configDiffIds(config);
+    if (!diffIDs.every((d) => isSha256Digest(d))) throw invalidManifest(name, "rootfs.diff_ids must be an array of sha256 digests");
+    if (diffIDs.length !== layers.length) throw invalidManifest(source, `lists ${layers.length} layers but config ${id} has ${diffIDs.length} DiffIDs`);
+    for (const [i, layer] of layers.entries()) this.layerChecks.push({ layer, diffID: diffIDs[i]!, what: `layer ${i} (${layer.name}) of image ${id}` });
+    const prev = this.planned.get(id);
+    if (prev) {
+      for (const t of extra.tags ?? []) prev.tags.add(t);
+      prev.archiveManifestDigest ??= extra.archiveManifestDigest;
+      prev.parent ??= extra.parent;
+      return prev;
+    }
+    const p: PlannedImage = {
+      id,
+      configBytes,
+      diffIDs,
+      layers,
+      tags: new Set(extra.tags ?? []),
+      source,
+      ...(extra.archiveManifestDigest ? { archiveManifestDigest: extra.archiveManifestDigest } : {}),
+      ...(extra.parent ? { parent: extra.parent } : {}),
+    };
+    this.planned.set(id, p);
+    return p;
+  }
+}
