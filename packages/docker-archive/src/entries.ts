@@ -73,6 +73,8 @@ export interface ReadEntriesOptions {
   progress: LoadProgressTracker;
   /** Worker threads for an archive file (used when `sink` has `fileWriter`). */
   workers?: WorkerIngest;
+  /** Stops the read at the next entry. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -104,6 +106,7 @@ async function readInto(ordered: Array<Entry | Promise<FileEntry>>, opts: ReadEn
     : undefined;
   for await (const e of readTar(chunks, skipBody ? { skipBody } : {})) {
     progress.report(e.name);
+    opts.signal?.throwIfAborted();
     if (e.name === "") continue; // "./" itself
     let rec: Entry;
     if (e.type === "directory" || e.type === "other") {

@@ -65,6 +65,12 @@ export interface LoadOptions {
    * the rest of the archive. `false`: everything on the calling thread.
    */
   workers?: false | { threads?: number; minEntrySize?: number };
+  /**
+   * Stop the load: checked at every archive entry and before anything is
+   * committed; the load then fails with the signal's reason, its workers stop
+   * and nothing of it stays visible.
+   */
+  signal?: AbortSignal;
 }
 
 /** Progress report of {@link load}. */
@@ -156,6 +162,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   const threads = options.workers === false ? 0 : (options.workers?.threads ?? defaultThreads());
   const workerMinEntry = (options.workers ? options.workers.minEntrySize : undefined) ?? WORKER_MIN_ENTRY;
   const workers = file && threads > 0 && store.content.fileWriter ? new WorkerIngest(file, threads, workerMinEntry) : undefined;
+  options.signal?.throwIfAborted();
   const tx = await LoadTransaction.begin(store);
   // Large enough to have an entry for the workers: start them while this thread reads.
   if (workers && (fileSize ?? 0) >= workerMinEntry) workers.warm();
@@ -170,12 +177,14 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       progress,
       ...(options.maxArchiveSize !== undefined ? { maxArchiveSize: options.maxArchiveSize } : {}),
       ...(workers ? { workers } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     const archive = new ArchiveEntries(entries, { maxJson, content: store.content });
     const plan = await planArchive(archive, options.repository !== undefined ? { repository: options.repository } : {});
     await verifyLayers(plan.layerChecks, { content: store.content, maxLayer });
     // Tag conflicts are decided before anything is visible.
     const tags = await decideTags(store.references, plan.tags, policy);
+    options.signal?.throwIfAborted();
     const images = await commitPlan(tx, { images: plan.images, tags: tags.steps, maxLayer });
     return {
       images,

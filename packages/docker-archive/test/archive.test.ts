@@ -157,6 +157,25 @@ describe("load", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("an AbortSignal stops a load on worker threads: the reason thrown, nothing visible, no ingest left", async () => {
+    const img = await twoLayerImage({ label: "aborted" });
+    const dir = mkdtempSync(join(tmpdir(), "berth-src-"));
+    const file = join(dir, "a.tar");
+    writeFileSync(file, await tarOf(legacyEntries([{ img, tags: ["aborted:1"] }])));
+    try {
+      const ac = new AbortController();
+      const opts = { memoryBudget: 0, workers: { minEntrySize: 1 }, signal: ac.signal, onProgress: () => ac.abort(new Error("stop")) };
+      await expect(load(t.store, file, opts)).rejects.toThrow("stop");
+      expect(await t.store.images.len()).toBe(0);
+      await expect(t.store.references.resolve("aborted:1")).rejects.toMatchObject({ code: "ERR_IMAGE_NOT_FOUND" });
+      expect(readdirSync(join(t.root, "ingest"))).toEqual([]);
+      // the same archive loads when not stopped
+      expect((await load(t.store, file, { memoryBudget: 0, workers: { minEntrySize: 1 } })).images[0]!.id).toBe(img.id);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("loads symlinked duplicate layers (the same layer twice in one chain)", async () => {
     const l = await layerTar({ "same.txt": "same\n" });
     const l2 = await layerTar({ ".wh.same.txt": "" });

@@ -29,8 +29,6 @@ export interface LoadImagesOptions extends Omit<LoadOptions, "overwriteTags"> {
    * `saveImages(..., { withParents: true })` carried (default true).
    */
   restoreParents?: boolean;
-  /** Stop the load; nothing of it becomes visible. Checked as bytes are read. */
-  signal?: AbortSignal;
 }
 
 /** What {@link loadImages} did. */
@@ -44,16 +42,10 @@ export interface LoadImagesResult extends LoadResult {
  * read by worker threads, several layers at once; a stream on this thread.
  */
 export async function loadImages(store: Store, source: string | AsyncIterable<Uint8Array>, opts: LoadImagesOptions = {}): Promise<LoadImagesResult> {
-  const { signal, restoreParents, ...options } = opts;
-  signal?.throwIfAborted();
-  const onProgress = options.onProgress;
-  if (signal) {
-    options.onProgress = (p) => {
-      signal.throwIfAborted();
-      onProgress?.(p);
-    };
-  }
-  const result: LoadImagesResult = await load(store, typeof source === "string" ? source : abortable(source, signal), options);
+  const { restoreParents, ...options } = opts;
+  // a stream is also stopped between its chunks (a large entry on this thread)
+  const input = typeof source === "string" ? source : abortable(source, opts.signal);
+  const result: LoadImagesResult = await load(store, input, options);
   if (typeof source === "string" && result.compression === "none" && restoreParents !== false) {
     const files = await readParentChain(source);
     if (files.length > 0) result.parentChain = await restoreParentChain(store, files);

@@ -69,6 +69,8 @@ describe("save and load", () => {
     try {
       const ac2 = new AbortController();
       await expect(other.load(file, { signal: ac2.signal, onProgress: () => ac2.abort(new Error("stop load")) })).rejects.toThrow("stop load");
+      // aborted before it starts
+      await expect(other.load(file, { signal: AbortSignal.abort(new Error("never")) })).rejects.toThrow("never");
       expect(await other.store.images.len()).toBe(0);
       expect((await other.store.fsck()).ok).toBe(true);
     } finally {
