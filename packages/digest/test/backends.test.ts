@@ -156,6 +156,39 @@ describe.each(backends)("%s backend", (name, api) => {
     for (let i = 0; i < msgs.length; i++) expect(got[i], `message ${i} (${msgs[i]!.length} bytes)`).toBe(ref(msgs[i]!));
   });
 
+  it.each([1, 3, 4, 5, 64])("sha256Many gives the same digests for separate buffers and subarrays (%i messages)", (count) => {
+    // Separate buffers are how callers usually hold messages; the batch paths
+    // copy them one by one, subarrays of one buffer as runs. Sizes around the
+    // on-heap typed-array limit (64 B) and the WASM/node:crypto split.
+    const rnd = prng(count);
+    for (const size of [0, 1, 63, 64, 65, 192, 193, 256, 4096]) {
+      const pool = rnd(size * count);
+      const subarrays = Array.from({ length: count }, (_, i) => pool.subarray(i * size, (i + 1) * size));
+      const separate = subarrays.map((m) => m.slice()); // fresh arrays: ≤ 64 B ones live on the JS heap
+      const copied = subarrays.map((m) => new Uint8Array(m)); // own ArrayBuffer each
+      const buffers = subarrays.map((m) => Buffer.from(m)); // Node Buffers (pooled, often adjacent in one pool)
+      const want = subarrays.map((m) => api.sha256(m));
+      for (let i = 0; i < count; i++) expect(want[i], `size ${size}`).toBe(ref(subarrays[i]!));
+      expect(api.sha256Many(subarrays), `subarrays of ${size} B`).toEqual(want);
+      expect(api.sha256Many(separate), `separate ${size} B`).toEqual(want);
+      expect(api.sha256Many(copied), `copied ${size} B`).toEqual(want);
+      expect(api.sha256Many(buffers), `Buffers ${size} B`).toEqual(want);
+      // Interleaved: runs of subarrays broken by separate buffers and strings.
+      const mixed = subarrays.map((m, i) => (i % 3 === 1 ? separate[i]! : i % 5 === 4 ? "s".repeat(size) : m));
+      expect(api.sha256Many(mixed), `mixed ${size} B`).toEqual(mixed.map((m) => ref(m)));
+    }
+  });
+
+  it("sha256Many does not join a message to the previous one from another buffer at the same offset", () => {
+    // b starts (byteOffset 64) where a ends, but in a different ArrayBuffer.
+    const rnd = prng(11);
+    const bufA = rnd(256);
+    const bufB = rnd(256);
+    const msgs = [bufA.subarray(0, 64), bufB.subarray(64, 128), bufB.subarray(128, 192), bufA.subarray(192, 256), bufA.subarray(0, 64)];
+    expect(api.sha256Many(msgs)).toEqual(msgs.map((m) => ref(m)));
+    expect(api.sha256Many(msgs.map((m) => m.slice()))).toEqual(msgs.map((m) => ref(m)));
+  });
+
   describe("ChainID (image-spec identity table)", () => {
     it.each(chainVectors.cases)("$name", ({ input, chainIds, chainId }) => {
       const ids = input === null ? null : input.map((i) => chainVectors.diffIds[i]!);
