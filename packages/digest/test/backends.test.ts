@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import * as auto from "../src/index.js";
 import { makeDigestApi } from "../src/api.js";
+import { MANY_WASM_MAX_AVG, manyUsesWasm } from "../src/backends/auto.js";
 import { wasmScalarBackend } from "../src/backends/wasm.js";
 import * as node from "../src/node.js";
 import * as noble from "../src/noble.js";
@@ -282,6 +283,27 @@ describe("the root export's choice", () => {
     expect(wasm.backendName()).toBe("wasm");
     expect(noble.backendName("many")).toBe("noble");
     expect(wasm.wasmUsesSimd()).toBe(wasm.wasmSimdSupported());
+  });
+
+  it("sends sha256Many to WASM only for ≥ 4 small messages that mostly follow each other in one buffer", () => {
+    const pool = new Uint8Array(256 * 64);
+    const sub = (size: number, count: number) => Array.from({ length: count }, (_, i) => pool.subarray(i * size, (i + 1) * size));
+    expect(manyUsesWasm(sub(64, 64))).toBe(true);
+    expect(manyUsesWasm(sub(192, 64))).toBe(true);
+    expect(manyUsesWasm(sub(193, 64))).toBe(false); // average above MANY_WASM_MAX_AVG
+    expect(manyUsesWasm(sub(64, 3))).toBe(false); // too few for a SIMD batch
+    expect(manyUsesWasm([])).toBe(false);
+    expect(manyUsesWasm(sub(64, 64).map((m) => m.slice()))).toBe(false); // separate buffers
+    expect(manyUsesWasm(sub(64, 64).map((m) => new Uint8Array(m)))).toBe(false);
+    expect(manyUsesWasm(["a", "b", "c", "d"])).toBe(true);
+    // Runs (copies into WASM memory) at most half the messages: WASM; more: node:crypto.
+    const four = sub(64, 8).map((m, i) => (i < 3 ? m.slice() : m)); // 3 separate + one run of 5
+    expect(manyUsesWasm(four)).toBe(true);
+    expect(manyUsesWasm(sub(64, 8).map((m, i) => (i < 4 ? m.slice() : m)))).toBe(false); // 5 runs of 8
+    expect(manyUsesWasm(sub(64, 8).map((m, i) => (i % 2 === 1 ? m.slice() : m)))).toBe(false); // every message a run
+    // Gaps between subarrays of one buffer count as separate.
+    expect(manyUsesWasm(Array.from({ length: 8 }, (_, i) => pool.subarray(i * 128, i * 128 + 64)))).toBe(false);
+    expect(MANY_WASM_MAX_AVG).toBe(192);
   });
 
   it("initWasm resolves and the API keeps working", async () => {
