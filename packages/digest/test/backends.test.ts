@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import * as auto from "../src/index.js";
 import { makeDigestApi } from "../src/api.js";
+import { MANY_WASM_MAX_AVG, manyUsesWasm } from "../src/backends/auto.js";
 import { wasmScalarBackend } from "../src/backends/wasm.js";
 import * as node from "../src/node.js";
 import * as noble from "../src/noble.js";
@@ -156,6 +157,39 @@ describe.each(backends)("%s backend", (name, api) => {
     for (let i = 0; i < msgs.length; i++) expect(got[i], `message ${i} (${msgs[i]!.length} bytes)`).toBe(ref(msgs[i]!));
   });
 
+  it.each([1, 3, 4, 5, 64])("sha256Many gives the same digests for separate buffers and subarrays (%i messages)", (count) => {
+    // Separate buffers are how callers usually hold messages; the batch paths
+    // copy them one by one, subarrays of one buffer as runs. Sizes around the
+    // on-heap typed-array limit (64 B) and the WASM/node:crypto split.
+    const rnd = prng(count);
+    for (const size of [0, 1, 63, 64, 65, 192, 193, 256, 4096]) {
+      const pool = rnd(size * count);
+      const subarrays = Array.from({ length: count }, (_, i) => pool.subarray(i * size, (i + 1) * size));
+      const separate = subarrays.map((m) => m.slice()); // fresh arrays: ≤ 64 B ones live on the JS heap
+      const copied = subarrays.map((m) => new Uint8Array(m)); // own ArrayBuffer each
+      const buffers = subarrays.map((m) => Buffer.from(m)); // Node Buffers (pooled, often adjacent in one pool)
+      const want = subarrays.map((m) => api.sha256(m));
+      for (let i = 0; i < count; i++) expect(want[i], `size ${size}`).toBe(ref(subarrays[i]!));
+      expect(api.sha256Many(subarrays), `subarrays of ${size} B`).toEqual(want);
+      expect(api.sha256Many(separate), `separate ${size} B`).toEqual(want);
+      expect(api.sha256Many(copied), `copied ${size} B`).toEqual(want);
+      expect(api.sha256Many(buffers), `Buffers ${size} B`).toEqual(want);
+      // Interleaved: runs of subarrays broken by separate buffers and strings.
+      const mixed = subarrays.map((m, i) => (i % 3 === 1 ? separate[i]! : i % 5 === 4 ? "s".repeat(size) : m));
+      expect(api.sha256Many(mixed), `mixed ${size} B`).toEqual(mixed.map((m) => ref(m)));
+    }
+  });
+
+  it("sha256Many does not join a message to the previous one from another buffer at the same offset", () => {
+    // b starts (byteOffset 64) where a ends, but in a different ArrayBuffer.
+    const rnd = prng(11);
+    const bufA = rnd(256);
+    const bufB = rnd(256);
+    const msgs = [bufA.subarray(0, 64), bufB.subarray(64, 128), bufB.subarray(128, 192), bufA.subarray(192, 256), bufA.subarray(0, 64)];
+    expect(api.sha256Many(msgs)).toEqual(msgs.map((m) => ref(m)));
+    expect(api.sha256Many(msgs.map((m) => m.slice()))).toEqual(msgs.map((m) => ref(m)));
+  });
+
   describe("ChainID (image-spec identity table)", () => {
     it.each(chainVectors.cases)("$name", ({ input, chainIds, chainId }) => {
       const ids = input === null ? null : input.map((i) => chainVectors.diffIds[i]!);
@@ -249,6 +283,27 @@ describe("the root export's choice", () => {
     expect(wasm.backendName()).toBe("wasm");
     expect(noble.backendName("many")).toBe("noble");
     expect(wasm.wasmUsesSimd()).toBe(wasm.wasmSimdSupported());
+  });
+
+  it("sends sha256Many to WASM only for ≥ 4 small messages that mostly follow each other in one buffer", () => {
+    const pool = new Uint8Array(256 * 64);
+    const sub = (size: number, count: number) => Array.from({ length: count }, (_, i) => pool.subarray(i * size, (i + 1) * size));
+    expect(manyUsesWasm(sub(64, 64))).toBe(true);
+    expect(manyUsesWasm(sub(192, 64))).toBe(true);
+    expect(manyUsesWasm(sub(193, 64))).toBe(false); // average above MANY_WASM_MAX_AVG
+    expect(manyUsesWasm(sub(64, 3))).toBe(false); // too few for a SIMD batch
+    expect(manyUsesWasm([])).toBe(false);
+    expect(manyUsesWasm(sub(64, 64).map((m) => m.slice()))).toBe(false); // separate buffers
+    expect(manyUsesWasm(sub(64, 64).map((m) => new Uint8Array(m)))).toBe(false);
+    expect(manyUsesWasm(["a", "b", "c", "d"])).toBe(true);
+    // Runs (copies into WASM memory) at most half the messages: WASM; more: node:crypto.
+    const four = sub(64, 8).map((m, i) => (i < 3 ? m.slice() : m)); // 3 separate + one run of 5
+    expect(manyUsesWasm(four)).toBe(true);
+    expect(manyUsesWasm(sub(64, 8).map((m, i) => (i < 4 ? m.slice() : m)))).toBe(false); // 5 runs of 8
+    expect(manyUsesWasm(sub(64, 8).map((m, i) => (i % 2 === 1 ? m.slice() : m)))).toBe(false); // every message a run
+    // Gaps between subarrays of one buffer count as separate.
+    expect(manyUsesWasm(Array.from({ length: 8 }, (_, i) => pool.subarray(i * 128, i * 128 + 64)))).toBe(false);
+    expect(MANY_WASM_MAX_AVG).toBe(192);
   });
 
   it("initWasm resolves and the API keeps working", async () => {

@@ -5,7 +5,9 @@
  *   BENCH_REPS=7 node tools/bench/dist/digest.js
  *
  * Workloads: (a) 256 MiB in 1 MiB chunks (MB/s); (b) 100,000 × 1 KiB (msg/s);
- * (c) 100,000 × 64 B (msg/s); (d) ChainID of a 200-layer chain ×1,000 (chains/s);
+ * (c) 100,000 × 64 B (msg/s) — (b) and (c) twice: subarrays of one buffer,
+ * and separate buffers (a fresh `Uint8Array` per message, made before each
+ * timed call, as callers hold messages they hash once); (d) ChainID of a 200-layer chain ×1,000 (chains/s);
  * (e) ChainIDs of 10,000 chains of 5–50 layers at once (chains/s); plus a cold
  * CLI run (`berth-digest --chain`, fresh process, WASM in V8's baseline tier).
  * Each cell is the median of ≥5 repetitions after a warm-up; the table prints
@@ -155,22 +157,27 @@ function median(xs: number[]): number {
  * A full GC runs before every timed call, so none pays for collecting the
  * strings another left behind; each still pays for the minor GCs its own
  * allocations cause (result strings are most of the cost at 64 B).
+ * With `fresh`, every call (warm-up included) gets a new `fresh()` made
+ * before the GC and outside the timing.
  */
-function timeEach(fns: Record<string, () => unknown>): Record<string, number> {
+function timeEach<T = undefined>(fns: Record<string, (input: T) => unknown>, fresh?: () => T): Record<string, number> {
   setFlagsFromString("--expose-gc");
   const gc = runInNewContext("gc") as () => void;
   const names = Object.keys(fns);
   const xs = new Map<string, number[]>(names.map((n) => [n, []]));
+  const input = (): T => (fresh ? fresh() : (undefined as T));
   for (const n of names) {
+    const x = input();
     gc();
-    fns[n]!();
+    fns[n]!(x);
   }
   for (let i = 0; i < REPS; i++) {
     for (let k = 0; k < names.length; k++) {
       const n = names[(i + k) % names.length]!;
+      const x = input();
       gc();
       const t = performance.now();
-      fns[n]!();
+      fns[n]!(x);
       xs.get(n)!.push((performance.now() - t) / 1000);
     }
   }
@@ -178,13 +185,18 @@ function timeEach(fns: Record<string, () => unknown>): Record<string, number> {
 }
 
 /** `timeEach` over the implementations that have `key`, as `work / seconds`. */
-function rates(list: Impl[], work: number, run: (impl: Impl) => (() => unknown) | undefined): Record<string, number> {
-  const fns: Record<string, () => unknown> = {};
+function rates<T = undefined>(
+  list: Impl[],
+  work: number,
+  run: (impl: Impl) => ((input: T) => unknown) | undefined,
+  fresh?: () => T,
+): Record<string, number> {
+  const fns: Record<string, (input: T) => unknown> = {};
   for (const impl of list) {
     const f = run(impl);
     if (f) fns[impl.name] = f;
   }
-  const secs = timeEach(fns);
+  const secs = timeEach(fns, fresh);
   return Object.fromEntries(Object.entries(secs).map(([n, s]) => [n, work / s]));
 }
 
@@ -227,19 +239,25 @@ export async function run(): Promise<DigestBenchRow[]> {
     log(`(a) done`);
   }
 
-  // (b), (c) 100,000 messages of 1 KiB and 64 B
+  // (b), (c) 100,000 messages of 1 KiB and 64 B: subarrays of one buffer, then
+  // separate buffers (slices: each its own ArrayBuffer; at ≤ 64 B V8 keeps them
+  // on the JS heap), fresh for every call so none is hashed twice.
   for (const [label, size] of [
     ["(b) 100,000 × 1 KiB", 1024],
     ["(c) 100,000 × 64 B", 64],
   ] as const) {
     const pool = rnd(size * 100_000, size);
-    const msgs = Array.from({ length: 100_000 }, (_, i) => pool.subarray(i * size, (i + 1) * size));
-    const want = msgs.slice(0, 100).map((m) => norm(crypto.createHash("sha256").update(m).digest("hex")));
+    const subarrays = Array.from({ length: 100_000 }, (_, i) => pool.subarray(i * size, (i + 1) * size));
+    const separate = () => subarrays.map((m) => m.slice());
+    const want = subarrays.slice(0, 100).map((m) => norm(crypto.createHash("sha256").update(m).digest("hex")));
     for (const impl of list) {
-      if (impl.many && impl.many(msgs).slice(0, 100).map(norm).join() !== want.join()) throw new Error(`${impl.name}: wrong many digests`);
+      if (impl.many && impl.many(subarrays).slice(0, 100).map(norm).join() !== want.join()) throw new Error(`${impl.name}: wrong many digests`);
+      if (impl.many && impl.many(separate()).slice(0, 100).map(norm).join() !== want.join()) throw new Error(`${impl.name}: wrong many digests (separate)`);
     }
-    const results = rates(list, 100_000, (impl) => impl.many && (() => impl.many!(msgs)));
-    rows.push({ workload: label, unit: "msg/s", results });
+    const results = rates(list, 100_000, (impl) => impl.many && (() => impl.many!(subarrays)));
+    rows.push({ workload: `${label}, subarrays of one buffer`, unit: "msg/s", results });
+    const sep = rates(list, 100_000, (impl) => impl.many && ((msgs: Uint8Array[]) => impl.many!(msgs)), separate);
+    rows.push({ workload: `${label}, separate buffers`, unit: "msg/s", results: sep });
     log(`${label.slice(0, 3)} done`);
   }
 

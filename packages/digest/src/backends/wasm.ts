@@ -299,36 +299,48 @@ function hashManySimd(c: Core, messages: readonly Input[]): Digest[] {
     let o = 0;
     // Byte messages that follow each other in one buffer (subarrays of a
     // larger read, the common case) are copied as one run: one set() per run
-    // instead of one per message.
-    let runBuf: ArrayBufferLike | undefined;
+    // instead of one per message. `.buffer` is read only when a message starts
+    // where the run ends (a candidate for the same buffer): on a typed array
+    // V8 keeps on the JS heap (≤ 64 bytes, e.g. `new Uint8Array(64)` or a
+    // `slice()`), reading `.buffer` moves its bytes to a new ArrayBuffer,
+    // which cost more than hashing them (sha256Many on separate 64-byte
+    // buffers ran at 0.6× node:crypto). A run of one message is copied from
+    // the message itself.
+    let runMsg: Uint8Array | undefined; // first message of the current run
+    let runBuf: ArrayBufferLike | undefined; // its buffer, once read
     let runStart = 0;
     let runEnd = 0;
     let runDst = 0;
+    const flush = (): void => {
+      if (runMsg === undefined) return;
+      if (runEnd - runStart === runMsg.length) u8.set(runMsg, runDst);
+      else u8.set(new Uint8Array(runBuf!, runStart, runEnd - runStart), runDst);
+      runMsg = undefined;
+    };
     for (let k = 0; k < n; k++) {
       const m = messages[i + k]!;
       offs[k] = o;
       if (typeof m === "string") {
-        if (runBuf !== undefined) {
-          u8.set(new Uint8Array(runBuf, runStart, runEnd - runStart), runDst);
-          runBuf = undefined;
-        }
+        flush();
         o += encoder.encodeInto(m, u8.subarray(data + o, data + o + m.length * 3)).written;
       } else if (m instanceof Uint8Array) {
-        const buf = m.buffer;
         const off = m.byteOffset;
-        if (buf !== runBuf || off !== runEnd) {
-          if (runBuf !== undefined) u8.set(new Uint8Array(runBuf, runStart, runEnd - runStart), runDst);
-          runBuf = buf;
+        if (runMsg !== undefined && off === runEnd && m.length > 0 && (runBuf ??= runMsg.buffer) === m.buffer) {
+          runEnd = off + m.length;
+        } else {
+          flush();
+          runMsg = m;
+          runBuf = undefined;
           runStart = off;
+          runEnd = off + m.length;
           runDst = data + o;
         }
-        runEnd = off + m.length;
         o += m.length;
       } else {
         throw new TypeError(`sha256Many: message ${i + k} is not a Uint8Array or a string`);
       }
     }
-    if (runBuf !== undefined) u8.set(new Uint8Array(runBuf, runStart, runEnd - runStart), runDst);
+    flush();
     offs[n] = o;
     const outPtr = (data + o + 63) & ~63;
     c.x.hashMany!(c.io, n, data, outPtr);
