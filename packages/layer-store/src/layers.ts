@@ -19,12 +19,23 @@ import { fsyncDir, mkdirp, readdirIfExists, readIfExists, writeFileAtomic } from
 import { FsLeases } from "./leases.js";
 import { withLock } from "./lock.js";
 import { checkDigest, isHex64, StorePaths } from "./paths.js";
-import { type GcOptions, type GcResult, type Layer, type LayerStore, type Lease, type RegisterOptions, resolveRoots } from "./types.js";
+import {
+  type FsckOptions,
+  type FsckReport,
+  type GcOptions,
+  type GcResult,
+  type Layer,
+  type LayerStore,
+  type Lease,
+  type RegisterOptions,
+  resolveRoots,
+} from "./types.js";
 import { uncompressed } from "./uncompress.js";
 import { layerMediaType } from "@berth/oci";
 import { holderFileName, holderFromFileName } from "./holders.js";
 import { cleanupStale } from "./cleanup.js";
-import { type BlobCheckCache, type FsckOptions, type FsckReport, fsckLayers } from "./fsck.js";
+import { type BlobCheckCache, fsckLayers } from "./fsck.js";
+import { copyLayer } from "./layer-common.js";
 
 
 
@@ -71,13 +82,6 @@ export function parseLayerRecord(buf: Uint8Array, file: string, expectedChainID?
 
 function layerNotFound(chainID: Digest, what = "layer"): NotFoundError {
   return new NotFoundError(`${what} ${chainID}: not found`, { code: "ERR_LAYER_NOT_FOUND", details: { chainID } });
-}
-
-/** A copy of a layer (callers may not change the store's own objects). @internal */
-export function copyLayer(l: Layer): Layer {
-  const c: Layer = { chainID: l.chainID, diffID: l.diffID, parent: l.parent, size: l.size, blob: { ...l.blob } };
-  if (l.contentSize !== undefined) c.contentSize = l.contentSize;
-  return c;
 }
 
 /** Options of {@link openLayerStore}. */

@@ -13,10 +13,9 @@ import {
   type Sha256Hash,
   sha256,
 } from "@berth/digest";
-import { copyLayer } from "./layers.js";
+import { copyLayer } from "./layer-common.js";
 import { TarCheck } from "./tarcheck.js";
 import { blobNotFound, checkSize, verifyExpected } from "./content-common.js";
-import type { FsckOptions, FsckProblem, FsckReport } from "./fsck.js";
 import { layerMediaType } from "@berth/oci";
 import { holderFileName } from "./holders.js";
 import { checkDigest } from "./paths.js";
@@ -25,6 +24,9 @@ import type {
   BlobWriter,
   CommitResult,
   ContentStore,
+  FsckOptions,
+  FsckProblem,
+  FsckReport,
   GcOptions,
   GcResult,
   Layer,
