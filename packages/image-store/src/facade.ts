@@ -7,6 +7,7 @@
 import { type Digest, parseDigest } from "@berth/digest";
 import type {
   ContentStore,
+  FsLayerStore,
   GcOptions,
   GcResult,
   FsckOptions as LayerFsckOptions,
@@ -22,24 +23,42 @@ import { FsImageStore } from "./images.js";
 import { readIndex } from "./layout.js";
 import { FsReferenceStore } from "./references.js";
 
+/** The optional extra of the filesystem layer store that `load` uses (docker-archive). */
+type RegisterStoredBlob = FsLayerStore["registerStoredBlob"];
+
 /**
- * The layer store as `Store.layers` exposes it: the same object, except that
- * `gc` and `fsck` also keep what images reference (so calling them directly
- * can never delete an image's config or manifest).
+ * The layer store as `Store.layers` exposes it: each call goes to the root's
+ * layer store (methods bound to it, as before), except `gc` and `fsck`, which
+ * also keep what images reference (so calling them directly can never delete
+ * an image's config or manifest). `registerStoredBlob` is passed on where the
+ * layer store has it (the filesystem one); nothing else is.
  */
 function wrapLayers(
   layers: LayerStore,
   gc: (opts?: GcOptions) => Promise<GcResult>,
   fsck: (opts?: LayerFsckOptions) => Promise<LayerFsckReport>,
-): LayerStore {
-  return new Proxy(layers, {
-    get(target, prop) {
-      if (prop === "gc") return gc;
-      if (prop === "fsck") return fsck;
-      const v = Reflect.get(target, prop, target);
-      return typeof v === "function" ? v.bind(target) : v;
+): LayerStore & { registerStoredBlob?: RegisterStoredBlob } {
+  const wrapped: LayerStore & { registerStoredBlob?: RegisterStoredBlob } = {
+    get content() {
+      return layers.content;
     },
-  });
+    register: layers.register.bind(layers),
+    get: layers.get.bind(layers),
+    has: layers.has.bind(layers),
+    list: layers.list.bind(layers),
+    acquire: layers.acquire.bind(layers),
+    release: layers.release.bind(layers),
+    holders: layers.holders.bind(layers),
+    open: layers.open.bind(layers),
+    openUncompressed: layers.openUncompressed.bind(layers),
+    lease: layers.lease.bind(layers),
+    gc,
+    fsck,
+    close: layers.close.bind(layers),
+  };
+  const stored = (layers as { registerStoredBlob?: RegisterStoredBlob }).registerStoredBlob;
+  if (typeof stored === "function") wrapped.registerStoredBlob = stored.bind(layers);
+  return wrapped;
 }
 
 /** The digests of a GC roots option (an iterable, or a function returning one). */

@@ -2,7 +2,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { chainId, type Digest, sha256 } from "@berth/digest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ANNOTATION_REF_NAME, type FsStore, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST, openStore, parseIndex } from "../src/index.js";
+import { ANNOTATION_REF_NAME, type FsStore, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST, openMemoryStore, openStore, parseIndex } from "../src/index.js";
 import { diffIdOf, gzip, makeConfig, makeTar, tempRoot } from "./helpers.js";
 
 let root: string;
@@ -299,6 +299,21 @@ describe("delete and gc", () => {
     const gc = await store.layers.gc();
     expect(gc.removedBlobs).toEqual([]);
     expect((await store.images.get(image.id)).id).toBe(image.id);
+  });
+
+  it("store.layers passes calls on (detached too) and offers registerStoredBlob only where the layer store has it", async () => {
+    const { image } = await twoLayerImage();
+    const { get, list } = store.layers;
+    expect((await get(image.chainID!)).chainID).toBe(image.chainID);
+    expect((await list()).length).toBe(2);
+    expect(store.layers.content).toBe(store.content);
+    expect(typeof (store.layers as { registerStoredBlob?: unknown }).registerStoredBlob).toBe("function");
+    const mem = await openMemoryStore();
+    try {
+      expect((mem.layers as { registerStoredBlob?: unknown }).registerStoredBlob).toBeUndefined();
+    } finally {
+      await mem.close();
+    }
   });
 });
 
