@@ -22,6 +22,12 @@ export interface ClassicCacheStore {
     children(id: Digest | string): Promise<Digest[]>;
     isBuiltLocally(id: Digest | string): Promise<boolean>;
     map(): Promise<Map<Digest, CacheImage>>;
+    /**
+     * Optional (a berth image store has it): the images without a parent,
+     * from metadata. With it a `FROM scratch` lookup reads only those configs;
+     * without it, it reads every image (`map`) to find them.
+     */
+    parentless?(): Promise<Digest[]>;
     getParent(id: Digest | string): Promise<Digest | undefined>;
     setParent(id: Digest | string, parent: Digest | string): Promise<void>;
     create(configBytes: Uint8Array): Promise<CacheImage>;
@@ -126,6 +132,7 @@ export class LocalImageCache implements BuildCache {
 
   private async siblings(parentId: string): Promise<Digest[]> {
     if (parentId !== "") return this.store.images.children(parentId);
+    if (this.store.images.parentless) return this.store.images.parentless();
     const out: Digest[] = [];
     for (const id of (await this.store.images.map()).keys()) {
       if ((await this.store.images.getParent(id)) !== undefined) continue;

@@ -199,6 +199,14 @@ export class FsImageStore implements ImageStore {
     return out.sort();
   }
 
+  async parentless(): Promise<Digest[]> {
+    const core = this.#core;
+    core.refresh();
+    const out: Digest[] = [];
+    for (const rec of core.state.images.values()) if (rec.parent === undefined) out.push(rec.id);
+    return out.sort();
+  }
+
   async map(): Promise<Map<Digest, Image>> {
     this.#core.refresh();
     const out = new Map<Digest, Image>();
