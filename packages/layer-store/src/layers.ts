@@ -36,9 +36,7 @@ import { holderFileName, holderFromFileName } from "./holders.js";
 import { cleanupStale } from "./cleanup.js";
 import { type BlobCheckCache, fsckLayers } from "./fsck.js";
 import { copyLayer } from "./layer-common.js";
-
-
-
+import { LayerStoreErrorCode, layerNotFound } from "./errors.js";
 
 /** What `layers/sha256/<chainID-hex>.json` holds. */
 interface LayerRecordFile {
@@ -55,7 +53,7 @@ interface LayerRecordFile {
 /** Parse and validate a layer record; throws DataIntegrityError `ERR_LAYER_RECORD_CORRUPT`. */
 export function parseLayerRecord(buf: Uint8Array, file: string, expectedChainID?: Digest): Layer {
   const bad = (why: string, cause?: unknown) =>
-    new DataIntegrityError(`layer record ${file}: ${why}`, { code: "ERR_LAYER_RECORD_CORRUPT", cause, details: { path: file } });
+    new DataIntegrityError(`layer record ${file}: ${why}`, { code: LayerStoreErrorCode.LAYER_RECORD_CORRUPT, cause, details: { path: file } });
   let j: LayerRecordFile;
   try {
     j = JSON.parse(Buffer.from(buf).toString("utf8")) as LayerRecordFile;
@@ -78,10 +76,6 @@ export function parseLayerRecord(buf: Uint8Array, file: string, expectedChainID?
   } catch (err) {
     throw bad((err as Error).message, err);
   }
-}
-
-function layerNotFound(chainID: Digest, what = "layer"): NotFoundError {
-  return new NotFoundError(`${what} ${chainID}: not found`, { code: "ERR_LAYER_NOT_FOUND", details: { chainID } });
 }
 
 /** Options of {@link openLayerStore}. */
@@ -317,7 +311,7 @@ export class FsLayerStore implements LayerStore {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
         if (!(await this.has(id))) throw layerNotFound(id);
         throw new NotFoundError(`layer ${id} is not held by ${JSON.stringify(holder)}`, {
-          code: "ERR_LAYER_NOT_RETAINED",
+          code: LayerStoreErrorCode.LAYER_NOT_RETAINED,
           details: { chainID: id, holder },
         });
       }
@@ -467,7 +461,7 @@ export class FsLayerStore implements LayerStore {
  */
 export async function openLayerStore(opts: OpenLayerStoreOptions): Promise<FsLayerStore> {
   if (!opts || typeof opts.root !== "string" || opts.root.length === 0) {
-    throw new InvalidArgumentError("openLayerStore: root must be a non-empty path", { code: "ERR_INVALID_ROOT" });
+    throw new InvalidArgumentError("openLayerStore: root must be a non-empty path", { code: LayerStoreErrorCode.INVALID_ROOT });
   }
   const paths = new StorePaths(opts.root);
   for (const dir of [paths.blobs, paths.ingest, paths.layerRecords, paths.layerRefs, paths.leases, paths.locks]) await mkdirp(dir);
