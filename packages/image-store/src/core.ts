@@ -7,9 +7,9 @@
  */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
-import { DataIntegrityError, type Digest, FailedPreconditionError, NotFoundError, sha256 } from "@berth/digest";
+import { DataIntegrityError, type Digest, NotFoundError, sha256 } from "@berth/digest";
 import { type ContentStore, type LayerStore, withLock, writeFileAtomic } from "@berth/layer-store";
-import { imageNotFound } from "./ids.js";
+import { closedError, imageNotFound, ImageStoreErrorCode } from "./errors.js";
 import { INDEX_FILE, readIndex, renderIndex } from "./layout.js";
 import type { ImageRecord, MetaProblem, MetaState, Op } from "./meta.js";
 
@@ -19,11 +19,6 @@ export const MAX_DOCUMENT_SIZE = 16 * 1024 * 1024;
 export const IMAGES_LOCK = "images";
 /** Prefix of the layer holder names images use: `image:<id>`. */
 export const IMAGE_HOLDER_PREFIX = "image:";
-
-/** The error of any call on a closed store. @internal */
-export function closedError(): FailedPreconditionError {
-  return new FailedPreconditionError("the store is closed", { code: "ERR_STORE_CLOSED" });
-}
 
 /** Where image metadata lives: the journal on disk, or memory. @internal */
 export interface MetaLog {
@@ -117,7 +112,7 @@ export class Core {
     } catch (err) {
       if (err instanceof NotFoundError) {
         throw new DataIntegrityError(`${what} ${d}: blob missing from the store (run fsck)`, {
-          code: "ERR_BLOB_MISSING",
+          code: ImageStoreErrorCode.BLOB_MISSING,
           cause: err,
           details: { digest: d },
         });
@@ -127,7 +122,7 @@ export class Core {
     const got = sha256(bytes);
     if (got !== d) {
       throw new DataIntegrityError(`${what} ${d}: stored blob hashes to ${got} (run fsck)`, {
-        code: "ERR_DIGEST_MISMATCH",
+        code: ImageStoreErrorCode.DIGEST_MISMATCH,
         details: { digest: d, actual: got },
       });
     }

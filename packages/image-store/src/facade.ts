@@ -17,7 +17,8 @@ import type {
 } from "@berth/layer-store";
 import { parseManifest } from "@berth/oci";
 import type { FsckOptions, FsckReport, Store } from "./api.js";
-import { closedError, type Core, MAX_DOCUMENT_SIZE } from "./core.js";
+import { type Core, MAX_DOCUMENT_SIZE } from "./core.js";
+import { closedError } from "./errors.js";
 import { fsck } from "./fsck.js";
 import { FsImageStore } from "./images.js";
 import { readIndex } from "./layout.js";

@@ -1,9 +1,9 @@
 /**
- * Image ID arguments: parsing `sha256:<hex>` / bare hex IDs and ID prefixes,
- * and the "no such image" error every lookup throws.
+ * Image ID arguments: parsing `sha256:<hex>` / bare hex IDs and ID prefixes.
  * @module
  */
-import { BerthError, type Digest, InvalidArgumentError, NotFoundError, parseDigest } from "@berth/digest";
+import { BerthError, type Digest, InvalidArgumentError, parseDigest } from "@berth/digest";
+import { ImageStoreErrorCode } from "./errors.js";
 
 /** A full image ID without its algorithm: 64 hex. @internal */
 export const FULL_HEX_RE = /^[a-f0-9]{64}$/;
@@ -27,14 +27,9 @@ export function parseImageId(id: string, what = "image ID"): Digest {
     throw err;
   }
   if (!d.startsWith("sha256:")) {
-    throw new InvalidArgumentError(`invalid ${what} ${d}: image IDs are sha256 digests`, { code: "ERR_DIGEST_UNSUPPORTED" });
+    throw new InvalidArgumentError(`invalid ${what} ${d}: image IDs are sha256 digests`, { code: ImageStoreErrorCode.DIGEST_UNSUPPORTED });
   }
   return d;
-}
-
-/** The error of a lookup that found no image. @internal */
-export function imageNotFound(id: string): NotFoundError {
-  return new NotFoundError(`no such image: ${id}`, { code: "ERR_IMAGE_NOT_FOUND", details: { id } });
 }
 
 /** Strings sorted (IDs, references). @internal */

@@ -9,7 +9,8 @@ import type { GcResult, Layer } from "@berth/layer-store";
 import { type OciManifest, parseImageConfig, parseManifest } from "@berth/oci";
 import type { CreateImageOptions, DeleteOptions, DeleteResult, Image, ImageStore } from "./api.js";
 import { type Core, IMAGE_HOLDER_PREFIX } from "./core.js";
-import { HEX_PREFIX_RE, imageNotFound, parseImageId, sorted } from "./ids.js";
+import { HEX_PREFIX_RE, parseImageId, sorted } from "./ids.js";
+import { imageNotFound, ImageStoreErrorCode } from "./errors.js";
 import { hasIndexEntry } from "./layout.js";
 import { type PreparedImage, prepareImage } from "./manifest.js";
 import type { Op } from "./meta.js";
@@ -81,7 +82,6 @@ export class FsImageStore implements ImageStore {
     });
     return ids;
   }
-
 
   async get(idArg: Digest | string): Promise<Image> {
     const core = this.#core;
@@ -167,7 +167,7 @@ export class FsImageStore implements ImageStore {
         for (let cur: Digest | undefined = parent; cur !== undefined; cur = core.state.images.get(cur)?.parent) {
           if (cur === id) {
             throw new InvalidArgumentError(`cannot make ${parent} the parent of ${id}: that would make a cycle`, {
-              code: "ERR_INVALID_PARENT",
+              code: ImageStoreErrorCode.INVALID_PARENT,
               details: { id, parent },
             });
           }
@@ -227,7 +227,7 @@ export class FsImageStore implements ImageStore {
   async setLastUpdated(idArg: Digest | string, date: Date = new Date()): Promise<void> {
     const id = parseImageId(idArg);
     const ms = date.getTime();
-    if (!Number.isFinite(ms)) throw new InvalidArgumentError("setLastUpdated: invalid date", { code: "ERR_INVALID_DATE" });
+    if (!Number.isFinite(ms)) throw new InvalidArgumentError("setLastUpdated: invalid date", { code: ImageStoreErrorCode.INVALID_DATE });
     await this.#core.locked(async () => {
       this.#core.record(id);
       await this.#core.append([["u", id, ms]]);

@@ -27,6 +27,7 @@ export type {
   TagOptions,
 } from "./api.js";
 export { IMAGE_HOLDER_PREFIX, IMAGES_LOCK, MAX_DOCUMENT_SIZE } from "./core.js";
+export { ImageStoreErrorCode, type ImageStoreErrorCodeValue } from "./errors.js";
 export { FsStore } from "./facade.js";
 export { parseImageId } from "./ids.js";
 export { FsImageStore } from "./images.js";

@@ -15,6 +15,7 @@ import {
   parseImageConfig,
 } from "@berth/oci";
 import type { Op } from "./meta.js";
+import { ImageStoreErrorCode } from "./errors.js";
 
 function platformString(config: { os?: unknown; architecture?: unknown; variant?: unknown }): string {
   const os = typeof config.os === "string" ? config.os : "";
@@ -26,7 +27,7 @@ function platformString(config: { os?: unknown; architecture?: unknown; variant?
 function byteView(b: Uint8Array | string): Uint8Array {
   if (typeof b === "string") return new TextEncoder().encode(b);
   if (!(b instanceof Uint8Array)) {
-    throw new InvalidArgumentError("image config must be bytes (Uint8Array) or a string", { code: "ERR_INVALID_CONFIG" });
+    throw new InvalidArgumentError("image config must be bytes (Uint8Array) or a string", { code: ImageStoreErrorCode.INVALID_CONFIG });
   }
   return b;
 }
@@ -40,7 +41,7 @@ async function layerChain(layers: LayerStore, chainID: Digest): Promise<Layer[]>
     out.push(l);
     cur = l.parent;
     if (out.length > 10_000) {
-      throw new DataIntegrityError(`layer chain ${chainID} is longer than 10000 layers (cycle?)`, { code: "ERR_LAYER_CHAIN" });
+      throw new DataIntegrityError(`layer chain ${chainID} is longer than 10000 layers (cycle?)`, { code: ImageStoreErrorCode.LAYER_CHAIN });
     }
   }
   return out.reverse();
@@ -84,7 +85,7 @@ export async function prepareImage(
   if (nonEmpty > diffIds.length) {
     throw new InvalidArgumentError(
       `invalid image config: too many non-empty layers in History section (${nonEmpty} history entries make a layer, rootfs has ${diffIds.length} diff_ids)`,
-      { code: "ERR_INVALID_CONFIG", details: { nonEmpty, diffIds: diffIds.length } },
+      { code: ImageStoreErrorCode.INVALID_CONFIG, details: { nonEmpty, diffIds: diffIds.length } },
     );
   }
   const id = sha256(bytes);
@@ -100,7 +101,7 @@ export async function prepareImage(
         if (err instanceof NotFoundError) {
           throw new NotFoundError(
             `image ${id}: its rootfs (${diffIds.length} layer${diffIds.length === 1 ? "" : "s"}, ChainID ${chainID}) is not in the layer store; register the layers first`,
-            { code: "ERR_LAYER_NOT_FOUND", cause: err, details: { id, chainID } },
+            { code: ImageStoreErrorCode.LAYER_NOT_FOUND, cause: err, details: { id, chainID } },
           );
         }
         throw err;
@@ -108,7 +109,7 @@ export async function prepareImage(
       chain.forEach((l, i) => {
         if (l.diffID !== diffIds[i]) {
           throw new DataIntegrityError(`layer ${l.chainID} has DiffID ${l.diffID}, config says ${diffIds[i]}`, {
-            code: "ERR_LAYER_CHAIN",
+            code: ImageStoreErrorCode.LAYER_CHAIN,
           });
         }
       });

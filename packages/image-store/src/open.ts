@@ -13,6 +13,7 @@ import { INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, readIndex, renderIndex
 import { MemoryLog } from "./memlog.js";
 import { Journal } from "./meta.js";
 import { removeStaleTemps } from "./temps.js";
+import { ImageStoreErrorCode } from "./errors.js";
 
 /** Options of {@link openStore}. */
 export interface OpenStoreOptions {
@@ -29,7 +30,7 @@ export interface OpenStoreOptions {
  */
 export async function openStore(opts: OpenStoreOptions): Promise<FsStore> {
   if (!opts || typeof opts.root !== "string" || opts.root.length === 0) {
-    throw new InvalidArgumentError("openStore: root must be a non-empty path", { code: "ERR_INVALID_ROOT" });
+    throw new InvalidArgumentError("openStore: root must be a non-empty path", { code: ImageStoreErrorCode.INVALID_ROOT });
   }
   const root = path.resolve(opts.root);
   const layers = await openLayerStore({ root });

@@ -7,7 +7,8 @@ import { AlreadyExistsError, AmbiguousPrefixError, type Digest, InvalidArgumentE
 import { parseReference, type Reference } from "@berth/oci";
 import type { ReferenceStore, TagOptions } from "./api.js";
 import type { Core } from "./core.js";
-import { FULL_HEX_RE, HEX_PREFIX_RE, imageNotFound, parseImageId, sorted } from "./ids.js";
+import { FULL_HEX_RE, HEX_PREFIX_RE, parseImageId, sorted } from "./ids.js";
+import { imageNotFound, ImageStoreErrorCode } from "./errors.js";
 import { hasIndexEntry } from "./layout.js";
 
 /** Filesystem {@link ReferenceStore}: references in the metadata journal, tags mirrored into `index.json`. */
@@ -24,7 +25,7 @@ export class FsReferenceStore implements ReferenceStore {
     const ref = parseReference(refArg);
     if (ref.tag !== undefined && ref.digest !== undefined) {
       throw new InvalidArgumentError(`invalid reference ${JSON.stringify(refArg)}: refusing to create a tag with a digest reference`, {
-        code: "ERR_INVALID_REFERENCE",
+        code: ImageStoreErrorCode.INVALID_REFERENCE,
         details: { reference: refArg },
       });
     }
@@ -36,14 +37,14 @@ export class FsReferenceStore implements ReferenceStore {
       if (old !== undefined) {
         if (ref.digest !== undefined) {
           throw new AlreadyExistsError(`cannot overwrite digest reference ${ref.string}: it points at image ${old}`, {
-            code: "ERR_TAG_CONFLICT",
+            code: ImageStoreErrorCode.TAG_CONFLICT,
             details: { ref: ref.string, existing: old, id },
           });
         }
         if (!opts.force) {
           throw new AlreadyExistsError(
             `conflict: tag ${ref.familiar} is already set to image ${old}; use force to move it to ${id}`,
-            { code: "ERR_TAG_CONFLICT", details: { ref: ref.string, existing: old, id } },
+            { code: ImageStoreErrorCode.TAG_CONFLICT, details: { ref: ref.string, existing: old, id } },
           );
         }
       }
@@ -60,7 +61,7 @@ export class FsReferenceStore implements ReferenceStore {
       const id = core.state.refs.get(ref.string);
       if (id === undefined) {
         throw new NotFoundError(`no such reference: ${ref.familiar}`, {
-          code: "ERR_REFERENCE_NOT_FOUND",
+          code: ImageStoreErrorCode.REFERENCE_NOT_FOUND,
           details: { ref: ref.string },
         });
       }
@@ -73,7 +74,7 @@ export class FsReferenceStore implements ReferenceStore {
   async resolve(input: string): Promise<Digest> {
     const core = this.#core;
     if (typeof input !== "string" || input.length === 0) {
-      throw new InvalidArgumentError(`invalid reference ${JSON.stringify(input)}: empty`, { code: "ERR_INVALID_REFERENCE" });
+      throw new InvalidArgumentError(`invalid reference ${JSON.stringify(input)}: empty`, { code: ImageStoreErrorCode.INVALID_REFERENCE });
     }
     core.refresh();
     const state = core.state;

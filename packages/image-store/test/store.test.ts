@@ -167,10 +167,13 @@ describe("images.create / get", () => {
 
   it("names the problem in the error message", async () => {
     const err = await errorOf(store.images.create(makeConfig([diffIdOf(tarA)], { history: [{}, {}] })));
+    expect(err.code).toBe("ERR_INVALID_CONFIG");
     expect(err.message).toMatch(/too many non-empty layers in History section \(2 .* 1 diff_ids\)/);
     const err2 = await errorOf(store.images.create(makeConfig([diffIdOf(tarB)])));
+    expect(err2.code).toBe("ERR_LAYER_NOT_FOUND");
     expect(err2.message).toContain(chainId([diffIdOf(tarB)])!);
     const err3 = await errorOf(store.images.get("../../etc/passwd"));
+    expect(err3.code).toBe("ERR_DIGEST_FORMAT");
     expect(err3.message).toContain("../../etc/passwd");
   });
 });
