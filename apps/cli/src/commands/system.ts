@@ -51,7 +51,7 @@ export function register(program: Command, ctx: Context): void {
           if (!u.inUse && !u.shared) cacheReclaimable += u.size;
         }
       } catch (err) {
-        if (!(err instanceof Error && /ENOENT/.test(err.message))) throw err;
+        if ((err as NodeJS.ErrnoException | null)?.code !== "ENOENT") throw err;
       }
       const unreferenced = total - imagesBytes - cacheBytes;
       const rows = [
