@@ -14,6 +14,7 @@
 import { type Digest, digestHex, InvalidArgumentError, isSha256Digest, NotFoundError, sha256 } from "@berth/digest";
 import { createReadStream } from "node:fs";
 import { indexTar } from "./fetcher.js";
+import { CacheErrorCode } from "./errors.js";
 
 /** Directory of the extra archive entries. */
 export const PARENT_CHAIN_DIR = "berth-cache/v1";
@@ -111,7 +112,7 @@ export async function readParentChain(archiveFile: string): Promise<ArchiveExtra
   const out: ArchiveExtraFile[] = [];
   for (const [name, e] of entries) {
     if (!isParentChainEntry(name)) continue;
-    if (e.size > MAX_ENTRY) throw new InvalidArgumentError(`${archiveFile}: ${name} is too large`, { code: "ERR_JSON_TOO_LARGE" });
+    if (e.size > MAX_ENTRY) throw new InvalidArgumentError(`${archiveFile}: ${name} is too large`, { code: CacheErrorCode.JSON_TOO_LARGE });
     const chunks: Buffer[] = [];
     if (e.size > 0) for await (const c of createReadStream(archiveFile, { start: e.offset, end: e.offset + e.size - 1 })) chunks.push(c as Buffer);
     out.push({ name, bytes: new Uint8Array(Buffer.concat(chunks)) });
@@ -132,7 +133,7 @@ export interface RestoreResult {
 }
 
 function badChain(msg: string): InvalidArgumentError {
-  return new InvalidArgumentError(`${CHAIN_FILE}: ${msg}`, { code: "ERR_INVALID_PARENT_CHAIN" });
+  return new InvalidArgumentError(`${CHAIN_FILE}: ${msg}`, { code: CacheErrorCode.INVALID_PARENT_CHAIN });
 }
 
 /**
@@ -143,7 +144,7 @@ function badChain(msg: string): InvalidArgumentError {
  */
 export async function restoreParentChain(store: ParentChainStore, files: readonly ArchiveExtraFile[]): Promise<RestoreResult> {
   const chainFile = files.find((f) => f.name === CHAIN_FILE);
-  if (!chainFile) throw new NotFoundError(`no ${CHAIN_FILE} among the archive's extra files`, { code: "ERR_NO_PARENT_CHAIN" });
+  if (!chainFile) throw new NotFoundError(`no ${CHAIN_FILE} among the archive's extra files`, { code: CacheErrorCode.NO_PARENT_CHAIN });
   let doc: unknown;
   try {
     doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(chainFile.bytes));

@@ -4,10 +4,11 @@
  * @module
  */
 import { BerthError, type Digest, NotFoundError } from "@berth/digest";
-import type { ContainerConfig, History, ImageConfig } from "@berth/image-store";
+import { type ContainerConfig, type History, type ImageConfig, ImageStoreErrorCode } from "@berth/image-store";
 import { comparePlatform, defaultBuildPlatform } from "@berth/oci";
 import { type BuildPlatform, compareContainerConfig, entrypointMergedFromParent } from "./compare.js";
 import { goHistory, goRestoredImageConfig } from "./gojson.js";
+import { CacheErrorCode } from "./errors.js";
 
 /** The part of an image the cache reads. */
 export interface CacheImage {
@@ -22,6 +23,12 @@ export interface ClassicCacheStore {
     children(id: Digest | string): Promise<Digest[]>;
     isBuiltLocally(id: Digest | string): Promise<boolean>;
     map(): Promise<Map<Digest, CacheImage>>;
+    /**
+     * Optional (a berth image store has it): the images without a parent,
+     * from metadata. With it a `FROM scratch` lookup reads only those configs;
+     * without it, it reads every image (`map`) to find them.
+     */
+    parentless?(): Promise<Digest[]>;
     getParent(id: Digest | string): Promise<Digest | undefined>;
     setParent(id: Digest | string, parent: Digest | string): Promise<void>;
     create(configBytes: Uint8Array): Promise<CacheImage>;
@@ -86,7 +93,7 @@ function imagePlatform(c: ImageConfig): BuildPlatform {
 }
 
 function parentNotFound(id: string, cause: unknown): NotFoundError {
-  return new NotFoundError(`cache: parent image ${id} not found`, { code: "ERR_CACHE_PARENT_NOT_FOUND", cause, details: { image: id } });
+  return new NotFoundError(`cache: parent image ${id} not found`, { code: CacheErrorCode.CACHE_PARENT_NOT_FOUND, cause, details: { image: id } });
 }
 
 async function getParentImage(store: ClassicCacheStore, parentId: string): Promise<CacheImage | undefined> {
@@ -126,6 +133,7 @@ export class LocalImageCache implements BuildCache {
 
   private async siblings(parentId: string): Promise<Digest[]> {
     if (parentId !== "") return this.store.images.children(parentId);
+    if (this.store.images.parentless) return this.store.images.parentless();
     const out: Digest[] = [];
     for (const id of (await this.store.images.map()).keys()) {
       if ((await this.store.images.getParent(id)) !== undefined) continue;
@@ -144,13 +152,13 @@ export class LocalImageCache implements BuildCache {
       try {
         img = await this.store.images.get(id);
       } catch (err) {
-        throw new NotFoundError(`cache: unable to find image ${id}`, { code: "ERR_IMAGE_NOT_FOUND", cause: err, details: { image: id } });
+        throw new NotFoundError(`cache: unable to find image ${id}`, { code: CacheErrorCode.IMAGE_NOT_FOUND, cause: err, details: { image: id } });
       }
       let local: boolean;
       try {
         local = await this.store.images.isBuiltLocally(id);
       } catch (err) {
-        this.warn({ code: "ERR_BUILT_LOCALLY_UNKNOWN", message: `failed to check if image ${id} was built locally`, subject: id, cause: err });
+        this.warn({ code: CacheErrorCode.BUILT_LOCALLY_UNKNOWN, message: `failed to check if image ${id} was built locally`, subject: id, cause: err });
         continue;
       }
       if (!local) continue;
@@ -209,7 +217,7 @@ export function isValidConfig(cfg: ContainerConfig, h: History): boolean {
 /**
  * moby's `getLayerForHistoryIndex`: the DiffID of the layer history entry
  * `index` made, or `undefined` for an empty-layer entry.
- * @throws InvalidArgumentError `ERR_CACHE_HISTORY_MISMATCH` when the image has fewer layers than its history says (moby would panic)
+ * @throws BerthError `ERR_CACHE_HISTORY_MISMATCH` when the image has fewer layers than its history says (moby would panic)
  */
 export function getLayerForHistoryIndex(img: ImageConfig, index: number): Digest | undefined {
   let layerIndex = 0;
@@ -224,7 +232,7 @@ export function getLayerForHistoryIndex(img: ImageConfig, index: number): Digest
   }
   const d = img.rootfs?.diff_ids?.[layerIndex];
   if (d === undefined) {
-    throw new BerthError("ERR_CACHE_HISTORY_MISMATCH", `cache: image history entry ${index} has no layer ${layerIndex} in rootfs`, {
+    throw new BerthError(CacheErrorCode.CACHE_HISTORY_MISMATCH, `cache: image history entry ${index} has no layer ${layerIndex} in rootfs`, {
       details: { index, layerIndex },
     });
   }
@@ -350,8 +358,8 @@ export async function createCache(store: ClassicCacheStore, options: CreateCache
       const id = store.references ? await store.references.resolve(ref) : ref;
       sources.push(await store.images.get(id));
     } catch (err) {
-      if (!(err instanceof BerthError) || err instanceof NotFoundError || err.code === "ERR_INVALID_REFERENCE" || err.code === "ERR_AMBIGUOUS_PREFIX") {
-        const w: CacheWarning = { code: "ERR_CACHE_FROM_NOT_FOUND", message: `could not look up ${ref} for cache resolution, skipping`, subject: ref, cause: err };
+      if (!(err instanceof BerthError) || err instanceof NotFoundError || err.code === ImageStoreErrorCode.INVALID_REFERENCE || err.code === ImageStoreErrorCode.AMBIGUOUS_PREFIX) {
+        const w: CacheWarning = { code: CacheErrorCode.CACHE_FROM_NOT_FOUND, message: `could not look up ${ref} for cache resolution, skipping`, subject: ref, cause: err };
         warnings.push(w);
         options.onWarning?.(w);
         continue;

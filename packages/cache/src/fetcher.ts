@@ -8,6 +8,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { type Digest, DigestMismatchError, digestHex, FailedPreconditionError, InvalidArgumentError, NotFoundError, parseDigest, SizeMismatchError, sha256 } from "@berth/digest";
 import type { ContentProvider } from "@berth/layer-store";
+import { CacheErrorCode } from "./errors.js";
 
 /** A blob reference: digest and (when known) size. */
 export interface BlobRef {
@@ -26,7 +27,7 @@ export interface Fetcher {
 }
 
 function blobNotFound(d: string, where: string): NotFoundError {
-  return new NotFoundError(`blob ${d} not found in ${where}`, { code: "ERR_BLOB_NOT_FOUND", details: { digest: d } });
+  return new NotFoundError(`blob ${d} not found in ${where}`, { code: CacheErrorCode.BLOB_NOT_FOUND, details: { digest: d } });
 }
 
 async function readAll(r: Readable, max: number, d: string): Promise<Uint8Array> {
@@ -36,7 +37,7 @@ async function readAll(r: Readable, max: number, d: string): Promise<Uint8Array>
     n += (c as Buffer).length;
     if (n > max) {
       r.destroy();
-      throw new FailedPreconditionError(`blob ${d} is larger than ${max} bytes`, { code: "ERR_BLOB_TOO_LARGE", details: { digest: d } });
+      throw new FailedPreconditionError(`blob ${d} is larger than ${max} bytes`, { code: CacheErrorCode.BLOB_TOO_LARGE, details: { digest: d } });
     }
     chunks.push(c as Buffer);
   }
@@ -56,7 +57,7 @@ export function verifyBytes(bytes: Uint8Array, desc: BlobRef): Uint8Array {
 
 async function verifiedRead(f: Pick<Fetcher, "fetch">, desc: BlobRef, maxSize: number): Promise<Uint8Array> {
   if (desc.size !== undefined && desc.size > maxSize) {
-    throw new FailedPreconditionError(`blob ${desc.digest} is larger than ${maxSize} bytes`, { code: "ERR_BLOB_TOO_LARGE" });
+    throw new FailedPreconditionError(`blob ${desc.digest} is larger than ${maxSize} bytes`, { code: CacheErrorCode.BLOB_TOO_LARGE });
   }
   return verifyBytes(await readAll(await f.fetch(desc), maxSize, String(desc.digest)), desc);
 }
@@ -82,7 +83,7 @@ export function layoutDirFetcher(dir: string): Fetcher {
       try {
         return new Uint8Array(await fsp.readFile(path.join(dir, "index.json")));
       } catch (err) {
-        throw new NotFoundError(`${dir} is not an OCI layout: no index.json`, { code: "ERR_NOT_OCI_LAYOUT", cause: err });
+        throw new NotFoundError(`${dir} is not an OCI layout: no index.json`, { code: CacheErrorCode.NOT_OCI_LAYOUT, cause: err });
       }
     },
   };
@@ -150,10 +151,10 @@ export async function indexTar(file: string): Promise<Map<string, TarEntry>> {
       const dataAt = pos + 512;
       const next = dataAt + Math.ceil(size / 512) * 512;
       if (dataAt + size > total) {
-        throw new InvalidArgumentError(`${file}: truncated tar entry at offset ${pos}`, { code: "ERR_TRUNCATED_ARCHIVE" });
+        throw new InvalidArgumentError(`${file}: truncated tar entry at offset ${pos}`, { code: CacheErrorCode.TRUNCATED_ARCHIVE });
       }
       if (type === "x" || type === "L") {
-        if (size > 1 << 20) throw new InvalidArgumentError(`${file}: oversize tar header at ${pos}`, { code: "ERR_INVALID_ARCHIVE" });
+        if (size > 1 << 20) throw new InvalidArgumentError(`${file}: oversize tar header at ${pos}`, { code: CacheErrorCode.INVALID_ARCHIVE });
         const data = Buffer.alloc(size);
         await fh.read(data, 0, size, dataAt);
         if (type === "x") paxPath = parsePax(data).path ?? paxPath;
@@ -172,9 +173,9 @@ export async function indexTar(file: string): Promise<Map<string, TarEntry>> {
         if (type === "0" || type === "\0") {
           const norm = path.posix.normalize(name.replace(/^\.\//, ""));
           if (norm.startsWith("../") || norm.startsWith("/")) {
-            throw new InvalidArgumentError(`${file}: unsafe path ${JSON.stringify(name)}`, { code: "ERR_UNSAFE_PATH" });
+            throw new InvalidArgumentError(`${file}: unsafe path ${JSON.stringify(name)}`, { code: CacheErrorCode.UNSAFE_PATH });
           }
-          if (entries.has(norm)) throw new InvalidArgumentError(`${file}: duplicate entry ${norm}`, { code: "ERR_DUPLICATE_ENTRY" });
+          if (entries.has(norm)) throw new InvalidArgumentError(`${file}: duplicate entry ${norm}`, { code: CacheErrorCode.DUPLICATE_ENTRY });
           entries.set(norm, { offset: dataAt, size });
         }
       }
@@ -204,7 +205,7 @@ export async function layoutTarFetcher(file: string): Promise<Fetcher> {
     readBytes: (desc, max) => verifiedRead(f, desc, max),
     async index() {
       const s = open("index.json");
-      if (!s) throw new NotFoundError(`${file} is not an OCI layout archive: no index.json`, { code: "ERR_NOT_OCI_LAYOUT" });
+      if (!s) throw new NotFoundError(`${file} is not an OCI layout archive: no index.json`, { code: CacheErrorCode.NOT_OCI_LAYOUT });
       return readAll(s, 4 << 20, "index.json");
     },
   };
@@ -223,7 +224,7 @@ export function contentStoreFetcher(content: ContentProvider): Fetcher {
 /** A fetcher for a path: an OCI layout directory or an OCI layout tar. */
 export async function openLayout(p: string): Promise<Fetcher> {
   const st = await fsp.stat(p).catch((err) => {
-    throw new NotFoundError(`cache source ${p} not found`, { code: "ERR_CACHE_SOURCE_NOT_FOUND", cause: err });
+    throw new NotFoundError(`cache source ${p} not found`, { code: CacheErrorCode.CACHE_SOURCE_NOT_FOUND, cause: err });
   });
   return st.isDirectory() ? layoutDirFetcher(p) : layoutTarFetcher(p);
 }

@@ -12,6 +12,7 @@ import { type Digest, InvalidArgumentError, isSha256Digest, NotFoundError, parse
 import type { LayerStore } from "@berth/layer-store";
 import { type BlobRef, type Fetcher, openLayout } from "./fetcher.js";
 import type { CacheManager, CacheRef } from "./records.js";
+import { CacheErrorCode } from "./errors.js";
 
 /** Media type of BuildKit's cache config blob (both the records and the old items format). */
 export const CACHE_CONFIG_MEDIA_TYPE = "application/vnd.buildkit.cacheconfig.v0";
@@ -93,7 +94,7 @@ export interface ImportCacheOptions {
 }
 
 function bad(msg: string, cause?: unknown): InvalidArgumentError {
-  return new InvalidArgumentError(`cache manifest: ${msg}`, { code: "ERR_INVALID_CACHE_CONFIG", ...(cause ? { cause } : {}) });
+  return new InvalidArgumentError(`cache manifest: ${msg}`, { code: CacheErrorCode.INVALID_CACHE_CONFIG, ...(cause ? { cause } : {}) });
 }
 
 function parseJson(bytes: Uint8Array, what: string): unknown {
@@ -338,7 +339,7 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => 
 
 async function resolveTop(fetcher: Fetcher, opts: ImportCacheOptions): Promise<BlobRef & { mediaType?: string }> {
   if (opts.manifest) return opts.manifest;
-  if (!fetcher.index) throw new InvalidArgumentError("importCache: no manifest given and the source has no index.json", { code: "ERR_CACHE_NO_MANIFEST" });
+  if (!fetcher.index) throw new InvalidArgumentError("importCache: no manifest given and the source has no index.json", { code: CacheErrorCode.CACHE_NO_MANIFEST });
   const index = parseJson(await fetcher.index(), "index.json");
   if (!isObj(index) || !Array.isArray(index.manifests)) throw bad("index.json has no manifests");
   const entries = index.manifests.map((m, i) => desc(m, `index.json manifests[${i}]`));
@@ -348,7 +349,7 @@ async function resolveTop(fetcher: Fetcher, opts: ImportCacheOptions): Promise<B
   else if (entries.length === 1) pick = entries[0];
   else pick = entries.find((d) => tagOf(d) === "latest");
   if (!pick) {
-    throw new NotFoundError(`cache source: no manifest ${opts.tag !== undefined ? `tagged ${JSON.stringify(opts.tag)}` : "(several entries, none tagged latest)"}`, { code: "ERR_CACHE_MANIFEST_NOT_FOUND" });
+    throw new NotFoundError(`cache source: no manifest ${opts.tag !== undefined ? `tagged ${JSON.stringify(opts.tag)}` : "(several entries, none tagged latest)"}`, { code: CacheErrorCode.CACHE_MANIFEST_NOT_FOUND });
   }
   return pick;
 }
@@ -395,7 +396,7 @@ export async function importCache(target: { layers: LayerStore }, source: Fetche
     if (cfg.mediaType === CACHE_CONFIG_MEDIA_TYPE) configDesc = cfg;
     else {
       parsed = parseInlineCache(await fetcher.readBytes(cfg, MAX_DOC), { layers: layersDesc });
-      if (!parsed) throw new NotFoundError(`image ${cfg.digest} carries no inline cache (${INLINE_CACHE_FIELD})`, { code: "ERR_NO_INLINE_CACHE" });
+      if (!parsed) throw new NotFoundError(`image ${cfg.digest} carries no inline cache (${INLINE_CACHE_FIELD})`, { code: CacheErrorCode.NO_INLINE_CACHE });
     }
   }
   if (!parsed) {

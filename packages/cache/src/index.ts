@@ -4,6 +4,7 @@
  * manifest import, and cache that survives `docker save` / `docker load`.
  * @module
  */
+export { CacheErrorCode, type CacheErrorCodeValue } from "./errors.js";
 export { type BuildPlatform, compareContainerConfig, entrypointMergedFromParent } from "./compare.js";
 export { comparePlatform, defaultBuildPlatform, hostArchitecture, normalizeArch, normalizePlatform } from "@berth/oci";
 export {

@@ -11,6 +11,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { type Digest, digestHex, FailedPreconditionError, InvalidArgumentError, NotFoundError, sha256 } from "@berth/digest";
 import { type Layer, type LayerStore, withLock, writeFileAtomic } from "@berth/layer-store";
+import { CacheErrorCode } from "./errors.js";
 
 /** Kinds of records, as BuildKit's `UsageRecordType`. */
 export type RecordType = "regular" | "internal" | "frontend" | "source.local" | "source.git.checkout" | "exec.cachemount";
@@ -158,7 +159,7 @@ function recordIdOf(blobChainID: Digest): string {
 }
 
 function checkId(id: string): string {
-  if (!ID_RE.test(id)) throw new InvalidArgumentError(`cache record ID ${JSON.stringify(id)} is malformed`, { code: "ERR_CACHE_RECORD_ID" });
+  if (!ID_RE.test(id)) throw new InvalidArgumentError(`cache record ID ${JSON.stringify(id)} is malformed`, { code: CacheErrorCode.CACHE_RECORD_ID });
   return id;
 }
 
@@ -182,7 +183,7 @@ export function parseDuration(s: string): number {
     total += Number(m[1]) * (unit[m[2] as string] as number);
     pos = re.lastIndex;
   }
-  if (s === "" || pos !== s.length) throw new InvalidArgumentError(`invalid duration ${JSON.stringify(s)}`, { code: "ERR_CACHE_FILTER" });
+  if (s === "" || pos !== s.length) throw new InvalidArgumentError(`invalid duration ${JSON.stringify(s)}`, { code: CacheErrorCode.CACHE_FILTER });
   return total;
 }
 
@@ -205,11 +206,11 @@ export function parseFilters(filters: readonly string[]): { alternatives: Filter
       const m = /^([a-z.]+)\s*(==|!=|~=|=)\s*(.*)$/.exec(t);
       const field = m ? (m[1] as string) : t;
       if (field === "until") {
-        if (!m) throw new InvalidArgumentError(`filter ${JSON.stringify(t)}: until needs a duration`, { code: "ERR_CACHE_FILTER" });
+        if (!m) throw new InvalidArgumentError(`filter ${JSON.stringify(t)}: until needs a duration`, { code: CacheErrorCode.CACHE_FILTER });
         until = parseDuration(m[3] as string);
         continue;
       }
-      if (!fields.has(field)) throw new InvalidArgumentError(`unknown cache filter field ${JSON.stringify(field)}`, { code: "ERR_CACHE_FILTER" });
+      if (!fields.has(field)) throw new InvalidArgumentError(`unknown cache filter field ${JSON.stringify(field)}`, { code: CacheErrorCode.CACHE_FILTER });
       if (!m) terms.push({ field, op: "present", value: "" });
       else {
         const op = m[2] === "=" ? "==" : (m[2] as FilterTerm["op"]);
@@ -217,7 +218,7 @@ export function parseFilters(filters: readonly string[]): { alternatives: Filter
           try {
             new RegExp(m[3] as string);
           } catch (err) {
-            throw new InvalidArgumentError(`filter ${JSON.stringify(t)}: bad regular expression`, { code: "ERR_CACHE_FILTER", cause: err });
+            throw new InvalidArgumentError(`filter ${JSON.stringify(t)}: bad regular expression`, { code: CacheErrorCode.CACHE_FILTER, cause: err });
           }
         }
         terms.push({ field, op, value: m[3] as string });
@@ -373,7 +374,7 @@ export class CacheManager {
   /** A record by ID. @throws NotFoundError `ERR_CACHE_RECORD_NOT_FOUND` */
   async record(id: string): Promise<CacheRecord> {
     const r = await this.#read(id);
-    if (!r) throw new NotFoundError(`cache record ${id} not found`, { code: "ERR_CACHE_RECORD_NOT_FOUND", details: { id } });
+    if (!r) throw new NotFoundError(`cache record ${id} not found`, { code: CacheErrorCode.CACHE_RECORD_NOT_FOUND, details: { id } });
     return r;
   }
 
@@ -630,7 +631,7 @@ export class CacheManager {
     const { alternatives, until } = parseFilters(opts.filters ?? []);
     const keepDuration = opts.keepDuration ?? until ?? 0;
     const keepBytes = opts.keepBytes ?? 0;
-    if (keepBytes < 0 || keepDuration < 0) throw new InvalidArgumentError("prune: keepBytes and keepDuration must not be negative", { code: "ERR_CACHE_PRUNE_OPTIONS" });
+    if (keepBytes < 0 || keepDuration < 0) throw new InvalidArgumentError("prune: keepBytes and keepDuration must not be negative", { code: CacheErrorCode.CACHE_PRUNE_OPTIONS });
     const removed: UsageInfo[] = await this.#lock(async () => {
       const out: UsageInfo[] = [];
       for (;;) {
@@ -698,7 +699,7 @@ export class CacheManager {
 /** Open the cache records of a store (`openStore` result, or `{ root, layers }`). */
 export function openCacheManager(store: CacheManagerStore, options: CacheManagerOptions = {}): Promise<CacheManager> {
   if (!store || typeof store.root !== "string" || !store.layers) {
-    throw new FailedPreconditionError("openCacheManager needs a store with root and layers", { code: "ERR_CACHE_STORE" });
+    throw new FailedPreconditionError("openCacheManager needs a store with root and layers", { code: CacheErrorCode.CACHE_STORE });
   }
   return CacheManager.open(store, options);
 }

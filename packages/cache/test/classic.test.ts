@@ -1,6 +1,7 @@
+import type { Digest } from "@berth/digest";
 import { openStore, type Store } from "@berth/image-store";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createCache } from "../src/classic.js";
+import { type ClassicCacheStore, createCache } from "../src/classic.js";
 import { makeTarGz, tempDir } from "./helpers.js";
 
 let store: Store;
@@ -48,5 +49,69 @@ describe("LocalImageCache over an image store", () => {
     await store.images.setBuiltLocally(scratch.id);
     expect(await cache.getCache("", { Cmd: ["/bin/sh", "-c", "#(nop) ADD x"] }, { os: "linux", architecture: "amd64" })).toBe(scratch.id);
     await expect(cache.getCache(`sha256:${"1".repeat(64)}`, probe)).rejects.toMatchObject({ code: "ERR_CACHE_PARENT_NOT_FOUND" });
+  });
+});
+
+describe("FROM scratch lookups", () => {
+  /** The store's image roles, counting the configs read (`get`, and every image for `map`). */
+  function counting(s: Store, withParentless: boolean): { store: ClassicCacheStore; reads: Digest[]; maps: number } {
+    const out = { reads: [] as Digest[], maps: 0, store: undefined as unknown as ClassicCacheStore };
+    const images: ClassicCacheStore["images"] = {
+      get: async (id) => {
+        const img = await s.images.get(id);
+        out.reads.push(img.id);
+        return img;
+      },
+      map: async () => {
+        out.maps++;
+        const m = await s.images.map();
+        out.reads.push(...m.keys());
+        return m;
+      },
+      children: (id) => s.images.children(id),
+      isBuiltLocally: (id) => s.images.isBuiltLocally(id),
+      getParent: (id) => s.images.getParent(id),
+      setParent: (id, parent) => s.images.setParent(id, parent),
+      create: (bytes) => s.images.create(bytes),
+    };
+    if (withParentless) images.parentless = () => s.images.parentless();
+    out.store = { images };
+    return out;
+  }
+
+  it("read only the configs of images without a parent, and find the same image as the full scan", async () => {
+    const l = await store.layers.register([await makeTarGz({ a: "1" })]);
+    const rootfs = { type: "layers", diff_ids: [l.diffID] };
+    const add = { Cmd: ["/bin/sh", "-c", "#(nop) ADD x"] };
+    const image = async (v: object, parent?: Digest) => {
+      const img = await store.images.create(enc({ architecture: "amd64", os: "linux", rootfs, ...v }));
+      if (parent) await store.images.setParent(img.id, parent);
+      await store.images.setBuiltLocally(img.id);
+      return img.id;
+    };
+    const base = await image({ created: "2024-01-01T00:00:00Z", container_config: add });
+    const newer = await image({ created: "2024-02-01T00:00:00Z", container_config: add });
+    await image({ created: "2024-03-01T00:00:00Z", container_config: { Cmd: ["other"] } });
+    const children: Digest[] = [];
+    for (let i = 0; i < 10; i++) {
+      children.push(await image({ created: "2025-01-01T00:00:00Z", container_config: add, comment: `child ${i}` }, i % 2 ? base : newer));
+    }
+    const platform = { os: "linux", architecture: "amd64" };
+
+    const full = counting(store, false);
+    const before = await (await createCache(full.store)).getCache("", add, platform);
+    expect(before).toBe(newer);
+    expect(full.maps).toBe(1);
+    for (const c of children) expect(full.reads).toContain(c);
+
+    const indexed = counting(store, true);
+    const got = await (await createCache(indexed.store)).getCache("", add, platform);
+    expect(got).toBe(before);
+    expect(indexed.maps).toBe(0);
+    expect(indexed.reads.length).toBe(3); // the three images without a parent, once each
+    for (const c of children) expect(indexed.reads).not.toContain(c);
+
+    // A berth store itself takes the indexed path.
+    expect(await (await createCache(store)).getCache("", add, platform)).toBe(newer);
   });
 });

@@ -86,6 +86,12 @@ export interface ImageStore {
   children(id: Digest | string): Promise<Digest[]>;
   /** Images that are no image's parent, sorted. */
   heads(): Promise<Digest[]>;
+  /**
+   * Images that have no parent (none set with `setParent`, or cleared), sorted:
+   * the candidates of a `FROM scratch` build-cache lookup. Answered from the
+   * metadata alone: no config is read.
+   */
+  parentless(): Promise<Digest[]>;
   /** Every image (reads every config: use `ids()` when IDs suffice). */
   map(): Promise<Map<Digest, Image>>;
   /** Every image ID, sorted. */

@@ -26,18 +26,13 @@ export type {
   Store,
   TagOptions,
 } from "./api.js";
-export {
-  buildManifest,
-  FsImageStore,
-  FsReferenceStore,
-  FsStore,
-  IMAGE_HOLDER_PREFIX,
-  IMAGES_LOCK,
-  MAX_DOCUMENT_SIZE,
-  type OpenStoreOptions,
-  openMemoryStore,
-  openStore,
-  parseImageId,
-} from "./store.js";
+export { IMAGE_HOLDER_PREFIX, IMAGES_LOCK, MAX_DOCUMENT_SIZE } from "./core.js";
+export { ImageStoreErrorCode, type ImageStoreErrorCodeValue } from "./errors.js";
+export { FsStore } from "./facade.js";
+export { parseImageId } from "./ids.js";
+export { FsImageStore } from "./images.js";
+export { buildManifest } from "./manifest.js";
+export { type OpenStoreOptions, openMemoryStore, openStore } from "./open.js";
+export { FsReferenceStore } from "./references.js";
 export { ANNOTATION_BERTH_IMAGE_ID, INDEX_FILE, OCI_LAYOUT_FILE } from "./layout.js";
 export * from "@berth/oci";

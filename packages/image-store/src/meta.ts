@@ -41,6 +41,7 @@ import path from "node:path";
 import { crc32 } from "node:zlib";
 import { randomBytes } from "node:crypto";
 import { DataIntegrityError, type Digest, DigestSet, isSha256Digest } from "@berth/digest";
+import { ImageStoreErrorCode } from "./errors.js";
 
 /** One image's metadata record. */
 export interface ImageRecord {
@@ -386,13 +387,13 @@ export class Journal {
         const h = r.header;
         if (!h || h[0] !== MAGIC || h[1] !== VERSION || typeof h[2] !== "string") {
           throw new DataIntegrityError(`image metadata ${this.snapshotPath}: bad header`, {
-            code: "ERR_METADATA_CORRUPT",
+            code: ImageStoreErrorCode.METADATA_CORRUPT,
             details: { path: this.snapshotPath },
           });
         }
         if (r.sawEnd === undefined || r.end !== snap.length) {
           throw new DataIntegrityError(`image metadata ${this.snapshotPath}: truncated (no end record)`, {
-            code: "ERR_METADATA_CORRUPT",
+            code: ImageStoreErrorCode.METADATA_CORRUPT,
             details: { path: this.snapshotPath },
           });
         }
@@ -531,7 +532,7 @@ export class Journal {
       const st = await fh.stat();
       if (st.ino !== this.#journalIno) {
         throw new DataIntegrityError(`image metadata ${this.journalPath} replaced while the images lock was held`, {
-          code: "ERR_METADATA_RACE",
+          code: ImageStoreErrorCode.METADATA_RACE,
         });
       }
       if (st.size > this.#offset) await fh.truncate(this.#offset);

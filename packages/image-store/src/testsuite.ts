@@ -212,6 +212,35 @@ export function imageStoreSuite<S extends SuiteStore>(name: string, factory: () 
       expect(await store.images.heads()).toEqual([a, c].sort());
     });
 
+    it("parentless: the images without a parent, sorted, kept as parents are set, cleared and deleted", async () => {
+      const f = await fixture();
+      const { store } = f;
+      const t = tinyTar("o", "o");
+      await store.layers.register([t]);
+      const mk = async (n: string) => (await store.images.create(suiteConfig([sha256(t)], n))).id;
+      expect(await store.images.parentless()).toEqual([]);
+      const a = await mk("a");
+      const b = await mk("b");
+      const c = await mk("c");
+      expect(await store.images.parentless()).toEqual([a, b, c].sort());
+      await store.images.setParent(b, a);
+      await store.images.setParent(c, b);
+      expect(await store.images.parentless()).toEqual([a]);
+      await store.images.setParent(c, null);
+      expect(await store.images.parentless()).toEqual([a, c].sort());
+      await store.images.setParent(c, a);
+      await store.images.delete(a);
+      expect(await store.images.parentless()).toEqual([b, c].sort());
+      if (f.reopen) {
+        const again = await f.reopen();
+        try {
+          expect(await again.images.parentless()).toEqual([b, c].sort());
+        } finally {
+          await again.close?.();
+        }
+      }
+    });
+
     it("lastUpdated and builtLocally", async () => {
       const { store } = await fixture();
       const { image } = await baseImage(store);

@@ -2,7 +2,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { chainId, type Digest, sha256 } from "@berth/digest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ANNOTATION_REF_NAME, type FsStore, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST, openStore, parseIndex } from "../src/index.js";
+import { ANNOTATION_REF_NAME, type FsStore, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST, openMemoryStore, openStore, parseIndex } from "../src/index.js";
 import { diffIdOf, gzip, makeConfig, makeTar, tempRoot } from "./helpers.js";
 
 let root: string;
@@ -167,10 +167,13 @@ describe("images.create / get", () => {
 
   it("names the problem in the error message", async () => {
     const err = await errorOf(store.images.create(makeConfig([diffIdOf(tarA)], { history: [{}, {}] })));
+    expect(err.code).toBe("ERR_INVALID_CONFIG");
     expect(err.message).toMatch(/too many non-empty layers in History section \(2 .* 1 diff_ids\)/);
     const err2 = await errorOf(store.images.create(makeConfig([diffIdOf(tarB)])));
+    expect(err2.code).toBe("ERR_LAYER_NOT_FOUND");
     expect(err2.message).toContain(chainId([diffIdOf(tarB)])!);
     const err3 = await errorOf(store.images.get("../../etc/passwd"));
+    expect(err3.code).toBe("ERR_DIGEST_FORMAT");
     expect(err3.message).toContain("../../etc/passwd");
   });
 });
@@ -299,6 +302,21 @@ describe("delete and gc", () => {
     const gc = await store.layers.gc();
     expect(gc.removedBlobs).toEqual([]);
     expect((await store.images.get(image.id)).id).toBe(image.id);
+  });
+
+  it("store.layers passes calls on (detached too) and offers registerStoredBlob only where the layer store has it", async () => {
+    const { image } = await twoLayerImage();
+    const { get, list } = store.layers;
+    expect((await get(image.chainID!)).chainID).toBe(image.chainID);
+    expect((await list()).length).toBe(2);
+    expect(store.layers.content).toBe(store.content);
+    expect(typeof (store.layers as { registerStoredBlob?: unknown }).registerStoredBlob).toBe("function");
+    const mem = await openMemoryStore();
+    try {
+      expect((mem.layers as { registerStoredBlob?: unknown }).registerStoredBlob).toBeUndefined();
+    } finally {
+      await mem.close();
+    }
   });
 });
 

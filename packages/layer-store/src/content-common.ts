@@ -1,9 +1,10 @@
 import { type Digest, DigestMismatchError, InvalidArgumentError, NotFoundError, SizeMismatchError } from "@berth/digest";
+import { LayerStoreErrorCode } from "./errors.js";
 
 /** Check an expected size argument. */
 export function checkSize(size: unknown, what = "expected size"): number {
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
-    throw new InvalidArgumentError(`invalid ${what} ${String(size)}`, { code: "ERR_INVALID_SIZE" });
+    throw new InvalidArgumentError(`invalid ${what} ${String(size)}`, { code: LayerStoreErrorCode.INVALID_SIZE });
   }
   return size;
 }
@@ -29,5 +30,5 @@ export function verifyExpected(
 
 /** NotFoundError for a blob (`ERR_BLOB_NOT_FOUND`). */
 export function blobNotFound(d: Digest): NotFoundError {
-  return new NotFoundError(`blob ${d}: not found`, { code: "ERR_BLOB_NOT_FOUND", details: { digest: d } });
+  return new NotFoundError(`blob ${d}: not found`, { code: LayerStoreErrorCode.BLOB_NOT_FOUND, details: { digest: d } });
 }

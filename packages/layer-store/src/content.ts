@@ -16,10 +16,10 @@ import type { FsLeases } from "./leases.js";
 import { withLock } from "./lock.js";
 import { checkDigest, isHex64, type StorePaths } from "./paths.js";
 import type { BlobInfo, BlobWriter, CommitResult, ContentStore, FileWriter, Lease, WriterOptions } from "./types.js";
+import { LayerStoreErrorCode } from "./errors.js";
 
 /** Name of the store-wide metadata lock (commits, layer records, holders, GC). */
 export const STORE_LOCK = "store";
-
 
 /**
  * While an ingest is written, an fdatasync of what it holds starts in the
@@ -68,7 +68,7 @@ export class IngestFile {
    */
   write(chunk: Uint8Array): Promise<void> {
     const fh = this.#fh;
-    if (!fh) return Promise.reject(new FailedPreconditionError("ingest is already committed or aborted", { code: "ERR_INGEST_CLOSED" }));
+    if (!fh) return Promise.reject(new FailedPreconditionError("ingest is already committed or aborted", { code: LayerStoreErrorCode.INGEST_CLOSED }));
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
     const at = this.#end;
     this.#end += chunk.length;
@@ -122,7 +122,7 @@ export class IngestFile {
   async finish(): Promise<number> {
     await this.#drain();
     const fh = this.#fh;
-    if (!fh) throw new FailedPreconditionError("ingest is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    if (!fh) throw new FailedPreconditionError("ingest is already committed or aborted", { code: LayerStoreErrorCode.INGEST_CLOSED });
     this.#fh = undefined;
     try {
       if (this.#failed !== undefined) throw this.#failed;
@@ -144,7 +144,6 @@ export class IngestFile {
     await fsp.rm(this.path, { force: true });
   }
 }
-
 
 /**
  * Content store over `<root>/blobs/sha256`. Writers hash while writing into
@@ -212,7 +211,7 @@ export class FsContentStore implements ContentStore {
       const st = await fh.stat();
       if (st.size > maxSize) {
         throw new FailedPreconditionError(`blob ${d} is ${st.size} bytes, more than the limit of ${maxSize}`, {
-          code: "ERR_BLOB_TOO_LARGE",
+          code: LayerStoreErrorCode.BLOB_TOO_LARGE,
           details: { digest: d, size: st.size, limit: maxSize },
         });
       }
@@ -345,14 +344,14 @@ class FsBlobWriter implements BlobWriter {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: LayerStoreErrorCode.INGEST_CLOSED });
     if (!(chunk instanceof Uint8Array)) throw new InvalidArgumentError("write expects a Uint8Array chunk");
     this.#hash.update(chunk);
     await this.#ing.write(chunk);
   }
 
   async commit(expectedSize?: number, expectedDigest?: Digest | string): Promise<CommitResult> {
-    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: LayerStoreErrorCode.INGEST_CLOSED });
     this.#done = true;
     try {
       const expD = expectedDigest === undefined ? undefined : checkDigest(expectedDigest, "expected digest");
@@ -390,7 +389,7 @@ class FsFileWriter implements FileWriter {
   }
 
   async commit(digest: Digest | string, size: number, expectedDigest?: Digest | string): Promise<CommitResult> {
-    if (this.#done) throw new FailedPreconditionError("file writer is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    if (this.#done) throw new FailedPreconditionError("file writer is already committed or aborted", { code: LayerStoreErrorCode.INGEST_CLOSED });
     this.#done = true;
     try {
       const d = checkDigest(digest, "digest");

@@ -38,5 +38,6 @@ export { type LockOptions, withLock } from "./lock.js";
 export { fsyncDir, writeFileAtomic, TEMP_SUFFIX } from "./fsutil.js";
 export { currentOwner, isOwnerAlive, ownerToken, parseOwnerToken, type ProcessOwner } from "./fsutil.js";
 export { checkDigest } from "./paths.js";
+export { LayerStoreErrorCode, type LayerStoreErrorCodeValue } from "./errors.js";
 export { INVALID_LAYER_TAR, TarCheck } from "./tarcheck.js";
-export type { FsckOptions, FsckProblem, FsckProblemKind, FsckReport } from "./fsck.js";
+export type { FsckOptions, FsckProblem, FsckProblemKind, FsckReport } from "./types.js";

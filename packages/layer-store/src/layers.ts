@@ -19,15 +19,24 @@ import { fsyncDir, mkdirp, readdirIfExists, readIfExists, writeFileAtomic } from
 import { FsLeases } from "./leases.js";
 import { withLock } from "./lock.js";
 import { checkDigest, isHex64, StorePaths } from "./paths.js";
-import { type GcOptions, type GcResult, type Layer, type LayerStore, type Lease, type RegisterOptions, resolveRoots } from "./types.js";
+import {
+  type FsckOptions,
+  type FsckReport,
+  type GcOptions,
+  type GcResult,
+  type Layer,
+  type LayerStore,
+  type Lease,
+  type RegisterOptions,
+  resolveRoots,
+} from "./types.js";
 import { uncompressed } from "./uncompress.js";
 import { layerMediaType } from "@berth/oci";
 import { holderFileName, holderFromFileName } from "./holders.js";
 import { cleanupStale } from "./cleanup.js";
-import { type BlobCheckCache, type FsckOptions, type FsckReport, fsckLayers } from "./fsck.js";
-
-
-
+import { type BlobCheckCache, fsckLayers } from "./fsck.js";
+import { copyLayer } from "./layer-common.js";
+import { LayerStoreErrorCode, layerNotFound } from "./errors.js";
 
 /** What `layers/sha256/<chainID-hex>.json` holds. */
 interface LayerRecordFile {
@@ -44,7 +53,7 @@ interface LayerRecordFile {
 /** Parse and validate a layer record; throws DataIntegrityError `ERR_LAYER_RECORD_CORRUPT`. */
 export function parseLayerRecord(buf: Uint8Array, file: string, expectedChainID?: Digest): Layer {
   const bad = (why: string, cause?: unknown) =>
-    new DataIntegrityError(`layer record ${file}: ${why}`, { code: "ERR_LAYER_RECORD_CORRUPT", cause, details: { path: file } });
+    new DataIntegrityError(`layer record ${file}: ${why}`, { code: LayerStoreErrorCode.LAYER_RECORD_CORRUPT, cause, details: { path: file } });
   let j: LayerRecordFile;
   try {
     j = JSON.parse(Buffer.from(buf).toString("utf8")) as LayerRecordFile;
@@ -67,17 +76,6 @@ export function parseLayerRecord(buf: Uint8Array, file: string, expectedChainID?
   } catch (err) {
     throw bad((err as Error).message, err);
   }
-}
-
-function layerNotFound(chainID: Digest, what = "layer"): NotFoundError {
-  return new NotFoundError(`${what} ${chainID}: not found`, { code: "ERR_LAYER_NOT_FOUND", details: { chainID } });
-}
-
-/** A copy of a layer (callers may not change the store's own objects). @internal */
-export function copyLayer(l: Layer): Layer {
-  const c: Layer = { chainID: l.chainID, diffID: l.diffID, parent: l.parent, size: l.size, blob: { ...l.blob } };
-  if (l.contentSize !== undefined) c.contentSize = l.contentSize;
-  return c;
 }
 
 /** Options of {@link openLayerStore}. */
@@ -313,7 +311,7 @@ export class FsLayerStore implements LayerStore {
         if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
         if (!(await this.has(id))) throw layerNotFound(id);
         throw new NotFoundError(`layer ${id} is not held by ${JSON.stringify(holder)}`, {
-          code: "ERR_LAYER_NOT_RETAINED",
+          code: LayerStoreErrorCode.LAYER_NOT_RETAINED,
           details: { chainID: id, holder },
         });
       }
@@ -463,7 +461,7 @@ export class FsLayerStore implements LayerStore {
  */
 export async function openLayerStore(opts: OpenLayerStoreOptions): Promise<FsLayerStore> {
   if (!opts || typeof opts.root !== "string" || opts.root.length === 0) {
-    throw new InvalidArgumentError("openLayerStore: root must be a non-empty path", { code: "ERR_INVALID_ROOT" });
+    throw new InvalidArgumentError("openLayerStore: root must be a non-empty path", { code: LayerStoreErrorCode.INVALID_ROOT });
   }
   const paths = new StorePaths(opts.root);
   for (const dir of [paths.blobs, paths.ingest, paths.layerRecords, paths.layerRefs, paths.leases, paths.locks]) await mkdirp(dir);

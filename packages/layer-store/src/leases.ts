@@ -6,6 +6,7 @@ import { currentOwner, isOwnerAlive, mkdirp, type ProcessOwner, readdirIfExists,
 import { digestHex } from "@berth/digest";
 import type { StorePaths } from "./paths.js";
 import type { Lease } from "./types.js";
+import { LayerStoreErrorCode } from "./errors.js";
 
 const LEASE_ID_RE = /^[a-f0-9]{32}$/;
 
@@ -74,12 +75,12 @@ export class FsLeases {
   async check(lease: Lease): Promise<string> {
     const id = lease?.id;
     if (typeof id !== "string" || !LEASE_ID_RE.test(id)) {
-      throw new InvalidArgumentError(`invalid lease id ${JSON.stringify(id)}`, { code: "ERR_INVALID_LEASE" });
+      throw new InvalidArgumentError(`invalid lease id ${JSON.stringify(id)}`, { code: LayerStoreErrorCode.INVALID_LEASE });
     }
     const dir = this.#paths.lease(id);
     const owner = await this.#readOwner(id);
     if (!owner || !this.#isLive(owner)) {
-      throw new FailedPreconditionError(`lease ${id} is released or expired`, { code: "ERR_LEASE_NOT_FOUND", details: { lease: id } });
+      throw new FailedPreconditionError(`lease ${id} is released or expired`, { code: LayerStoreErrorCode.LEASE_NOT_FOUND, details: { lease: id } });
     }
     return dir;
   }

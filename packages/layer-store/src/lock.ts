@@ -4,6 +4,7 @@ import { InvalidArgumentError, UnavailableError } from "@berth/digest";
 import lockfile from "proper-lockfile";
 import { randomBytes } from "node:crypto";
 import { currentOwner, isOwnerAlive, mkdirp, ownerToken, parseOwnerToken } from "./fsutil.js";
+import { LayerStoreErrorCode } from "./errors.js";
 
 /** Options of {@link withLock}. */
 export interface LockOptions {
@@ -115,7 +116,7 @@ async function acquire(root: string, name: string, opts: LockOptions): Promise<(
     }
     if (Date.now() > deadline) {
       throw new UnavailableError(`timed out waiting for lock ${JSON.stringify(name)} in ${dir}`, {
-        code: "ERR_LOCK_TIMEOUT",
+        code: LayerStoreErrorCode.LOCK_TIMEOUT,
         details: { root, name },
       });
     }
@@ -144,7 +145,7 @@ async function acquire(root: string, name: string, opts: LockOptions): Promise<(
  */
 export async function withLock<T>(root: string, name: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
   if (!NAME_RE.test(name)) {
-    throw new InvalidArgumentError(`invalid lock name ${JSON.stringify(name)}`, { code: "ERR_INVALID_LOCK_NAME" });
+    throw new InvalidArgumentError(`invalid lock name ${JSON.stringify(name)}`, { code: LayerStoreErrorCode.INVALID_LOCK_NAME });
   }
   const key = `${path.resolve(root)}\0${name}`;
   const prev = inProcess.get(key) ?? Promise.resolve();

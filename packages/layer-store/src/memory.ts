@@ -13,10 +13,9 @@ import {
   type Sha256Hash,
   sha256,
 } from "@berth/digest";
-import { copyLayer } from "./layers.js";
+import { copyLayer } from "./layer-common.js";
 import { TarCheck } from "./tarcheck.js";
 import { blobNotFound, checkSize, verifyExpected } from "./content-common.js";
-import type { FsckOptions, FsckProblem, FsckReport } from "./fsck.js";
 import { layerMediaType } from "@berth/oci";
 import { holderFileName } from "./holders.js";
 import { checkDigest } from "./paths.js";
@@ -25,6 +24,9 @@ import type {
   BlobWriter,
   CommitResult,
   ContentStore,
+  FsckOptions,
+  FsckProblem,
+  FsckReport,
   GcOptions,
   GcResult,
   Layer,
@@ -35,6 +37,7 @@ import type {
 } from "./types.js";
 import { resolveRoots } from "./types.js";
 import { uncompressed } from "./uncompress.js";
+import { LayerStoreErrorCode, layerNotFound } from "./errors.js";
 
 interface MemLease {
   id: string;
@@ -53,7 +56,7 @@ class MemoryState {
   lease(l: Lease): MemLease {
     const m = this.leases.get(l?.id);
     if (!m || (m.expiresAt !== undefined && Date.now() >= m.expiresAt)) {
-      throw new FailedPreconditionError(`lease ${String(l?.id)} is released or expired`, { code: "ERR_LEASE_NOT_FOUND" });
+      throw new FailedPreconditionError(`lease ${String(l?.id)} is released or expired`, { code: LayerStoreErrorCode.LEASE_NOT_FOUND });
     }
     return m;
   }
@@ -93,14 +96,14 @@ class MemoryWriter implements BlobWriter {
     return this.#written;
   }
   async write(chunk: Uint8Array): Promise<void> {
-    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: LayerStoreErrorCode.INGEST_CLOSED });
     if (!(chunk instanceof Uint8Array)) throw new InvalidArgumentError("write expects a Uint8Array chunk");
     this.#hash.update(chunk);
     this.#chunks.push(chunk.slice());
     this.#written += chunk.length;
   }
   async commit(expectedSize?: number, expectedDigest?: Digest | string): Promise<CommitResult> {
-    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: "ERR_INGEST_CLOSED" });
+    if (this.#done) throw new FailedPreconditionError("blob writer is already committed or aborted", { code: LayerStoreErrorCode.INGEST_CLOSED });
     this.#done = true;
     try {
       const expD = expectedDigest === undefined ? undefined : checkDigest(expectedDigest, "expected digest");
@@ -148,7 +151,7 @@ class MemoryContentStore implements ContentStore {
     const b = this.#get(digest);
     if (b.length > maxSize) {
       throw new FailedPreconditionError(`blob ${digest} is ${b.length} bytes, more than the limit of ${maxSize}`, {
-        code: "ERR_BLOB_TOO_LARGE",
+        code: LayerStoreErrorCode.BLOB_TOO_LARGE,
       });
     }
     return b.slice();
@@ -265,7 +268,7 @@ class MemoryLayerStore implements LayerStore {
     if (!s?.delete(holder)) {
       if (!this.#state.layers.has(id)) throw layerNotFound(id);
       throw new NotFoundError(`layer ${id} is not held by ${JSON.stringify(holder)}`, {
-        code: "ERR_LAYER_NOT_RETAINED",
+        code: LayerStoreErrorCode.LAYER_NOT_RETAINED,
         details: { chainID: id, holder },
       });
     }
@@ -393,11 +396,6 @@ class MemoryLayerStore implements LayerStore {
   }
 
   async close(): Promise<void> {}
-}
-
-
-function layerNotFound(chainID: Digest, what = "layer"): NotFoundError {
-  return new NotFoundError(`${what} ${chainID}: not found`, { code: "ERR_LAYER_NOT_FOUND", details: { chainID } });
 }
 
 /**

@@ -11,13 +11,14 @@
  * block and one PAX extended header (≤ 1 MiB, Go's limit).
  */
 import { DataIntegrityError } from "@berth/digest";
+import { LayerStoreErrorCode } from "./errors.js";
 
 const BLOCK = 512;
 /** Go's archive/tar refuses PAX and GNU long-name headers larger than this. */
 const MAX_SPECIAL = 1 << 20;
 
 /** Code of the error for bytes that are not a tar archive. */
-export const INVALID_LAYER_TAR = "ERR_INVALID_TAR";
+export const INVALID_LAYER_TAR = LayerStoreErrorCode.INVALID_TAR;
 
 function invalid(what: string, offset: number): DataIntegrityError {
   return new DataIntegrityError(`layer is not a valid tar archive: ${what} at byte ${offset}`, {

@@ -1,6 +1,5 @@
 import type { Readable } from "node:stream";
 import type { ByteSource, Digest } from "@berth/digest";
-import type { FsckOptions, FsckReport } from "./fsck.js";
 import { checkDigest } from "./paths.js";
 
 /** An OCI content descriptor. */
@@ -223,4 +222,55 @@ export interface LayerStore {
   fsck(opts?: FsckOptions): Promise<FsckReport>;
   /** Release resources (no further calls). */
   close(): Promise<void>;
+}
+
+/** Kinds of problem fsck reports. */
+export type FsckProblemKind =
+  | "blob-corrupt" // content does not hash to its name
+  | "blob-orphan" // no layer, lease or given root references it (only checked when roots are given)
+  | "record-corrupt" // layer record unreadable or inconsistent
+  | "record-blob-missing" // layer record's blob is not stored
+  | "record-blob-mismatch" // blob size differs from the record's descriptor
+  | "record-diffid-mismatch" // blob does not decompress to the record's DiffID / sizes
+  | "record-not-tar" // the layer's uncompressed content is not a tar archive
+  | "record-parent-missing" // parent layer record missing (or removed by this repair)
+  | "ref-orphan" // holder references of a layer that does not exist
+  | "lease-dead" // lease of a dead process or expired
+  | "stale-ingest" // ingest of a dead process
+  | "stale-temp" // temporary file of a dead process
+  | "unknown-file"; // a file berth did not write
+
+/** One problem found by fsck. */
+export interface FsckProblem {
+  kind: FsckProblemKind;
+  /** The file or directory concerned. */
+  path: string;
+  /** The blob or layer concerned, when there is one. */
+  digest?: Digest;
+  message: string;
+  /** True when `repair` removed it. */
+  repaired: boolean;
+}
+
+/** Result of fsck. */
+export interface FsckReport {
+  /** True when no problem was found (repaired problems count as found). */
+  ok: boolean;
+  problems: FsckProblem[];
+  checkedBlobs: number;
+  checkedLayers: number;
+}
+
+/** Options of fsck. */
+export interface FsckOptions {
+  /** Remove garbage and broken records (takes the store lock). */
+  repair?: boolean;
+  /**
+   * Roots known to other components (configs, manifests). When given, blobs
+   * referenced by no layer record, live lease or root are reported as orphans
+   * (and removed with `repair`); when absent, orphans are not judged.
+   */
+  keepBlobs?: Iterable<Digest | string>;
+  /** Re-hash every blob and decompress every layer (default true). */
+  verifyContent?: boolean;
 }

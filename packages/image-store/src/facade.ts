@@ -1,0 +1,155 @@
+/**
+ * The store facade: one object over a root's images, references, layers and
+ * blobs, whose GC and fsck keep what images (and other tools' `index.json`
+ * entries) reference.
+ * @module
+ */
+import { type Digest, parseDigest } from "@berth/digest";
+import type {
+  ContentStore,
+  FsLayerStore,
+  GcOptions,
+  GcResult,
+  FsckOptions as LayerFsckOptions,
+  FsckReport as LayerFsckReport,
+  LayerStore,
+  Lease,
+} from "@berth/layer-store";
+import { parseManifest } from "@berth/oci";
+import type { FsckOptions, FsckReport, Store } from "./api.js";
+import { type Core, MAX_DOCUMENT_SIZE } from "./core.js";
+import { closedError } from "./errors.js";
+import { fsck } from "./fsck.js";
+import { FsImageStore } from "./images.js";
+import { readIndex } from "./layout.js";
+import { FsReferenceStore } from "./references.js";
+
+/** The optional extra of the filesystem layer store that `load` uses (docker-archive). */
+type RegisterStoredBlob = FsLayerStore["registerStoredBlob"];
+
+/**
+ * The layer store as `Store.layers` exposes it: each call goes to the root's
+ * layer store (methods bound to it, as before), except `gc` and `fsck`, which
+ * also keep what images reference (so calling them directly can never delete
+ * an image's config or manifest). `registerStoredBlob` is passed on where the
+ * layer store has it (the filesystem one); nothing else is.
+ */
+function wrapLayers(
+  layers: LayerStore,
+  gc: (opts?: GcOptions) => Promise<GcResult>,
+  fsck: (opts?: LayerFsckOptions) => Promise<LayerFsckReport>,
+): LayerStore & { registerStoredBlob?: RegisterStoredBlob } {
+  const wrapped: LayerStore & { registerStoredBlob?: RegisterStoredBlob } = {
+    get content() {
+      return layers.content;
+    },
+    register: layers.register.bind(layers),
+    get: layers.get.bind(layers),
+    has: layers.has.bind(layers),
+    list: layers.list.bind(layers),
+    acquire: layers.acquire.bind(layers),
+    release: layers.release.bind(layers),
+    holders: layers.holders.bind(layers),
+    open: layers.open.bind(layers),
+    openUncompressed: layers.openUncompressed.bind(layers),
+    lease: layers.lease.bind(layers),
+    gc,
+    fsck,
+    close: layers.close.bind(layers),
+  };
+  const stored = (layers as { registerStoredBlob?: RegisterStoredBlob }).registerStoredBlob;
+  if (typeof stored === "function") wrapped.registerStoredBlob = stored.bind(layers);
+  return wrapped;
+}
+
+/** The digests of a GC roots option (an iterable, or a function returning one). */
+async function rootList(roots: unknown): Promise<Iterable<Digest | string>> {
+  if (roots === undefined || roots === null) return [];
+  if (typeof roots === "function") return (await (roots as () => unknown)()) as Iterable<Digest | string>;
+  return roots as Iterable<Digest | string>;
+}
+
+/** Filesystem {@link Store}. */
+export class FsStore implements Store {
+  readonly root: string;
+  readonly images: FsImageStore;
+  readonly references: FsReferenceStore;
+  readonly layers: LayerStore;
+  readonly #core: Core;
+
+  /** @internal */
+  constructor(core: Core) {
+    this.#core = core;
+    this.root = core.root;
+    this.images = new FsImageStore(core, () => this.gc());
+    this.references = new FsReferenceStore(core);
+    this.layers = wrapLayers(
+      core.layers,
+      (opts) => this.gc(opts),
+      (opts) =>
+        core.locked(async () => {
+          const roots = await this.roots();
+          for (const d of await rootList(opts?.keepBlobs)) roots.blobs.add(parseDigest(String(d)));
+          return core.layers.fsck({ ...opts, keepBlobs: roots.blobs });
+        }),
+    );
+  }
+
+  get content(): ContentStore {
+    return this.#core.content;
+  }
+
+  lease(): Promise<Lease> {
+    if (this.#core.closed) return Promise.reject(closedError());
+    return this.#core.layers.lease();
+  }
+
+  /** Blobs and layers every image (and other tools' index.json entries) need. @internal */
+  async roots(): Promise<{ blobs: Set<Digest>; layers: Set<Digest> }> {
+    const core = this.#core;
+    const blobs = new Set<Digest>();
+    const layers = new Set<Digest>();
+    for (const rec of core.state.images.values()) {
+      blobs.add(rec.id);
+      blobs.add(rec.manifest);
+      if (rec.chainID) layers.add(rec.chainID);
+    }
+    // Manifests other tools listed in index.json (e.g. `skopeo copy … oci:<root>:x`): keep them and what they name.
+    const foreign = core.memory ? [] : (await readIndex(core.root)).foreign;
+    for (const d of foreign) {
+      blobs.add(d.digest);
+      try {
+        const m = parseManifest(await core.content.readBytes(d.digest, MAX_DOCUMENT_SIZE), `manifest ${d.digest}`);
+        blobs.add(m.config.digest);
+        for (const l of m.layers) blobs.add(l.digest);
+      } catch {
+        // Not a readable manifest (an index, or missing): keep the blob itself only.
+      }
+    }
+    return { blobs, layers };
+  }
+
+  gc(opts: GcOptions = {}): Promise<GcResult> {
+    const core = this.#core;
+    // Under the images lock: no image can be created (or its blobs become
+    // unprotected) between computing the roots and sweeping.
+    return core.locked(async () => {
+      const roots = await this.roots();
+      for (const d of await rootList(opts.keepBlobs)) roots.blobs.add(parseDigest(String(d)));
+      for (const d of await rootList(opts.keepLayers)) roots.layers.add(parseDigest(String(d)));
+      const gcOpts: GcOptions = { ...opts, keepBlobs: roots.blobs, keepLayers: roots.layers };
+      return core.layers.gc(gcOpts);
+    });
+  }
+
+  fsck(opts: FsckOptions = {}): Promise<FsckReport> {
+    return fsck(this, this.#core, opts);
+  }
+
+  async close(): Promise<void> {
+    if (this.#core.closed) return;
+    this.#core.closed = true;
+    this.#core.journal.close();
+    await this.#core.layers.close();
+  }
+}

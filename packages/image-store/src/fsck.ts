@@ -1,0 +1,182 @@
+/**
+ * `Store.fsck`: the layer store's checks (every blob re-hashed, every layer
+ * decompressed), then images (config, manifest, layer holds, parents),
+ * references, orphan holds and the OCI layout; with `repair`, what can be
+ * fixed is fixed and a GC follows.
+ * @module
+ */
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import { chainId, type Digest } from "@berth/digest";
+import { type GcResult, type Layer, writeFileAtomic } from "@berth/layer-store";
+import { parseImageConfig, parseManifest } from "@berth/oci";
+import type { FsckOptions, FsckProblem, FsckReport } from "./api.js";
+import { type Core, IMAGE_HOLDER_PREFIX } from "./core.js";
+import { INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, readIndex, renderIndex } from "./layout.js";
+import type { Op } from "./meta.js";
+import { removeStaleTemps } from "./temps.js";
+
+/** What fsck needs of the store facade: its GC roots and its GC. @internal */
+export interface FsckHost {
+  roots(): Promise<{ blobs: Set<Digest>; layers: Set<Digest> }>;
+  gc(): Promise<GcResult>;
+}
+
+/** Check (and with `repair`, fix) one store. @internal */
+export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Promise<FsckReport> {
+  const repair = opts.repair === true;
+  const problems: FsckProblem[] = [];
+  const checked = { blobs: 0, images: 0, references: 0, layers: 0 };
+  const root = core.root;
+  const blobPath = (d: string) => path.join(root, "blobs", "sha256", d.slice(7));
+  const add = (p: Omit<FsckProblem, "repaired">, repaired = false) => problems.push({ ...p, repaired });
+
+  // 1. Blobs and layers: the layer store's fsck re-hashes every blob and
+  // decompresses every layer; blobs referenced by nothing (not even an image's
+  // config or manifest) are orphans it removes with `repair`.
+  const layerReport = await core.locked(async () => {
+    const roots = await store.roots();
+    return core.layers.fsck({ repair, keepBlobs: roots.blobs });
+  });
+  checked.blobs = layerReport.checkedBlobs;
+  for (const p of layerReport.problems) {
+    const problem: FsckProblem = { kind: p.kind, path: p.path, message: p.message, repaired: p.repaired };
+    if (p.digest !== undefined) problem.subject = p.digest;
+    problems.push(problem);
+  }
+
+  // 2. Layers.
+  const layerList = await core.layers.list().catch((err: Error) => {
+    add({ kind: "layers-unreadable", path: path.join(root, "layers"), message: err.message });
+    return [] as Layer[];
+  });
+  const layersById = new Map<Digest, Layer>();
+  for (const l of layerList) {
+    checked.layers++;
+    layersById.set(l.chainID, l);
+    if (!(await core.content.has(l.blob.digest))) {
+      add({ kind: "layer-blob-missing", path: blobPath(l.blob.digest), subject: l.chainID, message: `layer ${l.chainID}: blob ${l.blob.digest} missing` });
+    }
+    if (l.parent !== null && !layersById.has(l.parent) && !(await core.layers.has(l.parent))) {
+      add({ kind: "layer-parent-missing", path: path.join(root, "layers"), subject: l.chainID, message: `layer ${l.chainID}: parent ${l.parent} missing` });
+    }
+  }
+
+  // Holders per layer, listed once (many images share a layer).
+  const holderCache = new Map<Digest, Set<string>>();
+  const holdersOf = async (chainID: Digest): Promise<Set<string>> => {
+    let set = holderCache.get(chainID);
+    if (!set) holderCache.set(chainID, (set = new Set(await core.layers.holders(chainID))));
+    return set;
+  };
+
+  await core.locked(async () => {
+    const state = core.state;
+    const ops: Op[] = [];
+    // 3. The journal itself.
+    for (const p of core.journal.problems) {
+      add({ kind: p.tornTail ? "journal-torn-tail" : "journal-corrupt-record", path: p.path, message: p.message }, repair);
+    }
+    // 4. Images: config, manifest, layers, holds, parents.
+    for (const rec of state.images.values()) {
+      checked.images++;
+      const id = rec.id;
+      try {
+        const cfg = parseImageConfig(await core.readVerified(id, "image config"), `image config ${id}`);
+        const want = (cfg.rootfs.diff_ids ?? []).length ? chainId(cfg.rootfs.diff_ids) : null;
+        if (want !== rec.chainID) {
+          add({ kind: "image-chain-mismatch", path: blobPath(id), subject: id, message: `image ${id}: config ChainID ${want} but record says ${rec.chainID}` });
+        }
+      } catch (err) {
+        add({ kind: "image-config-bad", path: blobPath(id), subject: id, message: (err as Error).message });
+      }
+      try {
+        const m = parseManifest(await core.readVerified(rec.manifest, `manifest of image ${id}`), `manifest ${rec.manifest}`);
+        if (m.config.digest !== id) {
+          add({ kind: "image-manifest-mismatch", path: blobPath(rec.manifest), subject: id, message: `manifest ${rec.manifest} names config ${m.config.digest}, not ${id}` });
+        }
+        for (const l of m.layers) {
+          if (!(await core.content.has(l.digest))) {
+            add({ kind: "image-layer-blob-missing", path: blobPath(l.digest), subject: id, message: `image ${id}: layer blob ${l.digest} missing` });
+          }
+        }
+      } catch (err) {
+        add({ kind: "image-manifest-bad", path: blobPath(rec.manifest), subject: id, message: (err as Error).message });
+      }
+      if (rec.chainID !== null) {
+        if (!layersById.has(rec.chainID)) {
+          add({ kind: "image-layer-missing", path: path.join(root, "layers"), subject: id, message: `image ${id}: layer ${rec.chainID} missing from the layer store` });
+        } else {
+          const holders = await holdersOf(rec.chainID);
+          if (!holders.has(IMAGE_HOLDER_PREFIX + id)) {
+            let fixed = false;
+            if (repair) {
+              await core.layers.acquire(rec.chainID, IMAGE_HOLDER_PREFIX + id);
+              fixed = true;
+            }
+            add({ kind: "image-hold-missing", path: path.join(root, "layers", "refs"), subject: id, message: `image ${id} does not hold its layer ${rec.chainID}` }, fixed);
+          }
+        }
+      }
+      if (rec.parent !== undefined && !state.images.has(rec.parent)) {
+        if (repair) ops.push(["p", id, null]);
+        add({ kind: "image-parent-missing", path: core.journal.journalPath, subject: id, message: `image ${id}: parent ${rec.parent} missing` }, repair);
+      }
+    }
+    // 5. References.
+    for (const [ref, id] of state.refs) {
+      checked.references++;
+      if (!state.images.has(id)) {
+        if (repair) ops.push(["r", ref]);
+        add({ kind: "reference-dangling", path: core.journal.journalPath, subject: ref, message: `reference ${ref} points at missing image ${id}` }, repair);
+      }
+    }
+    // 6. Orphan holds: `image:<id>` holders of images that do not exist (a create or delete interrupted).
+    for (const l of layerList) {
+      for (const h of await holdersOf(l.chainID)) {
+        if (!h.startsWith(IMAGE_HOLDER_PREFIX)) continue;
+        const hid = h.slice(IMAGE_HOLDER_PREFIX.length) as Digest;
+        if (state.images.has(hid) && state.images.get(hid)?.chainID === l.chainID) continue;
+        let fixed = false;
+        if (repair) {
+          await core.layers.release(l.chainID, h).catch(() => {});
+          fixed = true;
+        }
+        add({ kind: "layer-hold-orphan", path: path.join(root, "layers", "refs"), subject: l.chainID, message: `layer ${l.chainID} held by ${h}, which is no image` }, fixed);
+      }
+    }
+    if (ops.length) await core.append(ops);
+    // 7. The OCI layout (filesystem stores).
+    if (core.memory) return;
+    const layout = await fsp.readFile(path.join(root, OCI_LAYOUT_FILE), "utf8").catch(() => undefined);
+    if (layout === undefined || JSON.parse(layout || "{}").imageLayoutVersion === undefined) {
+      if (repair) await writeFileAtomic(path.join(root, OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT);
+      add({ kind: "layout-bad", path: path.join(root, OCI_LAYOUT_FILE), message: "oci-layout missing or invalid" }, repair);
+    }
+    const index = await readIndex(root);
+    const want = renderIndex(state, index.foreign);
+    const have = await fsp.readFile(path.join(root, INDEX_FILE), "utf8").catch(() => undefined);
+    if (have !== want) {
+      if (repair) await core.writeIndex();
+      add({ kind: "index-stale", path: path.join(root, INDEX_FILE), message: index.error ? index.error.message : "index.json does not match the tags" }, repair);
+    }
+    for (const d of index.foreign) {
+      if (!(await core.content.has(d.digest))) {
+        add({ kind: "index-foreign-missing", path: path.join(root, INDEX_FILE), subject: d.digest, message: `index.json entry (not berth's) names missing blob ${d.digest}` });
+      }
+    }
+    if (repair) {
+      await core.journal.compact();
+      await removeStaleTemps(core.journal.dir);
+    }
+  });
+
+  let gc: GcResult | undefined;
+  if (repair) {
+    gc = await store.gc();
+  }
+  const report: FsckReport = { ok: problems.every((p) => p.repaired || p.kind === "journal-torn-tail"), problems, checked };
+  if (gc) report.gc = gc;
+  return report;
+}
+
