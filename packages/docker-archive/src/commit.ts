@@ -82,13 +82,11 @@ export class LoadTransaction implements BlobSink {
       return { diffID: l.diffID, chainID: at.chainID, new: false, size: l.size, blob };
     }
     let l: { diffID: Digest; chainID: Digest; size: number; existed: boolean };
-    if (f.stored && f.diffID && f.uncompressedSize !== undefined && f.compression && store.layers.registerStoredBlob) {
-      // The blob is in the content store and its DiffID was computed (and
-      // checked against the config) while it streamed in.
-      l = await store.layers.registerStoredBlob({ digest: f.digest, size: f.size, compression: f.compression }, f.diffID, f.uncompressedSize, at.parent, {
-        lease,
-        ...(f.contentSize === undefined ? {} : { contentSize: f.contentSize }),
-      });
+    if (f.stored && f.diffID && f.uncompressedSize !== undefined && f.compression && f.contentSize !== undefined && store.layers.recordLayer) {
+      // Phase 2 only: the blob is in the content store and its facts were
+      // learned (and its DiffID checked against the config) while it streamed in.
+      const facts = { blob: { mediaType: "", digest: f.digest, size: f.size }, compression: f.compression, diffID: f.diffID, uncompressedSize: f.uncompressedSize, contentSize: f.contentSize };
+      l = await store.layers.recordLayer(facts, at.parent, { lease });
     } else {
       const src = f.bytes ? [f.bytes] : await store.content.open(f.digest);
       l = await store.layers.register(src, at.parent, {

@@ -10,7 +10,8 @@ import { parentPort, workerData } from "node:worker_threads";
 import { sha256 } from "@berth/digest";
 import { truncated } from "./errors.js";
 import { type IngestJob, toWire } from "./pool.js";
-import { BlobScan } from "./scan.js";
+// The module alone: worker threads load this and should start fast.
+import { LayerScan } from "@berth/layer-store/scan";
 
 /** Read/write size: read, hash and write of one buffer stay within a core's L2 cache. */
 const CHUNK = 512 << 10;
@@ -26,7 +27,7 @@ const cancel = (workerData as { cancel: Int32Array }).cancel;
 
 async function ingest(job: IngestJob): Promise<{ digest: string; facts: object }> {
   const hash = sha256.create();
-  const scan = new BlobScan(job.name, job.maxLayer);
+  const scan = new LayerScan({ name: `archive entry ${job.name}`, maxUncompressedSize: job.maxLayer });
   const input = openSync(job.file, "r");
   let output: number | undefined;
   let syncing: Promise<void> | undefined;

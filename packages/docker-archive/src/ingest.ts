@@ -15,7 +15,7 @@ import type { FileEntry } from "./entries.js";
 import { digestMismatch, layerNotTar } from "./errors.js";
 import { IngestPool } from "./pool.js";
 import type { LoadProgressTracker } from "./progress.js";
-import { type BlobFacts, BlobScan } from "./scan.js";
+import { LayerScan, type ScanFacts } from "@berth/layer-store/scan";
 import type { FileSource } from "./source.js";
 import type { ArchiveBlobWriter, ArchiveContent, ArchiveFileWriter } from "./store.js";
 
@@ -49,7 +49,7 @@ export async function ingestToStore(
 ): Promise<{ commit: Promise<FileEntry> }> {
   const { name, size, expected } = entry;
   const w = await opts.sink.writer();
-  const scan = new BlobScan(name, opts.maxLayer);
+  const scan = new LayerScan({ name: `archive entry ${name}`, maxUncompressedSize: opts.maxLayer });
   // The writer hashes each chunk synchronously on write() and writes it at
   // its own offset; keep up to WRITE_AHEAD bytes in flight.
   const inflight: Array<{ p: Promise<void>; n: number }> = [];
@@ -161,7 +161,7 @@ export async function ingestOnWorker(
  */
 export async function scanEntry(f: FileEntry, opts: { content: Pick<ArchiveContent, "open">; maxLayer: number }): Promise<FileEntry> {
   if (f.diffID !== undefined) return f;
-  const scan = new BlobScan(f.name, opts.maxLayer);
+  const scan = new LayerScan({ name: `archive entry ${f.name}`, maxUncompressedSize: opts.maxLayer });
   try {
     for await (const chunk of f.bytes ? [f.bytes] : await opts.content.open(f.digest)) await scan.push(chunk as Uint8Array);
   } catch (err) {
@@ -196,12 +196,12 @@ function blobMismatch(err: unknown, name: string, expected: Digest | undefined):
 }
 
 /** An entry's layer fields from its scan (an uncompressed blob's DiffID is its digest). */
-function layerFields(digest: Digest, facts: BlobFacts): Pick<FileEntry, "compression" | "diffID" | "uncompressedSize" | "notTar" | "contentSize"> {
+function layerFields(digest: Digest, facts: ScanFacts): Pick<FileEntry, "compression" | "diffID" | "uncompressedSize" | "notTar" | "contentSize"> {
   const { diffID, ...rest } = facts;
   return { ...rest, diffID: diffID ?? digest };
 }
 
 /** The record of an entry committed to the content store. */
-function storedEntry(name: string, digest: Digest, size: number, facts: BlobFacts): FileEntry {
+function storedEntry(name: string, digest: Digest, size: number, facts: ScanFacts): FileEntry {
   return { kind: "file", name, size, digest, stored: true, ...layerFields(digest, facts) };
 }

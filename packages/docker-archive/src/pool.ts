@@ -1,6 +1,6 @@
 /**
  * Worker threads for `load` of an archive file: each large entry is read
- * from the file at its offset, hashed, scanned ({@link BlobScan}) and written
+ * from the file at its offset, hashed, scanned ({@link LayerScan}) and written
  * into an ingest file by a worker of its own, so the entries of an archive
  * are hashed in parallel while the calling thread reads on. SHA-256 of one
  * stream cannot be split, but an archive has several layers.
@@ -16,7 +16,7 @@ import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import * as errors from "@berth/digest";
-import type { BlobFacts } from "./scan.js";
+import type { ScanFacts } from "@berth/layer-store/scan";
 
 /** One entry for a worker: `size` bytes at `offset` of `file`, into the ingest file `path`. */
 export interface IngestJob {
@@ -33,7 +33,7 @@ export interface IngestJob {
 /** What a worker found: the blob's digest and the scan's facts. */
 export interface IngestDone {
   digest: errors.Digest;
-  facts: BlobFacts;
+  facts: ScanFacts;
 }
 
 /** An error as it crosses threads: enough to rebuild the typed error. */
@@ -87,7 +87,7 @@ export function fromWire(w: WireError): Error {
 }
 
 /** Message from a worker. */
-type Reply = { id: number; digest: errors.Digest; facts: Omit<BlobFacts, "notTar"> & { notTar?: WireError } } | { id: number; error: WireError };
+type Reply = { id: number; digest: errors.Digest; facts: Omit<ScanFacts, "notTar"> & { notTar?: WireError } } | { id: number; error: WireError };
 
 /** Worker threads by default: one per core, at most 4. */
 export function defaultThreads(): number {

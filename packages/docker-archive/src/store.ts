@@ -83,17 +83,21 @@ export interface ArchiveLayers {
     },
   ): Promise<ArchiveLayer & { existed: boolean }>;
   /**
-   * Optional (the filesystem layer store has it): record a layer from a blob
-   * already in the content store with a DiffID computed while storing it, so
-   * `load` need not read the blob twice. Without it, `load` re-reads the blob
-   * through `register`.
+   * Phase 2 of `register` (every berth layer store has it): record a layer
+   * from a blob already in the content store, with the facts learned while
+   * storing it, so `load` need not read the blob twice. Without it, `load`
+   * re-reads the blob through `register`.
    */
-  registerStoredBlob?(
-    blob: { digest: Digest | string; size: number; compression: "none" | "gzip" | "zstd"; mediaType?: string },
-    diffID: Digest | string,
-    uncompressedSize: number,
+  recordLayer?(
+    facts: {
+      blob: { mediaType: string; digest: Digest; size: number };
+      compression: "none" | "gzip" | "zstd";
+      diffID: Digest;
+      uncompressedSize: number;
+      contentSize: number;
+    },
     parent?: Digest | string | null,
-    opts?: { lease?: ArchiveLease; contentSize?: number },
+    opts?: { lease?: ArchiveLease },
   ): Promise<ArchiveLayer & { existed: boolean }>;
   get(chainID: Digest | string): Promise<ArchiveLayer>;
   has(chainID: Digest | string): Promise<boolean>;

@@ -231,13 +231,13 @@ describe("load", () => {
   });
 });
 
-describe("load without layers.registerStoredBlob", () => {
+describe("load without layers.recordLayer", () => {
   it("falls back to register() from the stored blob, same result", async () => {
     const big = await layerTar({ "big.bin": new Uint8Array(2 << 20).map((_, i) => (i * 13) & 0xff) });
     const img = imageOf([big, await layerTar({ "y": "z" })], { gzip: true });
     const layers = new Proxy(t.store.layers, {
       get(target, prop) {
-        if (prop === "registerStoredBlob") return undefined;
+        if (prop === "recordLayer") return undefined;
         const v = Reflect.get(target, prop, target);
         return typeof v === "function" ? v.bind(target) : v;
       },

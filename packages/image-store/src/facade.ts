@@ -7,7 +7,6 @@
 import { type Digest, parseDigest } from "@berth/digest";
 import type {
   ContentStore,
-  FsLayerStore,
   GcOptions,
   GcResult,
   FsckOptions as LayerFsckOptions,
@@ -24,26 +23,24 @@ import { FsImageStore } from "./images.js";
 import { readIndex } from "./layout.js";
 import { FsReferenceStore } from "./references.js";
 
-/** The optional extra of the filesystem layer store that `load` uses (docker-archive). */
-type RegisterStoredBlob = FsLayerStore["registerStoredBlob"];
-
 /**
  * The layer store as `Store.layers` exposes it: each call goes to the root's
  * layer store (methods bound to it, as before), except `gc` and `fsck`, which
  * also keep what images reference (so calling them directly can never delete
- * an image's config or manifest). `registerStoredBlob` is passed on where the
- * layer store has it (the filesystem one); nothing else is.
+ * an image's config or manifest). Nothing beyond the `LayerStore` contract is.
  */
 function wrapLayers(
   layers: LayerStore,
   gc: (opts?: GcOptions) => Promise<GcResult>,
   fsck: (opts?: LayerFsckOptions) => Promise<LayerFsckReport>,
-): LayerStore & { registerStoredBlob?: RegisterStoredBlob } {
-  const wrapped: LayerStore & { registerStoredBlob?: RegisterStoredBlob } = {
+): LayerStore {
+  return {
     get content() {
       return layers.content;
     },
     register: layers.register.bind(layers),
+    ingestLayer: layers.ingestLayer.bind(layers),
+    recordLayer: layers.recordLayer.bind(layers),
     get: layers.get.bind(layers),
     has: layers.has.bind(layers),
     list: layers.list.bind(layers),
@@ -57,9 +54,6 @@ function wrapLayers(
     fsck,
     close: layers.close.bind(layers),
   };
-  const stored = (layers as { registerStoredBlob?: RegisterStoredBlob }).registerStoredBlob;
-  if (typeof stored === "function") wrapped.registerStoredBlob = stored.bind(layers);
-  return wrapped;
 }
 
 /** The digests of a GC roots option (an iterable, or a function returning one). */

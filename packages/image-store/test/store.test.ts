@@ -304,18 +304,19 @@ describe("delete and gc", () => {
     expect((await store.images.get(image.id)).id).toBe(image.id);
   });
 
-  it("store.layers passes calls on (detached too) and offers registerStoredBlob only where the layer store has it", async () => {
+  it("store.layers passes calls on (detached too), the two ingest phases included", async () => {
     const { image } = await twoLayerImage();
     const { get, list } = store.layers;
     expect((await get(image.chainID!)).chainID).toBe(image.chainID);
     expect((await list()).length).toBe(2);
     expect(store.layers.content).toBe(store.content);
-    expect(typeof (store.layers as { registerStoredBlob?: unknown }).registerStoredBlob).toBe("function");
-    const mem = await openMemoryStore();
+    const { ingestLayer, recordLayer } = store.layers;
+    const lease = await store.lease();
     try {
-      expect((mem.layers as { registerStoredBlob?: unknown }).registerStoredBlob).toBeUndefined();
+      const facts = await ingestLayer([makeTar({ "two-phase": "1" })], { lease });
+      expect((await recordLayer(facts, null, { lease })).diffID).toBe(facts.diffID);
     } finally {
-      await mem.close();
+      await lease.release();
     }
   });
 });

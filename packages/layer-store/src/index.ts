@@ -13,6 +13,9 @@
  * @module
  */
 export type {
+  IngestLayerOptions,
+  LayerBlobFacts,
+  RecordLayerOptions,
   BlobInfo,
   BlobWriter,
   FileWriter,
@@ -40,4 +43,6 @@ export { currentOwner, isOwnerAlive, ownerToken, parseOwnerToken, type ProcessOw
 export { checkDigest } from "./paths.js";
 export { LayerStoreErrorCode, type LayerStoreErrorCodeValue } from "./errors.js";
 export { INVALID_LAYER_TAR, TarCheck } from "./tarcheck.js";
+export { LayerScan, type LayerScanOptions, type ScanFacts } from "./scan.js";
+export { ingestLayerBlob } from "./ingest.js";
 export type { FsckOptions, FsckProblem, FsckProblemKind, FsckReport } from "./types.js";

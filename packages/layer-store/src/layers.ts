@@ -4,17 +4,13 @@ import type { Readable } from "node:stream";
 import {
   type ByteSource,
   chainId,
-  chunksOf,
-  createLayerDigester,
   DataIntegrityError,
   type Digest,
-  DigestMismatchError,
   digestFromHex,
   InvalidArgumentError,
   NotFoundError,
 } from "@berth/digest";
-import { checkSize, FsContentStore, IngestFile, STORE_LOCK, verifyExpected } from "./content.js";
-import { TarCheck } from "./tarcheck.js";
+import { checkSize, FsContentStore, STORE_LOCK, verifyExpected } from "./content.js";
 import { fsyncDir, mkdirp, readdirIfExists, readIfExists, writeFileAtomic } from "./fsutil.js";
 import { FsLeases } from "./leases.js";
 import { withLock } from "./lock.js";
@@ -24,18 +20,21 @@ import {
   type FsckReport,
   type GcOptions,
   type GcResult,
+  type IngestLayerOptions,
   type Layer,
+  type LayerBlobFacts,
   type LayerStore,
   type Lease,
+  type RecordLayerOptions,
   type RegisterOptions,
   resolveRoots,
 } from "./types.js";
 import { uncompressed } from "./uncompress.js";
-import { layerMediaType } from "@berth/oci";
 import { holderFileName, holderFromFileName } from "./holders.js";
 import { cleanupStale } from "./cleanup.js";
 import { type BlobCheckCache, fsckLayers } from "./fsck.js";
-import { copyLayer } from "./layer-common.js";
+import { checkFacts, copyLayer, layerFromFacts } from "./layer-common.js";
+import { checkIngestOptions, ingestLayerBlob } from "./ingest.js";
 import { LayerStoreErrorCode, layerNotFound } from "./errors.js";
 
 /** What `layers/sha256/<chainID-hex>.json` holds. */
@@ -125,109 +124,39 @@ export class FsLayerStore implements LayerStore {
   ): Promise<Layer & { existed: boolean }> {
     // Validate everything before reading a byte.
     const parentID = parent === undefined || parent === null ? null : checkDigest(parent, "parent");
-    const expDiff = opts.expectedDiffID === undefined ? undefined : checkDigest(opts.expectedDiffID, "expected DiffID");
-    const expDigest = opts.expectedDigest === undefined ? undefined : checkDigest(opts.expectedDigest, "expected digest");
-    const expSize = opts.expectedSize === undefined ? undefined : checkSize(opts.expectedSize);
-    if (opts.maxUncompressedSize !== undefined) checkSize(opts.maxUncompressedSize, "maxUncompressedSize");
-    const holderFile = opts.holder === undefined ? undefined : holderFileName(opts.holder);
-    if (opts.mediaType !== undefined) layerMediaType("none", opts.mediaType);
+    checkIngestOptions(opts);
+    if (opts.holder !== undefined) holderFileName(opts.holder);
     if (opts.lease) await this.#leases.check(opts.lease);
     if (parentID && !(await this.has(parentID))) throw layerNotFound(parentID, "parent layer");
-
-    const ing = await IngestFile.create(this.#paths);
-    const tar = new TarCheck();
-    const digester = createLayerDigester({
-      ...(opts.maxUncompressedSize === undefined ? {} : { maxUncompressedSize: opts.maxUncompressedSize }),
-      onUncompressed: (c) => tar.push(c),
-    });
+    // the blob is protected from a concurrent GC between the two phases
+    const lease = opts.lease ?? (await this.lease());
     try {
-      let read = 0;
-      for await (const chunk of chunksOf(source)) {
-        await Promise.all([ing.write(chunk), digester.push(chunk)]);
-        read += chunk.length;
-        opts.onProgress?.(read);
-      }
-      const res = await digester.finish();
-      await ing.finish();
-      verifyExpected("layer blob", { digest: res.digest, size: res.size }, expSize, expDigest);
-      if (expDiff !== undefined && res.diffID !== expDiff) {
-        throw new DigestMismatchError(`layer DiffID: expected ${expDiff}, got ${res.diffID}`, {
-          details: { kind: "diffID", expected: expDiff, actual: res.diffID, digest: res.digest },
-        });
-      }
-      const notTar = tar.finish();
-      if (notTar) throw notTar;
-      const chainID = parentID === null ? res.diffID : chainId([parentID, res.diffID])!;
-      const mediaType = layerMediaType(res.compression, opts.mediaType);
-      return await withLock(this.#paths.root, STORE_LOCK, async () => {
-        if (parentID && !(await this.#readRecord(parentID))) throw layerNotFound(parentID, "parent layer");
-        await this.content.commitLocked(ing.path, res.digest, res.size, opts.lease);
-        let layer = await this.#readRecord(chainID);
-        let existed = true;
-        if (!layer || !(await this.content.has(layer.blob.digest))) {
-          // New layer (or a record whose blob was lost: point it at this verified blob).
-          layer = {
-            chainID,
-            diffID: res.diffID,
-            parent: parentID,
-            size: res.uncompressedSize,
-            contentSize: tar.contentSize,
-            blob: { mediaType, digest: res.digest, size: res.size },
-          };
-          existed = false;
-          await this.#writeRecord(layer);
-        }
-        if (opts.lease) await this.#leases.addLayer(opts.lease, chainID);
-        if (holderFile) await this.#addHolder(chainID, holderFile);
-        return { ...copyLayer(layer), existed };
-      });
-    } catch (err) {
-      digester.abort();
-      throw err;
+      const facts = await this.ingestLayer(source, { ...opts, lease });
+      return await this.recordLayer(facts, parentID, { lease, ...(opts.holder !== undefined ? { holder: opts.holder } : {}) });
     } finally {
-      await ing.discard();
+      if (!opts.lease) await lease.release();
     }
   }
 
-  // --- Added by the docker-archive engineer (issue 4), kept small on purpose. ---
-  // `load` streams each layer blob of an archive into the content store once,
-  // computing blob digest and DiffID in that same pass, before it knows the
-  // layer's parent (manifest.json comes last). Registering those layers through
-  // `register()` would read, hash and write every blob a second time; this
-  // records the layer from the stored blob instead. The caller vouches for the
-  // DiffID (it hashed the same bytes); existence, size and the parent are checked.
-  /**
-   * Record a layer whose blob is already in the content store, with the DiffID
-   * and uncompressed size the caller computed from the same bytes while
-   * storing them. Same locking, lease and holder semantics as {@link register}.
-   * @throws NotFoundError `ERR_BLOB_NOT_FOUND` / `ERR_LAYER_NOT_FOUND` (parent); SizeMismatchError
-   */
-  async registerStoredBlob(
-    blob: { digest: Digest | string; size: number; compression: "none" | "gzip" | "zstd"; mediaType?: string },
-    diffID: Digest | string,
-    uncompressedSize: number,
-    parent?: Digest | string | null,
-    opts: { lease?: Lease; holder?: string; contentSize?: number } = {},
-  ): Promise<Layer & { existed: boolean }> {
-    const parentID = parent === undefined || parent === null ? null : checkDigest(parent, "parent");
-    const digest = checkDigest(blob.digest, "blob digest");
-    const diff = checkDigest(diffID, "DiffID");
-    const size = checkSize(blob.size);
-    const usize = checkSize(uncompressedSize, "uncompressed size");
-    const contentSize = opts.contentSize === undefined ? undefined : checkSize(opts.contentSize, "contentSize");
-    const holderFile = opts.holder === undefined ? undefined : holderFileName(opts.holder);
-    const mediaType = layerMediaType(blob.compression, blob.mediaType);
+  async ingestLayer(source: ByteSource, opts: IngestLayerOptions = {}): Promise<LayerBlobFacts> {
     if (opts.lease) await this.#leases.check(opts.lease);
-    const chainID = parentID === null ? diff : chainId([parentID, diff])!;
+    return ingestLayerBlob(this.content, source, opts);
+  }
+
+  async recordLayer(facts: LayerBlobFacts, parent?: Digest | string | null, opts: RecordLayerOptions = {}): Promise<Layer & { existed: boolean }> {
+    const parentID = parent === undefined || parent === null ? null : checkDigest(parent, "parent");
+    const f = checkFacts(facts);
+    const holderFile = opts.holder === undefined ? undefined : holderFileName(opts.holder);
+    if (opts.lease) await this.#leases.check(opts.lease);
+    const chainID = parentID === null ? f.diffID : chainId([parentID, f.diffID])!;
     return withLock(this.#paths.root, STORE_LOCK, async () => {
       if (parentID && !(await this.#readRecord(parentID))) throw layerNotFound(parentID, "parent layer");
-      const info = await this.content.info(digest);
-      verifyExpected("layer blob", info, size, digest);
+      verifyExpected("layer blob", await this.content.info(f.blob.digest), f.blob.size, f.blob.digest);
       let layer = await this.#readRecord(chainID);
       let existed = true;
       if (!layer || !(await this.content.has(layer.blob.digest))) {
-        layer = { chainID, diffID: diff, parent: parentID, size: usize, blob: { mediaType, digest, size } };
-        if (contentSize !== undefined) layer.contentSize = contentSize;
+        // New layer (or a record whose blob was lost: point it at this verified blob).
+        layer = layerFromFacts(chainID, parentID, f);
         existed = false;
         await this.#writeRecord(layer);
       }
@@ -236,7 +165,6 @@ export class FsLayerStore implements LayerStore {
       return { ...copyLayer(layer), existed };
     });
   }
-  // --- end of the docker-archive addition ---
 
   async #writeRecord(layer: Layer): Promise<void> {
     await mkdirp(this.#paths.layerRecords);

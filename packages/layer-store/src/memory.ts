@@ -2,10 +2,7 @@ import { Readable } from "node:stream";
 import {
   type ByteSource,
   chainId,
-  chunksOf,
-  createLayerDigester,
   type Digest,
-  DigestMismatchError,
   FailedPreconditionError,
   InvalidArgumentError,
   layerDigests,
@@ -13,10 +10,10 @@ import {
   type Sha256Hash,
   sha256,
 } from "@berth/digest";
-import { copyLayer } from "./layer-common.js";
+import { checkFacts, copyLayer, layerFromFacts } from "./layer-common.js";
+import { checkIngestOptions, ingestLayerBlob } from "./ingest.js";
 import { TarCheck } from "./tarcheck.js";
 import { blobNotFound, checkSize, verifyExpected } from "./content-common.js";
-import { layerMediaType } from "@berth/oci";
 import { holderFileName } from "./holders.js";
 import { checkDigest } from "./paths.js";
 import type {
@@ -29,9 +26,12 @@ import type {
   FsckReport,
   GcOptions,
   GcResult,
+  IngestLayerOptions,
   Layer,
+  LayerBlobFacts,
   LayerStore,
   Lease,
+  RecordLayerOptions,
   RegisterOptions,
   WriterOptions,
 } from "./types.js";
@@ -179,55 +179,36 @@ class MemoryLayerStore implements LayerStore {
 
   async register(source: ByteSource, parent?: Digest | string | null, opts: RegisterOptions = {}): Promise<Layer & { existed: boolean }> {
     const parentID = parent === undefined || parent === null ? null : checkDigest(parent, "parent");
-    const expDiff = opts.expectedDiffID === undefined ? undefined : checkDigest(opts.expectedDiffID, "expected DiffID");
-    const expDigest = opts.expectedDigest === undefined ? undefined : checkDigest(opts.expectedDigest, "expected digest");
-    const expSize = opts.expectedSize === undefined ? undefined : checkSize(opts.expectedSize);
-    if (opts.maxUncompressedSize !== undefined) checkSize(opts.maxUncompressedSize, "maxUncompressedSize");
+    checkIngestOptions(opts);
     if (opts.holder !== undefined) holderFileName(opts.holder);
-    if (opts.mediaType !== undefined) layerMediaType("none", opts.mediaType);
     if (opts.lease) this.#state.lease(opts.lease);
     if (parentID && !this.#state.layers.has(parentID)) throw layerNotFound(parentID, "parent layer");
-    const tar = new TarCheck();
-    const digester = createLayerDigester({
-      ...(opts.maxUncompressedSize === undefined ? {} : { maxUncompressedSize: opts.maxUncompressedSize }),
-      onUncompressed: (c) => tar.push(c),
-    });
-    const chunks: Uint8Array[] = [];
-    let read = 0;
+    const lease = opts.lease ?? (await this.lease());
     try {
-      for await (const chunk of chunksOf(source)) {
-        await digester.push(chunk);
-        chunks.push(chunk.slice());
-        read += chunk.length;
-        opts.onProgress?.(read);
-      }
-    } catch (err) {
-      digester.abort();
-      throw err;
+      const facts = await this.ingestLayer(source, { ...opts, lease });
+      return await this.recordLayer(facts, parentID, { lease, ...(opts.holder !== undefined ? { holder: opts.holder } : {}) });
+    } finally {
+      if (!opts.lease) await lease.release();
     }
-    const res = await digester.finish();
-    verifyExpected("layer blob", { digest: res.digest, size: res.size }, expSize, expDigest);
-    if (expDiff !== undefined && res.diffID !== expDiff) {
-      throw new DigestMismatchError(`layer DiffID: expected ${expDiff}, got ${res.diffID}`, {
-        details: { kind: "diffID", expected: expDiff, actual: res.diffID },
-      });
-    }
-    const notTar = tar.finish();
-    if (notTar) throw notTar;
+  }
+
+  async ingestLayer(source: ByteSource, opts: IngestLayerOptions = {}): Promise<LayerBlobFacts> {
+    if (opts.lease) this.#state.lease(opts.lease);
+    return ingestLayerBlob(this.content, source, opts);
+  }
+
+  async recordLayer(facts: LayerBlobFacts, parent?: Digest | string | null, opts: RecordLayerOptions = {}): Promise<Layer & { existed: boolean }> {
+    const parentID = parent === undefined || parent === null ? null : checkDigest(parent, "parent");
+    const f = checkFacts(facts);
+    if (opts.holder !== undefined) holderFileName(opts.holder);
+    if (opts.lease) this.#state.lease(opts.lease);
     if (parentID && !this.#state.layers.has(parentID)) throw layerNotFound(parentID, "parent layer");
-    const chainID = parentID === null ? res.diffID : chainId([parentID, res.diffID])!;
-    this.#state.commit(concat(chunks, read), res.digest, opts.lease);
+    verifyExpected("layer blob", await this.content.info(f.blob.digest), f.blob.size, f.blob.digest);
+    const chainID = parentID === null ? f.diffID : chainId([parentID, f.diffID])!;
     let layer = this.#state.layers.get(chainID);
     let existed = true;
     if (!layer || !this.#state.blobs.has(layer.blob.digest)) {
-      layer = {
-        chainID,
-        diffID: res.diffID,
-        parent: parentID,
-        size: res.uncompressedSize,
-        contentSize: tar.contentSize,
-        blob: { mediaType: layerMediaType(res.compression, opts.mediaType), digest: res.digest, size: res.size },
-      };
+      layer = layerFromFacts(chainID, parentID, f);
       this.#state.layers.set(chainID, layer);
       existed = false;
     }

@@ -228,6 +228,55 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     const tar = (seed: number, size = 3000) => tarFor(seed, size);
 
     it(
+      "two phases: ingestLayer stores the blob and returns its facts; recordLayer records the layer on a parent (as register does)",
+      withStore(async (s) => {
+        const lease = await s.lease();
+        const base = await s.register([tar(20)], null, { holder: "image:base" });
+        const t = tar(21);
+        const g = gzipSync(t);
+        const facts = await s.ingestLayer([g], { lease, expectedDiffID: sha256(t), expectedSize: g.length });
+        expect(facts).toEqual({
+          blob: { digest: sha256(g), size: g.length, mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" },
+          compression: "gzip",
+          diffID: sha256(t),
+          uncompressedSize: t.length,
+          contentSize: 3000,
+        });
+        // stored and leased, not a layer yet; a GC keeps it
+        expect(await s.content.has(facts.blob.digest)).toBe(true);
+        expect((await s.list()).map((l) => l.chainID)).toEqual([base.chainID]);
+        await s.gc();
+        expect(await s.content.has(facts.blob.digest)).toBe(true);
+        const l = await s.recordLayer(facts, base.chainID, { holder: "image:two-phase" });
+        expect(l).toMatchObject({ chainID: chainId([base.diffID, sha256(t)]), parent: base.chainID, size: t.length, contentSize: 3000, blob: facts.blob, existed: false });
+        // the same layer through register: the same record, existed
+        const again = await s.register([g], base.chainID);
+        expect({ ...again, existed: false }).toEqual(l);
+        expect(again.existed).toBe(true);
+        await lease.release();
+        await s.gc();
+        expect(await s.has(l.chainID)).toBe(true);
+        // an uncompressed blob's DiffID is its digest
+        const plain = await s.ingestLayer([tar(22)], { lease: await s.lease() });
+        expect([plain.compression, plain.diffID, plain.blob.digest]).toEqual(["none", sha256(tar(22)), sha256(tar(22))]);
+      }),
+    );
+
+    it(
+      "ingestLayer refuses what is not a tar and a wrong DiffID, leaving nothing stored",
+      withStore(async (s) => {
+        const before = await listDigests(s.content);
+        await expectCode(s.ingestLayer([randomBytesFor(23, 5000)]), "ERR_INVALID_TAR");
+        await expectCode(s.ingestLayer([gzipSync(randomBytesFor(24, 5000))]), "ERR_INVALID_TAR");
+        await expectCode(s.ingestLayer([gzipSync(tar(25))], { expectedDiffID: sha256("other") }), "ERR_DIGEST_MISMATCH");
+        await expectCode(s.ingestLayer([tar(26)], { expectedDiffID: sha256("other") }), "ERR_DIGEST_MISMATCH");
+        await expectCode(s.ingestLayer([gzipSync(tar(27))], { maxUncompressedSize: 100 }), "ERR_DECOMPRESSION_LIMIT");
+        expect(await listDigests(s.content)).toEqual(before);
+        await expectCode(s.recordLayer({ blob: { mediaType: "", digest: sha256("absent"), size: 1 }, compression: "none", diffID: sha256("absent"), uncompressedSize: 1, contentSize: 0 }), "ERR_BLOB_NOT_FOUND");
+      }),
+    );
+
+    it(
       "registers plain, gzip and zstd blobs with DiffID, ChainID, size, content size and media type",
       withStore(async (s) => {
         const plain = tar(1);

@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { ByteSource, Digest } from "@berth/digest";
+import type { ByteSource, Compression, Digest } from "@berth/digest";
 import { checkDigest } from "./paths.js";
 
 /** An OCI content descriptor. */
@@ -126,28 +126,49 @@ export interface ContentIngester {
 /** Content-addressed blob store: `blobs/sha256/<hex>` under the root. */
 export interface ContentStore extends ContentProvider, ContentIngester {}
 
-/** Options of {@link LayerStore.register}. */
-export interface RegisterOptions {
+/** What ingesting a layer blob learned: everything needed to record a layer from it. */
+export interface LayerBlobFacts {
+  /** The stored blob (an empty `mediaType` is derived from `compression`). */
+  blob: Descriptor;
+  compression: Compression;
+  /** Digest of the uncompressed tar. */
+  diffID: Digest;
+  /** Size of the uncompressed tar. */
+  uncompressedSize: number;
+  /** Sum of the tar's file sizes: the layer's size as dockerd counts it. */
+  contentSize: number;
+}
+
+/** Options of {@link LayerStore.ingestLayer}. */
+export interface IngestLayerOptions {
   /** Verify the DiffID (digest of the uncompressed tar). */
   expectedDiffID?: Digest | string;
   /** Verify the blob digest. */
   expectedDigest?: Digest | string;
   /** Verify the blob size. */
   expectedSize?: number;
-  /**
-   * Media type to record. Default: derived from the compression detected in the
-   * bytes. A known layer media type that contradicts the bytes is corrected.
-   */
+  /** Media type to record; a known layer type that contradicts the bytes is corrected. */
   mediaType?: string;
-  /** Refuse blobs decompressing to more than this (`ERR_DECOMPRESSION_LIMIT`). */
+  /** Refuse blobs decompressing to more than this (`ERR_DECOMPRESSION_LIMIT`; default 1 TiB). */
   maxUncompressedSize?: number;
-  /** Protect the new layer and blob from GC until the lease is released. */
+  /** Protect the stored blob from GC until released (give one: without it a GC may take the blob before it is recorded). */
   lease?: Lease;
-  /** Atomically acquire the layer for this holder as part of registering it. */
-  holder?: string;
-  /** Progress: total blob bytes read so far. */
+  /** Progress: blob bytes read so far. */
   onProgress?(bytes: number): void;
+  /** What errors call the blob. Default `layer blob`. */
+  name?: string;
 }
+
+/** Options of {@link LayerStore.recordLayer}. */
+export interface RecordLayerOptions {
+  /** Protect the layer from GC until the lease is released. */
+  lease?: Lease;
+  /** Atomically acquire the layer for this holder as part of recording it. */
+  holder?: string;
+}
+
+/** Options of {@link LayerStore.register}: those of both phases. */
+export interface RegisterOptions extends IngestLayerOptions, RecordLayerOptions {}
 
 /** Result of {@link LayerStore.gc}. */
 export interface GcResult {
@@ -195,9 +216,26 @@ export interface LayerStore {
   readonly content: ContentStore;
   /**
    * Read a layer blob once from `source` (tar, gzip or zstd), store it, and
-   * record the layer on top of `parent`.
+   * record the layer on top of `parent`: {@link ingestLayer} then
+   * {@link recordLayer}, under a lease of its own when none is given.
    */
   register(source: ByteSource, parent?: Digest | string | null, opts?: RegisterOptions): Promise<Layer & { existed: boolean }>;
+  /**
+   * Phase 1: stream a layer blob into the store and learn its facts (blob
+   * digest and size, media type from the bytes, DiffID, tar check, dockerd's
+   * size). Verified before visible. Give a lease: the blob is not a layer yet,
+   * and a GC may take it until {@link recordLayer} runs.
+   * @throws DigestMismatchError / SizeMismatchError; InvalidArgumentError `ERR_INVALID_TAR`; DecompressionLimitError
+   */
+  ingestLayer(source: ByteSource, opts?: IngestLayerOptions): Promise<LayerBlobFacts>;
+  /**
+   * Phase 2: record the layer whose blob {@link ingestLayer} (or a worker
+   * through `content.fileWriter`) stored, on top of `parent`. The facts are
+   * trusted as the caller learned them from the blob's bytes; the blob's
+   * existence and size and the parent are checked.
+   * @throws NotFoundError `ERR_BLOB_NOT_FOUND` / `ERR_LAYER_NOT_FOUND` (parent); SizeMismatchError
+   */
+  recordLayer(facts: LayerBlobFacts, parent?: Digest | string | null, opts?: RecordLayerOptions): Promise<Layer & { existed: boolean }>;
   /** A layer by ChainID. @throws NotFoundError `ERR_LAYER_NOT_FOUND` */
   get(chainID: Digest | string): Promise<Layer>;
   /** True when the layer exists. */

@@ -101,10 +101,10 @@ describe("fsck (filesystem)", () => {
     j.contentSize = 1001;
     await fsp.writeFile(rec, JSON.stringify(j));
     expect((await s.fsck()).problems.map((p) => p.kind)).toEqual(["record-diffid-mismatch"]);
-    // registerStoredBlob trusts its caller's DiffID; fsck reads the content and finds no tar
+    // recordLayer trusts its caller's facts; fsck reads the content and finds no tar
     const junk = randomBytesFor(8, 3000);
     const put = await s.content.put(junk);
-    const bad = await s.registerStoredBlob({ digest: put.digest, size: put.size, compression: "none" }, put.digest, junk.length);
+    const bad = await s.recordLayer({ blob: { mediaType: "", digest: put.digest, size: put.size }, compression: "none", diffID: put.digest, uncompressedSize: junk.length, contentSize: 0 });
     const r = await s.fsck({ repair: true });
     const found = new Map(r.problems.map((p) => [p.kind, p]));
     expect([...found.keys()].sort()).toEqual(["record-diffid-mismatch", "record-not-tar"]);
