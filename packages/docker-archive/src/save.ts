@@ -14,6 +14,7 @@ import { dirname, basename, join } from "node:path";
 import { Readable, type Writable } from "node:stream";
 import { type Digest, InvalidArgumentError, NotFoundError, SizeMismatchError, chunksOf, digestHex, sha256, isSha256Digest } from "@berth/digest";
 import { parseReference } from "@berth/image-store";
+import { PositionalWriter } from "@berth/layer-store";
 import { digestMismatch } from "./errors.js";
 import type { ArchiveStore } from "./store.js";
 import { TAR_TRAILER_SIZE, tarEntrySize, tarHeader, tarPadding } from "./tar.js";
@@ -402,35 +403,10 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
   if (typeof out === "string") {
     const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(6).toString("hex")}.tmp`);
     const fh = await open(tmp, "wx", 0o644);
-    let written = 0;
+    // positional writes with early write-back (the layer store's writer); small
+    // pieces (headers, padding, documents) are batched into one write
+    const w = new PositionalWriter(fh, { maxInFlight: WRITE_AHEAD });
     try {
-      // Positioned writes, several in flight (reading, the thread pool and the
-      // disk overlap); small pieces (headers, padding, documents) are batched.
-      const inflight: Array<{ p: Promise<unknown>; n: number }> = [];
-      let inflightBytes = 0;
-      // Flush written data to disk in the background every SYNC_EVERY bytes, so
-      // the final fsync has only the tail left (the disk works while we copy).
-      let syncing: Promise<void> | undefined;
-      let lastSync = 0;
-      const issue = async (buf: Uint8Array) => {
-        const p = writeAt(fh, buf, written);
-        p.catch(() => {});
-        written += buf.length;
-        if (written - lastSync >= SYNC_EVERY && syncing === undefined) {
-          lastSync = written;
-          syncing = fh.datasync().finally(() => {
-            syncing = undefined;
-          });
-          syncing.catch(() => {});
-        }
-        inflight.push({ p, n: buf.length });
-        inflightBytes += buf.length;
-        while (inflightBytes > WRITE_AHEAD || inflight.length > 64) {
-          const first = inflight.shift()!;
-          await first.p;
-          inflightBytes -= first.n;
-        }
-      };
       let pending: Uint8Array[] = [];
       let pendingLen = 0;
       const flush = async () => {
@@ -438,13 +414,13 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
         const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen);
         pending = [];
         pendingLen = 0;
-        await issue(buf);
+        await w.write(buf);
       };
       for await (const c of planChunks(plan, options)) {
-        options.onProgress?.({ bytesWritten: written + pendingLen + c.length, total: plan.size });
+        options.onProgress?.({ bytesWritten: w.end + pendingLen + c.length, total: plan.size });
         if (c.length >= 64 * 1024) {
           await flush();
-          await issue(c);
+          await w.write(c);
         } else {
           pending.push(c);
           pendingLen += c.length;
@@ -452,13 +428,12 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
         }
       }
       await flush();
-      for (const x of inflight) await x.p;
-      await syncing;
-      if (written !== plan.size) throw new SizeMismatchError(`archive is ${written} bytes, planned ${plan.size}`);
-      await fh.sync();
+      await w.finish();
+      if (w.written !== plan.size) throw new SizeMismatchError(`archive is ${w.written} bytes, planned ${plan.size}`);
       await fh.close();
       await rename(tmp, out);
     } catch (err) {
+      await w.drain().catch(() => {});
       await fh.close().catch(() => {});
       await unlink(tmp).catch(() => {});
       throw err;
@@ -482,21 +457,8 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
   return result;
 }
 
+/** Bytes of archive writes in flight at once (reading, the thread pool and the disk overlap). */
 const WRITE_AHEAD = 32 << 20;
-/**
- * Background fdatasync interval of a save to a file. 16 MiB: berth save of the
- * 1.1 GB bench image 1.30 -> 1.06 s against 128 MiB (median of 5 alternated
- * runs; 32 MiB: 1.11 s; cp + sync 0.99 s), as for load's ingests.
- */
-const SYNC_EVERY = 16 << 20;
-
-async function writeAt(fh: import("node:fs/promises").FileHandle, buf: Uint8Array, position: number): Promise<void> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off, position + off);
-    off += bytesWritten;
-  }
-}
 
 function waitDrain(w: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
