@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { type Digest, digestHex, FailedPreconditionError, InvalidArgumentError, NotFoundError, sha256 } from "@berth/digest";
-import { type Layer, type LayerStore, withLock, writeFileAtomic } from "@berth/layer-store";
+import { isOwnerAlive, type Layer, type LayerStore, ownerToken, parseOwnerToken, withLock, writeFileAtomic } from "@berth/layer-store";
 import { CacheErrorCode } from "./errors.js";
 
 /** Kinds of records, as BuildKit's `UsageRecordType`. */
@@ -163,13 +163,10 @@ function checkId(id: string): string {
   return id;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+/** Whether the process that wrote a ref marker (`<pid>-<start>`, or a bare pid from older stores) is alive. */
+function markerOwnerAlive(token: string): boolean {
+  const owner = parseOwnerToken(token.includes("-") ? token : `${token}--`);
+  return owner !== undefined && isOwnerAlive(owner);
 }
 
 /** Parse `24h`, `1h30m`, `90s`, `500ms` (Go `time.ParseDuration` units) into milliseconds. */
@@ -388,7 +385,7 @@ export class CacheManager {
     for (const name of await fsp.readdir(this.#refsDir)) {
       const [id, pid] = name.split("~");
       if (!id || !pid) continue;
-      if (!pidAlive(Number(pid))) {
+      if (!markerOwnerAlive(pid)) {
         await fsp.rm(path.join(this.#refsDir, name), { force: true });
         continue;
       }
@@ -398,7 +395,7 @@ export class CacheManager {
   }
 
   async #ref(r: CacheRecord): Promise<CacheRef> {
-    const marker = path.join(this.#refsDir, `${r.id}~${process.pid}~${randomBytes(6).toString("hex")}`);
+    const marker = path.join(this.#refsDir, `${r.id}~${ownerToken()}~${randomBytes(6).toString("hex")}`);
     await writeFileAtomic(marker, "");
     let released = false;
     return {

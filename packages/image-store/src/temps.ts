@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
-import { TEMP_SUFFIX } from "@berth/layer-store";
+import { isOwnerAlive, parseOwnerToken, TEMP_SUFFIX } from "@berth/layer-store";
 
 /** Remove the `*.berth-tmp` files of dead processes in `dir`; returns their paths. @internal */
 export async function removeStaleTemps(dir: string): Promise<string[]> {
@@ -19,19 +19,10 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
   for (const name of names) {
     if (!name.endsWith(TEMP_SUFFIX)) continue;
     // writeFileAtomic names temps `<file>.<pid>[-<start>].<random>.berth-tmp`.
-    const m = /\.(\d+)(?:-[\d-]+)?\.[0-9a-f]+\.berth-tmp$/.exec(name);
-    const pid = m ? Number(m[1]) : Number.NaN;
-    let alive = false;
-    if (Number.isInteger(pid) && pid > 0) {
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch (err) {
-        alive = (err as NodeJS.ErrnoException).code === "EPERM";
-      }
-    }
-    if (alive && pid !== process.pid) continue;
-    if (alive && pid === process.pid) continue;
+    const m = /\.(\d+(?:-[\d-]+)?)\.[0-9a-f]+\.berth-tmp$/.exec(name);
+    // the layer store's owner check (pid and start time: a reused pid is not the writer)
+    const owner = m ? parseOwnerToken(m[1]!.includes("-") ? m[1]! : `${m[1]}--`) : undefined;
+    if (owner && isOwnerAlive(owner)) continue;
     await fsp.rm(path.join(dir, name), { force: true });
     removed.push(path.join(dir, name));
   }

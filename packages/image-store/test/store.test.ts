@@ -2,7 +2,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { chainId, type Digest, sha256 } from "@berth/digest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ANNOTATION_REF_NAME, type FsStore, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST, openMemoryStore, openStore, parseIndex } from "../src/index.js";
+import { ANNOTATION_REF_NAME, type FsStore, MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST, openStore, parseIndex } from "../src/index.js";
 import { diffIdOf, gzip, makeConfig, makeTar, tempRoot } from "./helpers.js";
 
 let root: string;

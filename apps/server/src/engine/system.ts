@@ -4,14 +4,13 @@
  */
 import { cpus, hostname, release, totalmem } from "node:os";
 import { InvalidArgumentError } from "@berth/digest";
+import { hostArchitecture } from "@berth/oci";
 import type { EngineContext } from "./context.js";
 import { EngineErrorCode } from "./errors.js";
 import { boolValue, sendJson } from "./http.js";
 import { type DfTypes, diskUsage } from "./shape.js";
 import { API_VERSION, MIN_API_VERSION, versionBelow } from "./versions.js";
 
-/** Go's names for Node's architectures (what dockerd reports as `Arch`). */
-const GOARCH: Record<string, string> = { x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
 /** `uname -m` names (what dockerd reports as `Architecture` in /info). */
 const UNAME_M: Record<string, string> = { x64: "x86_64", arm64: "aarch64", arm: "armv7l", ia32: "i686", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64" };
 
@@ -41,7 +40,7 @@ export async function ping(ctx: EngineContext): Promise<void> {
 /** `GET /version`: berth as the Engine component (the docker CLI prints its fields under "Server: berth"). */
 export async function version(ctx: EngineContext): Promise<void> {
   const id = ctx.identity;
-  const arch = GOARCH[process.arch] ?? process.arch;
+  const arch = hostArchitecture();
   const details = {
     ApiVersion: API_VERSION,
     Arch: arch,
