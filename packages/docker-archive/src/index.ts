@@ -13,6 +13,8 @@ export {
   type SavedImage,
   archiveSize,
   planChunks,
+  planEntryRanges,
+  type PlanEntryRange,
   planSave,
   save,
   saveStream,

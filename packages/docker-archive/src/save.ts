@@ -457,6 +457,33 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
   return result;
 }
 
+/** Where one entry of a planned archive lies in its bytes. */
+export interface PlanEntryRange {
+  name: string;
+  /** Offset of the entry's header. */
+  start: number;
+  /** Offset of its data (after the header). */
+  dataStart: number;
+  /** Offset after its padded data. */
+  end: number;
+  /** Data bytes. */
+  size: number;
+  /** The data is streamed from the store (a layer blob), not held in the plan. */
+  streamed: boolean;
+}
+
+/** The byte ranges of a plan's entries, in archive order (for progress that follows the bytes). */
+export function planEntryRanges(plan: SavePlan): PlanEntryRange[] {
+  const out: PlanEntryRange[] = [];
+  let off = 0;
+  for (const e of plan.entries) {
+    const start = off;
+    off += tarEntrySize(e.size);
+    out.push({ name: e.name, start, dataStart: start + 512, end: off, size: e.size, streamed: e.open !== undefined });
+  }
+  return out;
+}
+
 /** Bytes of archive writes in flight at once (reading, the thread pool and the disk overlap). */
 const WRITE_AHEAD = 32 << 20;
 

@@ -11,6 +11,7 @@ import type { Progress } from "../progress.js";
 
 type LoadResult = Awaited<ReturnType<typeof import("@berth/docker-archive").load>>;
 type SavePlan = Awaited<ReturnType<typeof import("@berth/docker-archive").planSave>>;
+type PlanEntryRange = import("@berth/docker-archive").PlanEntryRange;
 
 /**
  * Run `fn` so that Ctrl-C (SIGINT) or SIGTERM aborts it cleanly: `abort` is
@@ -94,21 +95,9 @@ async function reportLoad(ctx: Context, progress: Progress, result: LoadResult &
   for (const l of lines) ctx.out(`${l}\n`);
 }
 
-/** The plan's entries with their byte ranges in the tar (512-byte header + padded body each). */
-function entryRanges(plan: SavePlan): Array<{ name: string; start: number; end: number; size: number; streamed: boolean }> {
-  const out: Array<{ name: string; start: number; end: number; size: number; streamed: boolean }> = [];
-  let off = 0;
-  for (const e of plan.entries) {
-    const start = off;
-    off += 512 + Math.ceil(e.size / 512) * 512;
-    out.push({ name: e.name, start, end: off, size: e.size, streamed: e.open !== undefined });
-  }
-  return out;
-}
-
 /** Follow a save's bytes through the plan: one progress item per layer blob, plus the total. */
-function saveTracker(progress: Progress, plan: SavePlan, label: string): { advance(n: number): void; done(): void } {
-  const ranges = entryRanges(plan).filter((r) => r.streamed && r.size > 0);
+function saveTracker(progress: Progress, plan: SavePlan, ranges: readonly PlanEntryRange[], label: string): { advance(n: number): void; done(): void } {
+  ranges = ranges.filter((r) => r.streamed && r.size > 0);
   progress.start("archive", label, plan.size);
   let written = 0;
   let i = 0;
@@ -130,7 +119,7 @@ function saveTracker(progress: Progress, plan: SavePlan, label: string): { advan
           i++;
           continue;
         }
-        progress.update(`entry:${i}`, Math.min(r.size, Math.max(0, written - r.start - 512)));
+        progress.update(`entry:${i}`, Math.min(r.size, Math.max(0, written - r.dataStart)));
         break;
       }
     },
@@ -227,9 +216,10 @@ export function register(program: Command, ctx: Context): void {
         let tracker: ReturnType<typeof saveTracker> | undefined;
         let plan: SavePlan | undefined;
         let carried = 0;
+        const { planEntryRanges } = await import("@berth/docker-archive");
         const onPlan = (p: SavePlan) => {
           plan = p;
-          tracker = saveTracker(progress, p, opts.output ? basename(opts.output) : "stdout");
+          tracker = saveTracker(progress, p, planEntryRanges(p), opts.output ? basename(opts.output) : "stdout");
         };
         if (opts.output) {
           const output = opts.output;
