@@ -36,7 +36,7 @@ interface Measure {
 }
 
 /** Run a command under /usr/bin/time; returns wall seconds and peak RSS. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measure> {
+export function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measure> {
   return new Promise((resolvePromise, reject) => {
     execFile(
       "/usr/bin/time",
@@ -58,17 +58,17 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env
   });
 }
 
-function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
+export function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
   return execFileSync(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 }).toString();
 }
 
-const median = (xs: number[]): number => {
+export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-function dockerEnv(): NodeJS.ProcessEnv {
+export function dockerEnv(): NodeJS.ProcessEnv {
   if (process.env.DOCKER_HOST) return process.env;
   const cli = join(repoRoot, "tools/peers/dist/cli.js");
   const out = sh(process.execPath, [cli, "start"]);
@@ -77,7 +77,7 @@ function dockerEnv(): NodeJS.ProcessEnv {
   return { ...process.env, DOCKER_HOST: m[1] };
 }
 
-function buildImage(env: NodeJS.ProcessEnv, dir: string, mb: number): string {
+export function buildImage(env: NodeJS.ProcessEnv, dir: string, mb: number): string {
   const tag = `berth-bench/archive:${mb}mb`;
   if (sh(DOCKER, ["images", "-q", tag], env).trim()) return tag;
   const base = "berth-bench/busybox:1";
