@@ -8,6 +8,7 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { DataIntegrityError, type Digest, NotFoundError, sha256 } from "@berth/digest";
+import { LRUCache } from "lru-cache";
 import { type ContentStore, type LayerStore, withLock, writeFileAtomic } from "@berth/layer-store";
 import { closedError, imageNotFound, ImageStoreErrorCode } from "./errors.js";
 import { INDEX_FILE, readIndex, renderIndex } from "./layout.js";
@@ -15,6 +16,8 @@ import type { ImageRecord, MetaProblem, MetaState, Op } from "./meta.js";
 
 /** Largest config or manifest blob read into memory (Docker configs with long histories stay far below). */
 export const MAX_DOCUMENT_SIZE = 16 * 1024 * 1024;
+/** Bytes of verified configs and manifests one open store keeps in memory. */
+const DOCUMENT_CACHE_BYTES = 32 * 1024 * 1024;
 /** Name of the cross-process lock that serialises image and reference metadata writes. */
 export const IMAGES_LOCK = "images";
 /** Prefix of the layer holder names images use: `image:<id>`. */
@@ -39,6 +42,11 @@ export class Core {
   /** In-memory stores: index.json content kept here; lock is an in-process queue. */
   memoryIndex: string | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Configs and manifests already read and verified, by digest (content
+   * addressed, so never stale): listing 1,000 images reads no file twice.
+   */
+  #documents = new LRUCache<Digest, Uint8Array>({ maxSize: DOCUMENT_CACHE_BYTES, sizeCalculation: (b) => b.byteLength || 1 });
   constructor(
     readonly root: string,
     readonly layers: LayerStore,
@@ -105,7 +113,15 @@ export class Core {
     return rec;
   }
 
-  async readVerified(d: Digest, what: string): Promise<Uint8Array> {
+  /**
+   * A config or manifest, read whole and checked against its digest; from the
+   * cache when it was verified before, unless `cached: false` (fsck reads the
+   * disk, and what it finds damaged is no longer served from memory either).
+   */
+  async readVerified(d: Digest, what: string, opts: { cached?: boolean } = {}): Promise<Uint8Array> {
+    if (opts.cached === false) this.#documents.delete(d);
+    const known = this.#documents.get(d);
+    if (known) return known.slice();
     let bytes: Uint8Array;
     try {
       bytes = await this.content.readBytes(d, MAX_DOCUMENT_SIZE);
@@ -126,6 +142,7 @@ export class Core {
         details: { digest: d, actual: got },
       });
     }
+    this.#documents.set(d, bytes.slice());
     return bytes;
   }
 }

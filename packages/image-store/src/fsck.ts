@@ -82,7 +82,7 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
       checked.images++;
       const id = rec.id;
       try {
-        const cfg = parseImageConfig(await core.readVerified(id, "image config"), `image config ${id}`);
+        const cfg = parseImageConfig(await core.readVerified(id, "image config", { cached: false }), `image config ${id}`);
         const want = (cfg.rootfs.diff_ids ?? []).length ? chainId(cfg.rootfs.diff_ids) : null;
         if (want !== rec.chainID) {
           add({ kind: "image-chain-mismatch", path: blobPath(id), subject: id, message: `image ${id}: config ChainID ${want} but record says ${rec.chainID}` });
@@ -91,7 +91,7 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
         add({ kind: "image-config-bad", path: blobPath(id), subject: id, message: (err as Error).message });
       }
       try {
-        const m = parseManifest(await core.readVerified(rec.manifest, `manifest of image ${id}`), `manifest ${rec.manifest}`);
+        const m = parseManifest(await core.readVerified(rec.manifest, `manifest of image ${id}`, { cached: false }), `manifest ${rec.manifest}`);
         if (m.config.digest !== id) {
           add({ kind: "image-manifest-mismatch", path: blobPath(rec.manifest), subject: id, message: `manifest ${rec.manifest} names config ${m.config.digest}, not ${id}` });
         }

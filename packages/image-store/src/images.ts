@@ -17,6 +17,8 @@ import type { Op } from "./meta.js";
 
 /** How many images `createMany` writes at once. */
 const CREATE_CONCURRENCY = 8;
+/** How many configs `map` reads at once. */
+const READ_CONCURRENCY = 32;
 
 /** Filesystem {@link ImageStore}. */
 export class FsImageStore implements ImageStore {
@@ -209,8 +211,13 @@ export class FsImageStore implements ImageStore {
 
   async map(): Promise<Map<Digest, Image>> {
     this.#core.refresh();
+    const ids = sorted(this.#core.state.images.keys());
     const out = new Map<Digest, Image>();
-    for (const id of sorted(this.#core.state.images.keys())) out.set(id, await this.get(id));
+    // several reads in flight: listing 1,000 images waits on the disk, not the CPU
+    for (let i = 0; i < ids.length; i += READ_CONCURRENCY) {
+      const batch = await Promise.all(ids.slice(i, i + READ_CONCURRENCY).map((id) => this.get(id)));
+      for (const image of batch) out.set(image.id, image);
+    }
     return out;
   }
 

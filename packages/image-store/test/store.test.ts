@@ -493,6 +493,18 @@ describe("fsck", () => {
     expect((await errorOf(store.images.get(image.id))).code).toBe("ERR_DIGEST_MISMATCH");
   });
 
+  it("serves a config verified once from memory until fsck finds it damaged on disk", async () => {
+    const { image } = await twoLayerImage();
+    const before = await store.images.get(image.id);
+    const file = path.join(root, "blobs", "sha256", image.id.slice(7));
+    await fsp.chmod(file, 0o644).catch(() => {});
+    await fsp.writeFile(file, "{}");
+    // content addressed: the verified bytes are still the image's config
+    expect(Buffer.from((await store.images.get(image.id)).configBytes)).toEqual(Buffer.from(before.configBytes));
+    expect((await store.fsck()).problems.some((p) => p.kind === "image-config-bad")).toBe(true);
+    expect((await errorOf(store.images.get(image.id))).code).toBe("ERR_DIGEST_MISMATCH");
+  });
+
   it("repairs an orphan hold (create interrupted after acquire) and a lost hold", async () => {
     const { b, image } = await twoLayerImage();
     const ghost = `sha256:${"e".repeat(64)}`;
