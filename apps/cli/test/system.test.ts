@@ -1,9 +1,10 @@
-import { createHash } from "node:crypto";
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { berth, berthOk, expectOneErrorLine, makeAppDir, makeRootfs, makeTar, tempDir } from "./helpers.js";
+import { BERTH, berth, berthOk, expectOneErrorLine, makeAppDir, makeRootfs, makeTar, tempDir } from "./helpers.js";
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -235,5 +236,48 @@ describe("berth cache", () => {
     expect(r.code).toBe(5);
     expectOneErrorLine(r.stderr);
     expect(readdirSync(join(tmp.dir)).length).toBeGreaterThan(0);
+  });
+});
+
+describe("berth fsck after a killed load (garbage is not damage)", () => {
+  it("exits 0 and counts the garbage; the next ordinary write removes it", async () => {
+    const root = join(tmp.dir, "killed");
+    await berthOk(["import", makeRootfs(join(tmp.dir, "rootfs-killed")), "keep:1"], { root });
+    // a layer of incompressible bytes, then a second one, then manifest.json: docker save's order
+    const layer1 = await makeTar([{ name: "big.bin", content: randomBytes(4 << 20) }]);
+    const layer2 = await makeTar([{ name: "more.bin", content: randomBytes(4 << 20) }]);
+    const config = JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [`sha256:${sha(layer1)}`, `sha256:${sha(layer2)}`] } });
+    const archive = await makeTar([
+      { name: `${sha(layer1)}/layer.tar`, content: layer1 },
+      { name: `${sha(layer2)}/layer.tar`, content: layer2 },
+      { name: `${sha(config)}.json`, content: config },
+      { name: "manifest.json", content: JSON.stringify([{ Config: `${sha(config)}.json`, RepoTags: ["killed:1"], Layers: [`${sha(layer1)}/layer.tar`, `${sha(layer2)}/layer.tar`] }]) },
+    ]);
+    const blobs = join(root, "blobs", "sha256");
+    const child = spawn(process.execPath, [BERTH, "load"], { env: { ...process.env, BERTH_ROOT: root }, stdio: ["pipe", "ignore", "ignore"] });
+    const exited = new Promise((r) => child.once("exit", r));
+    // everything up to the middle of the second layer: the first layer's blob is stored under the load's lease
+    child.stdin.write(archive.subarray(0, 512 + layer1.length + 512 + (2 << 20)));
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(join(blobs, sha(layer1))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(join(blobs, sha(layer1)))).toBe(true);
+    child.kill("SIGKILL");
+    await exited;
+
+    const r = await berth(["fsck"], { root });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^lease-dead: .*\(garbage\)$/m);
+    expect(r.stdout).toContain(`blob-orphan: ${join(blobs, sha(layer1))}`);
+    expect(r.stderr).toMatch(/fsck: 0 problem\(s\); [1-9]\d* garbage item\(s\), .* \(the next write removes them, or now: berth fsck --repair\)/);
+    const report = JSON.parse((await berthOk(["fsck", "--format", "json"], { root })).stdout);
+    expect(report.ok).toBe(true);
+    expect(report.garbage.bytes).toBeGreaterThanOrEqual(layer1.length);
+
+    // an ordinary write: the dead lease and what only it protected go
+    await berthOk(["tag", "keep:1", "keep:2"], { root });
+    const after = JSON.parse((await berthOk(["fsck", "--format", "json"], { root })).stdout);
+    expect(after.problems).toEqual([]);
+    expect(existsSync(join(blobs, sha(layer1)))).toBe(false);
+    expect((await berthOk(["images", "--format", "{{.Repository}}:{{.Tag}}"], { root })).stdout.trim().split("\n").sort()).toEqual(["keep:1", "keep:2"]);
   });
 });

@@ -41,20 +41,24 @@ export class ImageService {
   }
   /** Point `target` at the image `source` resolves to (moving it if it named another image). */
   async tag(source: string, target: string): Promise<{ ref: string; id: Digest; previous?: Digest }> {
+    await this.#collect();
     const id = await this.store.references.resolve(source);
     const r = await this.store.references.tag(target, id, { force: true });
     return { ...r, id };
   }
   /** `docker rmi`: moby's rules, one GC for all names. */
-  remove(names: readonly string[], opts?: RemoveOptions): Promise<RemoveOutcome[]> {
+  async remove(names: readonly string[], opts?: RemoveOptions): Promise<RemoveOutcome[]> {
+    await this.#collect();
     return removeImages(this.store, names, opts);
   }
   /** `docker image prune`. */
-  prune(opts?: PruneOptions): Promise<PruneResult> {
+  async prune(opts?: PruneOptions): Promise<PruneResult> {
+    await this.#collect();
     return pruneImages(this.store, opts);
   }
   /** `docker load` from a file (worker threads) or a stream. */
-  load(source: string | AsyncIterable<Uint8Array>, opts?: LoadImagesOptions): Promise<LoadImagesResult> {
+  async load(source: string | AsyncIterable<Uint8Array>, opts?: LoadImagesOptions): Promise<LoadImagesResult> {
+    await this.#collect();
     return loadImages(this.store, source, opts);
   }
   /** `docker save` to a file (fsync + rename) or a writable stream. */
@@ -66,11 +70,13 @@ export class ImageService {
     return openSave(this.store, names, opts);
   }
   /** Make an image from a base, new layers and config changes. */
-  build(opts: BuildOptions): Promise<BuiltImage> {
+  async build(opts: BuildOptions): Promise<BuiltImage> {
+    await this.#collect();
     return buildImage(this.store, opts);
   }
   /** `docker import`: one layer from a directory, tar file or tar stream. */
-  import(source: LayerInput, opts?: ImportOptions): Promise<BuiltImage> {
+  async import(source: LayerInput, opts?: ImportOptions): Promise<BuiltImage> {
+    await this.#collect();
     return importImage(this.store, source, opts);
   }
   /** `docker system df`'s numbers. */
@@ -86,7 +92,8 @@ export class ImageService {
     return pushToDaemon(this.store, names, opts);
   }
   /** Copy images from a Docker daemon into the store. */
-  pullFromDaemon(names: readonly string[], opts?: PullFromDaemonOptions): Promise<LoadImagesResult> {
+  async pullFromDaemon(names: readonly string[], opts?: PullFromDaemonOptions): Promise<LoadImagesResult> {
+    await this.#collect();
     return pullImagesFromDaemon(this.store, names, opts);
   }
   /** Load one image into a Docker daemon under several names (need not be tagged in the store), per-name results. */
@@ -96,6 +103,15 @@ export class ImageService {
   /** A layer of the store by DiffID, or undefined. */
   findLayer(diffID: Digest | string): ReturnType<typeof findLayerByDiffId> {
     return findLayerByDiffId(this.store, diffID);
+  }
+  /**
+   * What a killed or interrupted operation left (dead leases and what only
+   * they protected) goes before the next write; see `Store.collectGarbage`.
+   * Best effort: a failure here is not the write's failure (fsck reports
+   * what stays).
+   */
+  async #collect(): Promise<void> {
+    await this.store.collectGarbage().catch(() => undefined);
   }
   /** Close the store. */
   close(): Promise<void> {

@@ -3,7 +3,7 @@
  * @module
  */
 import type { Digest } from "@berth/digest";
-import type { ContentStore, GcOptions, GcResult, LayerStore, Lease } from "@berth/layer-store";
+import type { ContentStore, GarbageSummary, GcOptions, GcResult, LayerStore, Lease } from "@berth/layer-store";
 import type { ImageConfig, OciManifest } from "@berth/oci";
 
 /** An image: its config (verbatim and parsed) and the identities derived from it. */
@@ -148,15 +148,26 @@ export interface FsckProblem {
   message: string;
   /** The digest, ID or reference concerned. */
   subject?: string;
+  /**
+   * Garbage (what an interrupted or refused operation left: dead leases,
+   * stale ingests, orphan blobs and holds, a torn journal tail, a stale
+   * index.json) rather than damage. Garbage goes with the next write or with
+   * `repair`; it never makes the report not ok.
+   */
+  garbage: boolean;
+  /** Bytes the garbage takes, when known. */
+  bytes?: number;
   /** True when `repair` fixed it. */
   repaired: boolean;
 }
 
 /** What `fsck` checked and found. */
 export interface FsckReport {
-  /** True when no problem is left (after repair, if asked). */
+  /** True when no damage is left (after repair, if asked); garbage alone leaves it true. */
   ok: boolean;
   problems: FsckProblem[];
+  /** How many problems are garbage, and the bytes they take where known. */
+  garbage: GarbageSummary;
   checked: { blobs: number; images: number; references: number; layers: number };
   /** What the repair's GC removed (only with `repair`). */
   gc?: GcResult;
@@ -181,6 +192,14 @@ export interface Store {
   lease(): Promise<Lease>;
   /** Remove layers and blobs no image, tag, lease or other tool's index.json entry references. */
   gc(opts?: GcOptions): Promise<GcResult>;
+  /**
+   * Remove what interrupted or killed operations left (their dead leases and
+   * the blobs and layers only those protected): a {@link gc} when
+   * `layers.hasGarbage()` says there is something, else nothing (a few
+   * directory listings). Ordinary writes call it, so a crash's garbage goes
+   * with the next write. Resolves to the GC's result, or undefined.
+   */
+  collectGarbage(): Promise<GcResult | undefined>;
   /** Verify every blob's digest and every reference; with `repair`, fix what can be fixed. */
   fsck(opts?: FsckOptions): Promise<FsckReport>;
   /** Release resources; further calls fail with `ERR_STORE_CLOSED`. */

@@ -18,7 +18,7 @@ import { parseManifest } from "@berth/oci";
 import type { FsckOptions, FsckReport, Store } from "./api.js";
 import { type Core, MAX_DOCUMENT_SIZE } from "./core.js";
 import { closedError } from "./errors.js";
-import { fsck } from "./fsck.js";
+import { fsck, orphanImageHolds } from "./fsck.js";
 import { FsImageStore } from "./images.js";
 import { readIndex } from "./layout.js";
 import { FsReferenceStore } from "./references.js";
@@ -50,6 +50,7 @@ function wrapLayers(
     open: layers.open.bind(layers),
     openUncompressed: layers.openUncompressed.bind(layers),
     lease: layers.lease.bind(layers),
+    hasGarbage: layers.hasGarbage.bind(layers),
     gc,
     fsck,
     close: layers.close.bind(layers),
@@ -134,6 +135,18 @@ export class FsStore implements Store {
       const gcOpts: GcOptions = { ...opts, keepBlobs: roots.blobs, keepLayers: roots.layers };
       return core.layers.gc(gcOpts);
     });
+  }
+
+  async collectGarbage(): Promise<GcResult | undefined> {
+    if (this.#core.closed) throw closedError();
+    const core = this.#core;
+    if (!(await core.layers.hasGarbage())) return undefined;
+    // A killed create may have left holds of an image it never recorded: release them, then sweep.
+    await core.locked(async () => {
+      core.refresh();
+      for (const { chainID, holder } of await orphanImageHolds(core, await core.layers.list())) await core.layers.release(chainID, holder).catch(() => {});
+    });
+    return this.gc();
   }
 
   fsck(opts: FsckOptions = {}): Promise<FsckReport> {

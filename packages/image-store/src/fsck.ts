@@ -8,13 +8,41 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { chainId, type Digest } from "@berth/digest";
-import { type GcResult, type Layer, writeFileAtomic } from "@berth/layer-store";
+import { GARBAGE_KINDS, type GcResult, judgeProblems, type Layer, writeFileAtomic } from "@berth/layer-store";
 import { parseImageConfig, parseManifest } from "@berth/oci";
 import type { FsckOptions, FsckProblem, FsckReport } from "./api.js";
 import { type Core, IMAGE_HOLDER_PREFIX } from "./core.js";
 import { INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, readIndex, renderIndex } from "./layout.js";
 import type { Op } from "./meta.js";
 import { removeStaleTemps } from "./temps.js";
+
+/**
+ * The image store's garbage kinds beside the layer store's: holds of an image
+ * whose creation was interrupted before its record, a journal record torn by
+ * a crash, an index.json a crash left behind the journal.
+ */
+const IMAGE_GARBAGE_KINDS: ReadonlySet<string> = new Set(["layer-hold-orphan", "journal-torn-tail", "index-stale"]);
+
+/**
+ * `image:<id>` holds on layers whose image does not exist (or names another
+ * layer): what a create or delete killed midway left. Call under the images
+ * lock (a create acquires its hold under it). @internal
+ */
+export async function orphanImageHolds(
+  core: Core,
+  layers: readonly Layer[],
+  holdersOf: (chainID: Digest) => Promise<Iterable<string>> = (c) => core.layers.holders(c),
+): Promise<Array<{ chainID: Digest; holder: string }>> {
+  const out: Array<{ chainID: Digest; holder: string }> = [];
+  for (const l of layers) {
+    for (const h of await holdersOf(l.chainID)) {
+      if (!h.startsWith(IMAGE_HOLDER_PREFIX)) continue;
+      if (core.state.images.get(h.slice(IMAGE_HOLDER_PREFIX.length) as Digest)?.chainID === l.chainID) continue;
+      out.push({ chainID: l.chainID, holder: h });
+    }
+  }
+  return out;
+}
 
 /** What fsck needs of the store facade: its GC roots and its GC. @internal */
 export interface FsckHost {
@@ -29,7 +57,8 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
   const checked = { blobs: 0, images: 0, references: 0, layers: 0 };
   const root = core.root;
   const blobPath = (d: string) => path.join(root, "blobs", "sha256", d.slice(7));
-  const add = (p: Omit<FsckProblem, "repaired">, repaired = false) => problems.push({ ...p, repaired });
+  const add = (p: Omit<FsckProblem, "repaired" | "garbage">, repaired = false) =>
+    problems.push({ ...p, garbage: IMAGE_GARBAGE_KINDS.has(p.kind) || GARBAGE_KINDS.has(p.kind), repaired });
 
   // 1. Blobs and layers: the layer store's fsck re-hashes every blob and
   // decompresses every layer; blobs referenced by nothing (not even an image's
@@ -40,8 +69,9 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
   });
   checked.blobs = layerReport.checkedBlobs;
   for (const p of layerReport.problems) {
-    const problem: FsckProblem = { kind: p.kind, path: p.path, message: p.message, repaired: p.repaired };
+    const problem: FsckProblem = { kind: p.kind, path: p.path, message: p.message, garbage: p.garbage, repaired: p.repaired };
     if (p.digest !== undefined) problem.subject = p.digest;
+    if (p.bytes !== undefined) problem.bytes = p.bytes;
     problems.push(problem);
   }
 
@@ -132,18 +162,13 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
       }
     }
     // 6. Orphan holds: `image:<id>` holders of images that do not exist (a create or delete interrupted).
-    for (const l of layerList) {
-      for (const h of await holdersOf(l.chainID)) {
-        if (!h.startsWith(IMAGE_HOLDER_PREFIX)) continue;
-        const hid = h.slice(IMAGE_HOLDER_PREFIX.length) as Digest;
-        if (state.images.has(hid) && state.images.get(hid)?.chainID === l.chainID) continue;
-        let fixed = false;
-        if (repair) {
-          await core.layers.release(l.chainID, h).catch(() => {});
-          fixed = true;
-        }
-        add({ kind: "layer-hold-orphan", path: path.join(root, "layers", "refs"), subject: l.chainID, message: `layer ${l.chainID} held by ${h}, which is no image` }, fixed);
+    for (const { chainID, holder } of await orphanImageHolds(core, layerList, holdersOf)) {
+      let fixed = false;
+      if (repair) {
+        await core.layers.release(chainID, holder).catch(() => {});
+        fixed = true;
       }
+      add({ kind: "layer-hold-orphan", path: path.join(root, "layers", "refs"), subject: chainID, message: `layer ${chainID} held by ${holder}, which is no image` }, fixed);
     }
     if (ops.length) await core.append(ops);
     // 7. The OCI layout (filesystem stores).
@@ -175,7 +200,7 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
   if (repair) {
     gc = await store.gc();
   }
-  const report: FsckReport = { ok: problems.every((p) => p.repaired || p.kind === "journal-torn-tail"), problems, checked };
+  const report: FsckReport = { ...judgeProblems(problems), problems, checked };
   if (gc) report.gc = gc;
   return report;
 }

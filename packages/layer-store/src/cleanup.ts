@@ -7,6 +7,8 @@ import type { StorePaths } from "./paths.js";
 export interface StaleFile {
   path: string;
   kind: "ingest" | "temp";
+  /** Its size (a file; not a directory). */
+  bytes?: number;
 }
 
 /** Owner token of an ingest file (`<pid>-<start>.<random>`) or a temp file (`<name>.<pid>-<start>.<random>.berth-tmp`). */
@@ -31,12 +33,10 @@ export async function cleanupStale(
     const file = path.join(dir, name);
     const owner = ownerOf(name, kind);
     let stale = owner === undefined || !isOwnerAlive(owner);
-    if (!stale && opts.ingestMaxAgeMs !== undefined) {
-      const st = await fsp.stat(file).catch(() => undefined);
-      stale = st !== undefined && now - st.mtimeMs > opts.ingestMaxAgeMs;
-    }
+    const st = stale || opts.ingestMaxAgeMs !== undefined ? await fsp.stat(file).catch(() => undefined) : undefined;
+    if (!stale && opts.ingestMaxAgeMs !== undefined) stale = st !== undefined && now - st.mtimeMs > opts.ingestMaxAgeMs;
     if (!stale) return;
-    found.push({ path: file, kind });
+    found.push({ path: file, kind, ...(st?.isFile() ? { bytes: st.size } : {}) });
     if (!opts.dryRun) await fsp.rm(file, { force: true, recursive: true });
   };
   for (const name of await readdirIfExists(paths.ingest)) await consider(paths.ingest, name, "ingest");

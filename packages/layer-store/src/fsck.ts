@@ -7,7 +7,7 @@ import { fsyncDir, readdirIfExists, TEMP_SUFFIX } from "./fsutil.js";
 import type { FsLeases } from "./leases.js";
 import { holderFromFileName } from "./holders.js";
 import { isHex64, type StorePaths } from "./paths.js";
-import { type FsckOptions, type FsckProblem, type FsckReport, type Layer, resolveRoots } from "./types.js";
+import { type FsckOptions, type FsckProblem, type FsckReport, GARBAGE_KINDS, judgeProblems, type Layer, resolveRoots } from "./types.js";
 
 interface BlobCheck {
   size: number;
@@ -71,7 +71,7 @@ export async function fsckLayers(
   const verify = opts.verifyContent !== false;
   const roots = opts.keepBlobs === undefined ? undefined : resolveRoots([opts.keepBlobs, "keepBlobs entry"]);
   const problems: FsckProblem[] = [];
-  const report = (p: Omit<FsckProblem, "repaired">, repaired: boolean) => problems.push({ ...p, repaired });
+  const report = (p: Omit<FsckProblem, "repaired" | "garbage">, repaired: boolean) => problems.push({ ...p, garbage: GARBAGE_KINDS.has(p.kind), repaired });
 
   // Stale ingests and temporary files.
   for (const f of await cleanupStale(paths, { dryRun: !repair })) {
@@ -80,6 +80,7 @@ export async function fsckLayers(
         kind: f.kind === "ingest" ? "stale-ingest" : "stale-temp",
         path: f.path,
         message: `${f.kind === "ingest" ? "ingest" : "temporary file"} left by a process that is gone`,
+        ...(f.bytes !== undefined ? { bytes: f.bytes } : {}),
       },
       repair,
     );
@@ -228,7 +229,7 @@ export async function fsckLayers(
     for (const d of blobs.keys()) {
       if (live.has(d)) continue;
       const file = paths.blob(d);
-      report({ kind: "blob-orphan", path: file, digest: d, message: `blob ${d} is referenced by nothing` }, repair);
+      report({ kind: "blob-orphan", path: file, digest: d, message: `blob ${d} is referenced by nothing`, bytes: blobs.get(d)!.size }, repair);
       if (repair) {
         await fsp.rm(file, { force: true });
         blobsRemoved = true;
@@ -237,5 +238,5 @@ export async function fsckLayers(
   }
   if (blobsRemoved) await fsyncDir(paths.blobs);
 
-  return { ok: problems.length === 0, problems, checkedBlobs: blobs.size, checkedLayers: records.size + broken.size };
+  return { ...judgeProblems(problems), problems, checkedBlobs: blobs.size, checkedLayers: records.size + broken.size };
 }

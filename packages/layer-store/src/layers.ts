@@ -271,6 +271,11 @@ export class FsLayerStore implements LayerStore {
     return this.#leases.create(opts);
   }
 
+  async hasGarbage(): Promise<boolean> {
+    if ((await this.#leases.roots(false)).dead.length > 0) return true;
+    return (await cleanupStale(this.#paths, { dryRun: true })).length > 0;
+  }
+
   /** Chains with at least one holder, by ChainID. */
   async #heldLayers(): Promise<Set<Digest>> {
     const held = new Set<Digest>();

@@ -35,7 +35,7 @@ import type {
   RegisterOptions,
   WriterOptions,
 } from "./types.js";
-import { resolveRoots } from "./types.js";
+import { judgeProblems, resolveRoots } from "./types.js";
 import { uncompressed } from "./uncompress.js";
 import { LayerStoreErrorCode, layerNotFound } from "./errors.js";
 
@@ -44,6 +44,11 @@ interface MemLease {
   expiresAt?: number;
   blobs: Set<Digest>;
   layers: Set<Digest>;
+}
+
+/** True when the lease's time is up (memory leases have no owner process to die). */
+function expired(m: MemLease): boolean {
+  return m.expiresAt !== undefined && Date.now() >= m.expiresAt;
 }
 
 class MemoryState {
@@ -55,7 +60,7 @@ class MemoryState {
 
   lease(l: Lease): MemLease {
     const m = this.leases.get(l?.id);
-    if (!m || (m.expiresAt !== undefined && Date.now() >= m.expiresAt)) {
+    if (!m || expired(m)) {
       throw new FailedPreconditionError(`lease ${String(l?.id)} is released or expired`, { code: LayerStoreErrorCode.LEASE_NOT_FOUND });
     }
     return m;
@@ -264,6 +269,11 @@ class MemoryLayerStore implements LayerStore {
   async openUncompressed(chainID: Digest | string): Promise<Readable> {
     return uncompressed(await this.open(chainID));
   }
+  async hasGarbage(): Promise<boolean> {
+    for (const m of this.#state.leases.values()) if (expired(m)) return true;
+    return false;
+  }
+
   async lease(opts: { expiresInMs?: number } = {}): Promise<Lease> {
     if (opts.expiresInMs !== undefined && !(opts.expiresInMs > 0)) {
       throw new InvalidArgumentError(`lease expiresInMs must be positive, got ${opts.expiresInMs}`);
@@ -288,9 +298,8 @@ class MemoryLayerStore implements LayerStore {
     const markedBlobs = resolveRoots([givenBlobs, ""], [extra.blobs, "roots().blobs entry"]);
     const roots = resolveRoots([givenLayers, ""], [extra.layers, "roots().layers entry"]);
     for (const [id, hs] of st.holders) if (hs.size) roots.add(id);
-    const now = Date.now();
     for (const [id, l] of st.leases) {
-      if (l.expiresAt !== undefined && now >= l.expiresAt) {
+      if (expired(l)) {
         st.leases.delete(id);
         continue;
       }
@@ -330,7 +339,7 @@ class MemoryLayerStore implements LayerStore {
     const problems: FsckProblem[] = [];
     for (const [d, b] of st.blobs) {
       if (sha256(b) === d) continue;
-      problems.push({ kind: "blob-corrupt", path: `memory:blobs/${d}`, digest: d, message: `blob ${d} does not match its digest`, repaired: repair });
+      problems.push({ kind: "blob-corrupt", path: `memory:blobs/${d}`, digest: d, message: `blob ${d} does not match its digest`, garbage: false, repaired: repair });
       if (repair) st.blobs.delete(d);
     }
     const broken = new Set<Digest>();
@@ -349,7 +358,7 @@ class MemoryLayerStore implements LayerStore {
         else if (notTar) [kind, why] = ["record-not-tar", notTar.message];
       }
       if (why) {
-        problems.push({ kind, path: `memory:layers/${id}`, digest: id, message: `layer ${id}: ${why}`, repaired: repair });
+        problems.push({ kind, path: `memory:layers/${id}`, digest: id, message: `layer ${id}: ${why}`, garbage: false, repaired: repair });
         broken.add(id);
       }
     }
@@ -357,23 +366,29 @@ class MemoryLayerStore implements LayerStore {
       changed = false;
       for (const [id, l] of st.layers) {
         if (broken.has(id) || l.parent === null || (st.layers.has(l.parent) && !broken.has(l.parent))) continue;
-        problems.push({ kind: "record-parent-missing", path: `memory:layers/${id}`, digest: id, message: `layer ${id}: parent ${l.parent} is missing or broken`, repaired: repair });
+        problems.push({ kind: "record-parent-missing", path: `memory:layers/${id}`, digest: id, message: `layer ${id}: parent ${l.parent} is missing or broken`, garbage: false, repaired: repair });
         broken.add(id);
         changed = true;
       }
     }
     if (repair) for (const id of broken) st.layers.delete(id);
+    for (const [id, lease] of [...st.leases]) {
+      if (!expired(lease)) continue;
+      problems.push({ kind: "lease-dead", path: `memory:leases/${id}`, message: `lease ${id} has expired`, garbage: true, repaired: repair });
+      if (repair) st.leases.delete(id);
+    }
     if (opts.keepBlobs !== undefined) {
       const live = resolveRoots([opts.keepBlobs, "keepBlobs entry"]);
       for (const l of st.layers.values()) live.add(l.blob.digest);
-      for (const lease of st.leases.values()) for (const d of lease.blobs) live.add(d);
+      for (const lease of st.leases.values()) if (!expired(lease)) for (const d of lease.blobs) live.add(d);
       for (const d of [...st.blobs.keys()]) {
         if (live.has(d)) continue;
-        problems.push({ kind: "blob-orphan", path: `memory:blobs/${d}`, digest: d, message: `blob ${d} is referenced by nothing`, repaired: repair });
+        const bytes = st.blobs.get(d)!.length;
+        problems.push({ kind: "blob-orphan", path: `memory:blobs/${d}`, digest: d, message: `blob ${d} is referenced by nothing`, garbage: true, bytes, repaired: repair });
         if (repair) st.blobs.delete(d);
       }
     }
-    return { ok: problems.length === 0, problems, checkedBlobs: st.blobs.size, checkedLayers: st.layers.size + (repair ? broken.size : 0) };
+    return { ...judgeProblems(problems), problems, checkedBlobs: st.blobs.size, checkedLayers: st.layers.size + (repair ? broken.size : 0) };
   }
 
   async close(): Promise<void> {}

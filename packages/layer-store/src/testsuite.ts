@@ -426,6 +426,25 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     );
 
     it(
+      "an expired lease is garbage: hasGarbage says so, fsck counts its blob as garbage (ok), and GC takes both",
+      withStore(async (s) => {
+        expect(await s.hasGarbage()).toBe(false);
+        const lease = await s.lease({ expiresInMs: 300 });
+        const facts = await s.ingestLayer([tar(18)], { lease });
+        await new Promise((r) => setTimeout(r, 400));
+        expect(await s.hasGarbage()).toBe(true);
+        const report = await s.fsck({ keepBlobs: [] });
+        expect(report.ok).toBe(true);
+        expect(report.problems.length).toBeGreaterThan(0);
+        expect(report.problems.every((p) => p.garbage)).toBe(true);
+        expect(report.garbage.bytes).toBeGreaterThanOrEqual(facts.blob.size);
+        expect((await s.gc()).removedBlobs).toEqual([facts.blob.digest]);
+        expect(await s.hasGarbage()).toBe(false);
+        expect((await s.fsck({ keepBlobs: [] })).problems).toEqual([]);
+      }),
+    );
+
+    it(
       "acquire/release keep layers and their parents from GC; release of a non-holder is typed",
       withStore(async (s) => {
         const a = await s.register([tar(15)]);

@@ -256,6 +256,13 @@ export interface LayerStore {
   lease(opts?: { expiresInMs?: number }): Promise<Lease>;
   /** Mark and sweep: remove layers and blobs nothing references. */
   gc(opts?: GcOptions): Promise<GcResult>;
+  /**
+   * True when an interrupted or killed operation left garbage that a GC would
+   * collect: a lease of a process that is gone (or expired), an ingest or
+   * temporary file of a dead process. Cheap (a few directory listings), so
+   * ordinary writes can ask it before deciding to collect.
+   */
+  hasGarbage(): Promise<boolean>;
   /** Verify (and with `repair`, clean up) the store. */
   fsck(opts?: FsckOptions): Promise<FsckReport>;
   /** Release resources (no further calls). */
@@ -278,6 +285,13 @@ export type FsckProblemKind =
   | "stale-temp" // temporary file of a dead process
   | "unknown-file"; // a file berth did not write
 
+/**
+ * Kinds that are garbage, not damage: what an interrupted, killed or refused
+ * operation left behind. Nothing stored is wrong; the bytes are only wasted
+ * until the next write (or GC, or `fsck` with `repair`) removes them.
+ */
+export const GARBAGE_KINDS: ReadonlySet<string> = new Set(["blob-orphan", "ref-orphan", "lease-dead", "stale-ingest", "stale-temp"]);
+
 /** One problem found by fsck. */
 export interface FsckProblem {
   kind: FsckProblemKind;
@@ -286,17 +300,43 @@ export interface FsckProblem {
   /** The blob or layer concerned, when there is one. */
   digest?: Digest;
   message: string;
+  /** True for garbage (see {@link GARBAGE_KINDS}), false for damage. */
+  garbage: boolean;
+  /** Bytes the garbage takes, when known. */
+  bytes?: number;
   /** True when `repair` removed it. */
   repaired: boolean;
 }
 
+/** How much garbage fsck found. */
+export interface GarbageSummary {
+  count: number;
+  /** Bytes of the garbage whose size is known (orphan blobs, stale ingests). */
+  bytes: number;
+}
+
 /** Result of fsck. */
 export interface FsckReport {
-  /** True when no problem was found (repaired problems count as found). */
+  /** True when no damage is left unrepaired (garbage alone leaves the store ok). */
   ok: boolean;
   problems: FsckProblem[];
+  /** The garbage among the problems. */
+  garbage: GarbageSummary;
   checkedBlobs: number;
   checkedLayers: number;
+}
+
+/** `ok` and the garbage summary of a list of problems. */
+export function judgeProblems(problems: ReadonlyArray<Pick<FsckProblem, "garbage" | "bytes" | "repaired">>): { ok: boolean; garbage: GarbageSummary } {
+  const garbage: GarbageSummary = { count: 0, bytes: 0 };
+  let ok = true;
+  for (const p of problems) {
+    if (p.garbage) {
+      garbage.count++;
+      garbage.bytes += p.bytes ?? 0;
+    } else if (!p.repaired) ok = false;
+  }
+  return { ok, garbage };
 }
 
 /** Options of fsck. */

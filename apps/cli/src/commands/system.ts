@@ -36,8 +36,8 @@ export function register(program: Command, ctx: Context): void {
 
   program
     .command("fsck")
-    .description("Verify every blob's digest and every reference in the store; --repair removes garbage")
-    .option("--repair", "remove garbage (stale ingests, orphan blobs and records)")
+    .description("Verify every blob's digest and every reference in the store; exit 1 only for damage (garbage left by interrupted operations goes with the next write or --repair)")
+    .option("--repair", "remove garbage and fix what can be fixed (dangling tags, lost holds, broken records)")
     .option("--format <format>", "table (default) or json")
     .action(async (opts: { repair?: boolean; format?: string }) => {
       const svc = await openContextService(ctx);
@@ -47,9 +47,17 @@ export function register(program: Command, ctx: Context): void {
       progress.finish("fsck", "done");
       const problems = report.problems;
       if (opts.format === "json") ctx.out(`${JSON.stringify(report, null, 2)}\n`);
-      else for (const p of problems) ctx.out(`${p.kind}: ${p.path}: ${p.message}${p.repaired ? " (repaired)" : ""}\n`);
-      progress.summary(`fsck: ${problems.length} problem(s)${opts.repair ? `, ${problems.filter((p) => p.repaired).length} repaired` : ""}`, { problems: problems.length });
-      const unrepaired = problems.filter((p) => !p.repaired);
-      if (unrepaired.length > 0) process.exitCode = 1;
+      else for (const p of problems) ctx.out(`${p.kind}: ${p.path}: ${p.message}${p.garbage ? " (garbage)" : ""}${p.repaired ? " (repaired)" : ""}\n`);
+      const damage = problems.filter((p) => !p.garbage);
+      const g = report.garbage;
+      const garbageNote =
+        g.count === 0
+          ? ""
+          : `; ${g.count} garbage item(s), ${humanSize(g.bytes)}, left by interrupted operations${opts.repair ? "" : " (the next write removes them, or now: berth fsck --repair)"}`;
+      progress.summary(
+        `fsck: ${damage.length} problem(s)${opts.repair ? `, ${damage.filter((p) => p.repaired).length} repaired` : ""}${garbageNote}`,
+        { problems: damage.length, garbage: g.count, garbageBytes: g.bytes },
+      );
+      if (!report.ok) process.exitCode = 1;
     });
 }
