@@ -72,11 +72,30 @@ describe("berth fsck", () => {
     expect(report.problems.map((p: { kind: string }) => p.kind)).toContain("blob-corrupt");
     r = await berth(["fsck", "--repair"], { root });
     expect(r.stdout).toMatch(/blob-corrupt: .*\(repaired\)/);
-    // the corrupt blob is gone (it could not be trusted); images that needed it stay reported
+    // the corrupt blob is gone (it could not be trusted), and with it the images that
+    // needed it, with their tags (as moby drops images whose layers are gone): load them again
     expect(existsSync(join(blobs, bottom))).toBe(false);
+    expect(r.stdout).toMatch(new RegExp(`image-layer-missing: .*${appId.slice(7)}.* \\(repaired\\)`));
+    expect(r.code).toBe(0);
     const after = JSON.parse((await berth(["fsck", "--format", "json"], { root })).stdout);
-    expect(after.problems.every((p: { kind: string }) => p.kind !== "blob-corrupt")).toBe(true);
-    expect(after.problems.some((p: { subject?: string; message: string }) => p.message.includes(appId))).toBe(true);
+    expect(after.problems).toEqual([]);
+    expect((await berthOk(["images", "-q"], { root })).stdout).toBe("");
+  });
+
+  it("berth images leaves out (with a warning) an image whose layer is gone", async () => {
+    const r2 = join(tmp.dir, "fsck-unusable");
+    const id = (await berthOk(["import", makeRootfs(join(tmp.dir, "rootfs-unusable")), "lost:1"], { root: r2 })).stdout.trim();
+    const [img] = JSON.parse((await berthOk(["image", "inspect", "lost:1"], { root: r2 })).stdout);
+    // one layer: its ChainID is its DiffID; the layer record vanishes
+    rmSync(join(r2, "layers", "sha256", `${img.RootFS.Layers[0].slice(7)}.json`));
+    const r = await berthOk(["images"], { root: r2 });
+    expect(r.stdout).not.toContain("lost");
+    expect(r.stderr).toContain(`warning: image ${id.slice(7, 19)} is not usable and not listed`);
+    expect(r.stderr).toContain("berth fsck --repair removes it");
+    expect((await berth(["fsck"], { root: r2 })).code).toBe(1);
+    await berthOk(["fsck", "--repair"], { root: r2 });
+    expect((await berthOk(["images"], { root: r2 })).stderr).toBe("");
+    expect((await berth(["image", "inspect", "lost:1"], { root: r2 })).code).not.toBe(0);
   });
 
   it("rejects unknown flags", async () => {

@@ -21,9 +21,14 @@ export interface ImageRecord {
   created: string | undefined;
 }
 
-/** Every image with its references, parent and child count, newest first (one pass over the store). */
-export async function collectImages(store: Store): Promise<ImageRecord[]> {
-  const map = await store.images.map();
+/**
+ * Every usable image with its references, parent and child count, newest
+ * first (one pass over the store). Images whose config or layer is gone are
+ * left out, as moby leaves them out when it opens its store, and told to
+ * `onUnusable`.
+ */
+export async function collectImages(store: Store, onUnusable?: (id: Digest, reason: Error) => void): Promise<ImageRecord[]> {
+  const map = await store.images.map(onUnusable ? { onUnusable } : {});
   const refsById = new Map<string, string[]>();
   for (const { ref, id } of await store.references.list()) {
     const list = refsById.get(id) ?? [];
@@ -73,6 +78,8 @@ export interface ListOptions {
   filters?: Filters;
   /** Compute {@link ImageSummary.sharedSize} among the images listed (one pass over their layer chains). */
   sharedSize?: boolean;
+  /** Told of each image left out because its config or layer is gone (`fsck --repair` removes it). */
+  onUnusable?(id: Digest, reason: Error): void;
 }
 
 /**
@@ -84,7 +91,7 @@ export interface ListOptions {
 export async function listImages(store: Store, opts: ListOptions = {}): Promise<ImageSummary[]> {
   const f = await compileFilters(store, opts.filters ?? {}, LIST_FILTERS);
   const out: ImageSummary[] = [];
-  for (const rec of await collectImages(store)) {
+  for (const rec of await collectImages(store, opts.onUnusable)) {
     if (!opts.all && rec.refs.length === 0 && rec.children > 0) continue;
     const labels = (rec.image.config.config?.Labels as Record<string, string> | undefined) ?? null;
     if (!matchesImage({ created: rec.created, labels, untagged: rec.refs.length === 0 }, f)) continue;

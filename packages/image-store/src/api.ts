@@ -92,8 +92,11 @@ export interface ImageStore {
    * metadata alone: no config is read.
    */
   parentless(): Promise<Digest[]>;
-  /** Every image (reads every config: use `ids()` when IDs suffice). */
-  map(): Promise<Map<Digest, Image>>;
+  /**
+   * Every usable image (reads every config: use `ids()` when IDs suffice);
+   * an image whose config or layer is gone is left out (see {@link MapOptions}).
+   */
+  map(opts?: MapOptions): Promise<Map<Digest, Image>>;
   /** Every image ID, sorted. */
   ids(): Promise<Digest[]>;
   /** Number of images. */
@@ -177,6 +180,18 @@ export interface FsckReport {
 export interface FsckOptions {
   /** Fix what can be fixed: drop dangling refs, re-acquire lost holds, release orphan holds, rewrite index.json, compact the journal, remove garbage. */
   repair?: boolean;
+}
+
+/** Options of {@link ImageStore.map}. */
+export interface MapOptions {
+  /**
+   * Told of each image left out because it cannot be used: its config blob is
+   * gone or damaged (`ERR_BLOB_MISSING` / `ERR_DIGEST_MISMATCH`) or its layer
+   * is missing from the layer store (`ERR_LAYER_NOT_FOUND`). moby skips such
+   * images when it opens its store; `fsck` reports them and `repair` removes
+   * them with their tags.
+   */
+  onUnusable?(id: Digest, reason: Error): void;
 }
 
 /** One store root: images, layers, references and blobs. */

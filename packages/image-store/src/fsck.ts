@@ -107,7 +107,17 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
     for (const p of core.journal.problems) {
       add({ kind: p.tornTail ? "journal-torn-tail" : "journal-corrupt-record", path: p.path, message: p.message }, repair);
     }
-    // 4. Images: config, manifest, layers, holds, parents.
+    // 4. Images: config, manifest, layers, holds, parents. An image whose
+    // config or layer is gone cannot be used (moby skips such images when it
+    // opens its store); repair removes it and its tags (load it again to heal).
+    const unusable = async (id: Digest, chainID: Digest | null): Promise<boolean> => {
+      if (!repair) return false;
+      const tags = [...(state.refsById.get(id) ?? [])];
+      ops.push(["d", id]);
+      if (chainID !== null && layersById.has(chainID)) await core.layers.release(chainID, IMAGE_HOLDER_PREFIX + id).catch(() => {});
+      if (tags.length) add({ kind: "reference-dangling", path: core.journal.journalPath, subject: id, message: `removed with unusable image ${id}: ${tags.join(", ")}` }, true);
+      return true;
+    };
     for (const rec of state.images.values()) {
       checked.images++;
       const id = rec.id;
@@ -118,7 +128,13 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
           add({ kind: "image-chain-mismatch", path: blobPath(id), subject: id, message: `image ${id}: config ChainID ${want} but record says ${rec.chainID}` });
         }
       } catch (err) {
-        add({ kind: "image-config-bad", path: blobPath(id), subject: id, message: (err as Error).message });
+        add({ kind: "image-config-bad", path: blobPath(id), subject: id, message: (err as Error).message }, await unusable(id, rec.chainID));
+        continue;
+      }
+      if (rec.chainID !== null && !layersById.has(rec.chainID)) {
+        const message = `image ${id}: layer ${rec.chainID} missing from the layer store`;
+        add({ kind: "image-layer-missing", path: path.join(root, "layers"), subject: id, message }, await unusable(id, rec.chainID));
+        continue;
       }
       try {
         const m = parseManifest(await core.readVerified(rec.manifest, `manifest of image ${id}`, { cached: false }), `manifest ${rec.manifest}`);
@@ -133,20 +149,13 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
       } catch (err) {
         add({ kind: "image-manifest-bad", path: blobPath(rec.manifest), subject: id, message: (err as Error).message });
       }
-      if (rec.chainID !== null) {
-        if (!layersById.has(rec.chainID)) {
-          add({ kind: "image-layer-missing", path: path.join(root, "layers"), subject: id, message: `image ${id}: layer ${rec.chainID} missing from the layer store` });
-        } else {
-          const holders = await holdersOf(rec.chainID);
-          if (!holders.has(IMAGE_HOLDER_PREFIX + id)) {
-            let fixed = false;
-            if (repair) {
-              await core.layers.acquire(rec.chainID, IMAGE_HOLDER_PREFIX + id);
-              fixed = true;
-            }
-            add({ kind: "image-hold-missing", path: path.join(root, "layers", "refs"), subject: id, message: `image ${id} does not hold its layer ${rec.chainID}` }, fixed);
-          }
+      if (rec.chainID !== null && !(await holdersOf(rec.chainID)).has(IMAGE_HOLDER_PREFIX + id)) {
+        let fixed = false;
+        if (repair) {
+          await core.layers.acquire(rec.chainID, IMAGE_HOLDER_PREFIX + id);
+          fixed = true;
         }
+        add({ kind: "image-hold-missing", path: path.join(root, "layers", "refs"), subject: id, message: `image ${id} does not hold its layer ${rec.chainID}` }, fixed);
       }
       if (rec.parent !== undefined && !state.images.has(rec.parent)) {
         if (repair) ops.push(["p", id, null]);

@@ -4,10 +4,10 @@
  * Works through the root's {@link Core}; configs are verified on every read.
  * @module
  */
-import { AmbiguousPrefixError, type Digest, DigestFormatError, InvalidArgumentError, NotFoundError } from "@berth/digest";
-import type { GcResult, Layer } from "@berth/layer-store";
+import { AmbiguousPrefixError, DataIntegrityError, type Digest, DigestFormatError, InvalidArgumentError, NotFoundError } from "@berth/digest";
+import { type GcResult, type Layer, LayerStoreErrorCode } from "@berth/layer-store";
 import { type OciManifest, parseImageConfig, parseManifest } from "@berth/oci";
-import type { CreateImageOptions, DeleteOptions, DeleteResult, Image, ImageStore } from "./api.js";
+import type { CreateImageOptions, DeleteOptions, DeleteResult, Image, ImageStore, MapOptions } from "./api.js";
 import { type Core, IMAGE_HOLDER_PREFIX } from "./core.js";
 import { HEX_PREFIX_RE, parseImageId, sorted } from "./ids.js";
 import { imageNotFound, ImageStoreErrorCode } from "./errors.js";
@@ -209,16 +209,38 @@ export class FsImageStore implements ImageStore {
     return out.sort();
   }
 
-  async map(): Promise<Map<Digest, Image>> {
+  async map(opts: MapOptions = {}): Promise<Map<Digest, Image>> {
     this.#core.refresh();
     const ids = sorted(this.#core.state.images.keys());
     const out = new Map<Digest, Image>();
     // several reads in flight: listing 1,000 images waits on the disk, not the CPU
     for (let i = 0; i < ids.length; i += READ_CONCURRENCY) {
-      const batch = await Promise.all(ids.slice(i, i + READ_CONCURRENCY).map((id) => this.get(id)));
-      for (const image of batch) out.set(image.id, image);
+      const batch = await Promise.all(ids.slice(i, i + READ_CONCURRENCY).map((id) => this.#usable(id)));
+      for (const r of batch) {
+        if (r.image) out.set(r.image.id, r.image);
+        else opts.onUnusable?.(r.id, r.reason);
+      }
     }
     return out;
+  }
+
+  /** The image, or why it cannot be used (config blob gone or damaged, layer missing). */
+  async #usable(id: Digest): Promise<{ image: Image } | { image?: undefined; id: Digest; reason: Error }> {
+    let image: Image;
+    try {
+      image = await this.get(id);
+    } catch (err) {
+      if (err instanceof DataIntegrityError) return { id, reason: err };
+      throw err;
+    }
+    if (image.chainID !== null && !(await this.#core.layers.has(image.chainID))) {
+      const reason = new NotFoundError(`image ${id}: layer ${image.chainID} is missing (run fsck)`, {
+        code: LayerStoreErrorCode.LAYER_NOT_FOUND,
+        details: { id, chainID: image.chainID },
+      });
+      return { id, reason };
+    }
+    return { image };
   }
 
   async ids(): Promise<Digest[]> {

@@ -18,6 +18,7 @@ export type {
   DeleteOptions,
   DeleteResult,
   FsckOptions,
+  MapOptions,
   FsckProblem,
   FsckReport,
   Image,

@@ -505,6 +505,45 @@ describe("fsck", () => {
     expect((await errorOf(store.images.get(image.id))).code).toBe("ERR_DIGEST_MISMATCH");
   });
 
+  it("an image whose layer or config is gone is not offered (map skips it, told to onUnusable); repair removes it and its tags", async () => {
+    const { b, image } = await twoLayerImage();
+    await store.layers.register([tarC]);
+    const other = await store.images.create(makeConfig([diffIdOf(tarC)]));
+    await store.references.tag("gone:1", image.id);
+    await store.references.tag("kept:1", other.id);
+    // the top layer's record and holders vanish (a hand-made accident)
+    await fsp.rm(path.join(root, "layers", "sha256", `${b.chainID.slice(7)}.json`));
+    await fsp.rm(path.join(root, "layers", "refs", "sha256", b.chainID.slice(7)), { recursive: true, force: true });
+    const told: Array<[string, string]> = [];
+    const m = await store.images.map({ onUnusable: (id, reason) => told.push([id, (reason as { code?: string }).code ?? ""]) });
+    expect([...m.keys()]).toEqual([other.id]);
+    expect(told).toEqual([[image.id, "ERR_LAYER_NOT_FOUND"]]);
+    // the other's config gone too: skipped for its config by a store opened now
+    // (one that verified the config before keeps serving those bytes: content addressed)
+    const cfg = path.join(root, "blobs", "sha256", other.id.slice(7));
+    const saved = await fsp.readFile(cfg);
+    await fsp.rm(cfg);
+    told.length = 0;
+    const fresh = await openStore({ root });
+    expect([...(await fresh.images.map({ onUnusable: (id, reason) => told.push([id, (reason as { code?: string }).code ?? ""]) })).keys()]).toEqual([]);
+    expect(told.sort()).toEqual(
+      [
+        [image.id, "ERR_LAYER_NOT_FOUND"],
+        [other.id, "ERR_BLOB_MISSING"],
+      ].sort(),
+    );
+    await fresh.close();
+    await fsp.writeFile(cfg, saved);
+
+    const r = await store.fsck({ repair: true });
+    expect(r.problems.find((p) => p.kind === "image-layer-missing")).toMatchObject({ subject: image.id, repaired: true, garbage: false });
+    expect(r.problems.filter((p) => !p.repaired && !p.garbage)).toEqual([]);
+    expect(r.ok).toBe(true);
+    expect(await store.images.has(image.id)).toBe(false);
+    expect((await store.references.list()).map((x) => x.ref)).toEqual(["docker.io/library/kept:1"]);
+    expect((await store.fsck()).problems).toEqual([]);
+  });
+
   it("repairs an orphan hold (create interrupted after acquire) and a lost hold", async () => {
     const { b, image } = await twoLayerImage();
     const ghost = `sha256:${"e".repeat(64)}`;

@@ -110,7 +110,8 @@ async function imagesAction(
   const svc = await openContextService(ctx);
   const { parseFilterFlags, repoTag } = await import("@berth/image-service");
   const filters = parseFilterFlags(repo ? [...opts.filter, `reference=${repo}`] : opts.filter);
-  const rows = (await svc.list({ all: opts.all === true, filters })).flatMap((info) => rowsFor(info, repoTag));
+  const onUnusable = (id: string, reason: Error) => ctx.info(`berth: warning: image ${id.slice(7, 19)} is not usable and not listed (${reason.message}); berth fsck --repair removes it`);
+  const rows = (await svc.list({ all: opts.all === true, filters, onUnusable })).flatMap((info) => rowsFor(info, repoTag));
   printRows(ctx, rows, { ...opts, noTrunc: opts.trunc === false });
 }
 
