@@ -56,7 +56,21 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
 
 /** Create `dir` and its parents (no error when it exists). */
 export async function mkdirp(dir: string): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true });
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    // Node's recursive mkdir says ENOENT where the cause is EROFS or EACCES (a
+    // read-only store root): one plain mkdir of the leaf names the real cause.
+    try {
+      await fsp.mkdir(dir);
+      return;
+    } catch (again) {
+      const code = (again as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") return;
+      throw code === "ENOENT" ? err : again;
+    }
+  }
 }
 
 /** Read a whole file, or `undefined` when it does not exist. */
