@@ -6,7 +6,7 @@
 import { BerthError, type Digest, NotFoundError } from "@berth/digest";
 import { type ContainerConfig, type History, type ImageConfig, ImageStoreErrorCode } from "@berth/image-store";
 import { comparePlatform, defaultBuildPlatform } from "@berth/oci";
-import { type BuildPlatform, compareContainerConfig, entrypointMergedFromParent } from "./compare.js";
+import { type BuildPlatform, compareContainerConfig, containerConfigDifference, entrypointMergedFromParent } from "./compare.js";
 import { goHistory, goRestoredImageConfig } from "./gojson.js";
 import { CacheErrorCode } from "./errors.js";
 
@@ -66,6 +66,50 @@ export interface CreateCacheOptions {
   onWarning?(warning: CacheWarning): void;
 }
 
+/**
+ * Why one image was or was not the cache hit for a step (explain mode), by
+ * the rule of moby's cache that decided:
+ *
+ * - `hit` — the answer; `restored` — a `--cache-from` step restored from a source
+ * - `not-built-locally` — a child of the parent, but pulled or loaded, not built here
+ * - `built-locally-unknown` — whether it was built here could not be read
+ * - `no-platform` — an old image without os/architecture (moby skips those)
+ * - `platform` — built for another platform (`detail`: its os/architecture[/variant])
+ * - `config` — its `container_config` differs from the step's (`detail`: the first field that differs)
+ * - `no-created` — same step, but without a valid `created` time, so never chosen
+ * - `older` — same step, but a newer match exists
+ * - `not-from-source` — a local match that is not an ancestor of any `--cache-from` source
+ * - `history` — a `--cache-from` source whose history does not continue the parent's
+ * - `history-entry` — a source whose next history entry is another step (`detail`: its `created_by`)
+ */
+export interface CacheCandidate {
+  image: Digest;
+  verdict:
+    | "hit"
+    | "restored"
+    | "not-built-locally"
+    | "built-locally-unknown"
+    | "no-platform"
+    | "platform"
+    | "config"
+    | "no-created"
+    | "older"
+    | "not-from-source"
+    | "history"
+    | "history-entry";
+  detail?: string;
+}
+
+/** Options of {@link BuildCache.getCache}. */
+export interface GetCacheOptions {
+  /**
+   * Explain mode: told of every image the lookup considered and the rule that
+   * decided it (moby PR#26839's per-step explanation). No call at all means no
+   * image was built on this parent (or the step has no config).
+   */
+  explain?(candidate: CacheCandidate): void;
+}
+
 /** The answer to "has this step been built before?". */
 export interface BuildCache {
   /** `"local"` (parent chain only) or `"cache-from"` (history-based, with local first). */
@@ -79,7 +123,12 @@ export interface BuildCache {
    * top of `parentId` (`""` = `FROM scratch`), or `undefined` on a miss.
    * @throws NotFoundError `ERR_CACHE_PARENT_NOT_FOUND` when `parentId` is not in the store
    */
-  getCache(parentId: string, containerConfig: ContainerConfig | null | undefined, platform?: BuildPlatform): Promise<Digest | undefined>;
+  getCache(
+    parentId: string,
+    containerConfig: ContainerConfig | null | undefined,
+    platform?: BuildPlatform,
+    options?: GetCacheOptions,
+  ): Promise<Digest | undefined>;
 }
 
 function imagePlatform(c: ImageConfig): BuildPlatform {
@@ -142,11 +191,18 @@ export class LocalImageCache implements BuildCache {
     return out;
   }
 
-  async getCache(parentId: string, containerConfig: ContainerConfig | null | undefined, platform?: BuildPlatform): Promise<Digest | undefined> {
+  async getCache(
+    parentId: string,
+    containerConfig: ContainerConfig | null | undefined,
+    platform?: BuildPlatform,
+    options: GetCacheOptions = {},
+  ): Promise<Digest | undefined> {
     const parent = await getParentImage(this.store, parentId);
     if (containerConfig === null || containerConfig === undefined) return undefined;
+    const explain = options.explain;
     const want = platform ?? this.options.defaultPlatform ?? defaultBuildPlatform();
     let match: { id: Digest; created: bigint } | undefined;
+    const same: Digest[] = []; // matches in the order seen, for `older`
     for (const id of await this.siblings(parentId)) {
       let img: CacheImage;
       try {
@@ -159,24 +215,43 @@ export class LocalImageCache implements BuildCache {
         local = await this.store.images.isBuiltLocally(id);
       } catch (err) {
         this.warn({ code: CacheErrorCode.BUILT_LOCALLY_UNKNOWN, message: `failed to check if image ${id} was built locally`, subject: id, cause: err });
+        explain?.({ image: id, verdict: "built-locally-unknown" });
         continue;
       }
-      if (!local) continue;
+      if (!local) {
+        explain?.({ image: id, verdict: "not-built-locally" });
+        continue;
+      }
       const p = imagePlatform(img.config);
-      if (p.os === "" && p.architecture === "") continue; // old linux/amd64 image without a platform
-      if (!comparePlatform(want, p)) continue;
+      if (p.os === "" && p.architecture === "") {
+        explain?.({ image: id, verdict: "no-platform" }); // old linux/amd64 image without a platform
+        continue;
+      }
+      if (!comparePlatform(want, p)) {
+        explain?.({ image: id, verdict: "platform", detail: [p.os, p.architecture, p.variant].filter(Boolean).join("/") });
+        continue;
+      }
       const stored = img.config.container_config;
-      let same = compareContainerConfig(stored, containerConfig);
-      if (!same && this.options.fixEmptyEntrypoint && stored) {
-        same =
+      let difference = containerConfigDifference(stored, containerConfig);
+      if (difference !== undefined && this.options.fixEmptyEntrypoint && stored) {
+        const merged =
           entrypointMergedFromParent(containerConfig, stored, img.config.config, parent?.config.config) &&
           compareContainerConfig({ ...stored, Entrypoint: containerConfig.Entrypoint ?? null }, containerConfig);
+        if (merged) difference = undefined;
       }
-      if (!same) continue;
-      if (img.config.created === undefined || Number.isNaN(Date.parse(img.config.created))) continue;
+      if (difference !== undefined) {
+        explain?.({ image: id, verdict: "config", detail: difference });
+        continue;
+      }
+      if (img.config.created === undefined || Number.isNaN(Date.parse(img.config.created))) {
+        explain?.({ image: id, verdict: "no-created" });
+        continue;
+      }
+      same.push(id);
       const created = createdNanos(img.config.created);
       if (match === undefined || match.created < created) match = { id, created };
     }
+    if (explain) for (const id of same) explain({ image: id, verdict: id === match?.id ? "hit" : "older" });
     return match?.id;
   }
 }
@@ -293,25 +368,47 @@ export class ImageCache implements BuildCache {
     return false;
   }
 
-  async getCache(parentId: string, containerConfig: ContainerConfig | null | undefined, platform?: BuildPlatform): Promise<Digest | undefined> {
-    const hit = await this.local.getCache(parentId, containerConfig, platform);
+  async getCache(
+    parentId: string,
+    containerConfig: ContainerConfig | null | undefined,
+    platform?: BuildPlatform,
+    options: GetCacheOptions = {},
+  ): Promise<Digest | undefined> {
+    const explain = options.explain;
+    // the local lookup's verdicts wait: its hit counts only when a source descends from it
+    const local: CacheCandidate[] = [];
+    const hit = await this.local.getCache(parentId, containerConfig, platform, explain ? { explain: (c) => local.push(c) } : {});
     if (hit !== undefined) {
-      for (const s of this.src) if (await this.isParent(s.id, hit)) return hit;
+      for (const s of this.src) {
+        if (await this.isParent(s.id, hit)) {
+          for (const c of local) explain?.(c);
+          return hit;
+        }
+      }
     }
+    for (const c of local) explain?.(c.verdict === "hit" ? { ...c, verdict: "not-from-source" } : c);
     const parent = await getParentImage(this.store, parentId);
     if (containerConfig === null || containerConfig === undefined) return undefined;
     const lenHistory = parent?.config.history?.length ?? 0;
     for (const target of this.src) {
       const th = target.config.history ?? [];
-      if (!isValidParent(target.config, parent?.config)) continue;
+      if (!isValidParent(target.config, parent?.config)) {
+        explain?.({ image: target.id, verdict: "history" });
+        continue;
+      }
       const entry = th[lenHistory];
-      if (entry === undefined || !isValidConfig(containerConfig, entry)) continue;
+      if (entry === undefined || !isValidConfig(containerConfig, entry)) {
+        explain?.({ image: target.id, verdict: "history-entry", detail: entry?.created_by ?? "(no further history)" });
+        continue;
+      }
       if (th.length - 1 === lenHistory) {
         if (parent !== undefined) await this.store.images.setParent(target.id, parent.id);
+        explain?.({ image: target.id, verdict: "hit" });
         return target.id;
       }
       const id = await this.restore(parent, target, containerConfig);
       this.src = [target]; // never jump to another source once one was followed
+      explain?.({ image: target.id, verdict: "restored", detail: id });
       return id;
     }
     return undefined;

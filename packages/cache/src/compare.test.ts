@@ -1,7 +1,7 @@
 import type { ContainerConfig, ImageConfig } from "@berth/image-store";
 import { describe, expect, it } from "vitest";
 import { getLayerForHistoryIndex, isValidConfig, isValidParent } from "./classic.js";
-import { compareContainerConfig, entrypointMergedFromParent } from "./compare.js";
+import { compareContainerConfig, containerConfigDifference, entrypointMergedFromParent } from "./compare.js";
 
 // Table after moby's compare_test.go cases, plus the nil/empty rules of Go's len().
 describe("compareContainerConfig", () => {
@@ -120,5 +120,18 @@ describe("history matching (moby isValidParent / isValidConfig / getLayerForHist
     expect(getLayerForHistoryIndex(target, 4)).toBeUndefined();
     const broken = img([h("a"), h("b")], [d(1)]);
     expect(() => getLayerForHistoryIndex(broken, 1)).toThrow(expect.objectContaining({ code: "ERR_CACHE_HISTORY_MISMATCH" }));
+  });
+});
+
+describe("containerConfigDifference (what an explained miss names)", () => {
+  it("names the first field moby's compare finds different, undefined when equal", () => {
+    const base = { Cmd: ["sh"], Labels: { a: "1" }, ExposedPorts: { "80/tcp": {} } };
+    expect(containerConfigDifference(base, { ...base })).toBeUndefined();
+    expect(containerConfigDifference(base, null)).toBe("config");
+    expect(containerConfigDifference(base, { ...base, Cmd: ["bash"] })).toBe("Cmd");
+    expect(containerConfigDifference(base, { ...base, Labels: { a: "2" } })).toBe("Labels.a");
+    expect(containerConfigDifference(base, { ...base, ExposedPorts: { "81/tcp": {} } })).toBe("ExposedPorts.80/tcp");
+    expect(containerConfigDifference(base, { ...base, User: "1000" })).toBe("User");
+    expect(containerConfigDifference(base, { ...base, Healthcheck: { Test: ["NONE"] } })).toBe("Healthcheck");
   });
 });

@@ -56,27 +56,33 @@ export function compareContainerConfig(
   a: ContainerConfig | null | undefined,
   b: ContainerConfig | null | undefined,
 ): boolean {
-  if (a === null || a === undefined || b === null || b === undefined) return false;
-  if (len(a.Env) !== len(b.Env)) return false;
-  if (len(a.Cmd) !== len(b.Cmd)) return false;
-  if (len(a.Entrypoint) !== len(b.Entrypoint)) return false;
-  if (len(a.Shell) !== len(b.Shell)) return false;
-  if (len(a.ExposedPorts) !== len(b.ExposedPorts)) return false;
-  if (len(a.Volumes) !== len(b.Volumes)) return false;
-  if (len(a.Labels) !== len(b.Labels)) return false;
-  if (len(a.OnBuild) !== len(b.OnBuild)) return false;
-  if (!sameList(a.Env, b.Env) || !sameList(a.OnBuild, b.OnBuild) || !sameList(a.Cmd, b.Cmd)) return false;
-  if (!sameList(a.Entrypoint, b.Entrypoint) || !sameList(a.Shell, b.Shell)) return false;
-  for (const k of Object.keys(a.ExposedPorts ?? {})) if (!hasKey(b.ExposedPorts, k)) return false;
-  for (const k of Object.keys(a.Volumes ?? {})) if (!hasKey(b.Volumes, k)) return false;
-  for (const [k, v] of Object.entries(a.Labels ?? {})) if (v !== (b.Labels?.[k] ?? "")) return false;
+  return containerConfigDifference(a, b) === undefined;
+}
+
+/**
+ * The first field (in moby's order of comparison) where {@link
+ * compareContainerConfig} finds `a` and `b` different, e.g. `"Cmd"` or
+ * `"Labels.version"`; `"config"` when one is missing; undefined when equal.
+ * What a cache miss explanation names.
+ */
+export function containerConfigDifference(
+  a: ContainerConfig | null | undefined,
+  b: ContainerConfig | null | undefined,
+): string | undefined {
+  if (a === null || a === undefined || b === null || b === undefined) return "config";
+  const lists = ["Env", "Cmd", "Entrypoint", "Shell", "ExposedPorts", "Volumes", "Labels", "OnBuild"] as const;
+  for (const k of lists) if (len(a[k]) !== len(b[k])) return k;
+  for (const k of ["Env", "OnBuild", "Cmd", "Entrypoint", "Shell"] as const) if (!sameList(a[k], b[k])) return k;
+  for (const k of Object.keys(a.ExposedPorts ?? {})) if (!hasKey(b.ExposedPorts, k)) return `ExposedPorts.${k}`;
+  for (const k of Object.keys(a.Volumes ?? {})) if (!hasKey(b.Volumes, k)) return `Volumes.${k}`;
+  for (const [k, v] of Object.entries(a.Labels ?? {})) if (v !== (b.Labels?.[k] ?? "")) return `Labels.${k}`;
   const bools = ["AttachStdin", "AttachStdout", "AttachStderr", "NetworkDisabled", "Tty", "OpenStdin", "StdinOnce", "ArgsEscaped"] as const;
-  for (const k of bools) if ((a[k] ?? false) !== (b[k] ?? false)) return false;
-  for (const k of ["User", "WorkingDir", "StopSignal"] as const) if ((a[k] ?? "") !== (b[k] ?? "")) return false;
+  for (const k of bools) if ((a[k] ?? false) !== (b[k] ?? false)) return k;
+  for (const k of ["User", "WorkingDir", "StopSignal"] as const) if ((a[k] ?? "") !== (b[k] ?? "")) return k;
   const at = a.StopTimeout ?? null;
   const bt = b.StopTimeout ?? null;
-  if ((at === null) !== (bt === null) || at !== bt) return false;
-  return sameHealthcheck(a.Healthcheck, b.Healthcheck);
+  if ((at === null) !== (bt === null) || at !== bt) return "StopTimeout";
+  return sameHealthcheck(a.Healthcheck, b.Healthcheck) ? undefined : "Healthcheck";
 }
 
 /**

@@ -5,16 +5,18 @@
  * @module
  */
 export { CacheErrorCode, type CacheErrorCodeValue } from "./errors.js";
-export { type BuildPlatform, compareContainerConfig, entrypointMergedFromParent } from "./compare.js";
+export { type BuildPlatform, compareContainerConfig, containerConfigDifference, entrypointMergedFromParent } from "./compare.js";
 export { comparePlatform, defaultBuildPlatform, hostArchitecture, normalizeArch, normalizePlatform } from "@berth/oci";
 export {
   type BuildCache,
+  type CacheCandidate,
   type CacheImage,
   type CacheWarning,
   type ClassicCacheStore,
   type CreateCacheOptions,
   createCache,
   getLayerForHistoryIndex,
+  type GetCacheOptions,
   ImageCache,
   isValidConfig,
   isValidParent,

@@ -52,6 +52,61 @@ describe("LocalImageCache over an image store", () => {
   });
 });
 
+describe("explain mode", () => {
+  it("names the rule that decided each candidate, for the local cache and for --cache-from", async () => {
+    const l = await store.layers.register([await makeTarGz({ a: "1" })]);
+    const rootfs = { type: "layers", diff_ids: [l.diffID] };
+    const history = [{ created_by: "base" }];
+    const parent = await store.images.create(enc({ architecture: "amd64", os: "linux", rootfs, history }));
+    const child = async (extra: object, created: string | undefined, local = true) => {
+      const img = await store.images.create(
+        enc({ architecture: "amd64", os: "linux", rootfs, created, container_config: probe, history: [...history, { created_by: "ENV", empty_layer: true }], ...extra }),
+      );
+      await store.images.setParent(img.id, parent.id);
+      if (local) await store.images.setBuiltLocally(img.id);
+      return img.id;
+    };
+    const older = await child({}, "2024-01-01T00:00:00Z");
+    const newer = await child({}, "2024-01-02T00:00:00Z");
+    const pulled = await child({ comment: "pulled" }, "2025-01-01T00:00:00Z", false);
+    const noPlatform = await child({ architecture: "", os: "" }, "2025-01-02T00:00:00Z");
+    const arm = await child({ architecture: "arm64", variant: "v8" }, "2025-01-03T00:00:00Z");
+    const otherEnv = await child({ container_config: { ...probe, Env: ["A=2"] } }, "2025-01-04T00:00:00Z");
+    const label = await child({ container_config: { ...probe, Labels: { version: "2" } } }, "2025-01-05T00:00:00Z");
+    const undated = await child({ comment: "no created" }, undefined);
+    const cache = await createCache(store);
+    const seen = new Map<string, { verdict: string; detail?: string }>();
+    const got = await cache.getCache(parent.id, probe, { os: "linux", architecture: "amd64" }, { explain: (c) => seen.set(c.image, c) });
+    expect(got).toBe(newer);
+    expect(Object.fromEntries(seen)).toEqual({
+      [newer]: { image: newer, verdict: "hit" },
+      [older]: { image: older, verdict: "older" },
+      [pulled]: { image: pulled, verdict: "not-built-locally" },
+      [noPlatform]: { image: noPlatform, verdict: "no-platform" },
+      [arm]: { image: arm, verdict: "platform", detail: "linux/arm64/v8" },
+      [otherEnv]: { image: otherEnv, verdict: "config", detail: "Env" },
+      [label]: { image: label, verdict: "config", detail: "Labels" },
+      [undated]: { image: undated, verdict: "no-created" },
+    });
+    // a miss with nothing built on the parent: no call at all
+    const calls: unknown[] = [];
+    expect(await cache.getCache(newer, probe, undefined, { explain: (c) => calls.push(c) })).toBeUndefined();
+    expect(calls).toEqual([]);
+
+    // --cache-from: a source whose next step is another command, one whose history does not continue the parent's
+    const source = await store.images.create(
+      enc({ architecture: "amd64", os: "linux", rootfs, created: "2024-01-01T00:00:00Z", history: [...history, { created_by: "RUN make", empty_layer: true }] }),
+    );
+    const stranger = await store.images.create(enc({ architecture: "amd64", os: "linux", rootfs, history: [{ created_by: "other base" }, { created_by: "x", empty_layer: true }] }));
+    const from = await createCache(store, { cacheFrom: [source.id, stranger.id] });
+    const verdicts: Array<[string, string, string | undefined]> = [];
+    expect(await from.getCache(parent.id, probe, { os: "linux", architecture: "amd64" }, { explain: (c) => verdicts.push([c.image, c.verdict, c.detail]) })).toBeUndefined();
+    expect(verdicts).toContainEqual([newer, "not-from-source", undefined]);
+    expect(verdicts).toContainEqual([source.id, "history-entry", "RUN make"]);
+    expect(verdicts).toContainEqual([stranger.id, "history", undefined]);
+  });
+});
+
 describe("FROM scratch lookups", () => {
   /** The store's image roles, counting the configs read (`get`, and every image for `map`). */
   function counting(s: Store, withParentless: boolean): { store: ClassicCacheStore; reads: Digest[]; maps: number } {
