@@ -10,6 +10,7 @@
  * `BERTH_FUZZ_SEED` to replay a reported seed (RELIABILITY.md).
  */
 import { openImageService } from "@berth/image-service";
+import { makeTar } from "@berth/image-store/tar-fixture";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngineApi } from "../src/engine/api.js";
@@ -29,7 +30,10 @@ let closeService: () => Promise<void>;
 beforeAll(async () => {
   const svc = await openImageService({ root: tmp.dir });
   closeService = () => svc.close();
-  await svc.import(new Uint8Array(1024), { tags: ["fuzz:1"] }).catch(() => undefined); // an empty tar: one image to find
+  const layer = makeTar({ "a.txt": "fuzz\n" });
+  await svc.import((async function* () {
+    yield layer;
+  })(), { tags: ["fuzz:1"], changes: ["LABEL a=b"] });
   const engine = createEngineApi({ service: engineService(svc), onError: (err) => failures.push(err) });
   server = await startServer({ port: 0, registry: { backend: new MemoryBackend() }, engine, log: { format: "none" }, shutdownGraceMs: 1000 });
 });
