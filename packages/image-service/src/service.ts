@@ -40,26 +40,24 @@ export class ImageService {
     return imageHistory(this.store, name);
   }
   /** Point `target` at the image `source` resolves to (moving it if it named another image). */
-  async tag(source: string, target: string): Promise<{ ref: string; id: Digest; previous?: Digest }> {
-    await this.#collect();
-    const id = await this.store.references.resolve(source);
-    const r = await this.store.references.tag(target, id, { force: true });
-    return { ...r, id };
+  tag(source: string, target: string): Promise<{ ref: string; id: Digest; previous?: Digest }> {
+    return this.#write(async () => {
+      const id = await this.store.references.resolve(source);
+      const r = await this.store.references.tag(target, id, { force: true });
+      return { ...r, id };
+    });
   }
   /** `docker rmi`: moby's rules, one GC for all names. */
-  async remove(names: readonly string[], opts?: RemoveOptions): Promise<RemoveOutcome[]> {
-    await this.#collect();
-    return removeImages(this.store, names, opts);
+  remove(names: readonly string[], opts?: RemoveOptions): Promise<RemoveOutcome[]> {
+    return this.#write(() => removeImages(this.store, names, opts));
   }
   /** `docker image prune`. */
-  async prune(opts?: PruneOptions): Promise<PruneResult> {
-    await this.#collect();
-    return pruneImages(this.store, opts);
+  prune(opts?: PruneOptions): Promise<PruneResult> {
+    return this.#write(() => pruneImages(this.store, opts));
   }
   /** `docker load` from a file (worker threads) or a stream. */
-  async load(source: string | AsyncIterable<Uint8Array>, opts?: LoadImagesOptions): Promise<LoadImagesResult> {
-    await this.#collect();
-    return loadImages(this.store, source, opts);
+  load(source: string | AsyncIterable<Uint8Array>, opts?: LoadImagesOptions): Promise<LoadImagesResult> {
+    return this.#write(() => loadImages(this.store, source, opts));
   }
   /** `docker save` to a file (fsync + rename) or a writable stream. */
   save(names: readonly string[], out: string | Writable, opts?: SaveImagesOptions): Promise<SaveImagesResult> {
@@ -70,14 +68,12 @@ export class ImageService {
     return openSave(this.store, names, opts);
   }
   /** Make an image from a base, new layers and config changes. */
-  async build(opts: BuildOptions): Promise<BuiltImage> {
-    await this.#collect();
-    return buildImage(this.store, opts);
+  build(opts: BuildOptions): Promise<BuiltImage> {
+    return this.#write(() => buildImage(this.store, opts));
   }
   /** `docker import`: one layer from a directory, tar file or tar stream. */
-  async import(source: LayerInput, opts?: ImportOptions): Promise<BuiltImage> {
-    await this.#collect();
-    return importImage(this.store, source, opts);
+  import(source: LayerInput, opts?: ImportOptions): Promise<BuiltImage> {
+    return this.#write(() => importImage(this.store, source, opts));
   }
   /** `docker system df`'s numbers. */
   diskUsage(): Promise<DiskUsage> {
@@ -92,9 +88,8 @@ export class ImageService {
     return pushToDaemon(this.store, names, opts);
   }
   /** Copy images from a Docker daemon into the store. */
-  async pullFromDaemon(names: readonly string[], opts?: PullFromDaemonOptions): Promise<LoadImagesResult> {
-    await this.#collect();
-    return pullImagesFromDaemon(this.store, names, opts);
+  pullFromDaemon(names: readonly string[], opts?: PullFromDaemonOptions): Promise<LoadImagesResult> {
+    return this.#write(() => pullImagesFromDaemon(this.store, names, opts));
   }
   /** Load one image into a Docker daemon under several names (need not be tagged in the store), per-name results. */
   saveToDaemon(image: string, names: readonly string[], opts?: SaveToDaemonOptions): Promise<SaveToDaemonResult> {
@@ -105,13 +100,21 @@ export class ImageService {
     return findLayerByDiffId(this.store, diffID);
   }
   /**
-   * What a killed or interrupted operation left (dead leases and what only
-   * they protected) goes before the next write; see `Store.collectGarbage`.
-   * Best effort: a failure here is not the write's failure (fsck reports
-   * what stays).
+   * Every write: first what a killed or interrupted operation left goes (dead
+   * leases and what only they protected; see `Store.collectGarbage`), then
+   * the write runs under a lease of its own, so that if it is killed in
+   * turn, the next write knows to collect (a delete killed before its GC
+   * leaves unprotected blobs that only a dead lease points at). Collection is
+   * best effort: its failure is not the write's (fsck reports what stays).
    */
-  async #collect(): Promise<void> {
+  async #write<T>(fn: () => Promise<T>): Promise<T> {
     await this.store.collectGarbage().catch(() => undefined);
+    const marker = await this.store.lease();
+    try {
+      return await fn();
+    } finally {
+      await marker.release().catch(() => undefined);
+    }
   }
   /** Close the store. */
   close(): Promise<void> {
