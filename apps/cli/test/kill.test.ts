@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BERTH, berth, berthOk, makeRootfs, tempDir } from "./helpers.js";
+import { BERTH, berthOk, makeRootfs, tempDir } from "./helpers.js";
 
 const TRIALS = Number(process.env.BERTH_KILL_TRIALS ?? 20);
 const SEED = Number(process.env.BERTH_KILL_SEED ?? Date.now() % 2 ** 31);
