@@ -66,7 +66,8 @@ export async function run(): Promise<void> {
     execFileSync("sleep", [settle]);
     execFileSync("sh", ["-c", 'cat "$1" > /dev/null', "sh", archive]);
   };
-  for (let i = 0; i < runs; i++) {
+  const parts = new Set((process.env.BERTH_BENCH_ENGINE_PARTS ?? "cli,dockerode,images").split(","));
+  for (let i = 0; i < (parts.has("cli") ? runs : 0); i++) {
     for (const who of i % 2 ? ["dockerd", "berth"] : ["berth", "dockerd"]) {
       let server: ChildProcess | undefined;
       if (who === "berth") {
@@ -86,7 +87,7 @@ export async function run(): Promise<void> {
     }
   }
   // dockerode: loadImage + followProgress, getImage().get() drained
-  for (let i = 0; i < runs; i++) {
+  for (let i = 0; i < (parts.has("dockerode") ? runs : 0); i++) {
     for (const who of i % 2 ? ["dockerd", "berth"] : ["berth", "dockerd"]) {
       let server: ChildProcess | undefined;
       if (who === "berth") {
@@ -116,25 +117,28 @@ export async function run(): Promise<void> {
 
   // docker images with many images in both
   const n = Number(process.env.BERTH_BENCH_MANY_IMAGES ?? 1000);
-  const many = join(dir, `many-${n}.tar`);
-  writeFileSync(many, manyImages(n));
-  rmSync(root, { recursive: true, force: true });
-  const server = await serve(root, socket);
-  try {
-    execFileSync(DOCKER, ["load", "-q", "-i", many], { env: berthEnv, stdio: "ignore" });
-    execFileSync(DOCKER, ["load", "-q", "-i", many], { env, stdio: "ignore" });
-    for (let i = 0; i < Math.max(runs, 5); i++) {
-      for (const who of i % 2 ? ["dockerd", "berth"] : ["berth", "dockerd"]) {
-        (times[`images ${who}`] ??= []).push((await timed(DOCKER, ["images"], who === "berth" ? berthEnv : env)).seconds);
-      }
-    }
-  } finally {
-    await stop(server);
-    const tags = Array.from({ length: n }, (_, i) => `berth-bench/many:${i}`);
-    for (let i = 0; i < tags.length; i += 200) sh(DOCKER, ["rmi", "-f", ...tags.slice(i, i + 200)], env);
+  if (parts.has("images")) {
+    const many = join(dir, `many-${n}.tar`);
+    writeFileSync(many, manyImages(n));
     rmSync(root, { recursive: true, force: true });
-    rmSync(many, { force: true });
+    const server = await serve(root, socket);
+    try {
+      execFileSync(DOCKER, ["load", "-q", "-i", many], { env: berthEnv, stdio: "ignore" });
+      execFileSync(DOCKER, ["load", "-q", "-i", many], { env, stdio: "ignore" });
+      for (let i = 0; i < Math.max(runs, 5); i++) {
+        for (const who of i % 2 ? ["dockerd", "berth"] : ["berth", "dockerd"]) {
+          (times[`images ${who}`] ??= []).push((await timed(DOCKER, ["images"], who === "berth" ? berthEnv : env)).seconds);
+        }
+      }
+    } finally {
+      await stop(server);
+      const tags = Array.from({ length: n }, (_, i) => `berth-bench/many:${i}`);
+      for (let i = 0; i < tags.length; i += 200) sh(DOCKER, ["rmi", "-f", ...tags.slice(i, i + 200)], env);
+      rmSync(root, { recursive: true, force: true });
+      rmSync(many, { force: true });
+    }
   }
+
   const bytes = statSync(archive).size;
   const lines = [
     `docker CLI (${DOCKER}) against berth serve and dockerd; archive ${(bytes / 1e6).toFixed(0)} MB; medians of ${runs} alternated runs.`,
@@ -150,6 +154,7 @@ export async function run(): Promise<void> {
     [`docker images (${n} images)`, "images"],
   ];
   for (const [label, key] of rows) {
+    if (!times[`${key} berth`]?.length) continue;
     const b = median(times[`${key} berth`]!);
     const d = median(times[`${key} dockerd`]!);
     lines.push(`| ${label} | ${b.toFixed(2)} | ${d.toFixed(2)} | ${(d / b).toFixed(2)} |`);
