@@ -24,13 +24,15 @@
  */
 import { stat } from "node:fs/promises";
 import type { Compression, Digest } from "@berth/digest";
+import { claimSource } from "@berth/layer-store";
 import { commitPlan, decideTags, LoadTransaction } from "./commit.js";
 import { ArchiveEntries, readEntries } from "./entries.js";
 import { verifyLayers, WorkerIngest } from "./ingest.js";
 import { planArchive } from "./plan.js";
+import { truncated } from "./errors.js";
 import { defaultThreads } from "./pool.js";
 import { LoadProgressTracker } from "./progress.js";
-import { type ArchiveSource, type ArchiveSourceInfo, FileSource, sourceChunks } from "./source.js";
+import { type ArchiveSource, type ArchiveSourceInfo, FileSource } from "./source.js";
 import type { ArchiveStore } from "./store.js";
 
 /** Options of {@link load}. */
@@ -154,6 +156,9 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   const maxJson = options.maxJsonSize ?? DEFAULT_MAX_JSON;
   const maxLayer = options.maxLayerSize ?? DEFAULT_MAX_LAYER;
   const policy = options.tagConflict ?? (options.overwriteTags ? "move" : "keep");
+  // A stream is read from now on, before the first await: nothing of it is
+  // lost while the store is prepared (see claimSource).
+  const stream = typeof source === "string" ? undefined : claimSource(source);
   const info: ArchiveSourceInfo = { compression: "none", bytesRead: 0 };
   const fileSize = typeof source === "string" ? (await stat(source).catch(() => undefined))?.size : undefined;
   const progress = new LoadProgressTracker(info, options.onProgress, options.onProgress ? fileSize : undefined);
@@ -162,13 +167,19 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   const threads = options.workers === false ? 0 : (options.workers?.threads ?? defaultThreads());
   const workerMinEntry = (options.workers ? options.workers.minEntrySize : undefined) ?? WORKER_MIN_ENTRY;
   const workers = file && threads > 0 && store.content.fileWriter ? new WorkerIngest(file, threads, workerMinEntry) : undefined;
-  options.signal?.throwIfAborted();
-  const tx = await LoadTransaction.begin(store);
+  let tx: LoadTransaction;
+  try {
+    options.signal?.throwIfAborted();
+    tx = await LoadTransaction.begin(store);
+  } catch (err) {
+    stream?.release();
+    throw err;
+  }
   // Large enough to have an entry for the workers: start them while this thread reads.
   if (workers && (fileSize ?? 0) >= workerMinEntry) workers.warm();
   try {
     const entries = await readEntries({
-      input: file ?? sourceChunks(source),
+      input: file ?? stream!,
       info,
       maxJson,
       maxLayer,
@@ -179,6 +190,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       ...(workers ? { workers } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
+    if (info.bytesRead === 0) throw truncated("the source is empty (0 bytes read)");
     const archive = new ArchiveEntries(entries, { maxJson, content: store.content });
     const plan = await planArchive(archive, options.repository !== undefined ? { repository: options.repository } : {});
     await verifyLayers(plan.layerChecks, { content: store.content, maxLayer });
@@ -199,6 +211,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     await tx.rollback();
     throw err;
   } finally {
+    stream?.release();
     await workers?.close();
     await tx.end();
   }

@@ -10,6 +10,7 @@ import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { type Digest, InvalidArgumentError } from "@berth/digest";
 import { readTar } from "@berth/docker-archive";
+import { type ClaimedSource, claimSource } from "@berth/layer-store";
 import { type Image, parseReference, type Store } from "@berth/image-store";
 import { hostPlatform, parsePlatform } from "@berth/oci";
 import { applyChanges, type RunConfig } from "./changes.js";
@@ -65,10 +66,29 @@ export interface BuiltImage {
 /**
  * Build an image from a base, new layers and config changes, set its parent
  * to the base (so the classic builder's cache and `docker history` see the
- * chain) and tag it.
+ * chain) and tag it. Layer streams are taken over at the call (see
+ * `claimSource` of `@berth/layer-store`): none loses bytes while the base is
+ * looked up and the layers below it are written; on a failure, those not read
+ * to their end are destroyed.
  * @throws InvalidArgumentError `ERR_INVALID_CHANGE`, `ERR_INVALID_PLATFORM`, `ERR_INVALID_REFERENCE`, `ERR_NOT_A_TAR`, `ERR_UNSAFE_PATH`; NotFoundError for a missing base
  */
-export async function buildImage(store: Store, opts: BuildOptions): Promise<BuiltImage> {
+export function buildImage(store: Store, opts: BuildOptions): Promise<BuiltImage> {
+  const streams: ClaimedSource[] = [];
+  const claim = (source: AsyncIterable<Uint8Array>) => {
+    const claimed = claimSource(source);
+    streams.push(claimed);
+    return claimed;
+  };
+  const layers = opts.layers?.map((input) =>
+    typeof input === "string" ? input : Symbol.asyncIterator in input ? claim(input) : "stream" in input ? { ...input, stream: claim(input.stream) } : input,
+  );
+  return buildClaimed(store, { ...opts, ...(layers ? { layers } : {}) }).finally(() => {
+    for (const s of streams) s.release();
+  });
+}
+
+/** {@link buildImage} once its layer streams are taken over. */
+async function buildClaimed(store: Store, opts: BuildOptions): Promise<BuiltImage> {
   // everything the caller gave is checked before any byte is written
   const tags = (opts.tags ?? []).map((t) => parseReference(t).string);
   const platformArg = opts.platform ? parsePlatform(opts.platform) : undefined;

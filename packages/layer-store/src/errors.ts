@@ -52,6 +52,8 @@ export const LayerStoreErrorCode = {
   INVALID_LOCK_NAME: "ERR_INVALID_LOCK_NAME",
   /** A layer record on disk is unreadable or inconsistent (DataIntegrityError). */
   LAYER_RECORD_CORRUPT: "ERR_LAYER_RECORD_CORRUPT",
+  /** A byte source taken over by `claimSource` iterated a second time, or after it was released (FailedPreconditionError). */
+  SOURCE_ALREADY_READ: "ERR_SOURCE_ALREADY_READ",
   /** The store lock was not acquired in time (UnavailableError). */
   LOCK_TIMEOUT: "ERR_LOCK_TIMEOUT",
 } as const;

@@ -3,14 +3,17 @@
  * content-store roles: stream a blob into an ingest (hashed while written),
  * scan it ({@link LayerScan}: compression, DiffID, tar check, dockerd's size),
  * verify what the caller expects, and commit it — or abort, leaving nothing
- * visible. Phase 2 (`recordLayer`) records a layer on a parent from the facts.
+ * visible; the source is taken over before the first `await` (see
+ * `source.ts`). Phase 2 (`recordLayer`) records a layer on a parent from the
+ * facts.
  * @module
  */
-import { chunksOf, type ByteSource, type Digest, DigestMismatchError } from "@berth/digest";
+import { type ByteSource, type Digest, DigestMismatchError } from "@berth/digest";
 import { layerMediaType } from "@berth/oci";
 import { checkSize } from "./content-common.js";
 import { checkDigest } from "./paths.js";
 import { LayerScan } from "./scan.js";
+import { claimSource } from "./source.js";
 import type { ContentStore, IngestLayerOptions, LayerBlobFacts } from "./types.js";
 
 const DEFAULT_MAX_UNCOMPRESSED = 2 ** 40;
@@ -28,16 +31,20 @@ export function checkIngestOptions(opts: IngestLayerOptions): void {
  * Stream a layer blob (tar, gzip or zstd) from `source` into `content` and
  * learn its facts. Verified before visible: expected size, digest and DiffID,
  * and the content must be a tar (`ERR_INVALID_TAR`); on any failure the
- * ingest is discarded.
+ * ingest is discarded and the source released.
  */
 export async function ingestLayerBlob(content: ContentStore, source: ByteSource, opts: IngestLayerOptions = {}): Promise<LayerBlobFacts> {
   checkIngestOptions(opts);
   const expDiff = opts.expectedDiffID === undefined ? undefined : checkDigest(opts.expectedDiffID, "expected DiffID");
-  const writer = await content.writer(opts.lease ? { lease: opts.lease } : {});
+  const input = claimSource(source);
+  const writer = await content.writer(opts.lease ? { lease: opts.lease } : {}).catch((err: unknown) => {
+    input.release();
+    throw err;
+  });
   const scan = new LayerScan({ name: opts.name ?? "layer blob", maxUncompressedSize: opts.maxUncompressedSize ?? DEFAULT_MAX_UNCOMPRESSED });
   try {
     let read = 0;
-    for await (const chunk of chunksOf(source)) {
+    for await (const chunk of input) {
       await Promise.all([writer.write(chunk), scan.push(chunk)]);
       read += chunk.length;
       opts.onProgress?.(read);

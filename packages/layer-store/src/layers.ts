@@ -35,6 +35,7 @@ import { cleanupStale } from "./cleanup.js";
 import { type BlobCheckCache, fsckLayers } from "./fsck.js";
 import { checkFacts, copyLayer, layerFromFacts } from "./layer-common.js";
 import { checkIngestOptions, ingestLayerBlob } from "./ingest.js";
+import { claimSource } from "./source.js";
 import { LayerStoreErrorCode, layerNotFound } from "./errors.js";
 
 /** What `layers/sha256/<chainID-hex>.json` holds. */
@@ -126,21 +127,33 @@ export class FsLayerStore implements LayerStore {
     const parentID = parent === undefined || parent === null ? null : checkDigest(parent, "parent");
     checkIngestOptions(opts);
     if (opts.holder !== undefined) holderFileName(opts.holder);
-    if (opts.lease) await this.#leases.check(opts.lease);
-    if (parentID && !(await this.has(parentID))) throw layerNotFound(parentID, "parent layer");
-    // the blob is protected from a concurrent GC between the two phases
-    const lease = opts.lease ?? (await this.lease());
+    // read from now on: nothing of the stream is lost while the checks run
+    const input = claimSource(source);
     try {
-      const facts = await this.ingestLayer(source, { ...opts, lease });
-      return await this.recordLayer(facts, parentID, { lease, ...(opts.holder !== undefined ? { holder: opts.holder } : {}) });
+      if (opts.lease) await this.#leases.check(opts.lease);
+      if (parentID && !(await this.has(parentID))) throw layerNotFound(parentID, "parent layer");
+      // the blob is protected from a concurrent GC between the two phases
+      const lease = opts.lease ?? (await this.lease());
+      try {
+        const facts = await this.ingestLayer(input, { ...opts, lease });
+        return await this.recordLayer(facts, parentID, { lease, ...(opts.holder !== undefined ? { holder: opts.holder } : {}) });
+      } finally {
+        if (!opts.lease) await lease.release();
+      }
     } finally {
-      if (!opts.lease) await lease.release();
+      input.release();
     }
   }
 
   async ingestLayer(source: ByteSource, opts: IngestLayerOptions = {}): Promise<LayerBlobFacts> {
-    if (opts.lease) await this.#leases.check(opts.lease);
-    return ingestLayerBlob(this.content, source, opts);
+    const input = claimSource(source);
+    try {
+      if (opts.lease) await this.#leases.check(opts.lease);
+    } catch (err) {
+      input.release();
+      throw err;
+    }
+    return ingestLayerBlob(this.content, input, opts);
   }
 
   async recordLayer(facts: LayerBlobFacts, parent?: Digest | string | null, opts: RecordLayerOptions = {}): Promise<Layer & { existed: boolean }> {

@@ -12,6 +12,7 @@ import {
 } from "@berth/digest";
 import { checkFacts, copyLayer, layerFromFacts } from "./layer-common.js";
 import { checkIngestOptions, ingestLayerBlob } from "./ingest.js";
+import { claimSource } from "./source.js";
 import { TarCheck } from "./tarcheck.js";
 import { blobNotFound, checkSize, verifyExpected } from "./content-common.js";
 import { holderFileName } from "./holders.js";
@@ -187,13 +188,18 @@ class MemoryLayerStore implements LayerStore {
     checkIngestOptions(opts);
     if (opts.holder !== undefined) holderFileName(opts.holder);
     if (opts.lease) this.#state.lease(opts.lease);
-    if (parentID && !this.#state.layers.has(parentID)) throw layerNotFound(parentID, "parent layer");
-    const lease = opts.lease ?? (await this.lease());
+    const input = claimSource(source);
     try {
-      const facts = await this.ingestLayer(source, { ...opts, lease });
-      return await this.recordLayer(facts, parentID, { lease, ...(opts.holder !== undefined ? { holder: opts.holder } : {}) });
+      if (parentID && !this.#state.layers.has(parentID)) throw layerNotFound(parentID, "parent layer");
+      const lease = opts.lease ?? (await this.lease());
+      try {
+        const facts = await this.ingestLayer(input, { ...opts, lease });
+        return await this.recordLayer(facts, parentID, { lease, ...(opts.holder !== undefined ? { holder: opts.holder } : {}) });
+      } finally {
+        if (!opts.lease) await lease.release();
+      }
     } finally {
-      if (!opts.lease) await lease.release();
+      input.release();
     }
   }
 

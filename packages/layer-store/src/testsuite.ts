@@ -8,8 +8,10 @@
  * layerStoreSuite("memory", async () => ({ store: createMemoryLayerStore() }));
  * ```
  *
- * This entry point imports `vitest` (an optional peer dependency); only import
- * it from tests.
+ * Also the stream fixtures of `stream-fixtures.ts` (a child process that has
+ * exited, a socket whose peer sent everything) for tests of APIs that take a
+ * stream. This entry point imports `vitest` (an optional peer dependency);
+ * only import it from tests.
  * @module
  */
 import { Readable } from "node:stream";
@@ -20,6 +22,7 @@ import { randomBytesFor, tarFor, zstdStored } from "./fixtures.js";
 import type { ContentStore, Layer, LayerStore, Lease } from "./types.js";
 
 export { randomBytesFor, tarFor, zstdStored };
+export { exitedChildStdout, socketStream } from "./stream-fixtures.js";
 
 /** What a suite's factory returns: the store, how to reopen it (persistent stores), and cleanup. */
 export interface SuiteFixture<S> {

@@ -36,7 +36,10 @@ function zstdTransform(): Transform {
 /**
  * Wrap a blob stream so that it yields the uncompressed tar: the first bytes
  * decide (gzip `1f 8b`, zstd `28 b5 2f fd`, else plain). Corrupt compressed
- * data fails the stream with `CorruptDataError` (`ERR_CORRUPT_DATA`).
+ * data fails the stream with `CorruptDataError` (`ERR_CORRUPT_DATA`). The
+ * blob stream (an open file) is destroyed when the returned stream closes,
+ * however it ends: read to the end, failed, or destroyed — also before its
+ * first read, when the generator below never started.
  */
 export function uncompressed(blob: Readable): Readable {
   async function* gen(): AsyncGenerator<Buffer> {
@@ -70,9 +73,9 @@ export function uncompressed(blob: Readable): Readable {
         throw new CorruptDataError(`corrupt ${kind} data: ${(err as Error).message}`, { cause: err });
       }
       throw err;
-    } finally {
-      blob.destroy();
     }
   }
-  return Readable.from(gen(), { objectMode: false });
+  const out = Readable.from(gen(), { objectMode: false });
+  out.once("close", () => blob.destroy());
+  return out;
 }
