@@ -73,18 +73,31 @@ export interface BuiltImage {
  * @throws InvalidArgumentError `ERR_INVALID_CHANGE`, `ERR_INVALID_PLATFORM`, `ERR_INVALID_REFERENCE`, `ERR_NOT_A_TAR`, `ERR_UNSAFE_PATH`; NotFoundError for a missing base
  */
 export function buildImage(store: Store, opts: BuildOptions): Promise<BuiltImage> {
+  const claimed = claimLayerInputs(opts.layers);
+  return buildClaimed(store, { ...opts, ...(claimed.layers ? { layers: claimed.layers } : {}) }).finally(claimed.release);
+}
+
+/**
+ * Take the stream inputs among `layers` over now (see `claimSource` of
+ * `@berth/layer-store`), for a caller that awaits something before it builds;
+ * `release()` stops those not read to their end (call it when done).
+ */
+export function claimLayerInputs<T extends readonly LayerInput[] | undefined>(layers: T): { layers: T; release(): void } {
   const streams: ClaimedSource[] = [];
   const claim = (source: AsyncIterable<Uint8Array>) => {
     const claimed = claimSource(source);
     streams.push(claimed);
     return claimed;
   };
-  const layers = opts.layers?.map((input) =>
+  const out = layers?.map((input) =>
     typeof input === "string" ? input : Symbol.asyncIterator in input ? claim(input) : "stream" in input ? { ...input, stream: claim(input.stream) } : input,
   );
-  return buildClaimed(store, { ...opts, ...(layers ? { layers } : {}) }).finally(() => {
-    for (const s of streams) s.release();
-  });
+  return {
+    layers: out as T,
+    release: () => {
+      for (const s of streams) s.release();
+    },
+  };
 }
 
 /** {@link buildImage} once its layer streams are taken over. */

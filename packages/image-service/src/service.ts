@@ -7,8 +7,9 @@ import type { Writable } from "node:stream";
 import type { Digest } from "@berth/digest";
 import type { PullFromDaemonOptions } from "@berth/docker-archive";
 import { type FsckReport, openStore, type Store } from "@berth/image-store";
+import { claimSource } from "@berth/layer-store";
 import { type LoadImagesOptions, type LoadImagesResult, loadImages, type OpenedSave, openSave, type SaveImagesOptions, type SaveImagesResult, saveImages } from "./archive.js";
-import { type BuildOptions, type BuiltImage, buildImage, type ImportOptions, importImage, type LayerInput } from "./build.js";
+import { type BuildOptions, type BuiltImage, buildImage, claimLayerInputs, type ImportOptions, importImage, type LayerInput } from "./build.js";
 import {
   findLayerByDiffId,
   type PushToDaemonOptions,
@@ -57,7 +58,9 @@ export class ImageService {
   }
   /** `docker load` from a file (worker threads) or a stream. */
   load(source: string | AsyncIterable<Uint8Array>, opts?: LoadImagesOptions): Promise<LoadImagesResult> {
-    return this.#write(() => loadImages(this.store, source, opts));
+    // a stream is taken over now: the collection and lease before the load must not cost it bytes
+    const stream = typeof source === "string" ? undefined : claimSource(source);
+    return this.#write(() => loadImages(this.store, stream ?? source, opts), () => stream?.release());
   }
   /** `docker save` to a file (fsync + rename) or a writable stream. */
   save(names: readonly string[], out: string | Writable, opts?: SaveImagesOptions): Promise<SaveImagesResult> {
@@ -69,11 +72,13 @@ export class ImageService {
   }
   /** Make an image from a base, new layers and config changes. */
   build(opts: BuildOptions): Promise<BuiltImage> {
-    return this.#write(() => buildImage(this.store, opts));
+    const claimed = claimLayerInputs(opts.layers);
+    return this.#write(() => buildImage(this.store, { ...opts, ...(claimed.layers ? { layers: claimed.layers } : {}) }), claimed.release);
   }
   /** `docker import`: one layer from a directory, tar file or tar stream. */
   import(source: LayerInput, opts?: ImportOptions): Promise<BuiltImage> {
-    return this.#write(() => importImage(this.store, source, opts));
+    const claimed = claimLayerInputs([source] as const);
+    return this.#write(() => importImage(this.store, claimed.layers[0], opts), claimed.release);
   }
   /** `docker system df`'s numbers. */
   diskUsage(): Promise<DiskUsage> {
@@ -106,14 +111,20 @@ export class ImageService {
    * turn, the next write knows to collect (a delete killed before its GC
    * leaves unprotected blobs that only a dead lease points at). Collection is
    * best effort: its failure is not the write's (fsck reports what stays).
+   * Streams the write reads are taken over by the caller before it (`done`
+   * releases them).
    */
-  async #write<T>(fn: () => Promise<T>): Promise<T> {
-    await this.store.collectGarbage().catch(() => undefined);
-    const marker = await this.store.lease();
+  async #write<T>(fn: () => Promise<T>, done?: () => void): Promise<T> {
     try {
-      return await fn();
+      await this.store.collectGarbage().catch(() => undefined);
+      const marker = await this.store.lease();
+      try {
+        return await fn();
+      } finally {
+        await marker.release().catch(() => undefined);
+      }
     } finally {
-      await marker.release().catch(() => undefined);
+      done?.();
     }
   }
   /** Close the store. */
