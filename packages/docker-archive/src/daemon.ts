@@ -144,7 +144,12 @@ export class DockerClient {
     } = {},
   ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const headers: Record<string, string | number> = { Host: "docker" };
+      // Like the Go client: a placeholder Host over a unix socket, the real address over tcp
+      // (TLS checks the daemon's certificate against it).
+      const hostHeader = this.#socketPath
+        ? "docker"
+        : `${this.#hostname!.includes(":") ? `[${this.#hostname}]` : this.#hostname}:${this.#port}`;
+      const headers: Record<string, string | number> = { Host: hostHeader };
       if (opts.contentType) headers["Content-Type"] = opts.contentType;
       if (opts.contentLength !== undefined) headers["Content-Length"] = opts.contentLength;
       else if (opts.body) headers["Transfer-Encoding"] = "chunked";
