@@ -98,11 +98,12 @@ export class DockerClient {
       this.#tls = this.endpoint.tls;
     } else {
       const scheme = h.slice(0, Math.max(0, h.indexOf("://")));
+      const what = `docker host ${JSON.stringify(h)}${this.endpoint.context !== "default" ? ` (context ${this.endpoint.context})` : ""}`;
       throw new InvalidArgumentError(
         scheme === "ssh"
-          ? `DOCKER_HOST ${JSON.stringify(h)}: ssh:// is not supported yet; forward the socket instead ` +
+          ? `${what}: ssh:// is not supported yet; forward the socket instead ` +
               `(ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST, then DOCKER_HOST=unix:///tmp/docker.sock)`
-          : `DOCKER_HOST ${JSON.stringify(h)}: ${scheme}:// is not supported (use unix:// or tcp://)`,
+          : `${what}: ${scheme}:// is not supported (use unix:// or tcp://)`,
         { code: ArchiveErrorCode.UNSUPPORTED_DOCKER_HOST, details: { host: h, context: this.endpoint.context } },
       );
     }
