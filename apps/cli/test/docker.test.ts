@@ -25,7 +25,8 @@ function berthLine(stderr: string): string {
 
 describe("berth docker with no usable daemon", () => {
   it("push of an image the store lacks: not found (3), whatever the daemon's state", async () => {
-    for (const vars of [{ DOCKER_HOST: down }, { DOCKER_HOST: "ssh://me@build-host" }, { DOCKER_CONTEXT: "nope" }]) {
+    const cases: Array<Record<string, string>> = [{ DOCKER_HOST: down }, { DOCKER_HOST: "ssh://me@build-host" }, { DOCKER_CONTEXT: "nope" }];
+    for (const vars of cases) {
       const r = await berth(["docker", "push", "berth-cli-test/nope:1"], { root, env: env(vars) });
       expect(r.code, r.stderr).toBe(3);
       expect(berthLine(r.stderr)).toContain("no such image");
