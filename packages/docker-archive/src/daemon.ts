@@ -62,7 +62,10 @@ const CERT_ERRORS = new Set([
 
 function isTlsFailure(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
-  return typeof code === "string" && (CERT_ERRORS.has(code) || code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_"));
+  if (typeof code !== "string") return false;
+  if (CERT_ERRORS.has(code) || code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_")) return true;
+  // OpenSSL errors outside the handshake proper (e.g. "wrong version number" from a plain-HTTP peer) come as EPROTO
+  return code === "EPROTO" && /SSL routines/.test((err as Error).message);
 }
 
 /**

@@ -3,13 +3,15 @@
  * instead of throwing, and `loadIntoDaemon` of an image the store does not
  * have reports that (ERR_IMAGE_NOT_FOUND) before it tries the daemon.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { DockerClient, loadIntoDaemon } from "../src/index.js";
 import { tempStore } from "./helpers.js";
+import { makeCerts } from "./tls-certs.js";
 
 const dir = mkdtempSync(join(tmpdir(), "berth-daemon-down-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -57,6 +59,25 @@ describe("loadIntoDaemon of an image the store does not have", () => {
       });
     } finally {
       await t.cleanup();
+    }
+  });
+});
+
+describe("TLS to something that does not speak it", () => {
+  it("a plain-HTTP daemon behind DOCKER_TLS_VERIFY: ERR_DOCKER_TLS, not a parse error", async () => {
+    const certs = join(dir, "certs");
+    mkdirSync(certs);
+    makeCerts(certs);
+    const server = createHttpServer((_req, res) => res.end("OK"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const env = { DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: certs, DOCKER_CONFIG: dir };
+      await expect(new DockerClient({ env }).ping()).rejects.toMatchObject({ code: "ERR_DOCKER_TLS" });
+      // the same address without TLS answers
+      await expect(new DockerClient({ env: { DOCKER_HOST: env.DOCKER_HOST, DOCKER_CONFIG: dir } }).ping()).resolves.toBe(true);
+    } finally {
+      server.close();
     }
   });
 });
