@@ -1,31 +1,37 @@
 /**
- * A small streaming Docker Engine API client (node:http over a unix socket or
- * tcp) and the daemon paths: `loadIntoDaemon` (POST /images/load, optionally
- * incremental) and `pullFromDaemon` (GET /images/get into `load`).
+ * A small streaming Docker Engine API client (node:http over a unix socket,
+ * tcp, or TLS on tcp) and the daemon paths: `loadIntoDaemon` (POST
+ * /images/load, optionally incremental) and `pullFromDaemon` (GET /images/get
+ * into `load`). The daemon is found as the docker CLI finds it (see
+ * `endpoint.ts`: `DOCKER_HOST`, TLS variables, contexts).
  *
  * Nothing here buffers an archive: request bodies are written chunk by chunk
  * with backpressure and a Content-Length computed in advance, responses are
  * read as streams.
  * @module
  */
-import { type IncomingMessage, request as httpRequest } from "node:http";
+import { type ClientRequest, type IncomingMessage, request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { type Digest, InvalidArgumentError, UnavailableError, chainIds } from "@berth/digest";
+import { type DockerEndpoint, type DockerTlsOptions, type ResolveDockerEndpointOptions, resolveDockerEndpoint } from "./endpoint.js";
 import { ArchiveErrorCode } from "./errors.js";
 import { type LoadOptions, type LoadResult, load } from "./load.js";
 import { planChunks, planSave, type SaveOptions } from "./save.js";
 import type { ArchiveStore } from "./store.js";
 
-/** How to reach the daemon. */
-export interface DockerClientOptions {
-  /** `unix:///var/run/docker.sock`, `tcp://127.0.0.1:2375` or `http://…` (default: `DOCKER_HOST`, else the unix socket). */
+/** How to reach the daemon (default: what the docker CLI would use, see {@link resolveDockerEndpoint}). */
+export interface DockerClientOptions extends ResolveDockerEndpointOptions {
+  /** `unix:///var/run/docker.sock`, `tcp://127.0.0.1:2375`, `host:port` (like the CLI's `-H`; TLS still from `DOCKER_TLS_VERIFY`). */
   host?: string;
   /** API version prefix, e.g. `"1.41"` (default: none, the daemon's own version). */
   apiVersion?: string;
+  /** An endpoint resolved already (skips resolution; `host`, `context` and `env` are then ignored). */
+  endpoint?: DockerEndpoint;
 }
 
-/** An error status from the daemon (code `ERR_DAEMON`). */
+/** An error status from the daemon, or no daemon at the address (code `ERR_DAEMON`). */
 export class DaemonError extends UnavailableError {
-  /** HTTP status code (0 when the daemon reported the error inside a 200 stream). */
+  /** HTTP status code (0 when no answer came, or the daemon reported the error inside a 200 stream). */
   readonly status: number;
   constructor(message: string, status: number, cause?: unknown) {
     super(message, { code: ArchiveErrorCode.DAEMON, details: { status }, cause });
@@ -33,29 +39,96 @@ export class DaemonError extends UnavailableError {
   }
 }
 
-/** Minimal streaming Engine API client. */
+/** TLS with the daemon failed: the daemon's certificate did not verify, or it refused ours (code `ERR_DOCKER_TLS`). */
+export class DockerTlsError extends UnavailableError {
+  constructor(message: string, details: Record<string, unknown>, cause?: unknown) {
+    super(message, { code: ArchiveErrorCode.DOCKER_TLS, details, cause });
+  }
+}
+
+/** Node's certificate verification failures (`err.code`); OpenSSL's own start with ERR_SSL_ / ERR_TLS_. */
+const CERT_ERRORS = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_SIGNATURE_FAILURE",
+]);
+
+function isTlsFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== "string") return false;
+  if (CERT_ERRORS.has(code) || code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_")) return true;
+  // OpenSSL errors outside the handshake proper (e.g. "wrong version number" from a plain-HTTP peer) come as EPROTO
+  return code === "EPROTO" && /SSL routines/.test((err as Error).message);
+}
+
+/**
+ * Minimal streaming Engine API client. The constructor resolves the address
+ * (no I/O beyond reading small config and PEM files); nothing connects until
+ * a request.
+ * @throws InvalidArgumentError `ERR_INVALID_DOCKER_HOST`; `ERR_UNSUPPORTED_DOCKER_HOST` for `ssh://`,
+ *   `npipe://`, `fd://`; and the errors of {@link resolveDockerEndpoint}
+ */
 export class DockerClient {
+  /** The normalised address, e.g. `unix:///var/run/docker.sock` or `tcp://10.0.0.5:2376`. */
   readonly host: string;
+  /** Where the address came from and the TLS used. */
+  readonly endpoint: DockerEndpoint;
   readonly #socketPath: string | undefined;
   readonly #hostname: string | undefined;
   readonly #port: number | undefined;
+  readonly #tls: DockerTlsOptions | undefined;
   readonly #prefix: string;
 
   constructor(options: DockerClientOptions = {}) {
-    this.host = options.host ?? process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
-    this.#prefix = options.apiVersion ? `/v${options.apiVersion}` : "";
+    this.endpoint = options.endpoint ?? resolveDockerEndpoint(options);
+    this.host = this.endpoint.host;
     const h = this.host;
+    let base = "";
     if (h.startsWith("unix://")) {
       this.#socketPath = h.slice("unix://".length);
-    } else if (h.startsWith("tcp://") || h.startsWith("http://")) {
+    } else if (h.startsWith("tcp://")) {
       const u = new URL(h.replace(/^tcp:/, "http:"));
-      this.#hostname = u.hostname;
-      this.#port = Number(u.port || 2375);
+      this.#hostname = u.hostname.replace(/^\[(.*)\]$/, "$1");
+      this.#port = Number(u.port || 80);
+      base = u.pathname.replace(/\/+$/, "");
+      this.#tls = this.endpoint.tls;
     } else {
-      throw new InvalidArgumentError(`unsupported DOCKER_HOST ${JSON.stringify(h)} (use unix:// or tcp://)`, {
-        code: "ERR_INVALID_DOCKER_HOST",
-      });
+      const scheme = h.slice(0, Math.max(0, h.indexOf("://")));
+      const what = `docker host ${JSON.stringify(h)}${this.endpoint.context !== "default" ? ` (context ${this.endpoint.context})` : ""}`;
+      throw new InvalidArgumentError(
+        scheme === "ssh"
+          ? `${what}: ssh:// is not supported yet; forward the socket instead ` +
+              `(ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST, then DOCKER_HOST=unix:///tmp/docker.sock)`
+          : `${what}: ${scheme}:// is not supported (use unix:// or tcp://)`,
+        { code: ArchiveErrorCode.UNSUPPORTED_DOCKER_HOST, details: { host: h, context: this.endpoint.context } },
+      );
     }
+    this.#prefix = base + (options.apiVersion ? `/v${options.apiVersion}` : "");
+  }
+
+  #connectionError(method: string, path: string, err: Error): Error {
+    const where = `docker daemon at ${this.host}${this.endpoint.context !== "default" ? ` (context ${this.endpoint.context})` : ""}`;
+    if (this.#tls && isTlsFailure(err)) {
+      const tls = this.#tls;
+      const hint = !tls.cert
+        ? `; no client certificate was sent (no cert.pem/key.pem in ${tls.source})`
+        : tls.verify
+          ? `; certificates from ${tls.source}`
+          : "";
+      return new DockerTlsError(
+        `${where}: TLS failed: ${err.message}${hint}`,
+        { host: this.host, reason: (err as { code?: unknown }).code, source: tls.source },
+        err,
+      );
+    }
+    return new DaemonError(`${where}: ${method} ${path}: ${err.message}`, 0, err);
   }
 
   /**
@@ -65,28 +138,57 @@ export class DockerClient {
   request(
     method: string,
     path: string,
-    opts: { body?: AsyncIterable<Uint8Array>; contentLength?: number; contentType?: string; onBytes?: (n: number) => void } = {},
+    opts: {
+      body?: AsyncIterable<Uint8Array>;
+      contentLength?: number;
+      contentType?: string;
+      onBytes?: (n: number) => void;
+      /** Give up when no connection or answer comes for this long (DaemonError, status 0). */
+      timeoutMs?: number;
+    } = {},
   ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const headers: Record<string, string | number> = { Host: "docker" };
+      // Like the Go client: a placeholder Host over a unix socket, the real address over tcp
+      // (TLS checks the daemon's certificate against it).
+      const hostHeader = this.#socketPath
+        ? "docker"
+        : `${this.#hostname!.includes(":") ? `[${this.#hostname}]` : this.#hostname}:${this.#port}`;
+      const headers: Record<string, string | number> = { Host: hostHeader };
       if (opts.contentType) headers["Content-Type"] = opts.contentType;
       if (opts.contentLength !== undefined) headers["Content-Length"] = opts.contentLength;
       else if (opts.body) headers["Transfer-Encoding"] = "chunked";
-      const req = httpRequest({
+      const common = {
         method,
         path: this.#prefix + path,
         headers,
         // one connection per request: no keep-alive socket outlives the call and holds the process open
-        agent: false,
-        ...(this.#socketPath ? { socketPath: this.#socketPath } : { hostname: this.#hostname, port: this.#port }),
-      });
+        agent: false as const,
+      };
+      const tls = this.#tls;
+      const req: ClientRequest = this.#socketPath
+        ? httpRequest({ ...common, socketPath: this.#socketPath })
+        : tls
+          ? httpsRequest({
+              ...common,
+              hostname: this.#hostname,
+              port: this.#port,
+              rejectUnauthorized: tls.verify,
+              ...(tls.ca ? { ca: tls.ca } : {}),
+              ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+            })
+          : httpRequest({ ...common, hostname: this.#hostname, port: this.#port });
+      if (opts.timeoutMs !== undefined) {
+        req.setTimeout(opts.timeoutMs, () => {
+          req.destroy(Object.assign(new Error(`no answer in ${opts.timeoutMs} ms`), { code: "ETIMEDOUT" }));
+        });
+      }
       let settled = false;
       req.on("response", (res) => {
         settled = true;
         resolve(res);
       });
       req.on("error", (err) => {
-        if (!settled) reject(new DaemonError(`docker daemon at ${this.host}: ${method} ${path}: ${err.message}`, 0, err));
+        if (!settled) reject(this.#connectionError(method, path, err));
       });
       if (!opts.body) {
         req.end();
@@ -152,9 +254,21 @@ export class DockerClient {
     return JSON.parse(text) as Array<{ Untagged?: string; Deleted?: string }>;
   }
 
-  /** `GET /_ping`. */
-  async ping(): Promise<boolean> {
-    const res = await this.request("GET", "/_ping");
+  /**
+   * Whether a daemon answers `GET /_ping` with 200 OK. Resolves false when
+   * nothing answers at the address (no socket, connection refused or reset,
+   * no answer within `timeoutMs`, default 10 s) or the answer is not 200.
+   * Throws only when talking is impossible for a reason worth fixing.
+   * @throws DockerTlsError `ERR_DOCKER_TLS` when the TLS handshake fails (wrong CA, no client certificate)
+   */
+  async ping(opts: { timeoutMs?: number } = {}): Promise<boolean> {
+    let res: IncomingMessage;
+    try {
+      res = await this.request("GET", "/_ping", { timeoutMs: opts.timeoutMs ?? 10_000 });
+    } catch (err) {
+      if (err instanceof DaemonError) return false;
+      throw err;
+    }
     await readText(res);
     return res.statusCode === 200;
   }
@@ -226,8 +340,10 @@ export async function loadIntoDaemon(
   refs: string | readonly string[],
   options: LoadIntoDaemonOptions = {},
 ): Promise<LoadIntoDaemonResult> {
-  const client = options.client ?? new DockerClient(options);
   const list = typeof refs === "string" ? [refs] : refs;
+  // The store first: a missing image is ERR_IMAGE_NOT_FOUND whatever state the daemon is in.
+  for (const ref of list) await store.references.resolve(ref);
+  const client = options.client ?? new DockerClient(options);
   let bytesSent = 0;
   const attempt = async (omit: Set<Digest> | undefined) => {
     // Legacy layout (every daemon reads manifest.json); zstd layers go uncompressed

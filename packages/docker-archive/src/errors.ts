@@ -41,8 +41,18 @@ export const ArchiveErrorCode = {
   UNKNOWN_FORMAT: "ERR_UNKNOWN_ARCHIVE_FORMAT",
   /** A tag in the archive points to a different image in the store (with `tagConflict: "error"`). */
   TAG_CONFLICT: "ERR_TAG_CONFLICT",
-  /** The Docker daemon answered with an error status. */
+  /** The Docker daemon is unreachable or answered with an error status. */
   DAEMON: "ERR_DAEMON",
+  /** `DOCKER_HOST` (or a context's host) is not an address the docker CLI accepts. */
+  INVALID_DOCKER_HOST: "ERR_INVALID_DOCKER_HOST",
+  /** A valid daemon address berth cannot use yet (`ssh://`, `npipe://`, `fd://`). */
+  UNSUPPORTED_DOCKER_HOST: "ERR_UNSUPPORTED_DOCKER_HOST",
+  /** The docker context named by `DOCKER_CONTEXT` / `currentContext` does not exist. */
+  DOCKER_CONTEXT_NOT_FOUND: "ERR_DOCKER_CONTEXT_NOT_FOUND",
+  /** The docker CLI's config (`config.json`, a context's `meta.json`) is not the JSON it should be. */
+  DOCKER_CONFIG: "ERR_DOCKER_CONFIG",
+  /** TLS to the daemon failed: certificate files unreadable or invalid, or the handshake was refused. */
+  DOCKER_TLS: "ERR_DOCKER_TLS",
 } as const;
 
 /** Entry name is absolute or contains `..` (code `ERR_UNSAFE_PATH`). */

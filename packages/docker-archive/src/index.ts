@@ -22,6 +22,7 @@ export {
 export {
   DaemonError,
   DockerClient,
+  DockerTlsError,
   type DockerClientOptions,
   type LoadIntoDaemonOptions,
   type LoadIntoDaemonResult,
@@ -29,6 +30,16 @@ export {
   loadIntoDaemon,
   pullFromDaemon,
 } from "./daemon.js";
+export {
+  DEFAULT_DOCKER_HOST,
+  DEFAULT_DOCKER_TLS_HOST,
+  type DockerEndpoint,
+  type DockerTlsOptions,
+  type ResolveDockerEndpointOptions,
+  dockerConfigDir,
+  parseDockerHost,
+  resolveDockerEndpoint,
+} from "./endpoint.js";
 export { ArchiveErrorCode } from "./errors.js";
 export { type ArchiveSource, decompressArchive, sourceChunks } from "./source.js";
 export type { ArchiveStore, ArchiveLease, ArchiveLayer, ArchiveImage, ArchiveDescriptor } from "./store.js";

@@ -1,5 +1,6 @@
 /**
- * Moving images between the store and a Docker daemon (`DOCKER_HOST`):
+ * Moving images between the store and a Docker daemon (found as the docker
+ * CLI finds it: `DOCKER_HOST`, `DOCKER_TLS_VERIFY`, contexts):
  * push streams a load archive with only the layers the daemon lacks (falling
  * back to the full archive when refused, as buildpacks' imgutil does); pull
  * streams `docker save` into the store.
@@ -13,7 +14,7 @@ import { parseReference, type Store } from "@berth/image-store";
 export interface PushToDaemonOptions {
   /** Send every layer, even those the daemon has. */
   full?: boolean;
-  /** The daemon to talk to (default `DOCKER_HOST`, else /var/run/docker.sock). */
+  /** The daemon to talk to (default: the docker CLI's — `DOCKER_HOST`, TLS variables, the current context). */
   client?: DockerClient;
 }
 
@@ -35,8 +36,7 @@ export interface PushToDaemonResult extends LoadIntoDaemonResult {
 
 /** Load `names` from the store into the daemon, sending only the layers it lacks. */
 export async function pushToDaemon(store: Store, names: readonly string[], opts: PushToDaemonOptions = {}): Promise<PushToDaemonResult> {
-  const client = opts.client ?? new DockerClient();
-  const have = opts.full ? new Set<Digest>() : await client.layerChains();
+  // The store first: a missing image is ERR_IMAGE_NOT_FOUND whatever state the daemon is in.
   const layers = new Map<Digest, PushedLayer>();
   for (const name of names) {
     const img = await store.images.get(await store.references.resolve(name));
@@ -46,8 +46,13 @@ export async function pushToDaemon(store: Store, names: readonly string[], opts:
       const chainID = chains[i]!;
       if (layers.has(chainID)) continue;
       const l = await store.layers.get(chainID);
-      layers.set(chainID, { chainID, diffID: diffs[i]!, size: l.blob.size, present: have.has(chainID) });
+      layers.set(chainID, { chainID, diffID: diffs[i]!, size: l.blob.size, present: false });
     }
+  }
+  const client = opts.client ?? new DockerClient();
+  if (!opts.full) {
+    const have = await client.layerChains();
+    for (const l of layers.values()) l.present = have.has(l.chainID);
   }
   const r = await loadIntoDaemon(store, names, { incremental: !opts.full, client });
   const list = [...layers.values()].map((l) => (r.fellBack ? { ...l, present: false } : l));
@@ -61,7 +66,7 @@ export function pullImagesFromDaemon(store: Store, names: readonly string[], opt
 
 /** Options of {@link saveToDaemon}. */
 export interface SaveToDaemonOptions {
-  /** The daemon to talk to (default `DOCKER_HOST`). */
+  /** The daemon to talk to (default: the docker CLI's — `DOCKER_HOST`, TLS variables, the current context). */
   client?: DockerClient;
   /** Send every layer, even those the daemon has. */
   full?: boolean;

@@ -278,7 +278,22 @@ export function register(program: Command, ctx: Context): void {
     saveCmd(image.command("save"));
   }
 
-  const docker = program.command("docker").description("Move images between the store and a Docker daemon (DOCKER_HOST)");
+  const docker = program
+    .command("docker")
+    .description("Move images between the store and a Docker daemon (found as the docker CLI finds it)")
+    .addHelpText(
+      "after",
+      `
+The daemon is the one the docker CLI would use:
+  DOCKER_HOST          unix:///path, tcp://host[:port] or host:port (tcp port default 2375)
+  DOCKER_TLS_VERIFY    TLS, checking the daemon's certificate (any non-empty value, even 0)
+  DOCKER_TLS           TLS without checking the daemon's certificate
+  DOCKER_CERT_PATH     ca.pem, cert.pem, key.pem (default $DOCKER_CONFIG, else ~/.docker)
+  DOCKER_CONTEXT       a context from 'docker context create' (else the one 'docker context use' chose);
+                       DOCKER_HOST wins over it
+ssh:// hosts are not supported yet: forward the socket (ssh -nNT -L /tmp/d.sock:/var/run/docker.sock HOST)
+and use DOCKER_HOST=unix:///tmp/d.sock.`,
+    );
   docker
     .command("push")
     .description("Load images into the Docker daemon, sending only the layers it lacks")
