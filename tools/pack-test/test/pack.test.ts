@@ -3,7 +3,8 @@
  * package packed with `pnpm pack` (which rewrites `workspace:^` and `catalog:`
  * and applies `publishConfig`), the tarballs installed with npm into a fresh
  * project beside vitest 3 and, separately, vitest 5 (any test runner must
- * install beside them: no ERESOLVE), and every README example marked
+ * install beside them: no ERESOLVE), the `./testsuite` conformance suites
+ * run there under that vitest, and every README example marked
  * `<!-- example:NAME … -->` run from there, twice in a row.
  *
  * Examples that need a peer say so in their marker (`needs dockerd`, `needs
@@ -110,13 +111,20 @@ beforeAll(async () => {
   const dest = path.join(work, "tarballs");
   await mkdir(dest);
   // pnpm pack: workspace:^ → ^0.1.0, catalog: → the version, publishConfig applied.
-  for (const p of pkgs) {
+  // Three at a time: pnpm's start-up is most of each pack.
+  const queue = [...pkgs];
+  const packOne = async (p: Pkg) => {
     const r = await run(PNPM[0]!, [...PNPM.slice(1), "pack", "--pack-destination", dest], { cwd: p.dir });
     expect(r.code, `${p.name}: pnpm pack\n${r.stderr}`).toBe(0);
     const file = path.join(dest, `${p.name.replace("@", "").replace("/", "-")}-${p.manifest.version}.tgz`);
     expect(existsSync(file), `${p.name}: ${file}`).toBe(true);
     tarballs.set(p.name, file);
-  }
+  };
+  await Promise.all(
+    [1, 2, 3].map(async () => {
+      for (let p = queue.shift(); p; p = queue.shift()) await packOne(p);
+    }),
+  );
 });
 
 afterAll(async () => {
@@ -133,7 +141,7 @@ describe("every publishable package", () => {
       const tgz = tarballs.get(p.name)!;
       const files = new Set((await run("tar", ["-tzf", tgz], { cwd: work })).stdout.split("\n").filter(Boolean).map((f) => f.replace(/^package\//, "")));
       const packed = JSON.parse((await run("tar", ["-xzOf", tgz, "package/package.json"], { cwd: work })).stdout);
-      expect(packed.engines?.node, `${p.name}: engines.node`).toMatch(/^>=\s*20\.(1[6-9]|[2-9]\d)/);
+      expect(packed.engines?.node ?? "(no engines.node)", `${p.name}: engines.node`).toMatch(/^>=\s*20\.(1[6-9]|[2-9]\d)/);
       const targets: string[] = [];
       const walk = (v: unknown, where: string) => {
         if (typeof v === "string") targets.push(v);
@@ -184,6 +192,34 @@ for (const major of VITEST_MAJORS) {
       expect(r.stderr).not.toMatch(/ERESOLVE/);
       const vitest = JSON.parse(readFileSync(path.join(project, "node_modules", "vitest", "package.json"), "utf8"));
       expect(vitest.version.split(".")[0]).toBe(String(major));
+    });
+
+    it(`the ./testsuite conformance suites run under the project's vitest ${major}`, async () => {
+      // What a tool author does: run berth's suites on their own store with their own runner.
+      await writeFile(
+        path.join(project, "conformance.test.mjs"),
+        `import { afterEach, describe, expect, it } from "vitest";
+import { createMemoryLayerStore } from "@berth/layer-store";
+import { contentStoreSuite, layerStoreSuite } from "@berth/layer-store/testsuite";
+import { openMemoryStore } from "@berth/image-store";
+import { imageStoreSuite, referenceStoreSuite } from "@berth/image-store/testsuite";
+
+layerStoreSuite("memory", async () => ({ store: createMemoryLayerStore() }), { describe, it, expect });
+contentStoreSuite("memory", async () => ({ store: createMemoryLayerStore().content }), { describe, it, expect });
+const memory = async () => {
+  const store = await openMemoryStore();
+  return { store, cleanup: () => store.close() };
+};
+imageStoreSuite("memory", memory, { describe, it, expect, afterEach });
+referenceStoreSuite("memory", memory, { describe, it, expect, afterEach });
+`,
+      );
+      const r = await run(process.execPath, [path.join(project, "node_modules", "vitest", "vitest.mjs"), "run", "conformance.test.mjs"], {
+        cwd: project,
+        env: { ...process.env, NODE_OPTIONS: "", CI: "1", NO_COLOR: "1", FORCE_COLOR: "0", TMPDIR: work },
+      });
+      expect(r.code, `vitest ${major} run conformance.test.mjs\n${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(r.stdout).toMatch(/Tests\s+\d+ passed/);
     });
 
     for (const e of examples) {
