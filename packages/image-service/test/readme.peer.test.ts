@@ -7,7 +7,7 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DockerClient } from "@berth/docker-archive";
-import { dockerd } from "@berth/peers";
+import { dockerd, peersDir, withLock } from "@berth/peers";
 import { describe, expect, it } from "vitest";
 import { freshService, tarStream } from "./helpers.js";
 
@@ -28,7 +28,8 @@ describe.skipIf(!peer)("against dockerd", () => {
     console.log = (...a: unknown[]) => logs.push(a.join(" "));
     process.env.DOCKER_HOST = peer!.host;
     try {
-      await import(file);
+      // tools/pack-test runs this example from the packed tarball in the same dockerd (same names).
+      await withLock(join(peersDir(), "readme-example-imgutil.lock"), 240_000, () => import(file));
     } finally {
       console.log = orig;
       if (host === undefined) delete process.env.DOCKER_HOST;

@@ -10,7 +10,12 @@ import type { ImageConfig, OciManifest } from "@berth/oci";
 export interface Image {
   /** Image ID: sha256 of the config bytes. */
   id: Digest;
-  /** The config, parsed and validated (a view: `configBytes` is the truth). */
+  /**
+   * The config, parsed and validated (a view: `configBytes` is the truth).
+   * `config.history` maps to `config.rootfs.diff_ids` in order, skipping the
+   * entries with `empty_layer: true`: the n-th other entry made `diff_ids[n]`
+   * (see `History` in `@berth/oci`).
+   */
   config: ImageConfig;
   /** The config exactly as given to `create`. */
   configBytes: Uint8Array;
@@ -22,8 +27,9 @@ export interface Image {
   manifestSize: number;
   /**
    * Sum of the file sizes in the image's layers, as dockerd counts them (what
-   * `docker images` shows); a layer recorded before berth kept that figure
-   * counts with its uncompressed tar size.
+   * `docker images` shows): each layer's `Layer.contentSize` (`@berth/layer-store`),
+   * not its tar or blob size; a layer recorded before berth kept that figure
+   * counts with its uncompressed tar size (`Layer.size`).
    */
   size: number;
   /** Parent image set with `setParent`, if any. */

@@ -5,22 +5,51 @@
  *
  * ```ts
  * import { imageStoreSuite, referenceStoreSuite } from "@berth/image-store/testsuite";
+ * import { afterEach, describe, expect, it } from "vitest"; // or jest's globals
  * imageStoreSuite("fs", async () => {
  *   const store = await openStore({ root: await mkdtemp(...) });
  *   return { store, reopen: () => openStore({ root }), cleanup: () => store.close() };
- * });
+ * }, { describe, it, expect, afterEach });
  * ```
  *
- * This entry point imports `vitest` (an optional peer dependency); only import
- * it from tests.
+ * The suites take the test runner's `describe`, `it`, `expect` and
+ * `afterEach` as an argument ({@link TestApi}): this entry point imports no
+ * test runner, so it works beside any version of vitest or jest.
  * @module
  */
 import { BerthError, chainId, type Digest, sha256 } from "@berth/digest";
 import type { LayerStore } from "@berth/layer-store";
-import { afterEach, describe, expect, it } from "vitest";
 import type { ImageStore, ReferenceStore } from "./api.js";
 import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST } from "@berth/oci";
 import { makeTar } from "./tar-fixture.js";
+
+/**
+ * The test runner's functions the suites are written with, passed in so this
+ * entry point imports no test runner: vitest's and jest's `describe`, `it` and
+ * `expect` fit as they are (`import { describe, expect, it } from "vitest"`).
+ * Only the matchers in {@link SuiteMatchers} are used.
+ */
+export interface TestApi {
+  describe(name: string, fn: () => void): void;
+  it(name: string, fn: () => Promise<void>, timeout?: number): void;
+  expect(actual: unknown): SuiteMatchers;
+  afterEach(fn: () => Promise<void>): void;
+}
+
+/** The `expect(…)` matchers the suites use (a subset of vitest's and jest's). */
+export interface SuiteMatchers {
+  toBe(expected: unknown): void;
+  toEqual(expected: unknown): void;
+  toContain(item: unknown): void;
+  // biome-ignore lint/suspicious/noExplicitAny: a class of any constructor signature
+  toBeInstanceOf(expected: abstract new (...args: any[]) => unknown): void;
+  toBeLessThan(expected: number | bigint): void;
+  toMatchObject(expected: object): void;
+  toHaveLength(length: number): void;
+  toBeUndefined(): void;
+  not: SuiteMatchers;
+  rejects: { toThrow(expected?: string | RegExp): Promise<void> };
+}
 
 /** The parts of a store the suites use. */
 export interface SuiteStore {
@@ -77,14 +106,14 @@ async function expectCode(p: Promise<unknown>, codes: string | string[]): Promis
   try {
     await p;
   } catch (err) {
-    expect(err).toBeInstanceOf(BerthError);
-    expect(list).toContain((err as BerthError).code);
-    return err as BerthError;
+    if (!(err instanceof BerthError)) throw new Error(`expected a BerthError with code ${list.join(" or ")}, got ${String(err)}`, { cause: err });
+    if (!list.includes(err.code)) throw new Error(`expected code ${list.join(" or ")}, got ${err.code}: ${err.message}`, { cause: err });
+    return err;
   }
   throw new Error(`expected an error with code ${list.join(" or ")}, got success`);
 }
 
-function withFixture<S extends SuiteStore>(factory: () => Promise<SuiteFixture<S>>) {
+function withFixture<S extends SuiteStore>(factory: () => Promise<SuiteFixture<S>>, afterEach: TestApi["afterEach"]) {
   const open: SuiteFixture<S>[] = [];
   afterEach(async () => {
     for (const f of open.splice(0)) await f.cleanup?.();
@@ -106,8 +135,9 @@ async function baseImage(s: SuiteStore, tag = "base") {
 }
 
 /** The ImageStore conformance suite (moby `image/store.go` semantics). */
-export function imageStoreSuite<S extends SuiteStore>(name: string, factory: () => Promise<SuiteFixture<S>>): void {
-  const fixture = withFixture(factory);
+export function imageStoreSuite<S extends SuiteStore>(name: string, factory: () => Promise<SuiteFixture<S>>, t: TestApi): void {
+  const { describe, it, expect } = t;
+  const fixture = withFixture(factory, t.afterEach);
   describe(`ImageStore conformance: ${name}`, () => {
     it("create: ID = sha256(config), config verbatim, layer held, OCI manifest, idempotent", async () => {
       const { store } = await fixture();
@@ -301,8 +331,9 @@ export function imageStoreSuite<S extends SuiteStore>(name: string, factory: () 
 }
 
 /** The ReferenceStore conformance suite (Docker's reference store and lookup order). */
-export function referenceStoreSuite<S extends SuiteStore>(name: string, factory: () => Promise<SuiteFixture<S>>): void {
-  const fixture = withFixture(factory);
+export function referenceStoreSuite<S extends SuiteStore>(name: string, factory: () => Promise<SuiteFixture<S>>, t: TestApi): void {
+  const { describe, it, expect } = t;
+  const fixture = withFixture(factory, t.afterEach);
   describe(`ReferenceStore conformance: ${name}`, () => {
     it("tag normalises, is idempotent, conflicts without force, moves with force", async () => {
       const { store } = await fixture();

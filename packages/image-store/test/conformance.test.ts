@@ -1,7 +1,10 @@
 import { openMemoryStore, openStore } from "../src/index.js";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { imageStoreSuite, referenceStoreSuite, suiteConfig, tinyTar } from "../src/testsuite.js";
 import { tempRoot } from "./helpers.js";
+
+// The suites take the runner's functions: the testsuite entry point imports no vitest.
+const api = { describe, it, expect, afterEach };
 
 async function fsFixture() {
   const { dir, cleanup } = await tempRoot("berth-image-store-conf-");
@@ -16,16 +19,16 @@ async function fsFixture() {
   };
 }
 
-imageStoreSuite("fs", fsFixture);
-referenceStoreSuite("fs", fsFixture);
+imageStoreSuite("fs", fsFixture, api);
+referenceStoreSuite("fs", fsFixture, api);
 
 async function memoryFixture() {
   const store = await openMemoryStore();
   return { store, cleanup: () => store.close() };
 }
 
-imageStoreSuite("memory", memoryFixture);
-referenceStoreSuite("memory", memoryFixture);
+imageStoreSuite("memory", memoryFixture, api);
+referenceStoreSuite("memory", memoryFixture, api);
 
 describe("memory store: gc and fsck", () => {
   it("frees what a deleted image held and reports a clean store", async () => {

@@ -4,25 +4,55 @@
  * implementation runs the same suite:
  *
  * ```ts
+ * import { describe, expect, it } from "vitest"; // or jest's globals
  * import { contentStoreSuite, layerStoreSuite } from "@berth/layer-store/testsuite";
- * layerStoreSuite("memory", async () => ({ store: createMemoryLayerStore() }));
+ * layerStoreSuite("memory", async () => ({ store: createMemoryLayerStore() }), { describe, it, expect });
  * ```
  *
- * Also the stream fixtures of `stream-fixtures.ts` (a child process that has
- * exited, a socket whose peer sent everything) for tests of APIs that take a
- * stream. This entry point imports `vitest` (an optional peer dependency);
- * only import it from tests.
+ * The suites take the test runner's `describe`, `it` and `expect` as an
+ * argument ({@link TestApi}): this entry point imports no test runner, so it
+ * works beside any version of vitest or jest. Also the stream fixtures of
+ * `stream-fixtures.ts` (a child process that has exited, a socket whose peer
+ * sent everything) for tests of APIs that take a stream.
  * @module
  */
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { BerthError, chainId, type Digest, sha256 } from "@berth/digest";
-import { describe, expect, it } from "vitest";
 import { randomBytesFor, tarFor, zstdStored } from "./fixtures.js";
 import type { ContentStore, Layer, LayerStore, Lease } from "./types.js";
 
 export { randomBytesFor, tarFor, zstdStored };
 export { exitedChildStdout, socketStream } from "./stream-fixtures.js";
+
+/**
+ * The test runner's functions the suites are written with, passed in so this
+ * entry point imports no test runner: vitest's and jest's `describe`, `it` and
+ * `expect` fit as they are (`import { describe, expect, it } from "vitest"`).
+ * Only the matchers in {@link SuiteMatchers} are used.
+ */
+export interface TestApi {
+  describe(name: string, fn: () => void): void;
+  it(name: string, fn: () => Promise<void>, timeout?: number): void;
+  expect(actual: unknown): SuiteMatchers;
+}
+
+/** The `expect(…)` matchers the suites use (a subset of vitest's and jest's). */
+export interface SuiteMatchers {
+  toBe(expected: unknown): void;
+  toEqual(expected: unknown): void;
+  toContain(item: unknown): void;
+  // biome-ignore lint/suspicious/noExplicitAny: a class of any constructor signature
+  toBeInstanceOf(expected: abstract new (...args: any[]) => unknown): void;
+  toBeLessThan(expected: number | bigint): void;
+  toBeGreaterThan(expected: number | bigint): void;
+  toBeGreaterThanOrEqual(expected: number | bigint): void;
+  toMatchObject(expected: object): void;
+  toHaveLength(length: number): void;
+  toBeUndefined(): void;
+  not: SuiteMatchers;
+  rejects: { toThrow(expected?: string | RegExp): Promise<void> };
+}
 
 /** What a suite's factory returns: the store, how to reopen it (persistent stores), and cleanup. */
 export interface SuiteFixture<S> {
@@ -51,9 +81,9 @@ async function expectCode(p: Promise<unknown>, codes: string | string[]): Promis
   try {
     await p;
   } catch (err) {
-    expect(err).toBeInstanceOf(BerthError);
-    expect(list).toContain((err as BerthError).code);
-    return err as BerthError;
+    if (!(err instanceof BerthError)) throw new Error(`expected a BerthError with code ${list.join(" or ")}, got ${String(err)}`, { cause: err });
+    if (!list.includes(err.code)) throw new Error(`expected code ${list.join(" or ")}, got ${err.code}: ${err.message}`, { cause: err });
+    return err;
   }
   throw new Error(`expected an error with code ${list.join(" or ")}, got success`);
 }
@@ -73,7 +103,8 @@ async function listDigests(c: ContentStore): Promise<string[]> {
 }
 
 /** The ContentStore conformance suite. */
-export function contentStoreSuite(name: string, make: () => Promise<SuiteFixture<ContentStore>>): void {
+export function contentStoreSuite(name: string, make: () => Promise<SuiteFixture<ContentStore>>, t: TestApi): void {
+  const { describe, it, expect } = t;
   describe(`ContentStore conformance: ${name}`, () => {
     const withStore = (fn: (s: ContentStore, f: SuiteFixture<ContentStore>) => Promise<void>) => async () => {
       const f = await make();
@@ -218,7 +249,8 @@ export function contentStoreSuite(name: string, make: () => Promise<SuiteFixture
 }
 
 /** The LayerStore conformance suite. */
-export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<LayerStore>>): void {
+export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<LayerStore>>, t: TestApi): void {
+  const { describe, it, expect } = t;
   describe(`LayerStore conformance: ${name}`, () => {
     const withStore = (fn: (s: LayerStore, f: SuiteFixture<LayerStore>) => Promise<void>) => async () => {
       const f = await make();

@@ -18,12 +18,16 @@ export interface Layer {
   diffID: Digest;
   /** ChainID of the parent layer, `null` for a base layer. */
   parent: Digest | null;
-  /** Size of the uncompressed tar in bytes. */
+  /** Size of the uncompressed tar in bytes (headers, padding and end blocks included). */
   size: number;
   /**
    * Sum of the sizes of the files in the layer (the tar headers' sizes), which
-   * is what dockerd reports as a layer's size (`docker history`, image `Size`).
-   * Absent on records written before berth recorded it.
+   * is what dockerd reports as a layer's size (`docker history`, image `Size`,
+   * `docker system df`): smaller than {@link size}, which counts tar headers and
+   * padding too, and unrelated to `blob.size` (the compressed bytes). A layer of
+   * only directories has `contentSize` 0. Absent on records written before
+   * berth recorded it: use `contentSize ?? size`, as `@berth/image-store` does
+   * for `Image.size`.
    */
   contentSize?: number;
   /** The blob as stored: tar, tar+gzip or tar+zstd. */

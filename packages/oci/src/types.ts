@@ -87,13 +87,22 @@ export interface ContainerConfig {
   [key: string]: unknown;
 }
 
-/** One entry of an image's history. */
+/**
+ * One entry of an image's history (one build step).
+ *
+ * History ↔ layers: entries map to `rootfs.diff_ids` in order, skipping the
+ * entries with `empty_layer: true`. The n-th entry without `empty_layer` made
+ * the n-th layer (`diff_ids[n]`, bottom first); `empty_layer` entries (`ENV`,
+ * `CMD`, `LABEL`, …) made none. A config with more non-empty entries than
+ * `diff_ids` is refused (`ERR_INVALID_CONFIG`, as moby does); fewer is allowed
+ * (layers without a history entry, e.g. `docker import`).
+ */
 export interface History {
   created?: string;
   created_by?: string;
   author?: string;
   comment?: string;
-  /** True when the step made no layer (`RUN true`, `ENV`, …). */
+  /** True when the step made no layer (`RUN true`, `ENV`, …): it has no entry in `rootfs.diff_ids`. */
   empty_layer?: boolean;
   [key: string]: unknown;
 }
@@ -124,6 +133,7 @@ export interface ImageConfig {
   comment?: string;
   /** Docker (legacy builder): the ID of the parent image. */
   parent?: string;
+  /** The build steps, oldest first; the ones without `empty_layer` map to `rootfs.diff_ids` in order (see {@link History}). */
   history?: History[];
   rootfs: RootFS;
   [key: string]: unknown;

@@ -42,6 +42,8 @@ export {
   type BuiltImage,
   type ContextFile,
 } from "./images.js";
+/** Cross-process lock under a file (e.g. under {@link peersDir}): for tests that share names in the one dockerd. */
+export { withLock } from "./proc.js";
 export { freePort, registry, type RegistryOptions, type RegistryPeer } from "./registry.js";
 export {
   type AccessLogEntry,
