@@ -13,6 +13,7 @@ export function pageHtml(): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>berth explorer</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/ui/app.css">
 <script type="module" src="/ui/app.js"></script>
 </head>
@@ -50,6 +51,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-weight: 600; font-size: .9em; color: var(--muted); }
 td.num, th.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.wasted td:first-child, table.file-diff td:first-child { min-width: 12rem; }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .88em; word-break: break-all; }
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0; }
 dl.kv dt { color: var(--muted); }
@@ -67,7 +69,11 @@ ol.bars a:hover { background: color-mix(in srgb, var(--bar) 10%, transparent); }
 .tree ul { list-style: none; margin: 0; padding-left: 1.1rem; }
 .tree > ul { padding-left: 0; }
 .tree summary, .tree .leaf { display: flex; gap: .5rem; align-items: baseline; padding: .05rem 0; }
-.tree .leaf { padding-left: 1rem; }
+.tree summary { list-style: none; cursor: pointer; }
+.tree summary::-webkit-details-marker { display: none; }
+.tree summary::before { content: "▸"; width: .8rem; color: var(--muted); }
+.tree details[open] > summary::before { content: "▾"; }
+.tree .leaf { padding-left: 1.3rem; }
 .tree .name { flex: 1; min-width: 0; word-break: break-all; font-family: ui-monospace, monospace; font-size: .88em; }
 .tree .size { color: var(--muted); font-variant-numeric: tabular-nums; white-space: nowrap; }
 .badge { font-size: .75em; padding: 0 .35rem; border-radius: 3px; border: 1px solid currentColor; white-space: nowrap; }
