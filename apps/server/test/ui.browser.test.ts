@@ -114,10 +114,10 @@ describe("the explorer page in headless Chromium", () => {
       await shot("06-compare");
 
       // narrow: nothing wider than the window
-      await page.setViewportSize({ width: 360, height: 780 });
+      await page.setViewportSize({ width: 320, height: 780 });
       await page.goto(`${store.base}/ui/#/image/waste%3A1`);
       await expect.poll(() => page.locator("#layers li").count()).toBe(2);
-      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(320);
       await shot("07-image-narrow");
 
       expect(problems).toEqual([]);
