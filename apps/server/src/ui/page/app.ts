@@ -319,22 +319,34 @@ function drawTree(root: TreeNode, openAll: boolean): HTMLElement {
 }
 
 async function layerPage(name: string, index: number): Promise<Node[]> {
-  const [x, v] = await Promise.all([getJson<ImageExplanation>(`/ui/api/images/${enc(name)}`), getJson<LayerView>(`/ui/api/images/${enc(name)}/layers/${index}?image=1`)]);
+  const layerUrl = `/ui/api/images/${enc(name)}/layers/${index}`;
+  const [x, v] = await Promise.all([getJson<ImageExplanation>(`/ui/api/images/${enc(name)}`), getJson<LayerView>(layerUrl)]);
+  // the whole image after this layer is fetched when first asked for (it can be megabytes)
+  let image: StackedFile[] | undefined;
   const layer = x.layers[index]!;
   const filter = h("input", { type: "search", id: "search", placeholder: "filter by path", "aria-label": "filter files by path" }) as HTMLInputElement;
   const changedOnly = h("input", { type: "checkbox", id: "changed-only" }) as HTMLInputElement;
   const whole = h("input", { type: "checkbox", id: "whole-image" }) as HTMLInputElement;
   const holder = h("div");
-  const render = () => {
+  const render = async () => {
+    if (whole.checked && !image) {
+      setStatus("loading the image's files…");
+      try {
+        image = (await getJson<LayerView>(`${layerUrl}?image=1`)).image ?? [];
+      } catch (err) {
+        setStatus(err instanceof Error ? err.message : String(err), true);
+        return;
+      }
+    }
     const q = filter.value.trim().toLowerCase();
-    let entries: Array<MarkedEntry | StackedFile> = whole.checked ? (v.image ?? []) : v.entries;
+    let entries: Array<MarkedEntry | StackedFile> = whole.checked ? (image ?? []) : v.entries;
     if (changedOnly.checked) entries = whole.checked ? entries.filter((e) => "layer" in e && e.layer === index) : entries.filter((e) => "status" in e && e.status !== "unchanged");
     if (q) entries = entries.filter((e) => e.path.toLowerCase().includes(q));
     holder.replaceChildren(drawTree(buildTree(entries), q !== "" || changedOnly.checked));
     setStatus(`${entries.length} paths`);
   };
-  for (const el of [filter, changedOnly, whole]) el.addEventListener("input", render);
-  render();
+  for (const el of [filter, changedOnly, whole]) el.addEventListener("input", () => void render());
+  await render();
   const ch = layer.changes;
   return [
     h("p", {}, h("a", { href: `#/image/${enc(name)}` }, `← ${x.repoTags[0] ?? short(x.id)}`)),
