@@ -30,6 +30,15 @@ describe("the explorer's JSON endpoints", () => {
     expect(x.config.cmd).toEqual(["/bin/sh"]);
   });
 
+  it("takes any name the store resolves, URL-encoded: a reference with a registry and slashes, an ID prefix", async () => {
+    const id = ((await (await get("/ui/api/images/waste%3A1")).json()) as ImageExplanation).id;
+    await store.server.service.tag("waste:1", "registry.local:5000/team/waste:2");
+    for (const name of ["registry.local:5000/team/waste:2", id, id.slice("sha256:".length, "sha256:".length + 12)]) {
+      const r = await get(`/ui/api/images/${encodeURIComponent(name)}/layers/0`);
+      expect([name, r.status]).toEqual([name, 200]);
+    }
+  });
+
   it("serves a layer marked against the layers below, and the image after it", async () => {
     const v = (await (await get(`/ui/api/images/waste%3A1/layers/1?image=1`)).json()) as LayerView;
     expect(v.entries.map((e) => [e.path, e.type, e.status])).toEqual([
