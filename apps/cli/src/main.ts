@@ -9,6 +9,7 @@ import * as archiveCmd from "./commands/archive.js";
 import * as cacheCmd from "./commands/cache.js";
 import * as completionCmd from "./commands/completion.js";
 import * as digestCmd from "./commands/digest.js";
+import * as exploreCmd from "./commands/explore.js";
 import * as imagesCmd from "./commands/images.js";
 import * as importCmd from "./commands/import.js";
 import * as serveCmd from "./commands/serve.js";
@@ -39,6 +40,7 @@ export function buildProgram(): { program: Command; ctx: Context } {
   importCmd.register(program, ctx);
   systemCmd.register(program, ctx);
   serveCmd.register(program, ctx);
+  exploreCmd.register(program, ctx);
   cacheCmd.register(program, ctx);
   digestCmd.register(program, ctx);
   completionCmd.register(program, ctx);

@@ -22,6 +22,8 @@ export const SERVER_ERROR_CODES = {
   htpasswd: "ERR_SERVER_HTPASSWD",
   /** InvalidArgumentError: the token signing key file cannot be read or is too short. */
   tokenKey: "ERR_SERVER_TOKEN_KEY",
+  /** InvalidArgumentError: an explorer API request (`/ui/api/…`) with a malformed path or query (400). */
+  uiBadRequest: "ERR_SERVER_UI_BAD_REQUEST",
   /** UnavailableError: the reason a request's AbortSignal fires when a shutdown stops waiting for it. */
   stopped: "ERR_SERVER_STOPPED",
 } as const;

@@ -13,6 +13,7 @@
  */
 export { startServer, type RunningServer } from "./server.js";
 export { serveStore, type ServeStoreOptions, type ServingStore } from "./serve.js";
+export { createUiFace, type UiFaceOptions } from "./ui/face.js";
 export {
   DEFAULT_HOST,
   DEFAULT_LIMITS,

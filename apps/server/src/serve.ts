@@ -1,6 +1,6 @@
 /**
  * `serveStore`: the server over a berth store root, as `berth serve` runs it —
- * the image service opened on the root, the Engine API face mounted on it,
+ * the image service opened on the root, the Engine API and explorer faces mounted on it,
  * the store closed when the server stops.
  * @module
  */
@@ -10,6 +10,7 @@ import { engineService } from "./engine/adapter.js";
 import type { EngineIdentity } from "./engine/context.js";
 import type { ServerOptions } from "./options.js";
 import { type RunningServer, startServer } from "./server.js";
+import { createUiFace } from "./ui/face.js";
 
 /** Options of {@link serveStore}: the server's, less the faces, plus the store root. */
 export interface ServeStoreOptions extends Omit<ServerOptions, "engine" | "registry" | "ui"> {
@@ -34,8 +35,8 @@ export interface ServingStore extends RunningServer {
 }
 
 /**
- * Open the store at `root` and serve it: the Docker Engine API (images) on the
- * unix socket and on loopback TCP. The store closes when the server stops.
+ * Open the store at `root` and serve it: the Docker Engine API (images) and
+ * the explorer page (`/ui/`) on the unix socket and on loopback TCP. The store closes when the server stops.
  */
 export async function serveStore(options: ServeStoreOptions): Promise<ServingStore> {
   const { root, identity, onError, sweepIntervalMs = 60_000, ...serverOptions } = options;
@@ -43,7 +44,8 @@ export async function serveStore(options: ServeStoreOptions): Promise<ServingSto
   let server: RunningServer;
   try {
     const engine = createEngineApi({ service: engineService(service), ...(identity ? { identity } : {}), ...(onError ? { onError } : {}) });
-    server = await startServer({ ...serverOptions, engine });
+    const ui = createUiFace({ service, ...(onError ? { onError } : {}) });
+    server = await startServer({ ...serverOptions, engine, ui });
   } catch (err) {
     await service.close();
     throw err;

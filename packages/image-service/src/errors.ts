@@ -23,6 +23,8 @@ export const ImageServiceErrorCode = {
   NOT_A_TAR: "ERR_NOT_A_TAR",
   /** A layer tar entry that would land outside the image root. */
   UNSAFE_PATH: "ERR_UNSAFE_PATH",
+  /** A layer index outside the image's layers (the explorer's layer view). */
+  INVALID_LAYER_INDEX: "ERR_INVALID_LAYER_INDEX",
   /** The operation was aborted through its AbortSignal. */
   ABORTED: "ERR_ABORTED",
 } as const;
@@ -38,4 +40,5 @@ export const ARGUMENT_ERROR_CODES: ReadonlySet<string> = new Set([
   ImageServiceErrorCode.INVALID_FILTER,
   ImageServiceErrorCode.INVALID_CHANGE,
   ImageServiceErrorCode.INVALID_PLATFORM,
+  ImageServiceErrorCode.INVALID_LAYER_INDEX,
 ]);

@@ -76,3 +76,20 @@ export {
 } from "./daemon.js";
 export { DockerClient } from "@berth/docker-archive";
 export { type DiskUsage, diskUsage, fsck, type UsageRow } from "./system.js";
+export { type LayerEntry, type LayerEntryType, type LayerFiles, LAYER_TREE_CACHE_DIR, layerTree, readLayerEntries } from "./layertree.js";
+export { type EntryStatus, type MarkedEntry, type StackedFile, StackedTree, stackLayers } from "./stack.js";
+export { computeEfficiency, type EfficiencyReport, type PathOccurrence, type WastedPath } from "./efficiency.js";
+export {
+  type ChangeCounts,
+  type ComparedLayer,
+  compareImages,
+  type ConfigSummary,
+  explainImage,
+  type ExplainedLayer,
+  type ExplainedStep,
+  type FileDifference,
+  type ImageComparison,
+  type ImageExplanation,
+  type LayerView,
+  layerView,
+} from "./explore.js";

@@ -21,6 +21,7 @@ import {
   saveToDaemon,
 } from "./daemon.js";
 import { type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
+import { compareImages, explainImage, type ImageComparison, type ImageExplanation, type LayerView, layerView } from "./explore.js";
 import { type HistoryEntry, type ImageDetails, type ImageSummary, imageHistory, inspectImage, type ListOptions, listImages } from "./images.js";
 import { type DiskUsage, diskUsage, fsck } from "./system.js";
 
@@ -103,6 +104,18 @@ export class ImageService {
   /** A layer of the store by DiffID, or undefined. */
   findLayer(diffID: Digest | string): ReturnType<typeof findLayerByDiffId> {
     return findLayerByDiffId(this.store, diffID);
+  }
+  /** The explorer's view of an image: layers, what each changed, wasted space, dive's efficiency. */
+  explain(name: string): Promise<ImageExplanation> {
+    return explainImage(this.store, name);
+  }
+  /** One layer of an image, its entries marked against the layers below (with `image`: the files after it). */
+  layerView(name: string, index: number, opts?: { image?: boolean }): Promise<LayerView> {
+    return layerView(this.store, name, index, opts);
+  }
+  /** Two images side by side: shared and own layers, config and file differences. */
+  compare(a: string, b: string, opts?: { maxFiles?: number }): Promise<ImageComparison> {
+    return compareImages(this.store, a, b, opts);
   }
   /**
    * Every write: first what a killed or interrupted operation left goes (dead

@@ -16,7 +16,7 @@ interface ServeOptions {
 export function register(program: Command, ctx: Context): void {
   program
     .command("serve")
-    .description("Serve the store: the Docker Engine API (images) on loopback TCP and a unix socket")
+    .description("Serve the store: the Docker Engine API (images) and the explorer page (/ui/) on loopback TCP and a unix socket")
     .option("--host <address>", "address to listen on", "127.0.0.1")
     .option("-p, --port <port>", "TCP port (0: a free one)", "5000")
     .option("--socket <path>", "also listen on this unix socket (DOCKER_HOST=unix://PATH)")
@@ -57,6 +57,7 @@ Examples:
       ctx.info(`berth serve: store ${ctx.root}`);
       ctx.info(`berth serve: listening on ${server.url} (DOCKER_HOST=${tcp})`);
       if (server.socketPath) ctx.info(`berth serve: and on unix://${server.socketPath} (DOCKER_HOST=unix://${server.socketPath})`);
+      ctx.info(`berth serve: explorer page at ${server.url}/ui/`);
       await server.closed;
     });
 }
