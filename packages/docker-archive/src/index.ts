@@ -29,6 +29,7 @@ export {
   loadIntoDaemon,
   pullFromDaemon,
 } from "./daemon.js";
+export { LoadTransaction, type TagStep, type TransactionRecord } from "./commit.js";
 export { ArchiveErrorCode } from "./errors.js";
 export { type ArchiveSource, decompressArchive, sourceChunks } from "./source.js";
 export type { ArchiveStore, ArchiveLease, ArchiveLayer, ArchiveImage, ArchiveDescriptor } from "./store.js";
