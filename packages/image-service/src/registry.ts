@@ -69,6 +69,10 @@ export type RegistryEvent =
       type: "resolved";
       /** The normalised reference (`docker.io/library/busybox:latest`). */
       reference: string;
+      /** Its repository (`docker.io/library/busybox`), the path in the registry (`library/busybox`) and the tag, unless a digest names the image. */
+      name: string;
+      path: string;
+      tag?: string;
       /** The manifest (or, for a pull of an index, the index) the reference names. */
       digest: Digest;
       mediaType: string;
@@ -191,9 +195,13 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
         details: { wanted: formatPlatform(explicit), image: formatPlatform(image) },
       });
     }
+    const tag = ref.digest === undefined ? ref.tag : undefined;
     opts.onProgress?.({
       type: "resolved",
       reference: ref.string,
+      name: ref.name,
+      path: ref.path,
+      ...(tag !== undefined ? { tag } : {}),
       digest: root.digest,
       mediaType: root.mediaType,
       ...(platform ? { platform } : {}),
@@ -201,7 +209,6 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
     });
 
     const id = sha256(config);
-    const tag = ref.digest === undefined ? ref.tag : undefined;
     const refs = [...(tag !== undefined ? [`${ref.name}:${tag}`] : []), `${ref.name}@${root.digest}`];
     const before = await resolveOrUndefined(store, ref.string);
     const tx = await LoadTransaction.begin(store);
@@ -255,6 +262,9 @@ export async function pushImage(store: Store, name: string, opts: RegistryOption
     opts.onProgress?.({
       type: "resolved",
       reference: ref.string,
+      name: ref.name,
+      path: ref.path,
+      tag,
       digest: root.digest,
       mediaType: root.mediaType,
       layers: parseManifest(root.bytes, `manifest ${root.digest}`).layers,
