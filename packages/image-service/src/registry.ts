@@ -16,7 +16,9 @@
  * Push is a copy from the store (the image's OCI manifest, its config and
  * its layer blobs as stored) to a registry repository: HEAD before every
  * upload, so a second push of an unchanged image sends no blob; afterwards
- * the store records `name@digest` as docker does.
+ * the store records `name@digest` as docker does. An image pulled from the
+ * same repository goes back under the manifest it was pulled with (its
+ * RepoDigest), so the digest does not change.
  * @module
  */
 import { chainIds, type Digest, FailedPreconditionError, hasCode, InvalidArgumentError, sha256 } from "@berth/digest";
@@ -257,8 +259,13 @@ export async function pushImage(store: Store, name: string, opts: RegistryOption
   const tag = ref.tag;
   const id = await store.references.resolve(ref.string);
   return withClient(opts, async (client) => {
-    const source = storeSource(store, id, ref.familiar);
-    const root = await source.root(opts.signal);
+    const repo = client.repository(ref, { push: true });
+    // a manifest this repository already has for the image (a pull recorded it) goes back as it is
+    const own = storeSource(store, id, ref.familiar);
+    const ownRoot = await own.root(opts.signal);
+    const recorded = await recordedManifest(store, repo, ref, id, ownRoot.digest, opts.signal);
+    const source = recorded ? registrySource(repo, recorded.digest) : own;
+    const root = recorded ?? ownRoot;
     opts.onProgress?.({
       type: "resolved",
       reference: ref.string,
@@ -267,9 +274,9 @@ export async function pushImage(store: Store, name: string, opts: RegistryOption
       tag,
       digest: root.digest,
       mediaType: root.mediaType,
-      layers: parseManifest(root.bytes, `manifest ${root.digest}`).layers,
+      layers: INDEX_MEDIA_TYPES.has(root.mediaType) ? [] : parseManifest(root.bytes, `manifest ${root.digest}`).layers,
     });
-    const copied = await copyImage({ ...source, root: async () => root }, registryDestination(client.repository(ref, { push: true })), {
+    const copied = await copyImage({ ...source, root: async () => root }, registryDestination(repo), {
       tag,
       ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
@@ -290,6 +297,39 @@ export async function pushImage(store: Store, name: string, opts: RegistryOption
       bytesTransferred: copied.bytesTransferred,
     };
   });
+}
+
+/**
+ * The manifest (or index) that a pull or an earlier push recorded for image
+ * `id` in `ref`'s repository (`name@digest`), when the registry still has it
+ * and, for a manifest, it names the image's config. Pushing it instead of the
+ * store's own manifest keeps the digest the registry's users know: a re-push
+ * of a pulled image changes nothing (the store keeps its own OCI manifest,
+ * whose bytes differ from a Docker v2 manifest with the same blobs).
+ */
+async function recordedManifest(
+  store: Store,
+  repo: Repository,
+  ref: Reference,
+  id: Digest,
+  own: Digest,
+  signal: AbortSignal | undefined,
+): Promise<ManifestResult | undefined> {
+  const prefix = `${ref.name}@`;
+  const digests = (await store.references.referencesOf(id)).filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length));
+  // the store's own manifest is what the repository knows: no need to ask
+  if (digests.includes(own)) return undefined;
+  for (const digest of digests) {
+    let m: ManifestResult;
+    try {
+      m = await repo.getManifest(digest, signal ? { signal } : {});
+    } catch (err) {
+      if (hasCode(err, "ERR_MANIFEST_NOT_FOUND")) continue;
+      throw err;
+    }
+    if (INDEX_MEDIA_TYPES.has(m.mediaType) || parseManifest(m.bytes, `manifest ${m.digest}`).config.digest === id) return m;
+  }
+  return undefined;
 }
 
 /**

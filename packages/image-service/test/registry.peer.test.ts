@@ -104,6 +104,17 @@ describe.skipIf(!reg)("pull and push with docker-registry", { timeout: 120_000 }
     const pulled = await svc.pull(`${r.host}/image-service-test/multi:both`, { platform: "linux/arm64" });
     expect(pulled).toMatchObject({ id: arm.id, digest: indexDigest, manifestDigest: mb.digest, platform: "linux/arm64" });
     expect((await svc.inspect(`${r.host}/image-service-test/multi:both`)).repoDigests).toEqual([`${r.host}/image-service-test/multi@${indexDigest}`]);
+    // pushed back, the index goes as it was pulled: nothing sent, the digest unchanged
+    let mark = (await r.accessLog()).length;
+    const back = await svc.push(`${r.host}/image-service-test/multi:both`);
+    expect(back).toMatchObject({ digest: indexDigest, manifestsWritten: 0, bytesTransferred: 0 });
+    expect((await requestsSince(r, mark)).filter((e) => e.method !== "HEAD" && e.method !== "GET")).toEqual([]);
+    // to a new tag of the repository: the index again, under that tag
+    mark = (await r.accessLog()).length;
+    const retagged = await svc.tag(`${r.host}/image-service-test/multi:both`, `${r.host}/image-service-test/multi:again`);
+    expect(retagged.id).toBe(arm.id);
+    expect(await svc.push(`${r.host}/image-service-test/multi:again`)).toMatchObject({ digest: indexDigest, manifestsWritten: 1, bytesTransferred: 0 });
+    expect((await requestsSince(r, mark)).filter((e) => e.method === "PUT").map((e) => e.path)).toEqual(["/v2/image-service-test/multi/manifests/again"]);
 
     const host = formatPlatform(hostPlatform());
     if (host === "linux/amd64" || host === "linux/arm64") {
@@ -201,5 +212,11 @@ describe.skipIf(!reg || !peer)("judged by the real dockerd", { timeout: 300_000 
     expect(`${r.host}/image-service-test/docker-pushed@${pulled.digest}`).toBe(repoDigest);
     expect((await svc.inspect(dockerName)).repoDigests).toEqual([repoDigest]);
     expect((await store.fsck()).ok).toBe(true);
+    // the store keeps its own OCI manifest; pushed back, the image goes under docker's manifest, unchanged
+    expect((await store.images.manifest(pulled.id)).digest).not.toBe(pulled.digest);
+    const mark = (await r.accessLog()).length;
+    const back = await svc.push(dockerName);
+    expect(back).toMatchObject({ digest: pulled.digest, manifestsWritten: 0, bytesTransferred: 0 });
+    expect((await requestsSince(r, mark)).filter((e) => e.method !== "HEAD" && e.method !== "GET")).toEqual([]);
   });
 });
