@@ -120,8 +120,9 @@ export interface PullResult {
   reference: string;
   /** Docker's short form (`busybox:latest`). */
   familiar: string;
-  /** The repository path in its registry (`library/busybox`). */
-  repository: string;
+  /** The repository (`docker.io/library/busybox`) and its path in the registry (`library/busybox`). */
+  name: string;
+  path: string;
   /** The tag pulled, unless the reference has a digest. */
   tag?: string;
   /** The digest the reference names at the registry (the index's for a multi-platform image): `name@digest` is now a RepoDigest. */
@@ -145,8 +146,8 @@ export interface PushResult {
   /** The normalised reference pushed. */
   reference: string;
   familiar: string;
-  /** `registry/path` as docker prints it in "The push refers to repository [...]". */
-  repository: string;
+  /** The repository (`registry/path`), as docker prints it in "The push refers to repository [...]". */
+  name: string;
   tag: string;
   /** The image ID. */
   id: Digest;
@@ -212,7 +213,7 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
 
     const id = sha256(config);
     const refs = [...(tag !== undefined ? [`${ref.name}:${tag}`] : []), `${ref.name}@${root.digest}`];
-    const before = await resolveOrUndefined(store, ref.string);
+    const before = await resolveOrUndefined(store, refs[0]!);
     const tx = await LoadTransaction.begin(store);
     try {
       const destination = new StoreDestination(store, tx, { manifest: parsed, config, id, chain: chainIds(diffIDs), diffIDs, refs });
@@ -226,7 +227,8 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
       return {
         reference: ref.string,
         familiar: ref.familiar,
-        repository: ref.path,
+        name: ref.name,
+        path: ref.path,
         ...(tag !== undefined ? { tag } : {}),
         digest: root.digest,
         manifestDigest: manifest.digest,
@@ -287,7 +289,7 @@ export async function pushImage(store: Store, name: string, opts: RegistryOption
     return {
       reference: ref.string,
       familiar: ref.familiar,
-      repository: ref.name,
+      name: ref.name,
       tag,
       id,
       digest: copied.digest,

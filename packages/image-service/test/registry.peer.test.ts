@@ -65,7 +65,7 @@ describe.skipIf(!reg)("pull and push with docker-registry", { timeout: 120_000 }
 
     const { svc: b, store } = await freshService();
     const pulled = await b.pull(name());
-    expect(pulled).toMatchObject({ id, digest: pushed.digest, manifestDigest: pushed.digest, status: "downloaded", tag: "1", repository: "image-service-test/app" });
+    expect(pulled).toMatchObject({ id, digest: pushed.digest, manifestDigest: pushed.digest, status: "downloaded", tag: "1", name: `${r.host}/image-service-test/app`, path: "image-service-test/app" });
     expect(pulled.blobs.map((x) => x.status)).toEqual(["written", "written", "written"]);
     const details = await b.inspect(name());
     expect(details.id).toBe(id);
@@ -79,6 +79,14 @@ describe.skipIf(!reg)("pull and push with docker-registry", { timeout: 120_000 }
     expect(second.status).toBe("up-to-date");
     expect(second.blobs.every((x) => x.status === "exists" && x.bytes === 0)).toBe(true);
     expect((await requestsSince(r, mark)).filter((e) => e.path.includes("/blobs/"))).toEqual([]);
+
+    // by digest: no tag, the digest reference only
+    const { svc: c } = await freshService();
+    const byDigest = await c.pull(`${r.host}/image-service-test/app@${pushed.digest}`);
+    expect(byDigest).toMatchObject({ id, digest: pushed.digest, status: "downloaded" });
+    expect(byDigest.tag).toBeUndefined();
+    const cd = await c.inspect(id);
+    expect([cd.repoTags, cd.repoDigests]).toEqual([[], [`${r.host}/image-service-test/app@${pushed.digest}`]]);
   });
 
   it("chooses a platform from an index and records the index digest", async () => {
