@@ -3,15 +3,16 @@
  * 2.8, through @berth/peers): a round trip between two stores (same image ID,
  * the manifest digest kept as a RepoDigest, a second push that is HEADs only,
  * a second pull that fetches no blob), platform choice from an index, the
- * errors; then the judges with the real dockerd — what berth pushed,
+ * errors, skopeo both ways; then the judges with the real dockerd — what berth pushed,
  * `docker pull` gets with the same image ID, and what `docker push` sent,
  * berth pulls with the same image ID and manifest digest. Skips without the
  * peers, fails under BERTH_REQUIRE_PEERS=1.
  */
 import { hasCode, sha256 } from "@berth/digest";
 import { makeTar } from "@berth/image-store/tar-fixture";
-import { type AccessLogEntry, buildImage, busyboxBase, dockerd, type RegistryPeer, registry } from "@berth/peers";
+import { type AccessLogEntry, buildImage, busyboxBase, dockerd, execOk, type RegistryPeer, registry, requirePeer } from "@berth/peers";
 import { formatPlatform, hostPlatform, MEDIA_TYPE_OCI_INDEX } from "@berth/oci";
+import type { Store } from "@berth/image-store";
 import { RegistryClient } from "@berth/registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ImageService, RegistryEvent } from "../src/index.js";
@@ -19,6 +20,7 @@ import { freshService, makeDir } from "./helpers.js";
 
 const reg = await registry();
 const peer = await dockerd();
+const skopeo = await requirePeer("skopeo");
 afterAll(async () => {
   await reg?.stop();
 });
@@ -29,8 +31,8 @@ async function requestsSince(r: RegistryPeer, mark: number): Promise<AccessLogEn
 }
 
 /** An image of two layers (a base and an app on it) in a fresh store, tagged `name`. */
-async function twoLayerImage(name: string, platform?: string): Promise<{ svc: ImageService; id: string; dir: string }> {
-  const { svc, dir } = await freshService();
+async function twoLayerImage(name: string, platform?: string): Promise<{ svc: ImageService; store: Store; id: string; dir: string }> {
+  const { svc, store, dir } = await freshService();
   const base = await svc.build({ layers: [await makeDir(dir, "base", { "etc/os-release": "ID=berth-test\n" })], ...(platform ? { platform } : {}) });
   const app = await svc.build({
     base: base.id,
@@ -38,7 +40,7 @@ async function twoLayerImage(name: string, platform?: string): Promise<{ svc: Im
     changes: ['CMD ["/app/run.sh"]'],
     tags: [name],
   });
-  return { svc, id: app.id, dir };
+  return { svc, store, id: app.id, dir };
 }
 
 describe.skipIf(!reg)("pull and push with docker-registry", { timeout: 120_000 }, () => {
@@ -87,6 +89,18 @@ describe.skipIf(!reg)("pull and push with docker-registry", { timeout: 120_000 }
     expect(byDigest.tag).toBeUndefined();
     const cd = await c.inspect(id);
     expect([cd.repoTags, cd.repoDigests]).toEqual([[], [`${r.host}/image-service-test/app@${pushed.digest}`]]);
+  });
+
+  it.skipIf(!skopeo)("skopeo reads what berth pushed, and berth pulls what skopeo pushed", async () => {
+    const { svc: a, store, id } = await twoLayerImage(`${r.host}/image-service-test/skopeo:1`);
+    const pushed = await a.push(`${r.host}/image-service-test/skopeo:1`);
+    const inspected = JSON.parse((await execOk(skopeo!, ["inspect", "--tls-verify=false", `docker://${r.host}/image-service-test/skopeo:1`])).stdout) as { Digest: string };
+    expect(inspected.Digest).toBe(pushed.digest);
+    // skopeo pushes from the store root, which is an OCI layout, under another tag
+    await execOk(skopeo!, ["copy", "--dest-tls-verify=false", `oci:${store.root}:${r.host}/image-service-test/skopeo:1`, `docker://${r.host}/image-service-test/skopeo:2`]);
+    const { svc: b } = await freshService();
+    const pulled = await b.pull(`${r.host}/image-service-test/skopeo:2`);
+    expect(pulled).toMatchObject({ id, digest: pushed.digest });
   });
 
   it("chooses a platform from an index and records the index digest", async () => {
