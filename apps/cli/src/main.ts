@@ -12,6 +12,7 @@ import * as digestCmd from "./commands/digest.js";
 import * as exploreCmd from "./commands/explore.js";
 import * as imagesCmd from "./commands/images.js";
 import * as importCmd from "./commands/import.js";
+import * as registryCmd from "./commands/registry.js";
 import * as serveCmd from "./commands/serve.js";
 import * as systemCmd from "./commands/system.js";
 import { Context, closeContextStore } from "./context.js";
@@ -37,6 +38,7 @@ export function buildProgram(): { program: Command; ctx: Context } {
     .exitOverride();
   imagesCmd.register(program, ctx);
   archiveCmd.register(program, ctx);
+  registryCmd.register(program, ctx);
   importCmd.register(program, ctx);
   systemCmd.register(program, ctx);
   serveCmd.register(program, ctx);

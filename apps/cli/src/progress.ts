@@ -130,6 +130,8 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WriteStream = 
   const stopAll = () => {
     if (stopped) return;
     stopped = true;
+    // one last redraw writes the lines note() queued since the previous one (stop() alone drops them)
+    multi.update();
     multi.stop();
   };
   return {

@@ -40,6 +40,7 @@ export {
   parseDockerHost,
   resolveDockerEndpoint,
 } from "./endpoint.js";
+export { LoadTransaction, type TagStep, type TransactionRecord } from "./commit.js";
 export { ArchiveErrorCode } from "./errors.js";
 export { type ArchiveSource, decompressArchive, sourceChunks } from "./source.js";
 export type { ArchiveStore, ArchiveLease, ArchiveLayer, ArchiveImage, ArchiveDescriptor } from "./store.js";

@@ -1,7 +1,8 @@
 /**
  * The error codes `@berth/image-service` itself raises (one registry; callers
  * test `err.code`, never message text). The classes are `@berth/digest`'s:
- * InvalidArgumentError for bad filters, changes, platforms and layer tars;
+ * InvalidArgumentError for bad filters, changes, platforms, layer tars and
+ * push references; FailedPreconditionError for pulls the store cannot hold;
  * AlreadyExistsError / FailedPreconditionError for moby's delete conflicts.
  * Errors of the stores and archives below pass through with their own codes.
  * @module
@@ -25,6 +26,12 @@ export const ImageServiceErrorCode = {
   UNSAFE_PATH: "ERR_UNSAFE_PATH",
   /** A layer index outside the image's layers (the explorer's layer view). */
   INVALID_LAYER_INDEX: "ERR_INVALID_LAYER_INDEX",
+  /** A pull of something the store cannot hold as an image: an artifact (no image config), foreign layers, an oversized config. */
+  UNSUPPORTED_IMAGE: "ERR_UNSUPPORTED_IMAGE",
+  /** A pull with an explicit platform of a single-platform image built for another. */
+  PLATFORM_MISMATCH: "ERR_PLATFORM_MISMATCH",
+  /** A push of a digest reference (a push names a tag). */
+  PUSH_BY_DIGEST: "ERR_PUSH_BY_DIGEST",
   /** The operation was aborted through its AbortSignal. */
   ABORTED: "ERR_ABORTED",
 } as const;
@@ -41,4 +48,5 @@ export const ARGUMENT_ERROR_CODES: ReadonlySet<string> = new Set([
   ImageServiceErrorCode.INVALID_CHANGE,
   ImageServiceErrorCode.INVALID_PLATFORM,
   ImageServiceErrorCode.INVALID_LAYER_INDEX,
+  ImageServiceErrorCode.PUSH_BY_DIGEST,
 ]);

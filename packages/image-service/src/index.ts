@@ -1,8 +1,9 @@
 /**
  * `@berth/image-service`: what dockerd's ImageService does, over a berth
  * store — load, save, import and build, tag, moby's delete and prune rules,
- * list, inspect, history, disk usage, fsck, and push/pull with a Docker
- * daemon. The `berth` CLI and `berth serve` are faces over these functions.
+ * list, inspect, history, disk usage, fsck, push/pull with a Docker
+ * daemon, and pull/push with an OCI registry. The `berth` CLI and
+ * `berth serve` are faces over these functions.
  *
  * @example
  * ```ts
@@ -75,6 +76,17 @@ export {
   saveToDaemon,
 } from "./daemon.js";
 export { DockerClient } from "@berth/docker-archive";
+export {
+  type PullOptions,
+  type PullResult,
+  pullImage,
+  type PushResult,
+  pushImage,
+  type RegistryEvent,
+  type RegistryOptions,
+  storeSource,
+  type TransferredBlob,
+} from "./registry.js";
 export { type DiskUsage, diskUsage, fsck, type UsageRow } from "./system.js";
 export { type LayerEntry, type LayerEntryType, type LayerFiles, LAYER_TREE_CACHE_DIR, layerTree, readLayerEntries } from "./layertree.js";
 export { type EntryStatus, type MarkedEntry, type StackedFile, StackedTree, stackLayers } from "./stack.js";

@@ -23,6 +23,7 @@ import {
 import { type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
 import { compareImages, explainImage, type ImageComparison, type ImageExplanation, type LayerView, layerView } from "./explore.js";
 import { type HistoryEntry, type ImageDetails, type ImageSummary, imageHistory, inspectImage, type ListOptions, listImages } from "./images.js";
+import { type PullOptions, type PullResult, pullImage, type PushResult, pushImage, type RegistryOptions } from "./registry.js";
 import { type DiskUsage, diskUsage, fsck } from "./system.js";
 
 /** The image service over one store. */
@@ -100,6 +101,14 @@ export class ImageService {
   /** Load one image into a Docker daemon under several names (need not be tagged in the store), per-name results. */
   saveToDaemon(image: string, names: readonly string[], opts?: SaveToDaemonOptions): Promise<SaveToDaemonResult> {
     return saveToDaemon(this.store, image, names, opts);
+  }
+  /** `docker pull` from an OCI registry: the platform's image of `name`, tagged, with `name@digest` as a RepoDigest. */
+  pull(name: string, opts?: PullOptions): Promise<PullResult> {
+    return this.#write(() => pullImage(this.store, name, opts));
+  }
+  /** `docker push` to an OCI registry (a write too: it records `name@digest`). */
+  push(name: string, opts?: RegistryOptions): Promise<PushResult> {
+    return this.#write(() => pushImage(this.store, name, opts));
   }
   /** A layer of the store by DiffID, or undefined. */
   findLayer(diffID: Digest | string): ReturnType<typeof findLayerByDiffId> {

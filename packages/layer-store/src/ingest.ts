@@ -52,6 +52,12 @@ export async function ingestLayerBlob(content: ContentStore, source: ByteSource,
     const facts = await scan.finish();
     if (facts.notTar) throw facts.notTar;
     if (expDiff !== undefined && facts.diffID !== undefined && facts.diffID !== expDiff) throw diffMismatch(expDiff, facts.diffID);
+    // an uncompressed blob's DiffID is its digest: an expected digest other than the expected DiffID
+    // means one of the two does not hold (the commit checks the digest, so it is the DiffID that differs)
+    if (expDiff !== undefined && facts.compression === "none" && opts.expectedDigest !== undefined) {
+      const expDigest = checkDigest(opts.expectedDigest, "expected digest");
+      if (expDigest !== expDiff) throw diffMismatch(expDiff, expDigest);
+    }
     // an uncompressed blob's DiffID is its digest: the commit verifies it
     const expectedDigest = opts.expectedDigest ?? (facts.compression === "none" ? expDiff : undefined);
     let committed: { digest: Digest; size: number };

@@ -305,6 +305,8 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
         await expectCode(s.ingestLayer([gzipSync(randomBytesFor(24, 5000))]), "ERR_INVALID_TAR");
         await expectCode(s.ingestLayer([gzipSync(tar(25))], { expectedDiffID: sha256("other") }), "ERR_DIGEST_MISMATCH");
         await expectCode(s.ingestLayer([tar(26)], { expectedDiffID: sha256("other") }), "ERR_DIGEST_MISMATCH");
+        // uncompressed, with the right blob digest: the DiffID is still checked
+        await expectCode(s.ingestLayer([tar(26)], { expectedDigest: sha256(tar(26)), expectedDiffID: sha256("other") }), "ERR_DIGEST_MISMATCH");
         await expectCode(s.ingestLayer([gzipSync(tar(27))], { maxUncompressedSize: 100 }), "ERR_DECOMPRESSION_LIMIT");
         expect(await listDigests(s.content)).toEqual(before);
         await expectCode(s.recordLayer({ blob: { mediaType: "", digest: sha256("absent"), size: 1 }, compression: "none", diffID: sha256("absent"), uncompressedSize: 1, contentSize: 0 }), "ERR_BLOB_NOT_FOUND");

@@ -1,8 +1,8 @@
 /**
  * The two ends of a copy — a registry repository and an OCI layout — behind
- * one pair of small interfaces, so the copy engine (and the store
- * integration to come: a berth store is a third kind of end) never knows which
- * it talks to.
+ * one pair of small interfaces, so the copy engine never knows which it
+ * talks to (the berth store is a third kind of end, in `@berth/image-service`,
+ * which depends on this package and not the other way round).
  * @module
  */
 import { type Descriptor, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES } from "@berth/oci";

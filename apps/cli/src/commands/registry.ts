@@ -1,0 +1,92 @@
+/**
+ * `berth pull` and `berth push`: the image service's registry pull and push
+ * (`@berth/image-service`), shown as docker shows them — "Pulling from",
+ * a line per layer, "Digest:", "Status:" — through the progress reporter
+ * (stderr; JSON with `--progress json`), the reference on stdout.
+ */
+import type { RegistryEvent } from "@berth/image-service";
+import { IMAGE_CONFIG_MEDIA_TYPES } from "@berth/oci";
+import type { Command } from "commander";
+import { type Context, openContextService } from "../context.js";
+import { humanSize } from "../format.js";
+import type { Progress } from "../progress.js";
+
+const short = (digest: string) => digest.replace(/^sha256:/, "").slice(0, 12);
+
+/**
+ * Progress of a copy, one item per layer (the config is not shown, as
+ * docker does not); `resolved` gets the first event.
+ */
+function copyReporter(progress: Progress, resolved: (e: Extract<RegistryEvent, { type: "resolved" }>) => void): (e: RegistryEvent) => void {
+  const layers = new Set<string>();
+  return (e) => {
+    if (e.type === "resolved") resolved(e);
+    else if (e.type === "blob-start" && !IMAGE_CONFIG_MEDIA_TYPES.has(e.mediaType)) {
+      layers.add(e.digest);
+      progress.start(e.digest, short(e.digest), e.size);
+    } else if (e.type === "blob-progress" && layers.has(e.digest)) progress.update(e.digest, e.bytes);
+    else if (e.type === "blob-done" && layers.has(e.digest)) {
+      progress.finish(e.digest, e.status === "exists" ? "exists" : "done", e.status === "mounted" ? `mounted from ${e.mountedFrom}` : undefined);
+    }
+  };
+}
+
+/** Register `pull` and `push`. */
+export function register(program: Command, ctx: Context): void {
+  program
+    .command("pull")
+    .description("Pull an image from a registry into the store")
+    .argument("<name>", "NAME[:TAG|@DIGEST]; docker.io when no registry is named")
+    .option("--platform <os/arch[/variant]>", "the platform to choose from a multi-platform image (default: this machine's)")
+    .option("--insecure", "reach the registry without TLS verification, or over plain http (loopback registries always are)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  berth pull 127.0.0.1:5000/team/app:1\n  berth pull --platform linux/arm64 registry.example/app@sha256:…\n  berth pull -q busybox          # prints docker.io/library/busybox:latest",
+    )
+    .action(async (name: string, opts: { platform?: string; insecure?: boolean }) => {
+      const svc = await openContextService(ctx);
+      const progress = ctx.progress();
+      const onProgress = copyReporter(progress, (e) => {
+        progress.note(`${e.tag ?? e.digest}: Pulling from ${e.path}${e.platform ? ` (${e.platform})` : ""}`);
+      });
+      const r = await svc
+        .pull(name, { ...(opts.platform !== undefined ? { platform: opts.platform } : {}), insecure: opts.insecure === true, onProgress })
+        .catch((err: unknown) => {
+          progress.stop();
+          throw err;
+        });
+      progress.note(`Digest: ${r.digest}`);
+      progress.summary(`Status: ${r.status === "up-to-date" ? "Image is up to date" : "Downloaded newer image"} for ${r.familiar}`, {
+        reference: r.reference,
+        id: r.id,
+        digest: r.digest,
+        manifestDigest: r.manifestDigest,
+        ...(r.platform ? { platform: r.platform } : {}),
+        status: r.status,
+        bytes: r.bytesTransferred,
+      });
+      ctx.out(`${r.reference}\n`);
+    });
+
+  program
+    .command("push")
+    .description("Push an image from the store to a registry")
+    .argument("<name>", "NAME[:TAG] (a tag in the store; :latest when none is given)")
+    .option("--insecure", "reach the registry without TLS verification, or over plain http (loopback registries always are)")
+    .addHelpText("after", "\nExamples:\n  berth tag app:1 127.0.0.1:5000/team/app:1\n  berth push 127.0.0.1:5000/team/app:1")
+    .action(async (name: string, opts: { insecure?: boolean }) => {
+      const svc = await openContextService(ctx);
+      const progress = ctx.progress();
+      const onProgress = copyReporter(progress, (e) => progress.note(`The push refers to repository [${e.name}]`));
+      const r = await svc.push(name, { insecure: opts.insecure === true, onProgress }).catch((err: unknown) => {
+        progress.stop();
+        throw err;
+      });
+      const count = (s: string) => r.blobs.filter((b) => b.status === s).length;
+      progress.summary(
+        `Pushed ${count("uploaded")} blob(s) (${humanSize(r.bytesTransferred)}), ${count("mounted")} mounted, ${count("exists")} already there; manifest ${r.manifestsWritten > 0 ? "written" : "already there"}`,
+        { reference: r.reference, id: r.id, digest: r.digest, size: r.size, uploaded: count("uploaded"), mounted: count("mounted"), existing: count("exists"), bytes: r.bytesTransferred },
+      );
+      ctx.out(ctx.globals.quiet ? `${r.familiar}\n` : `${r.tag}: digest: ${r.digest} size: ${r.size}\n`);
+    });
+}

@@ -1,0 +1,90 @@
+/**
+ * `berth push` and `berth pull` as a user runs them: against the real
+ * docker-registry (@berth/peers; skips without it, fails under
+ * BERTH_REQUIRE_PEERS=1) a push, a second push that sends nothing, a pull into
+ * another store with docker's lines and the RepoDigest, quiet mode; and,
+ * with no registry needed, the exit codes and the one `berth: …` line of a
+ * missing image, an unreachable registry and a bad platform.
+ */
+import { join } from "node:path";
+import { type RegistryPeer, registry } from "@berth/peers";
+import { afterAll, describe, expect, it } from "vitest";
+import { berth, berthOk, makeRootfs, tempDir } from "./helpers.js";
+
+const reg = await registry();
+const tmp = tempDir();
+afterAll(async () => {
+  await reg?.stop();
+  tmp.cleanup();
+});
+
+describe.skipIf(!reg)("berth push and pull with docker-registry", { timeout: 120_000 }, () => {
+  const r = reg as RegistryPeer;
+  const rootA = join(tmp.dir, "a");
+  const rootB = join(tmp.dir, "b");
+
+  it("push, push again, pull into another store, quietly too", async () => {
+    const name = `${r.host}/cli-test/app:1`;
+    await berthOk(["import", makeRootfs(join(tmp.dir, "rootfs")), name], { root: rootA });
+    const id = (await berthOk(["image", "inspect", "-f", "{{.Id}}", name], { root: rootA })).stdout.trim();
+
+    const pushed = await berthOk(["push", "--progress", "plain", name], { root: rootA });
+    expect(pushed.stderr).toContain(`The push refers to repository [${r.host}/cli-test/app]`);
+    expect(pushed.stderr).toMatch(/^[0-9a-f]{12}: Done /m);
+    expect(pushed.stderr).toContain("Pushed 2 blob(s)");
+    const m = /^1: digest: (sha256:[0-9a-f]{64}) size: \d+\n$/.exec(pushed.stdout);
+    expect(m).not.toBeNull();
+    const digest = m![1]!;
+
+    const again = await berthOk(["push", "--progress", "plain", name], { root: rootA });
+    expect(again.stderr).toMatch(/^[0-9a-f]{12}: Exists$/m);
+    expect(again.stderr).toContain("Pushed 0 blob(s) (0B), 0 mounted, 2 already there; manifest already there");
+    expect(again.stdout).toBe(pushed.stdout);
+    expect((await berthOk(["push", "-q", name], { root: rootA })).stdout).toBe(`${name}\n`);
+
+    const pulled = await berthOk(["pull", "--progress", "plain", name], { root: rootB });
+    expect(pulled.stdout).toBe(`${name}\n`);
+    expect(pulled.stderr).toContain("1: Pulling from cli-test/app\n");
+    expect(pulled.stderr).toContain(`Digest: ${digest}\n`);
+    expect(pulled.stderr).toContain(`Status: Downloaded newer image for ${name}\n`);
+    const inspect = JSON.parse((await berthOk(["image", "inspect", name], { root: rootB })).stdout) as Array<{ Id: string; RepoDigests: string[] }>;
+    expect(inspect[0]!.Id).toBe(id);
+    expect(inspect[0]!.RepoDigests).toEqual([`${r.host}/cli-test/app@${digest}`]);
+
+    const quiet = await berthOk(["pull", "-q", name], { root: rootB });
+    expect(quiet).toMatchObject({ stdout: `${name}\n`, stderr: "" });
+    const json = await berthOk(["pull", "--progress", "json", name], { root: rootB });
+    const summary = json.stderr
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => e.event === "summary");
+    expect(summary).toMatchObject({ status: "up-to-date", id, digest });
+  });
+});
+
+describe("berth push and pull errors", { timeout: 60_000 }, () => {
+  const root = join(tmp.dir, "errors");
+
+  it("a missing image is exit 3 with one line", async () => {
+    const r = await berth(["push", "127.0.0.1:5000/cli-test/none:1"], { root });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/^berth: push: [^\n]*\n$/);
+  });
+
+  it("an unreachable registry is exit 6 with one line", async () => {
+    const r = await berth(["pull", "127.0.0.1:1/cli-test/none:1"], { root });
+    expect(r.code).toBe(6);
+    expect(r.stderr).toMatch(/^berth: pull: [^\n]*\n$/);
+    expect((await berth(["pull", "-D", "127.0.0.1:1/cli-test/none:1"], { root })).stderr).toContain("[ERR_REGISTRY_UNAVAILABLE]");
+  });
+
+  it("a bad platform or a digest to push is a usage error", async () => {
+    const bad = await berth(["pull", "--platform", "linux", "127.0.0.1:1/cli-test/none:1"], { root });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^berth: pull: invalid platform[^\n]*\n$/);
+    const digest = await berth(["push", `127.0.0.1:1/cli-test/none@sha256:${"0".repeat(64)}`], { root });
+    expect(digest.code).toBe(2);
+    expect(digest.stderr).toMatch(/^berth: push: [^\n]*\n$/);
+  });
+});

@@ -1,0 +1,487 @@
+/**
+ * `docker pull` and `docker push` between the store and an OCI registry,
+ * through `@berth/registry`'s copy engine: the store is one more end of a
+ * copy, beside a registry repository and an OCI layout.
+ *
+ * Pull resolves the reference (an index: the manifest for the platform), reads
+ * the config first (as docker does: its DiffIDs say which layers the store
+ * already has), then lets `copyImage` stream the missing layer blobs, four at
+ * a time, into the layer store's ingest (phase 1: verified by digest, size and
+ * DiffID before anything is visible), and records the layers in chain order,
+ * creates the image and sets the tag and the `name@digest` reference
+ * (`RepoDigests`) through a `LoadTransaction` — the path `docker load`
+ * commits by — so a failure undoes the image and tags and leaves only garbage
+ * under the released lease. The registry's blobs are kept as they are.
+ *
+ * Push is a copy from the store (the image's OCI manifest, its config and
+ * its layer blobs as stored) to a registry repository: HEAD before every
+ * upload, so a second push of an unchanged image sends no blob; afterwards
+ * the store records `name@digest` as docker does. An image pulled from the
+ * same repository goes back under the manifest it was pulled with (its
+ * RepoDigest), so the digest does not change.
+ * @module
+ */
+import { chainIds, type Digest, FailedPreconditionError, hasCode, InvalidArgumentError, sha256 } from "@berth/digest";
+import { LoadTransaction } from "@berth/docker-archive";
+import type { Store } from "@berth/image-store";
+import type { LayerBlobFacts } from "@berth/layer-store";
+import {
+  type Descriptor,
+  formatPlatform,
+  hostPlatform,
+  IMAGE_CONFIG_MEDIA_TYPES,
+  INDEX_MEDIA_TYPES,
+  MEDIA_TYPE_OCI_MANIFEST,
+  type OciManifest,
+  parseImageConfig,
+  parseIndex,
+  parseManifest,
+  parsePlatform,
+  parseReference,
+  platformMatches,
+  platformSpecOf,
+  type Reference,
+} from "@berth/oci";
+import {
+  type CopyEvent,
+  copyImage,
+  dockerCredentials,
+  type ImageDestination,
+  type ImageSource,
+  type ManifestResult,
+  type PutBlobContext,
+  type PutBlobResult,
+  RegistryClient,
+  type Repository,
+  registryDestination,
+  registrySource,
+  selectManifest,
+  verifyBytes,
+} from "@berth/registry";
+import { ImageServiceErrorCode } from "./errors.js";
+
+/** Configs larger than this are refused (containerd's and crane's manifest limit is 4 MiB; configs get more room). */
+const MAX_CONFIG_SIZE = 16 << 20;
+/** Manifests read from the store's content. */
+const MAX_MANIFEST_SIZE = 4 << 20;
+
+/** Progress of a pull or push: what was resolved, then `copyImage`'s events. */
+export type RegistryEvent =
+  | {
+      type: "resolved";
+      /** The normalised reference (`docker.io/library/busybox:latest`). */
+      reference: string;
+      /** Its repository (`docker.io/library/busybox`), the path in the registry (`library/busybox`) and the tag, unless a digest names the image. */
+      name: string;
+      path: string;
+      tag?: string;
+      /** The manifest (or, for a pull of an index, the index) the reference names. */
+      digest: Digest;
+      mediaType: string;
+      /** A pull of an index: the platform of the manifest chosen. */
+      platform?: string;
+      /** The image's layers, bottom first. */
+      layers: Descriptor[];
+    }
+  | CopyEvent;
+
+/** Options both directions share. */
+export interface RegistryOptions {
+  /** The client to use (kept open). Default: a new one with Docker's credentials (`config.json`, helpers), closed at the end. */
+  client?: RegistryClient;
+  /** Reach every registry without TLS verification, falling back to plain http (loopback registries always are). */
+  insecure?: boolean;
+  /** Blobs in flight at once. Default 4. */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?(event: RegistryEvent): void;
+}
+
+/** Options of {@link pullImage}. */
+export interface PullOptions extends RegistryOptions {
+  /** `os/arch[/variant]` to choose from an index (and to require of a single image). Default: this machine's (linux/<arch>). */
+  platform?: string;
+}
+
+/** One blob of a pull or push and what happened to it. */
+export interface TransferredBlob {
+  digest: Digest;
+  size: number;
+  /** `exists`: nothing sent (the store or registry had it); `mounted`: from another repository; `written`/`uploaded`: sent. */
+  status: PutBlobResult["status"];
+  /** Bytes read from the source for it. */
+  bytes: number;
+  mountedFrom?: string;
+}
+
+/** What {@link pullImage} did. */
+export interface PullResult {
+  /** The normalised reference pulled (`docker.io/library/busybox:latest`). */
+  reference: string;
+  /** Docker's short form (`busybox:latest`). */
+  familiar: string;
+  /** The repository (`docker.io/library/busybox`) and its path in the registry (`library/busybox`). */
+  name: string;
+  path: string;
+  /** The tag pulled, unless the reference has a digest. */
+  tag?: string;
+  /** The digest the reference names at the registry (the index's for a multi-platform image): `name@digest` is now a RepoDigest. */
+  digest: Digest;
+  /** The manifest copied (the chosen one of an index, else `digest`). */
+  manifestDigest: Digest;
+  /** For an index: the platform chosen. */
+  platform?: string;
+  /** The image ID. */
+  id: Digest;
+  /** `up-to-date`: the reference named this image before the pull. */
+  status: "downloaded" | "up-to-date";
+  /** The config and the layers. */
+  blobs: TransferredBlob[];
+  /** Blob bytes downloaded. */
+  bytesTransferred: number;
+}
+
+/** What {@link pushImage} did. */
+export interface PushResult {
+  /** The normalised reference pushed. */
+  reference: string;
+  familiar: string;
+  /** The repository (`registry/path`), as docker prints it in "The push refers to repository [...]". */
+  name: string;
+  tag: string;
+  /** The image ID. */
+  id: Digest;
+  /** The manifest pushed and its size. */
+  digest: Digest;
+  size: number;
+  blobs: TransferredBlob[];
+  /** 0 when the registry had the manifest under the tag already. */
+  manifestsWritten: number;
+  /** Blob bytes read from the store and sent. */
+  bytesTransferred: number;
+}
+
+/**
+ * Pull `name` (`busybox`, `127.0.0.1:5000/team/app:1`, `app@sha256:…`) from
+ * its registry into the store, as `docker pull` does.
+ * @throws InvalidArgumentError `ERR_INVALID_REFERENCE`, `ERR_INVALID_PLATFORM`;
+ *   FailedPreconditionError `ERR_UNSUPPORTED_IMAGE` (not an image: an artifact, foreign layers),
+ *   `ERR_PLATFORM_MISMATCH`, `ERR_NO_MATCHING_PLATFORM`; the registry's errors
+ *   (`ERR_MANIFEST_NOT_FOUND`, `ERR_REGISTRY_UNAVAILABLE`, `ERR_REGISTRY_UNAUTHORIZED`, …);
+ *   `ERR_DIGEST_MISMATCH` (blob digest or DiffID) / `ERR_SIZE_MISMATCH` for content that does not verify
+ */
+export async function pullImage(store: Store, name: string, opts: PullOptions = {}): Promise<PullResult> {
+  const ref = parseReference(name);
+  const explicit = opts.platform !== undefined ? parsePlatform(opts.platform) : undefined;
+  const want = explicit ?? hostPlatform();
+  const call = opts.signal ? { signal: opts.signal } : {};
+  return withClient(opts, async (client) => {
+    const repo = client.repository(ref);
+    const root = await repo.getManifest(ref.digest ?? ref.tag ?? "latest", call);
+    let manifest: ManifestResult = root;
+    let platform: string | undefined;
+    if (INDEX_MEDIA_TYPES.has(root.mediaType)) {
+      const chosen = selectManifest(parseIndex(root.bytes, `index ${root.digest}`), want, ref.string);
+      platform = chosen.platform ? formatPlatform(chosen.platform) : undefined;
+      manifest = await repo.getManifest(chosen.digest, call);
+    }
+    const parsed = parseManifest(manifest.bytes, `manifest ${manifest.digest}`);
+    const config = await readConfig(store, repo, ref, parsed, opts.signal);
+    const image = parseImageConfig(config, `config ${parsed.config.digest}`);
+    const diffIDs = image.rootfs.diff_ids;
+    if (diffIDs.length !== parsed.layers.length) {
+      throw unsupported(`${ref.string}: the manifest has ${parsed.layers.length} layers, the config ${diffIDs.length} (foreign layers are not supported)`);
+    }
+    if (explicit && !platform && !platformMatches(explicit, platformSpecOf(image))) {
+      throw new FailedPreconditionError(`${ref.string} is for ${formatPlatform(image)}, not ${formatPlatform(explicit)}`, {
+        code: ImageServiceErrorCode.PLATFORM_MISMATCH,
+        details: { wanted: formatPlatform(explicit), image: formatPlatform(image) },
+      });
+    }
+    const tag = ref.digest === undefined ? ref.tag : undefined;
+    opts.onProgress?.({
+      type: "resolved",
+      reference: ref.string,
+      name: ref.name,
+      path: ref.path,
+      ...(tag !== undefined ? { tag } : {}),
+      digest: root.digest,
+      mediaType: root.mediaType,
+      ...(platform ? { platform } : {}),
+      layers: parsed.layers,
+    });
+
+    const id = sha256(config);
+    const refs = [...(tag !== undefined ? [`${ref.name}:${tag}`] : []), `${ref.name}@${root.digest}`];
+    const before = await resolveOrUndefined(store, refs[0]!);
+    const tx = await LoadTransaction.begin(store);
+    try {
+      const destination = new StoreDestination(store, tx, { manifest: parsed, config, id, chain: chainIds(diffIDs), diffIDs, refs });
+      // the source answers the manifest already read, and the config blob is not fetched twice (the destination has it)
+      const source: ImageSource = { ...registrySource(repo, manifest.digest), root: async () => manifest };
+      const copied = await copyImage(source, destination, {
+        ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      });
+      return {
+        reference: ref.string,
+        familiar: ref.familiar,
+        name: ref.name,
+        path: ref.path,
+        ...(tag !== undefined ? { tag } : {}),
+        digest: root.digest,
+        manifestDigest: manifest.digest,
+        ...(platform ? { platform } : {}),
+        id,
+        status: before === id ? "up-to-date" : "downloaded",
+        blobs: copied.blobs.map(transferred),
+        bytesTransferred: copied.bytesTransferred,
+      };
+    } catch (err) {
+      await tx.rollback();
+      throw err;
+    } finally {
+      await tx.end();
+    }
+  });
+}
+
+/**
+ * Push the store's image `name` (a tag; `:latest` when none is given) to its
+ * registry, as `docker push` does, and record `name@digest`.
+ * @throws InvalidArgumentError `ERR_INVALID_REFERENCE`, `ERR_PUSH_BY_DIGEST`; NotFoundError
+ *   `ERR_IMAGE_NOT_FOUND` (no such tag in the store); the registry's errors
+ */
+export async function pushImage(store: Store, name: string, opts: RegistryOptions = {}): Promise<PushResult> {
+  const ref = parseReference(name);
+  if (ref.digest !== undefined || ref.tag === undefined) {
+    throw new InvalidArgumentError(`cannot push ${JSON.stringify(name)}: push a tag, not a digest reference`, { code: ImageServiceErrorCode.PUSH_BY_DIGEST });
+  }
+  const tag = ref.tag;
+  const id = await store.references.resolve(ref.string);
+  return withClient(opts, async (client) => {
+    const repo = client.repository(ref, { push: true });
+    // a manifest this repository already has for the image (a pull recorded it) goes back as it is
+    const own = storeSource(store, id, ref.familiar);
+    const ownRoot = await own.root(opts.signal);
+    const recorded = await recordedManifest(store, repo, ref, id, ownRoot.digest, opts.signal);
+    const source = recorded ? registrySource(repo, recorded.digest) : own;
+    const root = recorded ?? ownRoot;
+    opts.onProgress?.({
+      type: "resolved",
+      reference: ref.string,
+      name: ref.name,
+      path: ref.path,
+      tag,
+      digest: root.digest,
+      mediaType: root.mediaType,
+      layers: INDEX_MEDIA_TYPES.has(root.mediaType) ? [] : parseManifest(root.bytes, `manifest ${root.digest}`).layers,
+    });
+    const copied = await copyImage({ ...source, root: async () => root }, registryDestination(repo), {
+      tag,
+      ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+    // docker records the pushed manifest as a RepoDigest of the image
+    await store.references.tag(`${ref.name}@${copied.digest}`, id);
+    return {
+      reference: ref.string,
+      familiar: ref.familiar,
+      name: ref.name,
+      tag,
+      id,
+      digest: copied.digest,
+      size: copied.size,
+      blobs: copied.blobs.map(transferred),
+      manifestsWritten: copied.manifestsWritten,
+      bytesTransferred: copied.bytesTransferred,
+    };
+  });
+}
+
+/**
+ * The manifest (or index) that a pull or an earlier push recorded for image
+ * `id` in `ref`'s repository (`name@digest`), when the registry still has it
+ * and, for a manifest, it names the image's config. Pushing it instead of the
+ * store's own manifest keeps the digest the registry's users know: a re-push
+ * of a pulled image changes nothing (the store keeps its own OCI manifest,
+ * whose bytes differ from a Docker v2 manifest with the same blobs).
+ */
+async function recordedManifest(
+  store: Store,
+  repo: Repository,
+  ref: Reference,
+  id: Digest,
+  own: Digest,
+  signal: AbortSignal | undefined,
+): Promise<ManifestResult | undefined> {
+  const prefix = `${ref.name}@`;
+  const digests = (await store.references.referencesOf(id)).filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length));
+  // the store's own manifest is what the repository knows: no need to ask
+  if (digests.includes(own)) return undefined;
+  for (const digest of digests) {
+    let m: ManifestResult;
+    try {
+      m = await repo.getManifest(digest, signal ? { signal } : {});
+    } catch (err) {
+      if (hasCode(err, "ERR_MANIFEST_NOT_FOUND")) continue;
+      throw err;
+    }
+    if (INDEX_MEDIA_TYPES.has(m.mediaType) || parseManifest(m.bytes, `manifest ${m.digest}`).config.digest === id) return m;
+  }
+  return undefined;
+}
+
+/**
+ * The store's image `id` as the source of a copy: its OCI manifest (the one
+ * the store wrote when the image was created; its digest is stable), the
+ * config and the layer blobs as stored.
+ */
+export function storeSource(store: Store, id: Digest, description = `berth:${id}`): ImageSource {
+  return {
+    description,
+    async root() {
+      const m = await store.images.manifest(id);
+      return { bytes: m.bytes, digest: m.digest, size: m.bytes.length, mediaType: m.manifest.mediaType ?? MEDIA_TYPE_OCI_MANIFEST };
+    },
+    async manifest(desc) {
+      const bytes = await store.content.readBytes(desc.digest, MAX_MANIFEST_SIZE);
+      verifyBytes(bytes, desc, "manifest");
+      return bytes;
+    },
+    blob: (desc, offset) => contentFrom(store, desc.digest, offset),
+  };
+}
+
+/** A stored blob's bytes from `offset`. */
+async function* contentFrom(store: Store, digest: Digest, offset: number): AsyncGenerator<Uint8Array> {
+  let skip = offset;
+  for await (const chunk of await store.content.open(digest)) {
+    const c = chunk as Uint8Array;
+    if (skip >= c.length) {
+      skip -= c.length;
+      continue;
+    }
+    yield skip > 0 ? c.subarray(skip) : c;
+    skip = 0;
+  }
+}
+
+/** What the store destination of a pull knows before the copy starts. */
+interface PullPlan {
+  manifest: OciManifest;
+  config: Uint8Array;
+  id: Digest;
+  diffIDs: readonly Digest[];
+  /** ChainIDs of the layers, bottom first. */
+  chain: readonly Digest[];
+  /** References to point at the image (the tag, `name@digest`). */
+  refs: readonly string[];
+}
+
+/**
+ * The store as the destination of a pull of one image: layer blobs stream
+ * into the layer store's ingest (verified, under the transaction's lease;
+ * a layer whose chain the store has is not fetched), then the manifest
+ * records the layers in chain order, creates the image and sets the
+ * references through the transaction.
+ */
+class StoreDestination implements ImageDestination {
+  readonly description = "berth store";
+  readonly #facts = new Map<Digest, LayerBlobFacts>();
+
+  constructor(
+    readonly store: Store,
+    readonly tx: LoadTransaction,
+    readonly plan: PullPlan,
+  ) {}
+
+  async putBlob(desc: { digest: Digest; size: number }, source: (offset: number) => AsyncIterable<Uint8Array>, ctx: PutBlobContext): Promise<PutBlobResult> {
+    const { store, tx, plan } = this;
+    if (desc.digest === plan.manifest.config.digest) {
+      const r = await store.content.put(plan.config, desc, { lease: tx.lease });
+      return { status: r.existed ? "exists" : "written", bytes: 0 };
+    }
+    const at = plan.manifest.layers.flatMap((l, i) => (l.digest === desc.digest ? [i] : []));
+    if (at.length === 0) throw unsupported(`blob ${desc.digest} is not a layer of manifest`);
+    if ((await Promise.all(at.map((i) => store.layers.has(plan.chain[i]!)))).every(Boolean)) return { status: "exists", bytes: 0 };
+    const facts = await store.layers.ingestLayer(source(0), {
+      expectedDigest: desc.digest,
+      expectedSize: desc.size,
+      expectedDiffID: plan.diffIDs[at[0]!]!,
+      lease: tx.lease,
+      name: `layer ${desc.digest}`,
+      ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
+    });
+    this.#facts.set(desc.digest, facts);
+    return { status: "written", bytes: desc.size };
+  }
+
+  /** The image is there and every reference names it. */
+  async hasManifest(_desc: Descriptor, where: { root: boolean }): Promise<boolean> {
+    if (!where.root || !(await this.store.images.has(this.plan.id))) return false;
+    for (const r of this.plan.refs) if ((await resolveOrUndefined(this.store, r)) !== this.plan.id) return false;
+    return true;
+  }
+
+  async putManifest(): Promise<void> {
+    const { store, tx, plan } = this;
+    for (const [i, layer] of plan.manifest.layers.entries()) {
+      if (await store.layers.has(plan.chain[i]!)) continue;
+      const facts = this.#facts.get(layer.digest);
+      // without facts the layer was there when its blob was skipped: `create` names it if it went since
+      if (facts) await store.layers.recordLayer(facts, i === 0 ? null : plan.chain[i - 1]!, { lease: tx.lease });
+    }
+    const existed = await store.images.has(plan.id);
+    await tx.createImages([plan.config], new Set(existed ? [plan.id] : []));
+    // a pull moves the tag, as docker's does; a digest reference names this image or nothing
+    for (const ref of plan.refs) await tx.tag({ ref, id: plan.id, force: !ref.includes("@") });
+  }
+}
+
+/** The image config a manifest names, read whole and verified: from the store when it has it (a pull of an image it holds fetches no blob), else from the registry. */
+async function readConfig(store: Store, repo: Repository, ref: Reference, manifest: OciManifest, signal: AbortSignal | undefined): Promise<Uint8Array> {
+  const desc = manifest.config;
+  if (!IMAGE_CONFIG_MEDIA_TYPES.has(desc.mediaType)) throw unsupported(`${ref.string} is not a container image (config media type ${desc.mediaType})`);
+  if (desc.size > MAX_CONFIG_SIZE) throw unsupported(`${ref.string}: its config is ${desc.size} bytes (the limit is ${MAX_CONFIG_SIZE})`);
+  let bytes: Uint8Array;
+  try {
+    bytes = await store.content.readBytes(desc.digest, MAX_CONFIG_SIZE);
+  } catch (err) {
+    if (!hasCode(err, "ERR_BLOB_NOT_FOUND")) throw err;
+    const chunks: Uint8Array[] = [];
+    for await (const c of repo.blobChunks({ digest: desc.digest, size: desc.size }, signal ? { signal } : {})) chunks.push(c);
+    bytes = new Uint8Array(Buffer.concat(chunks));
+  }
+  verifyBytes(bytes, desc, "config");
+  return bytes;
+}
+
+function unsupported(message: string): FailedPreconditionError {
+  return new FailedPreconditionError(message, { code: ImageServiceErrorCode.UNSUPPORTED_IMAGE });
+}
+
+function transferred(b: { digest: Digest; size: number } & PutBlobResult): TransferredBlob {
+  return { digest: b.digest, size: b.size, status: b.status, bytes: b.bytes, ...(b.mountedFrom ? { mountedFrom: b.mountedFrom } : {}) };
+}
+
+async function resolveOrUndefined(store: Store, ref: string): Promise<Digest | undefined> {
+  try {
+    return await store.references.resolve(ref);
+  } catch (err) {
+    if (hasCode(err, "ERR_IMAGE_NOT_FOUND")) return undefined;
+    throw err;
+  }
+}
+
+async function withClient<T>(opts: RegistryOptions, fn: (client: RegistryClient) => Promise<T>): Promise<T> {
+  if (opts.client) return fn(opts.client);
+  const client = new RegistryClient({ credentials: dockerCredentials(), ...(opts.insecure ? { insecure: true } : {}) });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
