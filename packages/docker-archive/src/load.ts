@@ -66,9 +66,10 @@ export interface LoadOptions {
    */
   workers?: false | { threads?: number; minEntrySize?: number };
   /**
-   * Stop the load: checked at every archive entry and before anything is
-   * committed; the load then fails with the signal's reason, its workers stop
-   * and nothing of it stays visible.
+   * Stop the load: checked at every archive entry, while index trees are
+   * walked (which yields to the event loop every few milliseconds), and
+   * before and after the commit; the load then fails with the signal's
+   * reason, its workers stop and nothing of it stays visible.
    */
   signal?: AbortSignal;
 }
@@ -180,12 +181,17 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const archive = new ArchiveEntries(entries, { maxJson, content: store.content });
-    const plan = await planArchive(archive, options.repository !== undefined ? { repository: options.repository } : {});
+    const plan = await planArchive(archive, {
+      ...(options.repository !== undefined ? { repository: options.repository } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
     await verifyLayers(plan.layerChecks, { content: store.content, maxLayer });
     // Tag conflicts are decided before anything is visible.
     const tags = await decideTags(store.references, plan.tags, policy);
     options.signal?.throwIfAborted();
     const images = await commitPlan(tx, { images: plan.images, tags: tags.steps, maxLayer });
+    // a signal that came while committing still rolls it back
+    options.signal?.throwIfAborted();
     return {
       images,
       format: plan.format,
