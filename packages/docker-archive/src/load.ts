@@ -72,6 +72,18 @@ export interface LoadOptions {
    * reason, its workers stop and nothing of it stays visible.
    */
   signal?: AbortSignal;
+  /**
+   * Entries besides the images to hand back in {@link LoadResult.extraFiles}
+   * (e.g. a parent chain's files): regular files whose name matches, read in
+   * the same pass, within `maxJsonSize`, before anything is committed.
+   */
+  extraFiles?: (name: string) => boolean;
+}
+
+/** An entry besides the images, as {@link LoadOptions.extraFiles} asked for it. */
+export interface LoadedExtraFile {
+  name: string;
+  bytes: Uint8Array;
 }
 
 /** Progress report of {@link load}. */
@@ -135,6 +147,8 @@ export interface LoadResult {
   ignoredRefNames: string[];
   /** Manifests skipped because they are not images (attestations, artifacts). */
   skippedManifests: Digest[];
+  /** The entries {@link LoadOptions.extraFiles} matched, in name order (none unless asked). */
+  extraFiles: LoadedExtraFile[];
 }
 
 const DEFAULT_MAX_JSON = 8 << 20;
@@ -181,6 +195,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const archive = new ArchiveEntries(entries, { maxJson, content: store.content });
+    const extraFiles = options.extraFiles ? await archive.files(options.extraFiles) : [];
     const plan = await planArchive(archive, {
       ...(options.repository !== undefined ? { repository: options.repository } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
@@ -200,6 +215,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       tagConflicts: tags.conflicts,
       ignoredRefNames: plan.ignoredRefNames,
       skippedManifests: plan.skippedManifests,
+      extraFiles,
     };
   } catch (err) {
     await tx.rollback();
