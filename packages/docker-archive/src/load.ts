@@ -16,8 +16,8 @@
  *    are kept, moved or refused, before anything is visible.
  * 4. {@link commitPlan} through a {@link LoadTransaction} (`commit.ts`):
  *    layers in chain order, images, parents, tags. An error at any step rolls
- *    back what the transaction recorded; blobs and layers left behind are
- *    unreferenced garbage for GC once its lease is released.
+ *    back what the transaction recorded and sweeps the blobs and layers only
+ *    its lease protects.
  *
  * The README ("How `load` reads each byte once") has the data flow.
  * @module
@@ -181,6 +181,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   const tx = await LoadTransaction.begin(store);
   // Large enough to have an entry for the workers: start them while this thread reads.
   if (workers && (fileSize ?? 0) >= workerMinEntry) workers.warm();
+  let failed = false;
   try {
     const entries = await readEntries({
       input: file ?? sourceChunks(source),
@@ -218,10 +219,12 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       extraFiles,
     };
   } catch (err) {
+    failed = true;
     await tx.rollback();
     throw err;
   } finally {
     await workers?.close();
-    await tx.end();
+    // after a failure, what only this load wrote goes (its workers are stopped by now)
+    await tx.end({ sweep: failed });
   }
 }
