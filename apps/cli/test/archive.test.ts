@@ -225,6 +225,49 @@ describe("berth load refuses bad and hostile input, leaving the store as it was"
     await expectUnchanged();
   });
 
+  it("an index naming its child 1,000 times, 4 levels deep (a few kB): exit 5 with ERR_INDEX_LIMIT, not a hang", { timeout: 60_000 }, async () => {
+    const IDX = "application/vnd.oci.image.index.v1+json";
+    const items = [{ name: "oci-layout", content: '{"imageLayoutVersion":"1.0.0"}' }];
+    let child = JSON.stringify({ schemaVersion: 2, mediaType: IDX, manifests: [] });
+    items.push({ name: `blobs/sha256/${sha(child)}`, content: child });
+    for (let level = 0; level < 4; level++) {
+      const d = { mediaType: IDX, digest: `sha256:${sha(child)}`, size: Buffer.byteLength(child) };
+      child = JSON.stringify({ schemaVersion: 2, mediaType: IDX, manifests: Array(1000).fill(d) });
+      items.push({ name: `blobs/sha256/${sha(child)}`, content: child });
+    }
+    const top = { mediaType: IDX, digest: `sha256:${sha(child)}`, size: Buffer.byteLength(child), annotations: { "org.opencontainers.image.ref.name": "bomb:1" } };
+    items.push({ name: "index.json", content: JSON.stringify({ schemaVersion: 2, manifests: [top] }) });
+    const file = join(tmp.dir, "index-bomb.tar");
+    writeFileSync(file, await makeTar(items));
+    const r = await run(["--debug", "load", "--progress=none", "-i", file]);
+    expect(r.code).toBe(5);
+    expect(r.stderr.split("\n")[0]).toMatch(/^berth: load: .*names \d+ descriptors, more than the limit of \d+ \[ERR_INDEX_LIMIT\]$/);
+    await expectUnchanged();
+  });
+
+  it("SIGTERM while a load is under way ends it at once with exit 130 and says what was kept: nothing", { timeout: 60_000 }, async () => {
+    const saved = (await ok(["save", "app:1"])).stdoutBytes;
+    const other = join(tmp.dir, "sigterm-store");
+    let sent = 0;
+    const r = await berth(["load", "--progress=none"], {
+      root: other,
+      onSpawn: (child) => {
+        // half the archive, and the rest never comes: the load waits, mid-entry
+        child.stdin!.write(saved.subarray(0, saved.length >> 1));
+        setTimeout(() => {
+          sent = Date.now();
+          child.kill("SIGTERM");
+        }, 1500);
+      },
+    });
+    // (the 10 s fallback exits 130 too, but without a word)
+    expect(Date.now() - sent).toBeLessThan(8_000);
+    expect(r.code).toBe(130);
+    expect(expectOneErrorLine(r.stderr)).toBe("berth: load: interrupted (SIGTERM); nothing was kept");
+    expect(await state(other)).toBe("");
+    expect((await berthOk(["fsck"], { root: other })).stderr).toMatch(/fsck: 0 problem\(s\)/);
+  });
+
   it("stdin that is a terminal is refused (usage), unknown options exit 2", async () => {
     const r = await run(["load", "--bogus"]);
     expect(r.code).toBe(2);

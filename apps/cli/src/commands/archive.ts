@@ -17,26 +17,27 @@ type PlanEntryRange = import("@berth/docker-archive").PlanEntryRange;
  * Run `fn` so that Ctrl-C (SIGINT) or SIGTERM aborts it cleanly: `abort` is
  * called with an {@link InterruptedError} (it should make `fn` fail, e.g. by
  * destroying its streams), `fn`'s own cleanup runs, and the error reaches
- * main, which exits 130. A second signal, or `fn` not settling within 10 s,
- * exits at once.
+ * main, which exits 130. A signal that comes when `fn` can no longer undo its
+ * work (it resolved) fails with what `kept` says stays, or, without `kept`,
+ * "nothing was kept" (the caller removes what `fn` made). A second signal, or
+ * `fn` not settling within 10 s, exits at once.
  */
-async function interruptible<T>(fn: () => Promise<T>, abort: (err: InterruptedError) => void): Promise<T> {
-  let interrupted: InterruptedError | undefined;
+async function interruptible<T>(fn: () => Promise<T>, abort: (err: InterruptedError) => void, kept?: (r: T) => string): Promise<T> {
+  let signal: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
-    if (interrupted) process.exit(130);
-    interrupted = new InterruptedError(sig);
+    if (signal) process.exit(130);
+    signal = sig;
     setTimeout(() => process.exit(130), 10_000).unref();
-    abort(interrupted);
+    abort(new InterruptedError(sig));
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
     const r = await fn();
-    // a signal that came while fn was finishing still means "keep nothing" (fn checks `stop` last)
-    if (interrupted) throw interrupted;
+    if (signal) throw new InterruptedError(signal, kept?.(r));
     return r;
   } catch (err) {
-    throw interrupted ?? err;
+    throw signal && !(err instanceof InterruptedError) ? new InterruptedError(signal) : err;
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -150,6 +151,7 @@ export function register(program: Command, ctx: Context): void {
         if (!opts.input && process.stdin.isTTY) throw new UsageError("requested load from stdin, but stdin is a terminal (use -i FILE or a pipe)");
         const total = opts.input ? (await stat(opts.input)).size : undefined;
         const svc = await openContextService(ctx);
+        const { repoTag } = await import("@berth/image-service");
         const progress = ctx.progress();
         const label = opts.input ? basename(opts.input) : "stdin";
         progress.start("archive", label, total);
@@ -180,6 +182,12 @@ export function register(program: Command, ctx: Context): void {
           (err) => {
             stop.abort(err);
             if (!opts.input) process.stdin.destroy(err);
+          },
+          // the load had committed when the signal was acted on: say what stays
+          (r) => {
+            const tags = r.images.flatMap((im) => im.tags.map((t) => repoTag(t).familiar));
+            const ids = r.images.filter((im) => im.tags.length === 0).map((im) => short(im.id));
+            return `the load had already committed: kept ${r.images.length} image(s)${[...tags, ...ids].length ? ` (${[...tags, ...ids].join(", ")})` : ""}`;
           },
         ).catch((err: unknown) => {
           progress.finish("archive", "failed");
