@@ -5,7 +5,7 @@ import { Readable, Writable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { sha256 } from "@berth/digest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { archiveSize, load, readTar, save, saveStream } from "../src/index.js";
+import { type ArchiveStore, archiveSize, load, readTar, save, saveStream } from "../src/index.js";
 import { imageOf, layerTar, legacyEntries, ociEntries, tarOf, tempStore } from "./helpers.js";
 
 let t: Awaited<ReturnType<typeof tempStore>>;
@@ -174,6 +174,34 @@ describe("load", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("an AbortSignal that fires while the load commits rolls the commit back (nothing kept, no orphan blob)", async () => {
+    const img = await twoLayerImage({ label: "late" });
+    const ac = new AbortController();
+    const store = t.store as typeof t.store & { fsck(): Promise<{ problems: Array<{ kind: string }> }>; gc: NonNullable<ArchiveStore["gc"]> };
+    const refs = store.references;
+    // the signal comes as the tag is set, the commit's last step
+    const stopped: ArchiveStore = {
+      content: store.content,
+      layers: store.layers,
+      images: store.images,
+      lease: () => store.lease(),
+      gc: (o) => store.gc(o),
+      references: {
+        tag: (...args) => {
+          ac.abort(new Error("late stop"));
+          return refs.tag(...args);
+        },
+        untag: (ref) => refs.untag(ref),
+        resolve: (ref) => refs.resolve(ref),
+        referencesOf: (id) => refs.referencesOf(id),
+      },
+    };
+    await expect(load(stopped, [await tarOf(legacyEntries([{ img, tags: ["late:1"] }]))], { signal: ac.signal })).rejects.toThrow("late stop");
+    expect(await t.store.images.len()).toBe(0);
+    expect(await t.store.references.list()).toEqual([]);
+    expect((await store.fsck()).problems).toEqual([]);
   });
 
   it("loads symlinked duplicate layers (the same layer twice in one chain)", async () => {
