@@ -245,6 +245,36 @@ describe("berth load refuses bad and hostile input, leaving the store as it was"
     await expectUnchanged();
   });
 
+  it("an OCI ref name that is a number, a manifest.json Parent that is not a string: exit 5 naming the field, from a file and stdin", async () => {
+    const config = JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, history: [] });
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${sha(config)}`, size: config.length },
+      layers: [],
+    });
+    const desc = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${sha(manifest)}`, size: manifest.length, annotations: { "org.opencontainers.image.ref.name": 5 } };
+    const oci = await makeTar([
+      { name: "oci-layout", content: '{"imageLayoutVersion":"1.0.0"}' },
+      { name: `blobs/sha256/${sha(config)}`, content: config },
+      { name: `blobs/sha256/${sha(manifest)}`, content: manifest },
+      { name: "index.json", content: JSON.stringify({ schemaVersion: 2, manifests: [desc] }) },
+    ]);
+    const legacy = await makeTar([
+      { name: `${sha(config)}.json`, content: config },
+      { name: "manifest.json", content: JSON.stringify([{ Config: `${sha(config)}.json`, RepoTags: ["p:1"], Layers: [], Parent: 5 }]) },
+    ]);
+    for (const [tar, field] of [[oci, /manifests\[0\]\.annotations\["org\.opencontainers\.image\.ref\.name"\] must be a string, got number/], [legacy, /manifest\.json\[0\]: Parent must be a string/]] as const) {
+      const file = join(tmp.dir, "wrong-type.tar");
+      writeFileSync(file, tar);
+      for (const r of [await run(["load", "--progress=none", "-i", file]), await run(["load", "--progress=none"], { input: tar })]) {
+        expect(r.code).toBe(5);
+        expect(expectOneErrorLine(r.stderr)).toMatch(field);
+      }
+    }
+    await expectUnchanged();
+  });
+
   it("SIGTERM while a load is under way ends it at once with exit 130 and says what was kept: nothing", { timeout: 60_000 }, async () => {
     const saved = (await ok(["save", "app:1"])).stdoutBytes;
     const other = join(tmp.dir, "sigterm-store");

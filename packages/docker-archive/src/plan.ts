@@ -175,6 +175,7 @@ export function parseDockerManifest(doc: unknown, name = "manifest.json"): Docke
     if (typeof Config !== "string") throw invalidManifest(where, "Config must be a string");
     if (!isStrings(Layers)) throw invalidManifest(where, "Layers must be an array of strings");
     if (RepoTags !== undefined && RepoTags !== null && !isStrings(RepoTags)) throw invalidManifest(where, "RepoTags must be an array of strings");
+    if (Parent !== undefined && Parent !== null && typeof Parent !== "string") throw invalidManifest(where, "Parent must be a string");
     return { Config, Layers: Layers as string[], RepoTags: RepoTags as string[] | null | undefined, ...(typeof Parent === "string" && Parent ? { Parent } : {}) };
   });
 }

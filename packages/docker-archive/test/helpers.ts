@@ -143,7 +143,7 @@ export function archiveOf(files: Array<{ name: string; body: string | Uint8Array
  * `fanOut` times, `levels` deep (the innermost index lists `leaf`, default
  * nothing): a few kB that stand for `fanOut ** levels` descriptors.
  */
-export function indexBomb(levels: number, fanOut: number, leaf: Array<{ mediaType: string; digest: string; size: number }> = []) {
+export function indexBomb(levels: number, fanOut: number, leaf: Array<Record<string, unknown>> = []) {
   const IDX = "application/vnd.oci.image.index.v1+json";
   const entries: Array<{ name: string; body: Uint8Array | string }> = [{ name: "oci-layout", body: '{"imageLayoutVersion":"1.0.0"}' }];
   let child = enc(JSON.stringify({ schemaVersion: 2, mediaType: IDX, manifests: leaf }));

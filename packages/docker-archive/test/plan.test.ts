@@ -172,6 +172,34 @@ describe("planArchive", () => {
   });
 });
 
+describe("planArchive on fields of the wrong type", () => {
+  it("a field of the wrong type is ERR_INVALID_MANIFEST naming it: manifest.json fields, ref names in index.json and nested indexes", async () => {
+    const a = await image("a");
+    const legacy = legacyEntries([{ img: a, tags: ["a:1"] }]);
+    const m = JSON.parse(legacy.at(-1)!.body as string);
+    for (const [field, value, message] of [
+      ["Parent", 5, /manifest.json\[0\]: Parent must be a string/],
+      ["RepoTags", [5], /manifest.json\[0\]: RepoTags must be an array of strings/],
+      ["Layers", "x", /manifest.json\[0\]: Layers must be an array of strings/],
+      ["Config", {}, /manifest.json\[0\]: Config must be a string/],
+    ] as const) {
+      const bad = archiveOf(replace(legacy, "manifest.json", json([{ ...m[0], [field]: value }])));
+      await expect(planArchive(bad), field).rejects.toMatchObject({ code: "ERR_INVALID_MANIFEST", message: expect.stringMatching(message) });
+    }
+    const { entries, manifestDigest } = ociEntries(a);
+    const manifest = entries.find((e) => e.name === `blobs/sha256/${manifestDigest.slice(7)}`)!;
+    const desc = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: manifestDigest, size: enc(manifest.body).length };
+    const numbered = { ...desc, annotations: { "org.opencontainers.image.ref.name": 5 } };
+    const top = replace(entries, "index.json", json({ schemaVersion: 2, manifests: [numbered] }));
+    await expect(planArchive(archiveOf(top))).rejects.toMatchObject({
+      code: "ERR_INVALID_MANIFEST",
+      message: expect.stringMatching(/^index.json: manifests\[0\].annotations\["org.opencontainers.image.ref.name"\] must be a string, got number/),
+    });
+    const nested = [...entries.filter((e) => e.name !== "index.json"), ...indexBomb(1, 1, [numbered])];
+    await expect(planArchive(archiveOf(nested))).rejects.toMatchObject({ code: "ERR_INVALID_MANIFEST", message: expect.stringMatching(/annotations\["org.opencontainers.image.ref.name"\] must be a string, got number/) });
+  });
+});
+
 describe("planArchive on hostile index trees", () => {
   /** The entries of `ociEntries(img)` with its manifest descriptor, for use as a bomb's leaf. */
   async function leafImage() {
