@@ -6,43 +6,13 @@ import type { RestoreResult } from "@berth/cache";
 import type { Command } from "commander";
 import { type Context, openContextService } from "../context.js";
 import { InterruptedError, UsageError } from "../exit.js";
+import { interruptible } from "../interrupt.js";
 import { humanSize } from "../format.js";
 import type { Progress } from "../progress.js";
 
 type LoadResult = Awaited<ReturnType<typeof import("@berth/docker-archive").load>>;
 type SavePlan = Awaited<ReturnType<typeof import("@berth/docker-archive").planSave>>;
 type PlanEntryRange = import("@berth/docker-archive").PlanEntryRange;
-
-/**
- * Run `fn` so that Ctrl-C (SIGINT) or SIGTERM aborts it cleanly: `abort` is
- * called with an {@link InterruptedError} (it should make `fn` fail, e.g. by
- * destroying its streams), `fn`'s own cleanup runs, and the error reaches
- * main, which exits 130. A signal that comes when `fn` can no longer undo its
- * work (it resolved) fails with what `kept` says stays, or, without `kept`,
- * "nothing was kept" (the caller removes what `fn` made). A second signal, or
- * `fn` not settling within 10 s, exits at once.
- */
-async function interruptible<T>(fn: () => Promise<T>, abort: (err: InterruptedError) => void, kept?: (r: T) => string): Promise<T> {
-  let signal: NodeJS.Signals | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (signal) process.exit(130);
-    signal = sig;
-    setTimeout(() => process.exit(130), 10_000).unref();
-    abort(new InterruptedError(sig));
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  try {
-    const r = await fn();
-    if (signal) throw new InterruptedError(signal, kept?.(r));
-    return r;
-  } catch (err) {
-    throw signal && !(err instanceof InterruptedError) ? new InterruptedError(signal) : err;
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
-}
 
 /** A short label for an archive entry: the 12-hex ID of a blob or legacy layer directory. */
 function entryLabel(name: string): string {
