@@ -27,10 +27,14 @@ export class UsageError extends BerthError {
   }
 }
 
-/** Ctrl-C or SIGTERM stopped the work; whatever it had started was undone. */
+/**
+ * Ctrl-C or SIGTERM stopped the work: whatever it had started was undone
+ * ("nothing was kept"), or, when the signal came after the work was done and
+ * could no longer be undone, `kept` says what stays.
+ */
 export class InterruptedError extends BerthError {
-  constructor(signal: string) {
-    super("ERR_INTERRUPTED", `interrupted (${signal}); nothing was kept`);
+  constructor(signal: string, kept?: string) {
+    super("ERR_INTERRUPTED", `interrupted (${signal}); ${kept ?? "nothing was kept"}`);
   }
 }
 

@@ -225,6 +225,79 @@ describe("berth load refuses bad and hostile input, leaving the store as it was"
     await expectUnchanged();
   });
 
+  it("an index naming its child 1,000 times, 4 levels deep (a few kB): exit 5 with ERR_INDEX_LIMIT, not a hang", { timeout: 60_000 }, async () => {
+    const IDX = "application/vnd.oci.image.index.v1+json";
+    const items = [{ name: "oci-layout", content: '{"imageLayoutVersion":"1.0.0"}' }];
+    let child = JSON.stringify({ schemaVersion: 2, mediaType: IDX, manifests: [] });
+    items.push({ name: `blobs/sha256/${sha(child)}`, content: child });
+    for (let level = 0; level < 4; level++) {
+      const d = { mediaType: IDX, digest: `sha256:${sha(child)}`, size: Buffer.byteLength(child) };
+      child = JSON.stringify({ schemaVersion: 2, mediaType: IDX, manifests: Array(1000).fill(d) });
+      items.push({ name: `blobs/sha256/${sha(child)}`, content: child });
+    }
+    const top = { mediaType: IDX, digest: `sha256:${sha(child)}`, size: Buffer.byteLength(child), annotations: { "org.opencontainers.image.ref.name": "bomb:1" } };
+    items.push({ name: "index.json", content: JSON.stringify({ schemaVersion: 2, manifests: [top] }) });
+    const file = join(tmp.dir, "index-bomb.tar");
+    writeFileSync(file, await makeTar(items));
+    const r = await run(["--debug", "load", "--progress=none", "-i", file]);
+    expect(r.code).toBe(5);
+    expect(r.stderr.split("\n")[0]).toMatch(/^berth: load: .*names \d+ descriptors, more than the limit of \d+ \[ERR_INDEX_LIMIT\]$/);
+    await expectUnchanged();
+  });
+
+  it("an OCI ref name that is a number, a manifest.json Parent that is not a string: exit 5 naming the field, from a file and stdin", async () => {
+    const config = JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, history: [] });
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${sha(config)}`, size: config.length },
+      layers: [],
+    });
+    const desc = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${sha(manifest)}`, size: manifest.length, annotations: { "org.opencontainers.image.ref.name": 5 } };
+    const oci = await makeTar([
+      { name: "oci-layout", content: '{"imageLayoutVersion":"1.0.0"}' },
+      { name: `blobs/sha256/${sha(config)}`, content: config },
+      { name: `blobs/sha256/${sha(manifest)}`, content: manifest },
+      { name: "index.json", content: JSON.stringify({ schemaVersion: 2, manifests: [desc] }) },
+    ]);
+    const legacy = await makeTar([
+      { name: `${sha(config)}.json`, content: config },
+      { name: "manifest.json", content: JSON.stringify([{ Config: `${sha(config)}.json`, RepoTags: ["p:1"], Layers: [], Parent: 5 }]) },
+    ]);
+    for (const [tar, field] of [[oci, /manifests\[0\]\.annotations\["org\.opencontainers\.image\.ref\.name"\] must be a string, got number/], [legacy, /manifest\.json\[0\]: Parent must be a string/]] as const) {
+      const file = join(tmp.dir, "wrong-type.tar");
+      writeFileSync(file, tar);
+      for (const r of [await run(["load", "--progress=none", "-i", file]), await run(["load", "--progress=none"], { input: tar })]) {
+        expect(r.code).toBe(5);
+        expect(expectOneErrorLine(r.stderr)).toMatch(field);
+      }
+    }
+    await expectUnchanged();
+  });
+
+  it("SIGTERM while a load is under way ends it at once with exit 130 and says what was kept: nothing", { timeout: 60_000 }, async () => {
+    const saved = (await ok(["save", "app:1"])).stdoutBytes;
+    const other = join(tmp.dir, "sigterm-store");
+    let sent = 0;
+    const r = await berth(["load", "--progress=none"], {
+      root: other,
+      onSpawn: (child) => {
+        // half the archive, and the rest never comes: the load waits, mid-entry
+        child.stdin!.write(saved.subarray(0, saved.length >> 1));
+        setTimeout(() => {
+          sent = Date.now();
+          child.kill("SIGTERM");
+        }, 1500);
+      },
+    });
+    // (the 10 s fallback exits 130 too, but without a word)
+    expect(Date.now() - sent).toBeLessThan(8_000);
+    expect(r.code).toBe(130);
+    expect(expectOneErrorLine(r.stderr)).toBe("berth: load: interrupted (SIGTERM); nothing was kept");
+    expect(await state(other)).toBe("");
+    expect((await berthOk(["fsck"], { root: other })).stderr).toMatch(/fsck: 0 problem\(s\)/);
+  });
+
   it("stdin that is a terminal is refused (usage), unknown options exit 2", async () => {
     const r = await run(["load", "--bogus"]);
     expect(r.code).toBe(2);

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,7 +18,14 @@ export interface RunResult {
 /** Run `berth args...` as a real subprocess. */
 export function berth(
   args: string[],
-  opts: { root?: string; input?: string | Uint8Array; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  opts: {
+    root?: string;
+    input?: string | Uint8Array;
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    /** Given the running process instead of ending its stdin (which it must then end or signal). */
+    onSpawn?: (child: ChildProcess) => void;
+  } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, ...opts.env };
@@ -40,7 +47,8 @@ export function berth(
       });
     });
     child.stdin.on("error", () => {});
-    if (opts.input !== undefined) child.stdin.end(opts.input);
+    if (opts.onSpawn) opts.onSpawn(child);
+    else if (opts.input !== undefined) child.stdin.end(opts.input);
     else child.stdin.end();
   });
 }

@@ -8,10 +8,10 @@
  * in chain order, creates the images, sets parents and applies the tags
  * through it. On failure, {@link LoadTransaction.rollback} undoes exactly what
  * was recorded, newest first: tags put back where they were (or removed),
- * images this load created deleted, open ingest files aborted. Blobs and
- * layers it added stay unreferenced under the lease and are garbage for GC
- * once {@link LoadTransaction.end} releases it; images and tags that were
- * there before are never touched.
+ * images this load created deleted, open ingest files aborted; then
+ * {@link LoadTransaction.end} sweeps the blobs and layers only its lease
+ * protects. Images, tags, blobs and layers that were there before, or that a
+ * concurrent operation holds, are never touched.
  * @module
  */
 import { chainIds, type Digest, FailedPreconditionError, hasCode, sha256 } from "@berth/digest";
@@ -157,8 +157,21 @@ export class LoadTransaction implements BlobSink {
     return failures;
   }
 
-  /** Release the lease: what the transaction wrote and nothing references is now garbage for GC. */
-  async end(): Promise<void> {
+  /**
+   * Release the lease. After a failure (`sweep`, once {@link rollback} ran),
+   * what the transaction wrote and nothing else references (an image, a
+   * layer, another operation's lease) is removed with it, when the store can
+   * sweep; otherwise it is garbage for the next GC.
+   */
+  async end(opts: { sweep?: boolean } = {}): Promise<void> {
+    if (opts.sweep && this.store.gc) {
+      try {
+        await this.store.gc({ sweepLease: this.lease });
+        return;
+      } catch {
+        // the load's own error is the one to report; what is left is garbage for GC
+      }
+    }
     await this.lease.release();
   }
 

@@ -207,6 +207,13 @@ export class ArchiveEntries {
     return this.opts.content.readBytes(f.digest, max);
   }
 
+  /** The names and bytes of the regular files (not links) whose name matches, in name order, within the JSON size limit. */
+  async files(match: (name: string) => boolean): Promise<Array<{ name: string; bytes: Uint8Array }>> {
+    const out: Array<{ name: string; bytes: Uint8Array }> = [];
+    for (const e of this.entries.values()) if (e.kind === "file" && match(e.name)) out.push({ name: e.name, bytes: await this.read(e) });
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
   /** Follow links from `name` to a file entry; `undefined` if `name` is not an entry. */
   follow(name: string, referencedBy: string): FileEntry | undefined {
     let cur = this.entries.get(name);

@@ -37,6 +37,8 @@ export const ArchiveErrorCode = {
   DECOMPRESSION_LIMIT: "ERR_DECOMPRESSION_LIMIT",
   /** manifest.json / index.json / a manifest / a config is not the JSON it should be. */
   INVALID_MANIFEST: "ERR_INVALID_MANIFEST",
+  /** An index tree nests too deeply, one index lists too many descriptors, or the tree names too many in all. */
+  INDEX_LIMIT: "ERR_INDEX_LIMIT",
   /** Neither manifest.json nor index.json is in the archive. */
   UNKNOWN_FORMAT: "ERR_UNKNOWN_ARCHIVE_FORMAT",
   /** A tag in the archive points to a different image in the store (with `tagConflict: "error"`). */
@@ -146,5 +148,13 @@ export function invalidManifest(name: string, why: string, cause?: unknown): Inv
     code: ArchiveErrorCode.INVALID_MANIFEST,
     details: { name },
     cause,
+  });
+}
+
+/** An index tree beyond a walk limit (code `ERR_INDEX_LIMIT`): `what` exceeds `limit`. */
+export function indexLimit(doc: string, what: string, limit: number): InvalidArgumentError {
+  return new InvalidArgumentError(`${doc}: ${what}, more than the limit of ${limit}`, {
+    code: ArchiveErrorCode.INDEX_LIMIT,
+    details: { name: doc, limit },
   });
 }

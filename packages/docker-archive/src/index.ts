@@ -4,7 +4,7 @@
  * API client for loading into and pulling from a daemon.
  * @module
  */
-export { type LoadOptions, type LoadProgress, type LoadResult, type LoadedImage, type LoadedLayer, type TagConflict, load } from "./load.js";
+export { type LoadOptions, type LoadProgress, type LoadResult, type LoadedExtraFile, type LoadedImage, type LoadedLayer, type TagConflict, load } from "./load.js";
 export {
   type SaveFormat,
   type SaveOptions,

@@ -16,8 +16,8 @@
  *    are kept, moved or refused, before anything is visible.
  * 4. {@link commitPlan} through a {@link LoadTransaction} (`commit.ts`):
  *    layers in chain order, images, parents, tags. An error at any step rolls
- *    back what the transaction recorded; blobs and layers left behind are
- *    unreferenced garbage for GC once its lease is released.
+ *    back what the transaction recorded and sweeps the blobs and layers only
+ *    its lease protects.
  *
  * The README ("How `load` reads each byte once") has the data flow.
  * @module
@@ -68,11 +68,24 @@ export interface LoadOptions {
    */
   workers?: false | { threads?: number; minEntrySize?: number };
   /**
-   * Stop the load: checked at every archive entry and before anything is
-   * committed; the load then fails with the signal's reason, its workers stop
-   * and nothing of it stays visible.
+   * Stop the load: checked at every archive entry, while index trees are
+   * walked (which yields to the event loop every few milliseconds), and
+   * before and after the commit; the load then fails with the signal's
+   * reason, its workers stop and nothing of it stays visible.
    */
   signal?: AbortSignal;
+  /**
+   * Entries besides the images to hand back in {@link LoadResult.extraFiles}
+   * (e.g. a parent chain's files): regular files whose name matches, read in
+   * the same pass, within `maxJsonSize`, before anything is committed.
+   */
+  extraFiles?: (name: string) => boolean;
+}
+
+/** An entry besides the images, as {@link LoadOptions.extraFiles} asked for it. */
+export interface LoadedExtraFile {
+  name: string;
+  bytes: Uint8Array;
 }
 
 /** Progress report of {@link load}. */
@@ -136,6 +149,8 @@ export interface LoadResult {
   ignoredRefNames: string[];
   /** Manifests skipped because they are not images (attestations, artifacts). */
   skippedManifests: Digest[];
+  /** The entries {@link LoadOptions.extraFiles} matched, in name order (none unless asked). */
+  extraFiles: LoadedExtraFile[];
 }
 
 const DEFAULT_MAX_JSON = 8 << 20;
@@ -177,6 +192,7 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   }
   // Large enough to have an entry for the workers: start them while this thread reads.
   if (workers && (fileSize ?? 0) >= workerMinEntry) workers.warm();
+  let failed = false;
   try {
     const entries = await readEntries({
       input: file ?? stream!,
@@ -192,12 +208,18 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     });
     if (info.bytesRead === 0) throw truncated("the source is empty (0 bytes read)");
     const archive = new ArchiveEntries(entries, { maxJson, content: store.content });
-    const plan = await planArchive(archive, options.repository !== undefined ? { repository: options.repository } : {});
+    const extraFiles = options.extraFiles ? await archive.files(options.extraFiles) : [];
+    const plan = await planArchive(archive, {
+      ...(options.repository !== undefined ? { repository: options.repository } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
     await verifyLayers(plan.layerChecks, { content: store.content, maxLayer });
     // Tag conflicts are decided before anything is visible.
     const tags = await decideTags(store.references, plan.tags, policy);
     options.signal?.throwIfAborted();
     const images = await commitPlan(tx, { images: plan.images, tags: tags.steps, maxLayer });
+    // a signal that came while committing still rolls it back
+    options.signal?.throwIfAborted();
     return {
       images,
       format: plan.format,
@@ -206,13 +228,16 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
       tagConflicts: tags.conflicts,
       ignoredRefNames: plan.ignoredRefNames,
       skippedManifests: plan.skippedManifests,
+      extraFiles,
     };
   } catch (err) {
+    failed = true;
     await tx.rollback();
     throw err;
   } finally {
     stream?.release();
     await workers?.close();
-    await tx.end();
+    // after a failure, what only this load wrote goes (its workers are stopped by now)
+    await tx.end({ sweep: failed });
   }
 }

@@ -34,7 +34,7 @@ import {
   validateManifest,
 } from "@berth/oci";
 import type { FileEntry } from "./entries.js";
-import { ArchiveErrorCode, invalidManifest } from "./errors.js";
+import { ArchiveErrorCode, indexLimit, invalidManifest } from "./errors.js";
 import { normalizeTag, parseJson, refNameToTag } from "./util.js";
 
 /** Where a plan reads the archive's documents ({@link ArchiveEntries} is one). */
@@ -100,6 +100,8 @@ export interface PlanOptions {
   repository?: string;
   /** Platform (`os/arch`) whose image of a multi-platform index takes the index's tag (default: this machine's). */
   platform?: string;
+  /** Stops the walk of an index tree (checked between descriptors). */
+  signal?: AbortSignal;
 }
 
 /** One entry of a legacy `manifest.json`. */
@@ -110,12 +112,30 @@ export interface DockerManifestItem {
   Parent?: string;
 }
 
-const MAX_INDEX_DEPTH = 8;
+/**
+ * Limits of a walk of index.json. Each index and manifest is read once however
+ * often it is named, but the tree the indexes stand for is counted as if
+ * expanded (an index naming a child 1,000 times counts 1,000 times its size):
+ * a few kB of nested indexes must not stand for billions of descriptors that
+ * a consumer walking the tree (ours, a daemon, a registry client) would visit.
+ */
+export const INDEX_WALK_LIMITS = {
+  /** Indexes nested in index.json, index.json included. */
+  depth: 8,
+  /** Descriptors in one index (index.json of a save of many images lists one per image). */
+  fanOut: 65_536,
+  /** Descriptors in the whole tree, counted as if expanded. */
+  descriptors: 200_000,
+} as const;
 
-/** Where a walk of index.json is: how deep, and the tags from the top-level descriptor above. */
-interface IndexPosition {
-  depth: number;
-  refs: string[];
+/** How long the walk runs before it lets timers, I/O and signals in (ms). */
+const WALK_SLICE_MS = 20;
+
+/** What one index stands for: the images its tags go to, its size as a tree, how many indexes nest under it. */
+interface IndexWalk {
+  targets: Set<PlannedImage>;
+  descriptors: number;
+  height: number;
 }
 
 /**
@@ -155,6 +175,7 @@ export function parseDockerManifest(doc: unknown, name = "manifest.json"): Docke
     if (typeof Config !== "string") throw invalidManifest(where, "Config must be a string");
     if (!isStrings(Layers)) throw invalidManifest(where, "Layers must be an array of strings");
     if (RepoTags !== undefined && RepoTags !== null && !isStrings(RepoTags)) throw invalidManifest(where, "RepoTags must be an array of strings");
+    if (Parent !== undefined && Parent !== null && typeof Parent !== "string") throw invalidManifest(where, "Parent must be a string");
     return { Config, Layers: Layers as string[], RepoTags: RepoTags as string[] | null | undefined, ...(typeof Parent === "string" && Parent ? { Parent } : {}) };
   });
 }
@@ -188,21 +209,32 @@ class Planner {
   readonly layerChecks: LayerCheck[] = [];
   readonly ignoredRefNames: string[] = [];
   readonly skippedManifests: Digest[] = [];
+  /** Walks of nested indexes and images of manifests, by digest: each is read once. */
+  private readonly indexes = new Map<Digest, IndexWalk>();
+  private readonly manifests = new Map<Digest, PlannedImage | undefined>();
+  private sliceStart = performance.now();
 
   constructor(
     private readonly docs: ArchiveDocuments,
     private readonly options: PlanOptions,
   ) {}
 
-  /** OCI: index.json → (nested indexes) → manifests. A top-level descriptor's ref name tags the image under it. */
+  /**
+   * OCI: index.json → (nested indexes) → manifests. A top-level descriptor's
+   * ref name tags the images under it (see {@link children}).
+   */
   async index(): Promise<void> {
     const bytes = await this.docs.read(this.docs.file("index.json", "the archive"));
     const top = validated("index.json", (doc) => validateIndex(parseJson(bytes, doc), doc));
+    let total = 0;
     for (const [i, m] of top.manifests.entries()) {
       const t = refNameToTag(m.annotations, this.options.repository);
       if (t.ignored) this.ignoredRefNames.push(t.ignored);
       const doc = `index.json manifests[${i}]`;
-      await this.descriptors([m], { doc, where: () => doc, depth: 1, refs: t.tag ? [t.tag] : [] });
+      const walk = await this.children([m], { doc, where: () => doc, depth: 1 });
+      total += walk.descriptors;
+      if (total > INDEX_WALK_LIMITS.descriptors) throw indexLimit("index.json", `the tree of indexes names ${total} descriptors`, INDEX_WALK_LIMITS.descriptors);
+      if (t.tag) for (const img of walk.targets) img.tags.add(t.tag);
     }
   }
 
@@ -220,60 +252,94 @@ class Planner {
   }
 
   /**
-   * The descriptors of one index: manifests become images, nested indexes
-   * are walked. `refs` go to the one image directly under them: for a
-   * multi-platform index, the one of `options.platform`, else the first.
+   * The descriptors of one index (at `depth`, index.json's being 1):
+   * manifests become images, nested indexes are walked, each digest once. A
+   * tag above goes to one image directly under each index of the tree: for a
+   * multi-platform index, the one of `options.platform`, else the first;
+   * those are the walk's `targets`.
    */
-  private async descriptors(descs: Descriptor[], at: IndexPosition & { doc: string; where: (i: number) => string }): Promise<void> {
-    const { depth, refs } = at;
-    if (depth > MAX_INDEX_DEPTH) throw invalidManifest(at.doc, "indexes nested too deeply");
+  private async children(descs: Descriptor[], at: { doc: string; where: (i: number) => string; depth: number }): Promise<IndexWalk> {
+    const limits = INDEX_WALK_LIMITS;
+    if (at.depth > limits.depth) throw indexLimit(at.doc, `indexes nested ${at.depth} deep`, limits.depth);
+    if (descs.length > limits.fanOut) throw indexLimit(at.doc, `lists ${descs.length} descriptors`, limits.fanOut);
+    const walk: IndexWalk = { targets: new Set(), descriptors: descs.length, height: 0 };
     const images: PlannedImage[] = [];
     for (const [i, desc] of descs.entries()) {
-      const img = await this.descriptor(desc, { where: at.where(i), depth, refs });
-      if (img) images.push(img);
+      await this.yieldNow();
+      const where = at.where(i);
+      const f = this.docs.blob(desc.digest, where);
+      if (desc.size !== f.size) throw new SizeMismatchError(`${where}: blob ${desc.digest} is ${f.size} bytes, descriptor says ${desc.size}`);
+      const mt = desc.mediaType;
+      if (mt === MEDIA_TYPE_OCI_INDEX || mt === MEDIA_TYPE_DOCKER_MANIFEST_LIST) {
+        const child = await this.nestedIndex(desc.digest, f, at.depth + 1);
+        walk.descriptors += child.descriptors;
+        walk.height = Math.max(walk.height, child.height + 1);
+        for (const img of child.targets) walk.targets.add(img);
+        if (walk.descriptors > limits.descriptors) throw indexLimit(at.doc, `the tree of indexes under it names ${walk.descriptors} descriptors`, limits.descriptors);
+        continue;
+      }
+      const img = await this.manifest(desc, f);
+      if (img) {
+        if (desc.platform) img.platform = `${desc.platform.os}/${desc.platform.architecture}`;
+        images.push(img);
+      }
     }
-    if (refs.length > 0 && images.length > 0) {
+    if (images.length > 0) {
       const want = this.options.platform ?? formatPlatform(hostPlatform());
-      const chosen = images.find((g) => g.platform === want) ?? images[0]!;
-      for (const r of refs) chosen.tags.add(r);
+      walk.targets.add(images.find((g) => g.platform === want) ?? images[0]!);
     }
+    return walk;
   }
 
-  /** One descriptor of an index: the image it names, or nothing (nested index, not an image). */
-  private async descriptor(desc: Descriptor, at: IndexPosition & { where: string }): Promise<PlannedImage | undefined> {
-    const { where } = at;
-    const f = this.docs.blob(desc.digest, where);
-    if (desc.size !== f.size) throw new SizeMismatchError(`${where}: blob ${desc.digest} is ${f.size} bytes, descriptor says ${desc.size}`);
-    const mt = desc.mediaType;
-    if (mt === MEDIA_TYPE_OCI_INDEX || mt === MEDIA_TYPE_DOCKER_MANIFEST_LIST) {
-      const name = `index ${desc.digest}`;
+  /** A nested index, walked the first time its digest is met; met again (at `depth`), its walk is reused. */
+  private async nestedIndex(digest: Digest, f: FileEntry, depth: number): Promise<IndexWalk> {
+    const name = `index ${digest}`;
+    let walk = this.indexes.get(digest);
+    if (!walk) {
       const bytes = await this.docs.read(f);
-      const child = validated(name, (doc) => validateIndex(parseJson(bytes, `blob ${desc.digest}`), doc));
-      await this.descriptors(child.manifests, { doc: name, where: (j) => `${name} manifests[${j}]`, depth: at.depth + 1, refs: at.refs });
-      return undefined;
+      const child = validated(name, (doc) => validateIndex(parseJson(bytes, `blob ${digest}`), doc));
+      walk = await this.children(child.manifests, { doc: name, where: (j) => `${name} manifests[${j}]`, depth });
+      this.indexes.set(digest, walk);
     }
-    if (mt !== MEDIA_TYPE_OCI_MANIFEST && mt !== MEDIA_TYPE_DOCKER_MANIFEST) {
-      this.skippedManifests.push(desc.digest);
-      return undefined;
+    if (depth + walk.height > INDEX_WALK_LIMITS.depth) throw indexLimit(name, `indexes nested ${depth + walk.height} deep`, INDEX_WALK_LIMITS.depth);
+    return walk;
+  }
+
+  /** The image of a manifest descriptor (read once per digest), or nothing when it is not an image. */
+  private async manifest(desc: Descriptor, f: FileEntry): Promise<PlannedImage | undefined> {
+    if (this.manifests.has(desc.digest)) return this.manifests.get(desc.digest);
+    let img: PlannedImage | undefined;
+    const mt = desc.mediaType;
+    if (mt === MEDIA_TYPE_OCI_MANIFEST || mt === MEDIA_TYPE_DOCKER_MANIFEST) {
+      const name = `manifest ${desc.digest}`;
+      const bytes = await this.docs.read(f);
+      const manifest = validated(name, (doc) => validateManifest(parseJson(bytes, `blob ${desc.digest}`), doc));
+      const cfg = manifest.config;
+      if (cfg.mediaType === MEDIA_TYPE_OCI_CONFIG || cfg.mediaType === MEDIA_TYPE_DOCKER_CONFIG) {
+        const config = this.docs.blob(cfg.digest, `${name} config`);
+        if (cfg.size !== config.size) throw new SizeMismatchError(`${name}: config ${cfg.digest} is ${config.size} bytes, descriptor says ${cfg.size}`);
+        const layers = manifest.layers.map((l, j) => {
+          const le = this.docs.blob(l.digest, `${name} layers[${j}]`);
+          if (l.size !== le.size) throw new SizeMismatchError(`${name} layers[${j}]: blob ${l.digest} is ${le.size} bytes, descriptor says ${l.size}`);
+          return le;
+        });
+        img = await this.image({ config, layers, source: name, archiveManifestDigest: desc.digest });
+      }
     }
-    const name = `manifest ${desc.digest}`;
-    const bytes = await this.docs.read(f);
-    const manifest = validated(name, (doc) => validateManifest(parseJson(bytes, `blob ${desc.digest}`), doc));
-    const cfg = manifest.config;
-    if (cfg.mediaType !== MEDIA_TYPE_OCI_CONFIG && cfg.mediaType !== MEDIA_TYPE_DOCKER_CONFIG) {
-      this.skippedManifests.push(desc.digest);
-      return undefined;
-    }
-    const config = this.docs.blob(cfg.digest, `${name} config`);
-    if (cfg.size !== config.size) throw new SizeMismatchError(`${name}: config ${cfg.digest} is ${config.size} bytes, descriptor says ${cfg.size}`);
-    const layers = manifest.layers.map((l, j) => {
-      const le = this.docs.blob(l.digest, `${name} layers[${j}]`);
-      if (l.size !== le.size) throw new SizeMismatchError(`${name} layers[${j}]: blob ${l.digest} is ${le.size} bytes, descriptor says ${l.size}`);
-      return le;
-    });
-    const img = await this.image({ config, layers, source: name, archiveManifestDigest: desc.digest });
-    if (desc.platform) img.platform = `${desc.platform.os}/${desc.platform.architecture}`;
+    if (!img) this.skippedManifests.push(desc.digest);
+    this.manifests.set(desc.digest, img);
     return img;
+  }
+
+  /**
+   * Let timers, I/O and signal handlers run when the walk has held the
+   * thread for a while, then stop if `options.signal` fired.
+   */
+  private async yieldNow(): Promise<void> {
+    if (performance.now() - this.sliceStart < WALK_SLICE_MS) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    this.sliceStart = performance.now();
+    this.options.signal?.throwIfAborted();
   }
 
   /** The image of a config and its layer entries; an image named again gains tags, a manifest digest, a parent. */

@@ -139,4 +139,6 @@ export interface ArchiveStore {
   images: ArchiveImages;
   references: ArchiveReferences;
   lease(): Promise<ArchiveLease>;
+  /** Sweep what only `sweepLease` protects and release it (a failed load's writes); without it, a failed load only releases its lease. */
+  gc?(opts: { sweepLease: ArchiveLease }): Promise<unknown>;
 }

@@ -5,7 +5,7 @@ import { Readable, Writable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { sha256 } from "@berth/digest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { archiveSize, load, readTar, save, saveStream } from "../src/index.js";
+import { type ArchiveStore, archiveSize, load, readTar, save, saveStream } from "../src/index.js";
 import { imageOf, layerTar, legacyEntries, ociEntries, tarOf, tempStore } from "./helpers.js";
 
 let t: Awaited<ReturnType<typeof tempStore>>;
@@ -174,6 +174,34 @@ describe("load", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("an AbortSignal that fires while the load commits rolls the commit back (nothing kept, no orphan blob)", async () => {
+    const img = await twoLayerImage({ label: "late" });
+    const ac = new AbortController();
+    const store = t.store as typeof t.store & { fsck(): Promise<{ problems: Array<{ kind: string }> }>; gc: NonNullable<ArchiveStore["gc"]> };
+    const refs = store.references;
+    // the signal comes as the tag is set, the commit's last step
+    const stopped: ArchiveStore = {
+      content: store.content,
+      layers: store.layers,
+      images: store.images,
+      lease: () => store.lease(),
+      gc: (o) => store.gc(o),
+      references: {
+        tag: (...args) => {
+          ac.abort(new Error("late stop"));
+          return refs.tag(...args);
+        },
+        untag: (ref) => refs.untag(ref),
+        resolve: (ref) => refs.resolve(ref),
+        referencesOf: (id) => refs.referencesOf(id),
+      },
+    };
+    await expect(load(stopped, [await tarOf(legacyEntries([{ img, tags: ["late:1"] }]))], { signal: ac.signal })).rejects.toThrow("late stop");
+    expect(await t.store.images.len()).toBe(0);
+    expect(await t.store.references.list()).toEqual([]);
+    expect((await store.fsck()).problems).toEqual([]);
   });
 
   it("loads symlinked duplicate layers (the same layer twice in one chain)", async () => {
@@ -384,6 +412,40 @@ describe("hostile archives are refused and leave nothing visible", () => {
     const badConfig = Buffer.from(JSON.stringify(cfg));
     const badImg = { ...bad, config: badConfig, id: sha256(badConfig) };
     await expectRefused(legacyEntries([{ img: good, tags: ["first:1"] }, { img: badImg, tags: ["second:1"] }]), "ERR_INVALID_CONFIG");
+  });
+  it("a refused load removes what only it wrote: no blob-orphan after flipped layer bytes, a missing blob, an oversize config, a decompression bomb; earlier images intact", async () => {
+    // the earlier image shares its bottom layer with every refused archive
+    const shared = good.layers[0]!;
+    await load(t.store, [await tarOf(legacyEntries([{ img: good, tags: ["keep:1"] }]))]);
+    const big = await layerTar({ "big.bin": new Uint8Array(2 << 20).map((_, i) => (i * 7) & 0xff) });
+    const img = imageOf([shared, big]);
+    const bigName = `blobs/sha256/${sha256(big).slice(7)}`;
+    const flipped = new Uint8Array(big);
+    flipped[flipped.length - 2000] = flipped[flipped.length - 2000]! ^ 1;
+    const oci = ociEntries(img, "new:1").entries;
+    const bomb = imageOf([shared, await layerTar({ zeros: new Uint8Array(8 << 20) })], { gzip: true });
+    const cases: Array<[string, Parameters<typeof tarOf>[0], string, object]> = [
+      ["flipped layer bytes", oci.map((x) => (x.name === bigName ? { name: bigName, body: flipped } : x)), "ERR_DIGEST_MISMATCH", {}],
+      ["a missing OCI blob", oci.filter((x) => x.name !== `blobs/sha256/${img.id.slice(7)}`), "ERR_NOT_IN_ARCHIVE", {}],
+      ["an oversize config", oci, "ERR_JSON_TOO_LARGE", { maxJsonSize: img.config.length - 1 }],
+      ["a decompression bomb", legacyEntries([{ img: bomb, tags: ["new:1"] }]), "ERR_DECOMPRESSION_LIMIT", { maxLayerSize: 4 << 20 }],
+    ];
+    const dir = mkdtempSync(join(tmpdir(), "berth-src-"));
+    try {
+      for (const [what, entries, code, opts] of cases) {
+        const tar = await tarOf(entries);
+        writeFileSync(join(dir, "a.tar"), tar);
+        for (const source of [[tar], join(dir, "a.tar")]) {
+          const workers = typeof source === "string" ? { memoryBudget: 0, workers: { minEntrySize: 1 } } : { memoryBudget: 0 };
+          await expect(load(t.store, source, { ...workers, ...opts }), what).rejects.toMatchObject({ code });
+          const report = await (t.store as unknown as { fsck(): Promise<{ ok: boolean; problems: Array<{ kind: string }> }> }).fsck();
+          expect(report.problems.map((p) => p.kind), `${what} from ${typeof source === "string" ? "a file" : "a stream"}`).toEqual([]);
+          expect(await t.store.references.list()).toEqual([{ ref: "docker.io/library/keep:1", id: good.id }]);
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   it("an earlier image survives a refused load", async () => {
     await load(t.store, [await tarOf(legacyEntries([{ img: good, tags: ["keep:1"] }]))]);

@@ -137,3 +137,23 @@ export function archiveOf(files: Array<{ name: string; body: string | Uint8Array
   for (const [name, target] of Object.entries(links)) entries.set(name, { kind: "link", name, rawTarget: target, target });
   return new ArchiveEntries(entries, { maxJson: 1 << 20 });
 }
+
+/**
+ * An OCI layout whose index.json names an index that lists its child index
+ * `fanOut` times, `levels` deep (the innermost index lists `leaf`, default
+ * nothing): a few kB that stand for `fanOut ** levels` descriptors.
+ */
+export function indexBomb(levels: number, fanOut: number, leaf: Array<Record<string, unknown>> = []) {
+  const IDX = "application/vnd.oci.image.index.v1+json";
+  const entries: Array<{ name: string; body: Uint8Array | string }> = [{ name: "oci-layout", body: '{"imageLayoutVersion":"1.0.0"}' }];
+  let child = enc(JSON.stringify({ schemaVersion: 2, mediaType: IDX, manifests: leaf }));
+  entries.push({ name: `blobs/sha256/${sha256(child).slice(7)}`, body: child });
+  for (let i = 0; i < levels; i++) {
+    const d = { mediaType: IDX, digest: sha256(child), size: child.length };
+    child = enc(JSON.stringify({ schemaVersion: 2, mediaType: IDX, manifests: Array(fanOut).fill(d) }));
+    entries.push({ name: `blobs/sha256/${sha256(child).slice(7)}`, body: child });
+  }
+  const top = { mediaType: IDX, digest: sha256(child), size: child.length, annotations: { "org.opencontainers.image.ref.name": "bomb:1" } };
+  entries.push({ name: "index.json", body: JSON.stringify({ schemaVersion: 2, manifests: [top] }) });
+  return entries;
+}

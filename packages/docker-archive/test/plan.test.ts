@@ -4,8 +4,9 @@
  */
 import { sha256 } from "@berth/digest";
 import { describe, expect, it } from "vitest";
-import { type ArchivePlan, planArchive } from "../src/plan.js";
-import { archiveOf, enc, imageOf, layerTar, legacyEntries, ociEntries, type TestImage } from "./helpers.js";
+import { ArchiveEntries } from "../src/entries.js";
+import { type ArchivePlan, INDEX_WALK_LIMITS, planArchive } from "../src/plan.js";
+import { archiveOf, enc, imageOf, indexBomb, layerTar, legacyEntries, ociEntries, type TestImage } from "./helpers.js";
 
 const json = (v: unknown) => JSON.stringify(v);
 const replace = <T extends { name: string }>(list: T[], name: string, body: string) => list.map((e) => (e.name === name ? { ...e, body } : e));
@@ -170,3 +171,92 @@ describe("planArchive", () => {
     await expect(planArchive(archiveOf([{ name: "x", body: "y" }]))).rejects.toMatchObject({ code: "ERR_UNKNOWN_ARCHIVE_FORMAT" });
   });
 });
+
+describe("planArchive on fields of the wrong type", () => {
+  it("a field of the wrong type is ERR_INVALID_MANIFEST naming it: manifest.json fields, ref names in index.json and nested indexes", async () => {
+    const a = await image("a");
+    const legacy = legacyEntries([{ img: a, tags: ["a:1"] }]);
+    const m = JSON.parse(legacy.at(-1)!.body as string);
+    for (const [field, value, message] of [
+      ["Parent", 5, /manifest.json\[0\]: Parent must be a string/],
+      ["RepoTags", [5], /manifest.json\[0\]: RepoTags must be an array of strings/],
+      ["Layers", "x", /manifest.json\[0\]: Layers must be an array of strings/],
+      ["Config", {}, /manifest.json\[0\]: Config must be a string/],
+    ] as const) {
+      const bad = archiveOf(replace(legacy, "manifest.json", json([{ ...m[0], [field]: value }])));
+      await expect(planArchive(bad), field).rejects.toMatchObject({ code: "ERR_INVALID_MANIFEST", message: expect.stringMatching(message) });
+    }
+    const { entries, manifestDigest } = ociEntries(a);
+    const manifest = entries.find((e) => e.name === `blobs/sha256/${manifestDigest.slice(7)}`)!;
+    const desc = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: manifestDigest, size: enc(manifest.body).length };
+    const numbered = { ...desc, annotations: { "org.opencontainers.image.ref.name": 5 } };
+    const top = replace(entries, "index.json", json({ schemaVersion: 2, manifests: [numbered] }));
+    await expect(planArchive(archiveOf(top))).rejects.toMatchObject({
+      code: "ERR_INVALID_MANIFEST",
+      message: expect.stringMatching(/^index.json: manifests\[0\].annotations\["org.opencontainers.image.ref.name"\] must be a string, got number/),
+    });
+    const nested = [...entries.filter((e) => e.name !== "index.json"), ...indexBomb(1, 1, [numbered])];
+    await expect(planArchive(archiveOf(nested))).rejects.toMatchObject({ code: "ERR_INVALID_MANIFEST", message: expect.stringMatching(/annotations\["org.opencontainers.image.ref.name"\] must be a string, got number/) });
+  });
+});
+
+describe("planArchive on hostile index trees", () => {
+  /** The entries of `ociEntries(img)` with its manifest descriptor, for use as a bomb's leaf. */
+  async function leafImage() {
+    const img = await image("leaf", 1);
+    const { entries, manifestDigest } = ociEntries(img);
+    const manifest = entries.find((e) => e.name === `blobs/sha256/${manifestDigest.slice(7)}`)!;
+    const leaf = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: manifestDigest, size: enc(manifest.body).length };
+    return { img, blobs: entries.filter((e) => e.name !== "index.json"), leaf };
+  }
+
+  it("an index naming its child 1,000 times, 4 levels deep → ERR_INDEX_LIMIT, each index read once", async () => {
+    const docs = archiveOf(indexBomb(4, 1000));
+    let reads = 0;
+    const read = docs.read.bind(docs);
+    docs.read = (f) => {
+      reads++;
+      return read(f);
+    };
+    await expect(planArchive(docs)).rejects.toMatchObject({ code: "ERR_INDEX_LIMIT", message: expect.stringMatching(/names \d+ descriptors, more than the limit of 200000/) });
+    // index.json and each of the 5 indexes, once
+    expect(reads).toBe(6);
+  });
+
+  it("a child named many times within the limits is walked once and its image planned once, with the tag", async () => {
+    const { img, blobs, leaf } = await leafImage();
+    const plan = await planArchive(archiveOf([...blobs.filter((e) => e.name !== "oci-layout"), ...indexBomb(2, 300, [leaf])]));
+    expect(plan.images.map((p) => p.id)).toEqual([img.id]);
+    expect(plan.layerChecks).toHaveLength(1);
+    expect(tags(plan)).toEqual({ "docker.io/library/bomb:1": img.id.slice(7, 15) });
+  });
+
+  it("depth, fan-out and tree size limits are typed errors naming the document", async () => {
+    const { blobs, leaf } = await leafImage();
+    // index.json, `levels` indexes and the innermost one: levels + 2 deep
+    const deep = archiveOf([...blobs, ...indexBomb(INDEX_WALK_LIMITS.depth - 1, 1, [leaf])]);
+    await expect(planArchive(deep)).rejects.toMatchObject({ code: "ERR_INDEX_LIMIT", message: expect.stringMatching(/^index sha256:[0-9a-f]{64}: indexes nested 9 deep/) });
+    expect((await planArchive(archiveOf([...blobs, ...indexBomb(INDEX_WALK_LIMITS.depth - 2, 1, [leaf])]))).images).toHaveLength(1);
+    // (an index that wide is over the default JSON limit too)
+    const wide = new ArchiveEntries(archiveOf([...blobs, ...indexBomb(1, INDEX_WALK_LIMITS.fanOut + 1, [leaf])]).entries, { maxJson: 64 << 20 });
+    await expect(planArchive(wide)).rejects.toMatchObject({ code: "ERR_INDEX_LIMIT", message: expect.stringMatching(/lists 65537 descriptors/) });
+  });
+
+  it("an AbortSignal stops a long walk with its reason", async () => {
+    const { blobs, leaf } = await leafImage();
+    const docs = archiveOf([...blobs, ...indexBomb(1, 2000, [leaf])]);
+    const stop = new AbortController();
+    // the first read holds the thread (as CPU-bound work would) while the signal fires
+    const read = docs.read.bind(docs);
+    docs.read = async (f) => {
+      if (!stop.signal.aborted) {
+        stop.abort(new Error("stopped"));
+        const until = performance.now() + 50;
+        while (performance.now() < until);
+      }
+      return read(f);
+    };
+    await expect(planArchive(docs, { signal: stop.signal })).rejects.toThrow("stopped");
+  });
+});
+

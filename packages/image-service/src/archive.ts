@@ -7,7 +7,7 @@
  * @module
  */
 import type { Writable } from "node:stream";
-import { collectParentChain, readParentChain, type RestoreResult, restoreParentChain } from "@berth/cache";
+import { collectParentChain, isParentChainEntry, type RestoreResult, restoreParentChain } from "@berth/cache";
 import {
   load,
   type LoadOptions,
@@ -23,10 +23,10 @@ import { parseReference, type Store } from "@berth/image-store";
 import { abortable } from "./util.js";
 
 /** Options of {@link loadImages}. */
-export interface LoadImagesOptions extends Omit<LoadOptions, "overwriteTags"> {
+export interface LoadImagesOptions extends Omit<LoadOptions, "overwriteTags" | "extraFiles"> {
   /**
-   * After loading an uncompressed archive file, restore the parent chain that
-   * `saveImages(..., { withParents: true })` carried (default true).
+   * After loading, restore the parent chain that `saveImages(..., {
+   * withParents: true })` carried (default true; from a file or a stream).
    */
   restoreParents?: boolean;
 }
@@ -45,11 +45,9 @@ export async function loadImages(store: Store, source: string | AsyncIterable<Ui
   const { restoreParents, ...options } = opts;
   // a stream is also stopped between its chunks (a large entry on this thread)
   const input = typeof source === "string" ? source : abortable(source, opts.signal);
-  const result: LoadImagesResult = await load(store, input, options);
-  if (typeof source === "string" && result.compression === "none" && restoreParents !== false) {
-    const files = await readParentChain(source);
-    if (files.length > 0) result.parentChain = await restoreParentChain(store, files);
-  }
+  // the parent chain's files come from the load's own pass: one reading of the archive, one answer
+  const result: LoadImagesResult = await load(store, input, { ...options, ...(restoreParents !== false ? { extraFiles: isParentChainEntry } : {}) });
+  if (result.extraFiles.length > 0) result.parentChain = await restoreParentChain(store, result.extraFiles);
   return result;
 }
 

@@ -1,6 +1,7 @@
-import { readdir, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { SavePlan } from "@berth/docker-archive";
+import { readTar, type SavePlan } from "@berth/docker-archive";
 import { openStore } from "@berth/image-store";
 import { describe, expect, it } from "vitest";
 import { ImageService } from "../src/index.js";
@@ -77,6 +78,37 @@ describe("save and load", () => {
       await other.close();
     }
     expect(await store.images.len()).toBe(1);
+  });
+
+  it("an archive with byte-identical duplicate members loads the same from a file and a stream, parent chain included (as docker load accepts it)", async () => {
+    const { svc, dir } = await freshService();
+    const base = await svc.import(tarStream({ a: "1" }), { tags: ["base:1"] });
+    const app = await svc.build({ base: "base:1", layers: [tarStream({ b: "2" })], tags: ["app:1"] });
+    const saved = join(dir, "saved.tar");
+    await svc.save(["app:1"], saved, { withParents: true });
+    const bytes = await readFile(saved);
+    // each member appended again, byte for byte, before the end-of-archive blocks
+    const padded = (e: { dataOffset: number; size: number }) => e.dataOffset + Math.ceil(e.size / 512) * 512;
+    const entries = new Map<string, { dataOffset: number; size: number }>();
+    for await (const e of readTar([bytes])) entries.set(e.name, { dataOffset: e.dataOffset, size: e.size });
+    const end = Math.max(...[...entries.values()].map(padded));
+    const again = ["repositories", "oci-layout", "berth-cache/v1/chain.json", `blobs/sha256/${app.id.slice(7)}`].map((name) => {
+      const e = entries.get(name)!;
+      return bytes.subarray(e.dataOffset - 512, padded(e));
+    });
+    const dup = join(dir, "dup.tar");
+    await writeFile(dup, Buffer.concat([bytes.subarray(0, end), ...again, Buffer.alloc(1024)]));
+    for (const source of [dup, createReadStream(dup)]) {
+      const other = new ImageService(await openStore({ root: join(dir, `other-${typeof source}`) }));
+      try {
+        const loaded = await other.load(source);
+        expect(loaded.images.map((i) => i.id)).toEqual([app.id]);
+        expect(loaded.parentChain?.created).toEqual([base.id]);
+        expect(await other.store.references.resolve("app:1")).toBe(app.id);
+      } finally {
+        await other.close();
+      }
+    }
   });
 });
 

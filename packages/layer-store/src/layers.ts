@@ -320,6 +320,9 @@ export class FsLayerStore implements LayerStore {
           corrupt.add(id); // fsck reports and repairs these; GC leaves the record alone
         }
       }
+      // A failed operation's lease: what it protects are the only candidates, and it protects nothing now.
+      const only = opts.sweepLease ? await this.#leases.resources(opts.sweepLease) : undefined;
+      if (opts.sweepLease) await this.#leases.release(opts.sweepLease.id);
       const leaseRoots = await this.#leases.roots(false);
       const extra = opts.roots ? await opts.roots() : {};
       const keepBlobs = resolveRoots([givenBlobs, ""], [extra.blobs, "roots().blobs entry"]);
@@ -349,7 +352,8 @@ export class FsLayerStore implements LayerStore {
         }
         return n;
       };
-      const doomed = [...records.keys()].filter((id) => !markedLayers.has(id));
+      const doomed = [...records.keys()].filter((id) => !markedLayers.has(id) && (!only || only.layers.has(id)));
+      for (const id of doomed) only?.blobs.add(records.get(id)!.blob.digest);
       doomed.sort((a, b) => depth(b) - depth(a) || (a < b ? -1 : 1));
       const removedLayers: Digest[] = [];
       for (const id of doomed) {
@@ -362,9 +366,8 @@ export class FsLayerStore implements LayerStore {
       // Sweep blobs (after the records that pointed at them are gone for good).
       const removedBlobs: Digest[] = [];
       let freedBytes = 0;
-      for (const name of await readdirIfExists(this.#paths.blobs)) {
-        if (!isHex64(name)) continue;
-        const d = digestFromHex(name);
+      const candidates = only ? [...only.blobs] : (await readdirIfExists(this.#paths.blobs)).filter(isHex64).map((h) => digestFromHex(h));
+      for (const d of candidates) {
         if (markedBlobs.has(d)) continue;
         const file = this.#paths.blob(d);
         const st = await fsp.stat(file).catch(() => undefined);

@@ -97,6 +97,17 @@ export class FsLeases {
     await fsp.writeFile(path.join(dir, `layer.${digestHex(chainID)}`), "");
   }
 
+  /** What a lease protects (nothing once released). */
+  async resources(lease: Lease): Promise<LeaseRoots> {
+    const out: LeaseRoots = { blobs: new Set(), layers: new Set() };
+    if (!LEASE_ID_RE.test(String(lease?.id))) return out;
+    for (const name of await readdirIfExists(this.#paths.lease(lease.id))) {
+      const m = /^(blob|layer)\.([a-f0-9]{64})$/.exec(name);
+      if (m) (m[1] === "blob" ? out.blobs : out.layers).add(digestFromHex(m[2]!));
+    }
+    return out;
+  }
+
   /** Drop a lease (idempotent): renamed away atomically, then removed. */
   async release(id: string): Promise<void> {
     if (!LEASE_ID_RE.test(id)) return;
@@ -151,12 +162,9 @@ export class FsLeases {
         out.dead.push(id);
         continue;
       }
-      for (const name of await readdirIfExists(dir)) {
-        const m = /^(blob|layer)\.([a-f0-9]{64})$/.exec(name);
-        if (!m) continue;
-        const d = digestFromHex(m[2]!);
-        (m[1] === "blob" ? out.blobs : out.layers).add(d);
-      }
+      const held = await this.resources({ id, release: async () => {} });
+      for (const d of held.blobs) out.blobs.add(d);
+      for (const d of held.layers) out.layers.add(d);
     }
     return out;
   }

@@ -304,6 +304,10 @@ class MemoryLayerStore implements LayerStore {
     const markedBlobs = resolveRoots([givenBlobs, ""], [extra.blobs, "roots().blobs entry"]);
     const roots = resolveRoots([givenLayers, ""], [extra.layers, "roots().layers entry"]);
     for (const [id, hs] of st.holders) if (hs.size) roots.add(id);
+    // A failed operation's lease: what it protects are the only candidates, and it protects nothing now.
+    const swept = opts.sweepLease ? st.leases.get(opts.sweepLease.id) : undefined;
+    const only = opts.sweepLease ? { blobs: new Set(swept?.blobs), layers: new Set(swept?.layers) } : undefined;
+    if (opts.sweepLease) st.leases.delete(opts.sweepLease.id);
     for (const [id, l] of st.leases) {
       if (expired(l)) {
         st.leases.delete(id);
@@ -322,8 +326,11 @@ class MemoryLayerStore implements LayerStore {
     }
     const removedLayers: Digest[] = [];
     for (const [id, l] of st.layers) {
-      if (marked.has(id)) markedBlobs.add(l.blob.digest);
-      else removedLayers.push(id);
+      if (marked.has(id) || (only && !only.layers.has(id))) markedBlobs.add(l.blob.digest);
+      else {
+        removedLayers.push(id);
+        only?.blobs.add(l.blob.digest);
+      }
     }
     for (const id of removedLayers) {
       st.layers.delete(id);
@@ -332,7 +339,7 @@ class MemoryLayerStore implements LayerStore {
     const removedBlobs: Digest[] = [];
     let freedBytes = 0;
     for (const [d, b] of st.blobs) {
-      if (markedBlobs.has(d)) continue;
+      if (markedBlobs.has(d) || (only && !only.blobs.has(d))) continue;
       st.blobs.delete(d);
       removedBlobs.push(d);
       freedBytes += b.length;

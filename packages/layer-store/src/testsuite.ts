@@ -538,6 +538,29 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     );
 
     it(
+      "sweepLease removes only what that lease protects and nothing else references, and releases it",
+      withStore(async (s) => {
+        const loose = await s.content.put(randomBytesFor(40, 50));
+        const kept = await s.register([tar(41)]);
+        await s.acquire(kept.chainID, "image:kept");
+        const other = await s.lease();
+        const failed = await s.lease();
+        const shared = await s.content.put(randomBytesFor(42, 50), {}, { lease: other });
+        await s.content.put(randomBytesFor(42, 50), {}, { lease: failed });
+        const own = await s.register([tar(43)], kept.chainID, { lease: failed });
+        const ownBlob = await s.content.put(randomBytesFor(44, 50), {}, { lease: failed });
+        await s.register([tar(41)], null, { lease: failed }); // there before, held by an image
+        const cfg = await s.content.put(randomBytesFor(45, 50), {}, { lease: failed });
+        const r = await s.gc({ sweepLease: failed, keepBlobs: [cfg.digest] });
+        expect(r.removedLayers).toEqual([own.chainID]);
+        expect(r.removedBlobs).toEqual([own.blob.digest, ownBlob.digest].sort());
+        for (const d of [loose.digest, shared.digest, kept.blob.digest, cfg.digest]) expect(await s.content.has(d)).toBe(true);
+        await expectCode(s.register([tar(46)], null, { lease: failed }), "ERR_LEASE_NOT_FOUND");
+        await other.release();
+      }),
+    );
+
+    it(
       "extra roots may be computed by a function GC calls",
       withStore(async (s) => {
         const a = await s.register([tar(31)]);

@@ -202,6 +202,12 @@ export interface GcOptions {
   roots?: () => ExtraRoots | Promise<ExtraRoots>;
   /** Ingests of dead processes, and any ingest older than this, are removed. Default 24 h. */
   ingestMaxAgeMs?: number;
+  /**
+   * Sweep only what this lease protects, and release it: what an operation
+   * that failed wrote. Marking is as usual, so whatever a layer, an image
+   * (given roots), another live lease or a holder references stays.
+   */
+  sweepLease?: Lease;
 }
 
 /** A list of root digests (or nothing). */

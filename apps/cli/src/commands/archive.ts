@@ -6,42 +6,13 @@ import type { RestoreResult } from "@berth/cache";
 import type { Command } from "commander";
 import { type Context, openContextService } from "../context.js";
 import { InterruptedError, UsageError } from "../exit.js";
+import { interruptible } from "../interrupt.js";
 import { humanSize } from "../format.js";
 import type { Progress } from "../progress.js";
 
 type LoadResult = Awaited<ReturnType<typeof import("@berth/docker-archive").load>>;
 type SavePlan = Awaited<ReturnType<typeof import("@berth/docker-archive").planSave>>;
 type PlanEntryRange = import("@berth/docker-archive").PlanEntryRange;
-
-/**
- * Run `fn` so that Ctrl-C (SIGINT) or SIGTERM aborts it cleanly: `abort` is
- * called with an {@link InterruptedError} (it should make `fn` fail, e.g. by
- * destroying its streams), `fn`'s own cleanup runs, and the error reaches
- * main, which exits 130. A second signal, or `fn` not settling within 10 s,
- * exits at once.
- */
-async function interruptible<T>(fn: () => Promise<T>, abort: (err: InterruptedError) => void): Promise<T> {
-  let interrupted: InterruptedError | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (interrupted) process.exit(130);
-    interrupted = new InterruptedError(sig);
-    setTimeout(() => process.exit(130), 10_000).unref();
-    abort(interrupted);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  try {
-    const r = await fn();
-    // a signal that came while fn was finishing still means "keep nothing" (fn checks `stop` last)
-    if (interrupted) throw interrupted;
-    return r;
-  } catch (err) {
-    throw interrupted ?? err;
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
-}
 
 /** A short label for an archive entry: the 12-hex ID of a blob or legacy layer directory. */
 function entryLabel(name: string): string {
@@ -150,6 +121,7 @@ export function register(program: Command, ctx: Context): void {
         if (!opts.input && process.stdin.isTTY) throw new UsageError("requested load from stdin, but stdin is a terminal (use -i FILE or a pipe)");
         const total = opts.input ? (await stat(opts.input)).size : undefined;
         const svc = await openContextService(ctx);
+        const { repoTag } = await import("@berth/image-service");
         const progress = ctx.progress();
         const label = opts.input ? basename(opts.input) : "stdin";
         progress.start("archive", label, total);
@@ -180,6 +152,12 @@ export function register(program: Command, ctx: Context): void {
           (err) => {
             stop.abort(err);
             if (!opts.input) process.stdin.destroy(err);
+          },
+          // the load had committed when the signal was acted on: say what stays
+          (r) => {
+            const tags = r.images.flatMap((im) => im.tags.map((t) => repoTag(t).familiar));
+            const ids = r.images.filter((im) => im.tags.length === 0).map((im) => short(im.id));
+            return `the load had already committed: kept ${r.images.length} image(s)${[...tags, ...ids].length ? ` (${[...tags, ...ids].join(", ")})` : ""}`;
           },
         ).catch((err: unknown) => {
           progress.finish("archive", "failed");
