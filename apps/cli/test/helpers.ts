@@ -63,7 +63,7 @@ export async function berthOk(args: string[], opts: Parameters<typeof berth>[1] 
 /** A fresh temp directory, removed by the returned cleanup. */
 export function tempDir(prefix = "berth-cli-"): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true, maxRetries: 5 }) };
 }
 
 /** Debian's busybox-static. */
