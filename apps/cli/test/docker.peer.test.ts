@@ -134,7 +134,8 @@ describe.skipIf(!peer)("berth with the real dockerd", { timeout: 240_000 }, () =
   it("berth docker push sends only the new layer when the daemon has the base", async () => {
     const big = new Uint8Array(300_000);
     for (let i = 0; i < big.length; i++) big[i] = (i * 7919) % 251;
-    const app = makeAppDir(join(tmp.dir, "push-app"), { "srv/data.bin": big, "srv/hello.txt": "pushed\n" });
+    const app = makeAppDir(join(tmp.dir, "push-app"), { "srv/data.bin": big, "srv/hello.txt": "pushed\n", "srv/run.txt": `${process.pid} ${Date.now()}\n` });
+    // (the run file makes the layer new to the shared dockerd, whatever earlier runs left there)
     const id = (await berthOk(["import", app, "--base", baseTag, "-t", TAG, "--change", 'CMD ["cat","/srv/hello.txt"]'], { root })).stdout.trim();
     const [img] = JSON.parse((await berthOk(["image", "inspect", TAG], { root })).stdout);
     const baseSize = (await inspect(p, baseTag)).Size;
