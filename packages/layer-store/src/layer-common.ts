@@ -3,11 +3,11 @@
  * file system here: `memory.ts` imports this module.
  * @module
  */
-import { type Digest, InvalidArgumentError } from "@berth/digest";
+import { type ByteSource, type Digest, InvalidArgumentError } from "@berth/digest";
 import { layerMediaType } from "@berth/oci";
 import { checkSize } from "./content-common.js";
 import { checkDigest } from "./paths.js";
-import type { Layer, LayerBlobFacts } from "./types.js";
+import type { Layer, LayerBlobFacts, LayerStore, RegisterOptions } from "./types.js";
 
 /** A copy of a layer (callers may not change the store's own objects). @internal */
 export function copyLayer(l: Layer): Layer {
@@ -31,4 +31,24 @@ export function checkFacts(facts: LayerBlobFacts): LayerBlobFacts {
 /** The record of a new layer. @internal */
 export function layerFromFacts(chainID: Digest, parent: Digest | null, f: LayerBlobFacts): Layer {
   return { chainID, diffID: f.diffID, parent, size: f.uncompressedSize, contentSize: f.contentSize, blob: { ...f.blob } };
+}
+
+/**
+ * `register`'s two phases once its checks passed: ingest `input`, then record
+ * the layer on `parentID`, under the caller's lease or one of the store's own
+ * (the blob is protected from a concurrent GC between the phases).
+ */
+export async function ingestAndRecord(
+  store: LayerStore,
+  input: ByteSource,
+  parentID: Digest | null,
+  opts: RegisterOptions,
+): Promise<Layer & { existed: boolean }> {
+  const lease = opts.lease ?? (await store.lease());
+  try {
+    const facts = await store.ingestLayer(input, { ...opts, lease });
+    return await store.recordLayer(facts, parentID, { lease, ...(opts.holder !== undefined ? { holder: opts.holder } : {}) });
+  } finally {
+    if (!opts.lease) await lease.release();
+  }
 }

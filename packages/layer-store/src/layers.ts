@@ -33,7 +33,7 @@ import { uncompressed } from "./uncompress.js";
 import { holderFileName, holderFromFileName } from "./holders.js";
 import { cleanupStale } from "./cleanup.js";
 import { type BlobCheckCache, fsckLayers } from "./fsck.js";
-import { checkFacts, copyLayer, layerFromFacts } from "./layer-common.js";
+import { checkFacts, copyLayer, ingestAndRecord, layerFromFacts } from "./layer-common.js";
 import { checkIngestOptions, ingestLayerBlob } from "./ingest.js";
 import { claimSource } from "./source.js";
 import { LayerStoreErrorCode, layerNotFound } from "./errors.js";
@@ -132,14 +132,7 @@ export class FsLayerStore implements LayerStore {
     try {
       if (opts.lease) await this.#leases.check(opts.lease);
       if (parentID && !(await this.has(parentID))) throw layerNotFound(parentID, "parent layer");
-      // the blob is protected from a concurrent GC between the two phases
-      const lease = opts.lease ?? (await this.lease());
-      try {
-        const facts = await this.ingestLayer(input, { ...opts, lease });
-        return await this.recordLayer(facts, parentID, { lease, ...(opts.holder !== undefined ? { holder: opts.holder } : {}) });
-      } finally {
-        if (!opts.lease) await lease.release();
-      }
+      return await ingestAndRecord(this, input, parentID, opts);
     } finally {
       input.release();
     }

@@ -10,7 +10,7 @@ import {
   type Sha256Hash,
   sha256,
 } from "@berth/digest";
-import { checkFacts, copyLayer, layerFromFacts } from "./layer-common.js";
+import { checkFacts, copyLayer, ingestAndRecord, layerFromFacts } from "./layer-common.js";
 import { checkIngestOptions, ingestLayerBlob } from "./ingest.js";
 import { claimSource } from "./source.js";
 import { TarCheck } from "./tarcheck.js";
@@ -191,13 +191,7 @@ class MemoryLayerStore implements LayerStore {
     const input = claimSource(source);
     try {
       if (parentID && !this.#state.layers.has(parentID)) throw layerNotFound(parentID, "parent layer");
-      const lease = opts.lease ?? (await this.lease());
-      try {
-        const facts = await this.ingestLayer(input, { ...opts, lease });
-        return await this.recordLayer(facts, parentID, { lease, ...(opts.holder !== undefined ? { holder: opts.holder } : {}) });
-      } finally {
-        if (!opts.lease) await lease.release();
-      }
+      return await ingestAndRecord(this, input, parentID, opts);
     } finally {
       input.release();
     }
