@@ -67,50 +67,49 @@ export async function run(): Promise<void> {
     execFileSync("sh", ["-c", 'cat "$1" > /dev/null', "sh", archive]);
   };
   const parts = new Set((process.env.BERTH_BENCH_ENGINE_PARTS ?? "cli,dockerode,images").split(","));
-  for (let i = 0; i < (parts.has("cli") ? runs : 0); i++) {
-    for (const who of i % 2 ? ["dockerd", "berth"] : ["berth", "dockerd"]) {
-      let server: ChildProcess | undefined;
-      if (who === "berth") {
-        rmSync(root, { recursive: true, force: true });
-        server = await serve(root, socket);
-      } else sh(DOCKER, ["rmi", "-f", tag], env);
-      const e = who === "berth" ? berthEnv : env;
-      try {
-        quiet();
-        times[`load ${who}`]!.push((await timed(DOCKER, ["load", "-q", "-i", archive], e)).seconds);
-        rmSync(out, { force: true });
-        quiet();
-        times[`save ${who}`]!.push((await timed(DOCKER, ["save", "-o", out, tag], e)).seconds);
-      } finally {
-        if (server) await stop(server);
+  /** `runs` alternated rounds; each runs `fn` against a fresh berth serve store and against dockerd without the image. */
+  const alternate = async (fn: (who: "berth" | "dockerd") => Promise<void>) => {
+    for (let i = 0; i < runs; i++) {
+      for (const who of i % 2 ? (["dockerd", "berth"] as const) : (["berth", "dockerd"] as const)) {
+        let server: ChildProcess | undefined;
+        if (who === "berth") {
+          rmSync(root, { recursive: true, force: true });
+          server = await serve(root, socket);
+        } else sh(DOCKER, ["rmi", "-f", tag], env);
+        try {
+          await fn(who);
+        } finally {
+          if (server) await stop(server);
+        }
       }
     }
+  };
+  if (parts.has("cli")) {
+    await alternate(async (who) => {
+      const e = who === "berth" ? berthEnv : env;
+      quiet();
+      times[`load ${who}`]!.push((await timed(DOCKER, ["load", "-q", "-i", archive], e)).seconds);
+      rmSync(out, { force: true });
+      quiet();
+      times[`save ${who}`]!.push((await timed(DOCKER, ["save", "-o", out, tag], e)).seconds);
+    });
   }
   // dockerode: loadImage + followProgress, getImage().get() drained
-  for (let i = 0; i < (parts.has("dockerode") ? runs : 0); i++) {
-    for (const who of i % 2 ? ["dockerd", "berth"] : ["berth", "dockerd"]) {
-      let server: ChildProcess | undefined;
-      if (who === "berth") {
-        rmSync(root, { recursive: true, force: true });
-        server = await serve(root, socket);
-      } else sh(DOCKER, ["rmi", "-f", tag], env);
+  if (parts.has("dockerode")) {
+    await alternate(async (who) => {
       const d = new Docker({ socketPath: who === "berth" ? socket : (env.DOCKER_HOST ?? "").replace(/^unix:\/\//, "") });
-      try {
-        quiet();
-        let t = performance.now();
-        const stream = await d.loadImage(archive);
-        await new Promise((res, rej) => d.modem.followProgress(stream, (err: Error | null) => (err ? rej(err) : res(undefined))));
-        (times[`dockerode load ${who}`] ??= []).push((performance.now() - t) / 1000);
-        quiet();
-        t = performance.now();
-        for await (const _ of await d.getImage(tag).get()) {
-          // drained
-        }
-        (times[`dockerode get ${who}`] ??= []).push((performance.now() - t) / 1000);
-      } finally {
-        if (server) await stop(server);
+      quiet();
+      let t = performance.now();
+      const stream = await d.loadImage(archive);
+      await new Promise((res, rej) => d.modem.followProgress(stream, (err: Error | null) => (err ? rej(err) : res(undefined))));
+      (times[`dockerode load ${who}`] ??= []).push((performance.now() - t) / 1000);
+      quiet();
+      t = performance.now();
+      for await (const _ of await d.getImage(tag).get()) {
+        // drained
       }
-    }
+      (times[`dockerode get ${who}`] ??= []).push((performance.now() - t) / 1000);
+    });
   }
   rmSync(out, { force: true });
   rmSync(root, { recursive: true, force: true });
