@@ -14,6 +14,7 @@ import { makeCerts } from "../test/tls-certs.js";
 import { parseDockerHost, resolveDockerEndpoint } from "./endpoint.js";
 
 const docker = ["/usr/local/bin/docker", "/usr/bin/docker"].find((p) => existsSync(p));
+if (!docker && process.env.BERTH_REQUIRE_PEERS === "1") throw new Error("the docker CLI is missing (BERTH_REQUIRE_PEERS=1)");
 const dir = mkdtempSync(join(tmpdir(), "berth-endpoint-"));
 const config = join(dir, "config");
 const certs = join(dir, "certs");

@@ -20,8 +20,10 @@ import { makeCerts } from "./tls-certs.js";
 
 const peer = await dockerd();
 const root = process.getuid?.() === 0;
+if (!root && process.env.BERTH_REQUIRE_PEERS === "1") throw new Error("a second dockerd needs root (BERTH_REQUIRE_PEERS=1)");
 if (peer && !root && peersRequired()) throw new Error("the TLS dockerd test needs root");
 const cliPath = ["/usr/local/bin/docker", "/usr/bin/docker"].find((p) => existsSync(p));
+if (!cliPath && process.env.BERTH_REQUIRE_PEERS === "1") throw new Error("the docker CLI is missing (BERTH_REQUIRE_PEERS=1)");
 
 // short path: dockerd's exec-root holds unix sockets (108-byte limit)
 const dir = mkdtempSync("/tmp/berth-tls-");
