@@ -22,34 +22,19 @@ import type { LayerStore } from "@berth/layer-store";
 import type { ImageStore, ReferenceStore } from "./api.js";
 import { MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST } from "@berth/oci";
 import { makeTar } from "./tar-fixture.js";
+import type { SuiteMatchers, TestApi as LayerTestApi } from "@berth/layer-store/testsuite";
 
 /**
  * The test runner's functions the suites are written with, passed in so this
  * entry point imports no test runner: vitest's and jest's `describe`, `it` and
  * `expect` fit as they are (`import { describe, expect, it } from "vitest"`).
- * Only the matchers in {@link SuiteMatchers} are used.
+ * Only the matchers in {@link SuiteMatchers} (layer-store's, shared) are used.
  */
-export interface TestApi {
-  describe(name: string, fn: () => void): void;
-  it(name: string, fn: () => Promise<void>, timeout?: number): void;
-  expect(actual: unknown): SuiteMatchers;
+export interface TestApi extends LayerTestApi {
   afterEach(fn: () => Promise<void>): void;
 }
 
-/** The `expect(…)` matchers the suites use (a subset of vitest's and jest's). */
-export interface SuiteMatchers {
-  toBe(expected: unknown): void;
-  toEqual(expected: unknown): void;
-  toContain(item: unknown): void;
-  // biome-ignore lint/suspicious/noExplicitAny: a class of any constructor signature
-  toBeInstanceOf(expected: abstract new (...args: any[]) => unknown): void;
-  toBeLessThan(expected: number | bigint): void;
-  toMatchObject(expected: object): void;
-  toHaveLength(length: number): void;
-  toBeUndefined(): void;
-  not: SuiteMatchers;
-  rejects: { toThrow(expected?: string | RegExp): Promise<void> };
-}
+export type { SuiteMatchers };
 
 /** The parts of a store the suites use. */
 export interface SuiteStore {
