@@ -14,12 +14,12 @@
  * concurrent operation holds, are never touched.
  * @module
  */
-import { chainIds, type Digest, FailedPreconditionError, hasCode, sha256 } from "@berth/digest";
+import { chainIds, type Digest, FailedPreconditionError, hasCode, NotFoundError, sha256 } from "@berth/digest";
 import type { FileEntry } from "./entries.js";
 import { ArchiveErrorCode } from "./errors.js";
 import type { BlobSink } from "./ingest.js";
 import type { LoadedImage, LoadedLayer, TagConflict } from "./load.js";
-import type { PlannedImage } from "./plan.js";
+import type { AbsentLayer, PlannedImage } from "./plan.js";
 import type { ArchiveBlobWriter, ArchiveFileWriter, ArchiveLease, ArchiveReferences, ArchiveStore } from "./store.js";
 
 /** A tag to set, and whether it moves from another image. */
@@ -74,13 +74,15 @@ export class LoadTransaction implements BlobSink {
    * registered on `parent` (from the stored blob with its known DiffID when the
    * store can, else by reading the blob again).
    */
-  async layer(f: FileEntry, at: { chainID: Digest; parent: Digest | null; diffID: Digest; maxLayer: number }): Promise<LoadedLayer> {
+  async layer(f: FileEntry | AbsentLayer, at: { chainID: Digest; parent: Digest | null; diffID: Digest; maxLayer: number }): Promise<LoadedLayer> {
     const { store, lease } = this;
-    const blob = { digest: f.digest, size: f.size, compression: f.compression ?? "none" };
     if (await store.layers.has(at.chainID)) {
       const l = await store.layers.get(at.chainID);
+      const blob = f.kind === "absent" ? storedBlob(l.blob) : { digest: f.digest, size: f.size, compression: f.compression ?? "none" };
       return { diffID: l.diffID, chainID: at.chainID, new: false, size: l.size, blob };
     }
+    if (f.kind === "absent") throw absentLayer(f, at.chainID);
+    const blob = { digest: f.digest, size: f.size, compression: f.compression ?? "none" };
     let l: { diffID: Digest; chainID: Digest; size: number; existed: boolean };
     if (f.stored && f.diffID && f.uncompressedSize !== undefined && f.compression && f.contentSize !== undefined && store.layers.recordLayer) {
       // Phase 2 only: the blob is in the content store and its facts were
@@ -194,6 +196,32 @@ export class LoadTransaction implements BlobSink {
       },
     });
   }
+}
+
+/**
+ * Before anything is written: every layer the archive left out
+ * ({@link AbsentLayer}) must be in the store already, by the chain its image's
+ * config gives it.
+ * @throws NotFoundError `ERR_NOT_IN_ARCHIVE` naming the first that is not
+ */
+export async function checkAbsentLayers(store: ArchiveStore, images: readonly PlannedImage[]): Promise<void> {
+  for (const p of images) {
+    const chain = chainIds(p.diffIDs);
+    for (const [i, f] of p.layers.entries()) if (f.kind === "absent" && !(await store.layers.has(chain[i]!))) throw absentLayer(f, chain[i]!);
+  }
+}
+
+function absentLayer(f: AbsentLayer, chainID: Digest): NotFoundError {
+  return new NotFoundError(`layer ${JSON.stringify(f.name)} (referenced by manifest.json) is neither an entry of the archive nor in the store (no layer ${chainID})`, {
+    code: ArchiveErrorCode.NOT_IN_ARCHIVE,
+    details: { what: f.name, referencedBy: "manifest.json", chainID },
+  });
+}
+
+/** How a {@link LoadedLayer} reports a stored layer's blob. */
+function storedBlob(d: { digest: Digest; size: number; mediaType: string }): LoadedLayer["blob"] {
+  const compression = d.mediaType.endsWith("gzip") ? "gzip" : d.mediaType.endsWith("zstd") ? "zstd" : "none";
+  return { digest: d.digest, size: d.size, compression };
 }
 
 /**

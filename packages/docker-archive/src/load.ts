@@ -25,7 +25,7 @@
 import { stat } from "node:fs/promises";
 import type { Compression, Digest } from "@berth/digest";
 import { claimSource } from "@berth/layer-store";
-import { commitPlan, decideTags, LoadTransaction } from "./commit.js";
+import { checkAbsentLayers, commitPlan, decideTags, LoadTransaction } from "./commit.js";
 import { ArchiveEntries, readEntries } from "./entries.js";
 import { verifyLayers, WorkerIngest } from "./ingest.js";
 import { planArchive } from "./plan.js";
@@ -80,6 +80,15 @@ export interface LoadOptions {
    * the same pass, within `maxJsonSize`, before anything is committed.
    */
   extraFiles?: (name: string) => boolean;
+  /**
+   * Take a layer that `manifest.json` names but the archive leaves out from
+   * the store, when the store has it (by the chain of DiffIDs its image's
+   * config gives), as dockerd's loader does; a layer in neither is
+   * `ERR_NOT_IN_ARCHIVE`. An incremental `docker save` archive for a daemon
+   * that has the base is such an archive. Default true; false: every layer
+   * must be in the archive.
+   */
+  layersFromStore?: boolean;
 }
 
 /** An entry besides the images, as {@link LoadOptions.extraFiles} asked for it. */
@@ -212,7 +221,9 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
     const plan = await planArchive(archive, {
       ...(options.repository !== undefined ? { repository: options.repository } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
+      absentLayers: options.layersFromStore !== false,
     });
+    await checkAbsentLayers(store, plan.images);
     await verifyLayers(plan.layerChecks, { content: store.content, maxLayer });
     // Tag conflicts are decided before anything is visible.
     const tags = await decideTags(store.references, plan.tags, policy);

@@ -12,12 +12,14 @@
  * the archive alone and is tested without one.
  *
  * Malformed documents are `ERR_INVALID_MANIFEST` (the validator's error as
- * `cause`); missing entries `ERR_NOT_IN_ARCHIVE`; a descriptor whose size is
+ * `cause`); missing entries `ERR_NOT_IN_ARCHIVE` (except, with
+ * {@link PlanOptions.absentLayers}, a `manifest.json` layer file, which becomes
+ * an {@link AbsentLayer} for the store to supply); a descriptor whose size is
  * not its blob's `ERR_SIZE_MISMATCH`; neither document
  * `ERR_UNKNOWN_ARCHIVE_FORMAT`.
  * @module
  */
-import { type Digest, InvalidArgumentError, isSha256Digest, SizeMismatchError, sha256 } from "@berth/digest";
+import { type Digest, hasCode, InvalidArgumentError, isSha256Digest, SizeMismatchError, sha256 } from "@berth/digest";
 import {
   configDiffIds,
   type Descriptor,
@@ -57,8 +59,8 @@ export interface PlannedImage {
   configBytes: Uint8Array;
   /** The config's rootfs DiffIDs, bottom first. */
   diffIDs: Digest[];
-  /** The layer entries, bottom first (one per DiffID). */
-  layers: FileEntry[];
+  /** The layer entries, bottom first (one per DiffID); an {@link AbsentLayer} where the archive left a layer out. */
+  layers: Array<FileEntry | AbsentLayer>;
   /** Normalized tags (`docker.io/library/busybox:latest`). */
   tags: Set<string>;
   /** Digest of the manifest in the archive (OCI / hybrid archives). */
@@ -69,6 +71,17 @@ export interface PlannedImage {
   source: string;
   /** `os/arch` of the index descriptor naming it. */
   platform?: string;
+}
+
+/**
+ * A layer `manifest.json` names but the archive does not hold (with
+ * {@link PlanOptions.absentLayers}): as dockerd's loader does, the load takes
+ * it from the store when the store has its chain, and fails otherwise.
+ */
+export interface AbsentLayer {
+  kind: "absent";
+  /** The path `manifest.json` gives. */
+  name: string;
 }
 
 /** A layer entry and the DiffID its image's config says it has (checked once the entry is scanned). */
@@ -102,6 +115,12 @@ export interface PlanOptions {
   platform?: string;
   /** Stops the walk of an index tree (checked between descriptors). */
   signal?: AbortSignal;
+  /**
+   * Accept `manifest.json` layer files the archive does not hold, as
+   * {@link AbsentLayer}s (dockerd's loader reads no layer whose chain it has,
+   * so an archive may leave those out). Default false: `ERR_NOT_IN_ARCHIVE`.
+   */
+  absentLayers?: boolean;
 }
 
 /** One entry of a legacy `manifest.json`. */
@@ -245,9 +264,19 @@ class Planner {
     for (const [i, item] of items.entries()) {
       const where = `manifest.json[${i}]`;
       const config = this.docs.file(item.Config, `${where} Config`);
-      const layers = item.Layers.map((l, j) => this.docs.file(l, `${where} Layers[${j}]`));
+      const layers = item.Layers.map((l, j) => this.layerFile(l, `${where} Layers[${j}]`));
       const tags = (item.RepoTags ?? []).map((t) => normalizeTag(t, `${where} RepoTags`));
       await this.image({ config, layers, source: where, tags, ...(item.Parent ? { parent: item.Parent } : {}) });
+    }
+  }
+
+  /** A `manifest.json` layer path: its entry, or (with `absentLayers`) an {@link AbsentLayer} when the archive has none. */
+  private layerFile(path: string, referencedBy: string): FileEntry | AbsentLayer {
+    try {
+      return this.docs.file(path, referencedBy);
+    } catch (err) {
+      if (this.options.absentLayers && hasCode(err, ArchiveErrorCode.NOT_IN_ARCHIVE)) return { kind: "absent", name: path };
+      throw err;
     }
   }
 
@@ -345,7 +374,7 @@ class Planner {
   /** The image of a config and its layer entries; an image named again gains tags, a manifest digest, a parent. */
   private async image(named: {
     config: FileEntry;
-    layers: FileEntry[];
+    layers: Array<FileEntry | AbsentLayer>;
     source: string;
     tags?: string[];
     archiveManifestDigest?: Digest;
@@ -359,7 +388,8 @@ class Planner {
     const diffIDs = configDiffIds(config);
     if (!diffIDs.every((d) => isSha256Digest(d))) throw invalidManifest(name, "rootfs.diff_ids must be an array of sha256 digests");
     if (diffIDs.length !== layers.length) throw invalidManifest(source, `lists ${layers.length} layers but config ${id} has ${diffIDs.length} DiffIDs`);
-    for (const [i, layer] of layers.entries()) this.layerChecks.push({ layer, diffID: diffIDs[i]!, what: `layer ${i} (${layer.name}) of image ${id}` });
+    for (const [i, layer] of layers.entries())
+      if (layer.kind === "file") this.layerChecks.push({ layer, diffID: diffIDs[i]!, what: `layer ${i} (${layer.name}) of image ${id}` });
     const prev = this.planned.get(id);
     if (prev) {
       for (const t of extra.tags ?? []) prev.tags.add(t);

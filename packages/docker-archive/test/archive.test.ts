@@ -47,6 +47,39 @@ describe("load", () => {
     expect(again.images[0]!.existed).toBe(true);
   });
 
+  it("takes a layer the archive leaves out from the store when the store has its chain (as dockerd's loader does)", async () => {
+    const base = await layerTar({ "base.txt": "base layer\n" });
+    const top = await layerTar({ "top.txt": "top layer\n" });
+    const a = imageOf([base], { label: "base" });
+    await load(t.store, [await tarOf(legacyEntries([{ img: a, tags: ["base:1"] }]))]);
+    const b = imageOf([base, top], { label: "app" });
+    const baseFile = `${sha256(base).slice(7)}/layer.tar`;
+    const incremental = await tarOf(legacyEntries([{ img: b, tags: ["app:1"] }]).filter((e) => !e.name.startsWith(sha256(base).slice(7))));
+    const r = await load(t.store, [incremental]);
+    expect(r.images[0]!.id).toBe(b.id);
+    expect(r.images[0]!.layers.map((l) => l.new)).toEqual([false, true]);
+    expect(r.images[0]!.layers[0]!.blob).toEqual({ digest: sha256(base), size: base.length, compression: "none" });
+    expect(await t.store.references.resolve("app:1")).toBe(b.id);
+    // Every layer must be in the archive when asked so; the store is unchanged by the refusal.
+    const other = imageOf([base, top], { label: "other" });
+    const tar = await tarOf(legacyEntries([{ img: other, tags: ["other:1"] }]).filter((e) => e.name !== baseFile));
+    await expect(load(t.store, [tar], { layersFromStore: false })).rejects.toMatchObject({ code: "ERR_NOT_IN_ARCHIVE" });
+    expect(await t.store.images.len()).toBe(2);
+  });
+
+  it("a layer left out that the store does not have either → ERR_NOT_IN_ARCHIVE naming its chain, nothing kept", async () => {
+    const base = await layerTar({ "base.txt": "not stored\n" });
+    const top = await layerTar({ "top.txt": "top\n" });
+    const img = imageOf([base, top]);
+    const tar = await tarOf(legacyEntries([{ img, tags: ["app:1"] }]).filter((e) => !e.name.startsWith(sha256(base).slice(7))));
+    const err = await load(t.store, [tar]).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ERR_NOT_IN_ARCHIVE", details: { chainID: sha256(base) } });
+    expect((err as Error).message).toContain("neither an entry of the archive nor in the store");
+    expect(await t.store.images.len()).toBe(0);
+    expect(await t.store.references.list()).toEqual([]);
+    expect(readdirSync(join(t.root, "ingest"))).toEqual([]);
+  });
+
   it("loads ./-prefixed names, a whole-gzip archive and gzip layers", async () => {
     const img = await twoLayerImage({ gzip: true });
     const entries = legacyEntries([{ img, tags: ["gz:1"] }]).map((e) => ({ ...e, name: `./${e.name}` }));
