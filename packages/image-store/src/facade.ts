@@ -45,6 +45,7 @@ function wrapLayers(
     has: layers.has.bind(layers),
     list: layers.list.bind(layers),
     acquire: layers.acquire.bind(layers),
+    leaseLayer: layers.leaseLayer.bind(layers),
     release: layers.release.bind(layers),
     holders: layers.holders.bind(layers),
     open: layers.open.bind(layers),

@@ -234,6 +234,16 @@ export class FsLayerStore implements LayerStore {
     });
   }
 
+  async leaseLayer(chainID: Digest | string, lease: Lease): Promise<boolean> {
+    const id = checkDigest(chainID, "ChainID");
+    await this.#leases.check(lease);
+    return withLock(this.#paths.root, STORE_LOCK, async () => {
+      if (!(await this.#readRecord(id))) return false;
+      await this.#leases.addLayer(lease, id);
+      return true;
+    });
+  }
+
   async release(chainID: Digest | string, holder: string): Promise<void> {
     const id = checkDigest(chainID, "ChainID");
     const file = holderFileName(holder);

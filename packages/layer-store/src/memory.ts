@@ -247,6 +247,13 @@ class MemoryLayerStore implements LayerStore {
     this.#hold(id).add(holder);
     return l;
   }
+  async leaseLayer(chainID: Digest | string, lease: Lease): Promise<boolean> {
+    const id = checkDigest(chainID, "ChainID");
+    const m = this.#state.lease(lease);
+    if (!this.#state.layers.has(id)) return false;
+    m.layers.add(id);
+    return true;
+  }
   async release(chainID: Digest | string, holder: string): Promise<void> {
     const id = checkDigest(chainID, "ChainID");
     holderFileName(holder);

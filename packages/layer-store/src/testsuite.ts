@@ -538,6 +538,22 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     );
 
     it(
+      "leaseLayer protects an existing layer and the chain under it until released; a missing layer is false",
+      withStore(async (s) => {
+        const a = await s.register([tar(23)]);
+        const b = await s.register([tar(24)], a.chainID);
+        const lease = await s.lease();
+        expect(await s.leaseLayer(b.chainID, lease)).toBe(true);
+        expect(await s.leaseLayer(`sha256:${"0".repeat(64)}`, lease)).toBe(false);
+        expect((await s.gc()).removedLayers).toEqual([]);
+        expect(await s.has(a.chainID)).toBe(true);
+        await lease.release();
+        expect((await s.gc()).removedLayers.sort()).toEqual([a.chainID, b.chainID].sort());
+        await expectCode(s.leaseLayer(a.chainID, lease), "ERR_LEASE_NOT_FOUND");
+      }),
+    );
+
+    it(
       "sweepLease removes only what that lease protects and nothing else references, and releases it",
       withStore(async (s) => {
         const loose = await s.content.put(randomBytesFor(40, 50));

@@ -254,6 +254,13 @@ export interface LayerStore {
   list(): Promise<Layer[]>;
   /** Add a persistent holder reference (idempotent per holder). @throws NotFoundError `ERR_LAYER_NOT_FOUND` */
   acquire(chainID: Digest | string, holder: string): Promise<Layer>;
+  /**
+   * Protect an existing layer (its chain and blobs) from GC under `lease`,
+   * e.g. between telling a client the store has it and the load that uses
+   * it. Resolves false when there is no such layer (nothing is protected).
+   * @throws FailedPreconditionError `ERR_LEASE_NOT_FOUND` (released or expired lease)
+   */
+  leaseLayer(chainID: Digest | string, lease: Lease): Promise<boolean>;
   /** Drop a holder reference. @throws NotFoundError `ERR_LAYER_NOT_FOUND` / `ERR_LAYER_NOT_RETAINED` */
   release(chainID: Digest | string, holder: string): Promise<void>;
   /** Holders of a layer, sorted. */
