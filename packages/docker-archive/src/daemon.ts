@@ -12,8 +12,10 @@
  */
 import { type ClientRequest, type IncomingMessage, request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { type Digest, InvalidArgumentError, UnavailableError, chainIds } from "@berth/digest";
+import { type Digest, InvalidArgumentError, UnavailableError, chainIds, isSha256Digest } from "@berth/digest";
+import { configDiffIds, parseJsonObject, validateImageConfig } from "@berth/oci";
 import { type DockerEndpoint, type DockerTlsOptions, type ResolveDockerEndpointOptions, resolveDockerEndpoint } from "./endpoint.js";
+import { BERTH_API_HEADER, LAYER_LOOKUP_PATH, type LayerLookupAnswer, LOAD_LEASE_PARAM } from "./berth-api.js";
 import { ArchiveErrorCode } from "./errors.js";
 import { type LoadOptions, type LoadResult, load } from "./load.js";
 import { planChunks, planSave, type SaveOptions } from "./save.js";
@@ -274,6 +276,39 @@ export class DockerClient {
   }
 
   /**
+   * The berth API version the daemon speaks (the `Berth-Api` header of
+   * `/_ping`, see `berth-api.ts`), or undefined for dockerd and other daemons.
+   */
+  async berthApi(): Promise<number | undefined> {
+    const res = await this.request("GET", "/_ping", { timeoutMs: 10_000 });
+    await readText(res);
+    const v = Number(res.headers[BERTH_API_HEADER.toLowerCase()]);
+    return res.statusCode === 200 && Number.isInteger(v) && v > 0 ? v : undefined;
+  }
+
+  /**
+   * Ask a berth server which of `chainIDs` it has; it protects those under a
+   * lease until a load names it (or the lease expires).
+   * @throws DaemonError on a non-2xx status or an answer that is not a lookup answer
+   */
+  async lookupLayers(chainIDs: readonly Digest[]): Promise<LayerLookupAnswer> {
+    const body = Buffer.from(JSON.stringify({ chainIDs }));
+    const res = await this.request("POST", LAYER_LOOKUP_PATH, { body: oneChunk(body), contentLength: body.length, contentType: "application/json" });
+    const text = await readText(res);
+    if ((res.statusCode ?? 0) >= 300) throw new DaemonError(`POST ${LAYER_LOOKUP_PATH}: ${res.statusCode} ${errorMessage(text)}`, res.statusCode ?? 0);
+    let answer: Partial<LayerLookupAnswer> = {};
+    try {
+      answer = JSON.parse(text) as Partial<LayerLookupAnswer>;
+    } catch {
+      // checked below
+    }
+    const asked = new Set(chainIDs);
+    if (!Array.isArray(answer.present) || !answer.present.every((d) => isSha256Digest(d) && asked.has(d)) || typeof answer.lease !== "string")
+      throw new DaemonError(`POST ${LAYER_LOOKUP_PATH}: not a layer lookup answer`, res.statusCode ?? 0);
+    return { present: answer.present, lease: answer.lease, expiresInSeconds: Number(answer.expiresInSeconds) || 0 };
+  }
+
+  /**
    * Every layer chain the daemon has, as ChainIDs (from the RootFS.Layers of
    * all its images, every prefix of each chain).
    */
@@ -286,6 +321,10 @@ export class DockerClient {
     }
     return out;
   }
+}
+
+async function* oneChunk(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
 }
 
 async function readText(res: IncomingMessage): Promise<string> {
@@ -305,7 +344,11 @@ function errorMessage(text: string): string {
 
 /** Options of {@link loadIntoDaemon}. */
 export interface LoadIntoDaemonOptions extends DockerClientOptions {
-  /** Leave out the layers the daemon has already (falls back to a full archive if refused). */
+  /**
+   * Leave out the layers the daemon has already: a berth server is asked
+   * (see `berth-api.ts`), dockerd's are listed from its images; if the
+   * daemon refuses that archive, the full one is sent.
+   */
   incremental?: boolean;
   /** Names to load an image under instead of its store tags (see {@link SaveOptions.repoTags}). */
   repoTags?: Readonly<Record<string, readonly string[]>>;
@@ -325,6 +368,10 @@ export interface LoadIntoDaemonResult {
   layersSent: number;
   /** True when the incremental archive was refused and the full one was sent. */
   fellBack: boolean;
+  /** True when a berth server was asked which layers it has (`incremental` only). */
+  negotiated: boolean;
+  /** The ChainIDs the daemon said it has (`incremental` only; empty otherwise). */
+  daemonChains: ReadonlySet<Digest>;
   /** The daemon's progress messages (e.g. `Loaded image: busybox:latest`). */
   messages: string[];
 }
@@ -332,8 +379,10 @@ export interface LoadIntoDaemonResult {
 /**
  * Stream `refs` from the store into a daemon's `POST /images/load`. With
  * `incremental`, layers whose chain the daemon already has are listed in
- * `manifest.json` but not sent (dockerd's loader skips reading a layer whose
- * ChainID it has); if the daemon refuses that archive, the full one is sent.
+ * `manifest.json` but not sent (dockerd's loader, and berth's, skip reading a
+ * layer whose ChainID they have); a berth server is asked for exactly the
+ * images' chains and holds them for the load, dockerd's images are listed.
+ * If the daemon refuses that archive, the full one is sent.
  */
 export async function loadIntoDaemon(
   store: ArchiveStore,
@@ -342,10 +391,11 @@ export async function loadIntoDaemon(
 ): Promise<LoadIntoDaemonResult> {
   const list = typeof refs === "string" ? [refs] : refs;
   // The store first: a missing image is ERR_IMAGE_NOT_FOUND whatever state the daemon is in.
-  for (const ref of list) await store.references.resolve(ref);
+  const ids = [];
+  for (const ref of list) ids.push(await store.references.resolve(ref));
   const client = options.client ?? new DockerClient(options);
   let bytesSent = 0;
-  const attempt = async (omit: Set<Digest> | undefined) => {
+  const attempt = async (omit: ReadonlySet<Digest> | undefined, lease: string | undefined) => {
     // Legacy layout (every daemon reads manifest.json); zstd layers go uncompressed
     // because dockerd before 23 cannot apply them.
     const plan = await planSave(store, list, {
@@ -354,7 +404,8 @@ export async function loadIntoDaemon(
       ...(omit ? { omitChainIDs: omit } : {}),
       ...(options.repoTags ? { repoTags: options.repoTags } : {}),
     });
-    const res = await client.request("POST", "/images/load?quiet=1", {
+    const query = lease ? `quiet=1&${LOAD_LEASE_PARAM}=${encodeURIComponent(lease)}` : "quiet=1";
+    const res = await client.request("POST", `/images/load?${query}`, {
       body: planChunks(plan),
       contentLength: plan.size,
       contentType: "application/x-tar",
@@ -378,13 +429,25 @@ export async function loadIntoDaemon(
     }
     return { plan, error, messages };
   };
-  let omit: Set<Digest> | undefined;
-  if (options.incremental) omit = await client.layerChains();
-  let r = await attempt(omit);
+  let daemonChains: ReadonlySet<Digest> = new Set();
+  let lease: string | undefined;
+  let negotiated = false;
+  if (options.incremental) {
+    if ((await client.berthApi()) !== undefined) {
+      const answer = await client.lookupLayers(await imageChains(store, ids));
+      daemonChains = new Set(answer.present);
+      lease = answer.lease;
+      negotiated = true;
+    } else {
+      daemonChains = await client.layerChains();
+    }
+  }
+  const omit = daemonChains.size > 0 ? daemonChains : undefined;
+  let r = await attempt(omit, lease);
   let fellBack = false;
   if (r.error && omit && r.plan.omitted > 0) {
     fellBack = true;
-    r = await attempt(undefined);
+    r = await attempt(undefined, undefined);
   }
   if (r.error) throw new DaemonError(`docker load refused the archive: ${r.error}`, 0);
   return {
@@ -393,8 +456,21 @@ export async function loadIntoDaemon(
     layersSkipped: r.plan.omitted,
     layersSent: r.plan.layers - r.plan.omitted,
     fellBack,
+    negotiated,
+    daemonChains,
     messages: r.messages,
   };
+}
+
+/** Every ChainID of the images' layer chains (each once, bottom first per image). */
+async function imageChains(store: ArchiveStore, ids: readonly Digest[]): Promise<Digest[]> {
+  const out = new Set<Digest>();
+  for (const id of ids) {
+    const { configBytes } = await store.images.get(id);
+    const config = validateImageConfig(parseJsonObject(configBytes, `config ${id}`), `config ${id}`);
+    for (const c of chainIds(configDiffIds(config))) out.add(c);
+  }
+  return [...out];
 }
 
 /** Options of {@link pullFromDaemon}. */

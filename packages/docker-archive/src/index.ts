@@ -40,6 +40,15 @@ export {
   parseDockerHost,
   resolveDockerEndpoint,
 } from "./endpoint.js";
+export {
+  BERTH_API_HEADER,
+  BERTH_API_VERSION,
+  LAYER_LOOKUP_PATH,
+  type LayerLookupAnswer,
+  type LayerLookupRequest,
+  LOAD_LEASE_PARAM,
+  MAX_LOOKUP_CHAINS,
+} from "./berth-api.js";
 export { LoadTransaction, type TagStep, type TransactionRecord } from "./commit.js";
 export { ArchiveErrorCode } from "./errors.js";
 export { type ArchiveSource, decompressArchive, sourceChunks } from "./source.js";

@@ -34,7 +34,10 @@ export interface PushToDaemonResult extends LoadIntoDaemonResult {
   layers: PushedLayer[];
 }
 
-/** Load `names` from the store into the daemon, sending only the layers it lacks. */
+/**
+ * Load `names` from the store into the daemon, sending only the layers it
+ * lacks (a berth server is asked which it has; see `loadIntoDaemon`).
+ */
 export async function pushToDaemon(store: Store, names: readonly string[], opts: PushToDaemonOptions = {}): Promise<PushToDaemonResult> {
   // The store first: a missing image is ERR_IMAGE_NOT_FOUND whatever state the daemon is in.
   const layers = new Map<Digest, PushedLayer>();
@@ -50,12 +53,9 @@ export async function pushToDaemon(store: Store, names: readonly string[], opts:
     }
   }
   const client = opts.client ?? new DockerClient();
-  if (!opts.full) {
-    const have = await client.layerChains();
-    for (const l of layers.values()) l.present = have.has(l.chainID);
-  }
+  // the daemon tells loadIntoDaemon which chains it has (a berth server when asked, dockerd from its images)
   const r = await loadIntoDaemon(store, names, { incremental: !opts.full, client });
-  const list = [...layers.values()].map((l) => (r.fellBack ? { ...l, present: false } : l));
+  const list = [...layers.values()].map((l) => ({ ...l, present: !r.fellBack && r.daemonChains.has(l.chainID) }));
   return { ...r, layers: list };
 }
 

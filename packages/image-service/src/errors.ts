@@ -32,6 +32,10 @@ export const ImageServiceErrorCode = {
   PLATFORM_MISMATCH: "ERR_PLATFORM_MISMATCH",
   /** A push of a digest reference (a push names a tag). */
   PUSH_BY_DIGEST: "ERR_PUSH_BY_DIGEST",
+  /** A layer lookup that is not a list of at most 4,096 sha256 ChainIDs (see `incremental.ts`). */
+  INVALID_LOOKUP: "ERR_INVALID_LOOKUP",
+  /** A load named a lookup lease this service does not hold (never made, expired, or used already). */
+  UNKNOWN_LOOKUP: "ERR_UNKNOWN_LOOKUP",
   /** The operation was aborted through its AbortSignal. */
   ABORTED: "ERR_ABORTED",
 } as const;
@@ -49,4 +53,5 @@ export const ARGUMENT_ERROR_CODES: ReadonlySet<string> = new Set([
   ImageServiceErrorCode.INVALID_PLATFORM,
   ImageServiceErrorCode.INVALID_LAYER_INDEX,
   ImageServiceErrorCode.PUSH_BY_DIGEST,
+  ImageServiceErrorCode.INVALID_LOOKUP,
 ]);

@@ -105,3 +105,4 @@ export {
   type LayerView,
   layerView,
 } from "./explore.js";
+export { checkLookup, LOOKUP_LEASE_MS } from "./incremental.js";

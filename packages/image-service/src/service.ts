@@ -5,7 +5,7 @@
  */
 import type { Writable } from "node:stream";
 import type { Digest } from "@berth/digest";
-import type { PullFromDaemonOptions } from "@berth/docker-archive";
+import type { LayerLookupAnswer, PullFromDaemonOptions } from "@berth/docker-archive";
 import { type FsckReport, openStore, type Store } from "@berth/image-store";
 import { claimSource } from "@berth/layer-store";
 import { type LoadImagesOptions, type LoadImagesResult, loadImages, type OpenedSave, openSave, type SaveImagesOptions, type SaveImagesResult, saveImages } from "./archive.js";
@@ -22,13 +22,17 @@ import {
 } from "./daemon.js";
 import { type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
 import { compareImages, explainImage, type ImageComparison, type ImageExplanation, type LayerView, layerView } from "./explore.js";
+import { LayerLookups } from "./incremental.js";
 import { type HistoryEntry, type ImageDetails, type ImageSummary, imageHistory, inspectImage, type ListOptions, listImages } from "./images.js";
 import { type PullOptions, type PullResult, pullImage, type PushResult, pushImage, type RegistryOptions } from "./registry.js";
 import { type DiskUsage, diskUsage, fsck } from "./system.js";
 
 /** The image service over one store. */
 export class ImageService {
-  constructor(readonly store: Store) {}
+  readonly #lookups: LayerLookups;
+  constructor(readonly store: Store) {
+    this.#lookups = new LayerLookups(store);
+  }
 
   /** Images as `docker images` lists them. */
   list(opts?: ListOptions): Promise<ImageSummary[]> {
@@ -58,11 +62,37 @@ export class ImageService {
   prune(opts?: PruneOptions): Promise<PruneResult> {
     return this.#write(() => pruneImages(this.store, opts));
   }
-  /** `docker load` from a file (worker threads) or a stream. */
-  load(source: string | AsyncIterable<Uint8Array>, opts?: LoadImagesOptions): Promise<LoadImagesResult> {
+  /**
+   * `docker load` from a file (worker threads) or a stream. A `manifest.json`
+   * layer the archive leaves out is taken from the store when it has it (as
+   * dockerd does); `lookupLease` names the {@link lookupLayers} answer that
+   * protected those layers, released when the load ends.
+   * @throws FailedPreconditionError `ERR_UNKNOWN_LOOKUP` (before reading anything)
+   */
+  load(source: string | AsyncIterable<Uint8Array>, opts: LoadImagesOptions & { lookupLease?: string } = {}): Promise<LoadImagesResult> {
+    const { lookupLease, ...options } = opts;
     // a stream is taken over now: the collection and lease before the load must not cost it bytes
     const stream = typeof source === "string" ? undefined : claimSource(source);
-    return this.#write(() => loadImages(this.store, stream ?? source, opts), () => stream?.release());
+    const done = () => {
+      stream?.release();
+      if (lookupLease !== undefined) void this.#lookups.release(lookupLease).catch(() => undefined);
+    };
+    try {
+      if (lookupLease !== undefined) this.#lookups.claim(lookupLease);
+    } catch (err) {
+      stream?.release();
+      return Promise.reject(err);
+    }
+    return this.#write(() => loadImages(this.store, stream ?? source, options), done);
+  }
+  /**
+   * Which of the layers `chainIDs` names the store has, protected from GC
+   * under a lease until a load names it or 10 minutes pass (the negotiated
+   * incremental load; `chainIDs` is checked: a stranger's input).
+   * @throws InvalidArgumentError `ERR_INVALID_LOOKUP`
+   */
+  lookupLayers(chainIDs: unknown): Promise<LayerLookupAnswer> {
+    return this.#lookups.lookup(chainIDs);
   }
   /** `docker save` to a file (fsync + rename) or a writable stream. */
   save(names: readonly string[], out: string | Writable, opts?: SaveImagesOptions): Promise<SaveImagesResult> {
@@ -150,7 +180,8 @@ export class ImageService {
     }
   }
   /** Close the store. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.#lookups.close().catch(() => undefined);
     return this.store.close();
   }
 }

@@ -93,7 +93,12 @@ export function engineService(svc: ImageService): EngineImageService {
     },
     async load(archive, opts) {
       // docker load moves tags that name another image
-      const result = await svc.load(archive, { tagConflict: "move", signal: opts.signal, restoreParents: false });
+      const result = await svc.load(archive, {
+        tagConflict: "move",
+        signal: opts.signal,
+        restoreParents: false,
+        ...(opts.lookupLease !== undefined ? { lookupLease: opts.lookupLease } : {}),
+      });
       const seen = new Set<Digest>();
       for (const img of result.images) {
         for (const l of img.layers) {
@@ -107,6 +112,9 @@ export function engineService(svc: ImageService): EngineImageService {
       // count per image and reports IDs when the last count is 0)
       for (const img of result.images) for (const tag of img.tags) opts.onEvent({ type: "loaded", tag: familiarReference(tag), id: img.id });
       if (result.images.at(-1)?.tags.length === 0) for (const img of result.images) opts.onEvent({ type: "loaded", id: img.id });
+    },
+    lookupLayers(chainIDs) {
+      return svc.lookupLayers(chainIDs);
     },
     async importImage(rootfs, opts) {
       const built = await svc.import(

@@ -4,6 +4,7 @@
  * @module
  */
 import { once } from "node:events";
+import { LOAD_LEASE_PARAM } from "@berth/docker-archive";
 import type { EngineContext } from "./context.js";
 import { messageOf, notImplemented } from "./errors.js";
 import { boolValueOr, JsonMessageStream } from "./http.js";
@@ -70,7 +71,9 @@ export function progressBar(current: number, total: number): string {
  * message stream, as dockerd's: `Loading layer` progress per new layer
  * (unless `quiet`, which defaults to true as in dockerd), then `Loaded image`
  * lines; a failure becomes an in-stream `errorDetail` message (the CLI prints
- * it and exits 1).
+ * it and exits 1). A `manifest.json` layer the archive leaves out comes from
+ * the store (as dockerd's loader); `berth-lease=` names the layer lookup that
+ * held those layers for this load (see `incremental.ts`).
  */
 export async function loadImages(ctx: EngineContext): Promise<void> {
   const quiet = boolValueOr(ctx.query, "quiet", true);
@@ -90,7 +93,8 @@ export async function loadImages(ctx: EngineContext): Promise<void> {
     }
   };
   try {
-    await ctx.service.load(ctx.req, { onEvent, signal: ctx.signal });
+    const lookupLease = ctx.query.get(LOAD_LEASE_PARAM) ?? undefined;
+    await ctx.service.load(ctx.req, { onEvent, signal: ctx.signal, ...(lookupLease !== undefined ? { lookupLease } : {}) });
   } catch (err) {
     await out.error(messageOf(err));
   }

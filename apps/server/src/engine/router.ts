@@ -5,9 +5,11 @@
  * `localhost:5000/x/y:z`), as dockerd's `{name:.*}` routes.
  * @module
  */
+import { LAYER_LOOKUP_PATH } from "@berth/docker-archive";
 import { createImage, loadImages, saveImages } from "./archive.js";
 import type { EngineContext, EngineHandler } from "./context.js";
 import { imagesOnly, notImplemented, pageNotFound } from "./errors.js";
+import { lookupLayers } from "./incremental.js";
 import { deleteImage, imageHistory, inspectImage, listImages, pruneImages, tagImage } from "./images.js";
 import { info, ping, systemDf, version } from "./system.js";
 
@@ -37,6 +39,7 @@ export const ROUTES: readonly Route[] = [
   { method: "GET", path: "/images/get", handler: saveImages },
   { method: "GET", path: "/images/search", handler: refuse("image search", "berth searches no registry") },
   { method: "POST", path: "/images/load", handler: loadImages },
+  { method: "POST", path: LAYER_LOOKUP_PATH, handler: lookupLayers },
   { method: "POST", path: "/images/prune", handler: pruneImages },
   { method: "POST", path: "/images/create", handler: createImage },
   { method: "POST", path: "/auth", handler: refuse("registry login (POST /auth)", NO_REGISTRY_CLIENT) },

@@ -16,6 +16,7 @@
  * @module
  */
 import type { Digest } from "@berth/digest";
+import type { LayerLookupAnswer } from "@berth/docker-archive";
 
 /**
  * Filters as `key → values` (docker's `--filter key=value`, repeated keys
@@ -144,6 +145,8 @@ export interface LoadOptions {
   /** Called as the load goes; `quiet` loads still report `loaded`. */
   onEvent(event: LoadEvent): void;
   signal: AbortSignal;
+  /** The lease of a {@link EngineImageService.lookupLayers} answer (`berth-lease=`): released when the load ends. */
+  lookupLease?: string;
 }
 
 /** An archive being written by {@link EngineImageService.save}. */
@@ -209,6 +212,12 @@ export interface EngineImageService {
    * for a bad archive; nothing of a failed load stays visible.
    */
   load(archive: AsyncIterable<Uint8Array>, opts: LoadOptions): Promise<void>;
+  /**
+   * Which of `chainIDs` (a stranger's JSON value, checked) the store has,
+   * held under a lease for a load to name (berth's negotiated incremental load).
+   * @throws InvalidArgumentError `ERR_INVALID_LOOKUP`
+   */
+  lookupLayers(chainIDs: unknown): Promise<LayerLookupAnswer>;
   /**
    * `docker import` of a rootfs tar (`POST /images/create?fromSrc=-`): one
    * layer from the stream, `changes` (Dockerfile instructions: ENV, CMD, …)

@@ -4,6 +4,7 @@
  */
 import { cpus, hostname, release, totalmem } from "node:os";
 import { InvalidArgumentError } from "@berth/digest";
+import { BERTH_API_HEADER, BERTH_API_VERSION } from "@berth/docker-archive";
 import { hostArchitecture } from "@berth/oci";
 import type { EngineContext } from "./context.js";
 import { EngineErrorCode } from "./errors.js";
@@ -26,6 +27,8 @@ export async function ping(ctx: EngineContext): Promise<void> {
   res.setHeader("Pragma", "no-cache");
   res.setHeader("Builder-Version", "1");
   res.setHeader("Swarm", "inactive");
+  // berth's own extensions (see @berth/docker-archive's berth-api.ts); clients that do not know it ignore it
+  res.setHeader(BERTH_API_HEADER, String(BERTH_API_VERSION));
   res.setHeader("Content-Type", "text/plain; charset=utf-8");
   res.statusCode = 200;
   if (ctx.req.method === "HEAD") {
