@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { berth, tempDir } from "./helpers.js";
+import { berth, berthOk, makeAppDir, tempDir } from "./helpers.js";
 
 const tmp = tempDir("berth-cli-docker-");
 afterAll(tmp.cleanup);
@@ -54,5 +54,29 @@ describe("berth docker with no usable daemon", () => {
   it("help lists the docker CLI's variables", async () => {
     const r = await berth(["docker", "--help"]);
     for (const v of ["DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"]) expect(r.stdout).toContain(v);
+  });
+});
+
+describe("berth docker push to a berth server", () => {
+  it("asks which layers the server has and sends only the others (negotiated incremental load)", async () => {
+    const { serveStore } = await import("@berth/server");
+    const served = await serveStore({ root: join(tmp.dir, "served"), port: 0, socketPath: join(tmp.dir, "served.sock"), log: { format: "none" }, sweepIntervalMs: 0 });
+    try {
+      const big = new Uint8Array(1 << 20).map((_, i) => (i * 2654435761) >>> 24);
+      const local = join(tmp.dir, "push-store");
+      await berthOk(["import", makeAppDir(join(tmp.dir, "base-dir"), { "base.bin": big }), "-t", "base:1"], { root: local });
+      const id = (await berthOk(["import", makeAppDir(join(tmp.dir, "app-dir"), { "app.txt": "app\n" }), "--base", "base:1", "-t", "app:1"], { root: local })).stdout.trim();
+      const push = async (ref: string) => {
+        const r = await berthOk(["docker", "push", "--progress=json", ref], { root: local, env: env({ DOCKER_HOST: `unix://${served.socketPath}` }) });
+        return r.stderr.trim().split("\n").map((l) => JSON.parse(l)).find((e) => e.event === "summary");
+      };
+      expect(await push("base:1")).toMatchObject({ negotiated: true, layersSkipped: 0, layersSent: 1 });
+      const app = await push("app:1");
+      expect(app).toMatchObject({ negotiated: true, layersSkipped: 1, layersSent: 1, fellBack: false });
+      expect(app.bytesSent).toBeLessThan(64 * 1024);
+      expect((await served.service.inspect("app:1")).id).toBe(id);
+    } finally {
+      await served.close();
+    }
   });
 });

@@ -71,18 +71,17 @@ export class ImageService {
    */
   load(source: string | AsyncIterable<Uint8Array>, opts: LoadImagesOptions & { lookupLease?: string } = {}): Promise<LoadImagesResult> {
     const { lookupLease, ...options } = opts;
+    try {
+      if (lookupLease !== undefined) this.#lookups.claim(lookupLease);
+    } catch (err) {
+      return Promise.reject(err); // the source stays the caller's, untouched
+    }
     // a stream is taken over now: the collection and lease before the load must not cost it bytes
     const stream = typeof source === "string" ? undefined : claimSource(source);
     const done = () => {
       stream?.release();
       if (lookupLease !== undefined) void this.#lookups.release(lookupLease).catch(() => undefined);
     };
-    try {
-      if (lookupLease !== undefined) this.#lookups.claim(lookupLease);
-    } catch (err) {
-      stream?.release();
-      return Promise.reject(err);
-    }
     return this.#write(() => loadImages(this.store, stream ?? source, options), done);
   }
   /**

@@ -292,8 +292,8 @@ and use DOCKER_HOST=unix:///tmp/d.sock.`,
       }
       for (const m of r.messages) ctx.out(`${m}\n`);
       progress.summary(
-        `Sent ${humanSize(r.bytesSent)}: ${r.layersSent} layer(s) sent, ${r.layersSkipped} skipped (the daemon had them)${r.fellBack ? "; the incremental archive was refused, sent the full one" : ""}`,
-        { bytesSent: r.bytesSent, archiveSize: r.archiveSize, layersSent: r.layersSent, layersSkipped: r.layersSkipped, fellBack: r.fellBack },
+        `Sent ${humanSize(r.bytesSent)}: ${r.layersSent} layer(s) sent, ${r.layersSkipped} skipped (the ${r.negotiated ? "berth server" : "daemon"} had them)${r.fellBack ? "; the incremental archive was refused, sent the full one" : ""}`,
+        { bytesSent: r.bytesSent, archiveSize: r.archiveSize, layersSent: r.layersSent, layersSkipped: r.layersSkipped, fellBack: r.fellBack, negotiated: r.negotiated },
       );
     });
   docker

@@ -32,7 +32,8 @@ export async function replay(
   }
 }
 
-const IGNORED_RESPONSE_HEADERS = new Set(["date", "server", "api-version", "connection", "keep-alive"]);
+/** Headers that differ by nature (dates, identities, connections), and `berth-api`: berth's own ping header, which clients that do not know it ignore. */
+const IGNORED_RESPONSE_HEADERS = new Set(["date", "server", "api-version", "connection", "keep-alive", "berth-api"]);
 const IGNORED_REQUEST_HEADERS = new Set(["user-agent", "host", "content-length", "connection"]);
 
 /** Relative times as the CLI prints them (`About an hour ago`, `6 years ago`, `Less than a second ago`). */
