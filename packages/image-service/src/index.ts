@@ -106,3 +106,4 @@ export {
   layerView,
 } from "./explore.js";
 export { checkLookup, LOOKUP_LEASE_MS } from "./incremental.js";
+export type { Credential as RegistryCredential } from "@berth/registry";

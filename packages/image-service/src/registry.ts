@@ -45,6 +45,7 @@ import {
 import {
   type CopyEvent,
   copyImage,
+  type Credential,
   dockerCredentials,
   type ImageDestination,
   type ImageSource,
@@ -91,6 +92,12 @@ export interface RegistryOptions {
   client?: RegistryClient;
   /** Reach every registry without TLS verification, falling back to plain http (loopback registries always are). */
   insecure?: boolean;
+  /**
+   * The credential to use with the registry instead of Docker's (`config.json`,
+   * helpers): what a daemon does with its client's `X-Registry-Auth`. Ignored
+   * with `client`.
+   */
+  credential?: Credential;
   /** Blobs in flight at once. Default 4. */
   concurrency?: number;
   signal?: AbortSignal;
@@ -478,7 +485,11 @@ async function resolveOrUndefined(store: Store, ref: string): Promise<Digest | u
 
 async function withClient<T>(opts: RegistryOptions, fn: (client: RegistryClient) => Promise<T>): Promise<T> {
   if (opts.client) return fn(opts.client);
-  const client = new RegistryClient({ credentials: dockerCredentials(), ...(opts.insecure ? { insecure: true } : {}) });
+  const credential = opts.credential;
+  const client = new RegistryClient({
+    credentials: credential ? async () => credential : dockerCredentials(),
+    ...(opts.insecure ? { insecure: true } : {}),
+  });
   try {
     return await fn(client);
   } finally {

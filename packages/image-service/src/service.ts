@@ -8,6 +8,7 @@ import type { Digest } from "@berth/digest";
 import type { LayerLookupAnswer, PullFromDaemonOptions } from "@berth/docker-archive";
 import { type FsckReport, openStore, type Store } from "@berth/image-store";
 import { claimSource } from "@berth/layer-store";
+import { type Credential, checkCredential } from "@berth/registry";
 import { type LoadImagesOptions, type LoadImagesResult, loadImages, type OpenedSave, openSave, type SaveImagesOptions, type SaveImagesResult, saveImages } from "./archive.js";
 import { type BuildOptions, type BuiltImage, buildImage, claimLayerInputs, type ImportOptions, importImage, type LayerInput } from "./build.js";
 import {
@@ -138,6 +139,14 @@ export class ImageService {
   /** `docker push` to an OCI registry (a write too: it records `name@digest`). */
   push(name: string, opts?: RegistryOptions): Promise<PushResult> {
     return this.#write(() => pushImage(this.store, name, opts));
+  }
+  /**
+   * Check a credential against a registry as `docker login` does, storing
+   * nothing (a daemon's `POST /auth`).
+   * @throws FailedPreconditionError `ERR_REGISTRY_UNAUTHORIZED` when the registry refuses it
+   */
+  checkRegistryLogin(host: string, credential: Credential, opts: { insecure?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    return checkCredential(host, credential, opts);
   }
   /** A layer of the store by DiffID, or undefined. */
   findLayer(diffID: Digest | string): ReturnType<typeof findLayerByDiffId> {

@@ -47,7 +47,7 @@ export {
   writeDockerConfig,
 } from "./credentials/dockerconfig.js";
 export { type HelperCredential, type HelperOptions, helperErase, helperGet, helperStore, runCredentialHelper } from "./credentials/helper.js";
-export { login, type LoginOptions, logout } from "./credentials/login.js";
+export { checkCredential, login, type LoginOptions, logout } from "./credentials/login.js";
 export { BLOB_INFO_CACHE_FILE, BlobInfoCache, type BlobInfoCacheLimits, type CompressedBlob } from "./blobinfocache.js";
 export { type LayoutWriteOptions, type LayoutWriteResult, OciLayout, PARTIAL_DIR, PARTIAL_MAX_AGE_MS } from "./layout.js";
 export { matchingManifests, selectManifest } from "./platform.js";

@@ -113,6 +113,20 @@ export function engineService(svc: ImageService): EngineImageService {
       for (const img of result.images) for (const tag of img.tags) opts.onEvent({ type: "loaded", tag: familiarReference(tag), id: img.id });
       if (result.images.at(-1)?.tags.length === 0) for (const img of result.images) opts.onEvent({ type: "loaded", id: img.id });
     },
+    pull(reference, opts) {
+      return svc.pull(reference, {
+        signal: opts.signal,
+        onProgress: opts.onProgress,
+        ...(opts.credential ? { credential: opts.credential } : {}),
+        ...(opts.platform ? { platform: opts.platform } : {}),
+      });
+    },
+    push(reference, opts) {
+      return svc.push(reference, { signal: opts.signal, onProgress: opts.onProgress, ...(opts.credential ? { credential: opts.credential } : {}) });
+    },
+    checkLogin(serverAddress, credential, signal) {
+      return svc.checkRegistryLogin(serverAddress, credential, { signal });
+    },
     lookupLayers(chainIDs) {
       return svc.lookupLayers(chainIDs);
     },

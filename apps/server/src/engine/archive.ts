@@ -5,6 +5,7 @@
  */
 import { once } from "node:events";
 import { LOAD_LEASE_PARAM } from "@berth/docker-archive";
+import { pullImage } from "./distribution.js";
 import type { EngineContext } from "./context.js";
 import { messageOf, notImplemented } from "./errors.js";
 import { boolValueOr, JsonMessageStream } from "./http.js";
@@ -105,15 +106,13 @@ export async function loadImages(ctx: EngineContext): Promise<void> {
  * `POST /images/create`. With `fromSrc=-` (`docker import`): the body is a
  * rootfs tar, imported as one layer with `changes` and `message` (default
  * `Imported from -`, as dockerd), tagged `repo`/`tag` when given; the answer
- * is dockerd's stream with one `{"status":"sha256:…"}`. With `fromImage`
- * (pull) or a URL in `fromSrc`: 501, honestly — berth fetches nothing from
- * the network yet.
+ * is dockerd's stream with one `{"status":"sha256:…"}`. With `fromImage`:
+ * a pull (`distribution.ts`). A URL in `fromSrc`: 501, honestly — berth
+ * downloads no rootfs tars.
  */
 export async function createImage(ctx: EngineContext): Promise<void> {
   const { query } = ctx;
-  if (query.get("fromImage")) {
-    throw notImplemented("pull (POST /images/create?fromImage=)", "berth's registry client is not there yet (use `berth docker pull` or skopeo)");
-  }
+  if (query.get("fromImage")) return pullImage(ctx);
   const src = query.get("fromSrc") ?? "";
   if (src !== "-") throw notImplemented(`import from ${JSON.stringify(src)}`, "berth imports from the request body only (fromSrc=-); it downloads nothing");
   const repo = query.get("repo") ?? "";

@@ -43,6 +43,8 @@ const NOT_IMPLEMENTED_CODES: ReadonlySet<string> = new Set([EngineErrorCode.Imag
 /** The HTTP status of an error, by class (and code for the face's 501s), as moby's errdefs map them. */
 export function statusOf(err: unknown): number {
   if (err instanceof BerthError && NOT_IMPLEMENTED_CODES.has(err.code)) return 501;
+  // a registry refused the client's credential (dockerd: errdefs.Unauthorized)
+  if (err instanceof BerthError && err.code === "ERR_REGISTRY_UNAUTHORIZED") return 401;
   if (err instanceof NotFoundError) return 404;
   if (err instanceof InvalidArgumentError) return 400;
   if (err instanceof AlreadyExistsError || err instanceof FailedPreconditionError) return 409;

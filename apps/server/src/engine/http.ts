@@ -4,7 +4,9 @@
  * endpoints.
  * @module
  */
-import type { ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { InvalidArgumentError } from "@berth/digest";
+import { EngineErrorCode } from "./errors.js";
 
 /**
  * dockerd's `BoolValue`: true unless missing or one of "", "0", "no",
@@ -64,4 +66,21 @@ export class JsonMessageStream {
   end(): void {
     if (!this.res.writableEnded) this.res.end();
   }
+}
+
+/**
+ * A small request body (a JSON document), at most `limit` bytes.
+ * @throws InvalidArgumentError `ERR_ENGINE_INVALID_PARAMETER` (400) past the limit, checked against Content-Length first
+ */
+export async function readSmallBody(req: IncomingMessage, limit: number, what: string): Promise<Buffer> {
+  const tooLarge = () => new InvalidArgumentError(`${what} is larger than ${limit} bytes`, { code: EngineErrorCode.InvalidParameter });
+  if (Number(req.headers["content-length"] ?? 0) > limit) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > limit) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
 }

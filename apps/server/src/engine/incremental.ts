@@ -9,14 +9,14 @@ import { InvalidArgumentError } from "@berth/digest";
 import { MAX_LOOKUP_CHAINS } from "@berth/docker-archive";
 import type { EngineContext } from "./context.js";
 import { EngineErrorCode } from "./errors.js";
-import { sendJson } from "./http.js";
+import { readSmallBody, sendJson } from "./http.js";
 
 /** Largest lookup body: {@link MAX_LOOKUP_CHAINS} quoted digests and their commas, with room for whitespace. */
 const MAX_LOOKUP_BODY = MAX_LOOKUP_CHAINS * 80 + 1024;
 
 /** `POST /berth/v1/layers/lookup` with `{"chainIDs": [...]}`. */
 export async function lookupLayers(ctx: EngineContext): Promise<void> {
-  const body = await readSmallBody(ctx, MAX_LOOKUP_BODY);
+  const body = await readSmallBody(ctx.req, MAX_LOOKUP_BODY, "the lookup body");
   let doc: unknown;
   try {
     doc = JSON.parse(body.toString("utf8"));
@@ -29,18 +29,4 @@ export async function lookupLayers(ctx: EngineContext): Promise<void> {
 
 function invalidBody(message: string): InvalidArgumentError {
   return new InvalidArgumentError(`layer lookup: ${message}`, { code: EngineErrorCode.InvalidParameter });
-}
-
-/** A request body of at most `limit` bytes (400 past it, checked against Content-Length first). */
-async function readSmallBody(ctx: EngineContext, limit: number): Promise<Buffer> {
-  const tooLarge = () => invalidBody(`the body is larger than ${limit} bytes`);
-  if (Number(ctx.req.headers["content-length"] ?? 0) > limit) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.byteLength;
-    if (size > limit) throw tooLarge();
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
 }

@@ -9,6 +9,7 @@ import { LAYER_LOOKUP_PATH } from "@berth/docker-archive";
 import { createImage, loadImages, saveImages } from "./archive.js";
 import type { EngineContext, EngineHandler } from "./context.js";
 import { imagesOnly, notImplemented, pageNotFound } from "./errors.js";
+import { checkAuth, pushImage } from "./distribution.js";
 import { lookupLayers } from "./incremental.js";
 import { deleteImage, imageHistory, inspectImage, listImages, pruneImages, tagImage } from "./images.js";
 import { info, ping, systemDf, version } from "./system.js";
@@ -26,8 +27,6 @@ const refuse =
     throw notImplemented(what, why);
   };
 
-const NO_REGISTRY_CLIENT = "berth's registry client is not there yet (use `berth docker pull`/`push` or skopeo)";
-
 /** Every endpoint berth serves, in match order (exact paths before name patterns, as dockerd registers them). */
 export const ROUTES: readonly Route[] = [
   { method: "GET", path: "/_ping", handler: ping },
@@ -42,11 +41,11 @@ export const ROUTES: readonly Route[] = [
   { method: "POST", path: LAYER_LOOKUP_PATH, handler: lookupLayers },
   { method: "POST", path: "/images/prune", handler: pruneImages },
   { method: "POST", path: "/images/create", handler: createImage },
-  { method: "POST", path: "/auth", handler: refuse("registry login (POST /auth)", NO_REGISTRY_CLIENT) },
+  { method: "POST", path: "/auth", handler: checkAuth },
   { method: "GET", path: /^\/images\/(.*)\/get$/, handler: saveImages },
   { method: "GET", path: /^\/images\/(.*)\/history$/, handler: imageHistory },
   { method: "GET", path: /^\/images\/(.*)\/json$/, handler: inspectImage },
-  { method: "POST", path: /^\/images\/(.*)\/push$/, handler: refuse("push (POST /images/{name}/push)", NO_REGISTRY_CLIENT) },
+  { method: "POST", path: /^\/images\/(.*)\/push$/, handler: pushImage },
   { method: "POST", path: /^\/images\/(.*)\/tag$/, handler: tagImage },
   { method: "DELETE", path: /^\/images\/(.*)$/, handler: deleteImage },
 ];

@@ -17,6 +17,8 @@
  */
 import type { Digest } from "@berth/digest";
 import type { LayerLookupAnswer } from "@berth/docker-archive";
+import type { PullResult, PushResult, RegistryEvent } from "@berth/image-service";
+import type { RegistryCredential as Credential } from "@berth/image-service";
 
 /**
  * Filters as `key → values` (docker's `--filter key=value`, repeated keys
@@ -140,6 +142,15 @@ export type LoadEvent =
   | { type: "layer"; id: string; current: number; total: number }
   | { type: "loaded"; tag?: string; id: Digest };
 
+/** Options of {@link EngineImageService.pull} and {@link EngineImageService.push}. */
+export interface RegistryCallOptions {
+  /** From `X-Registry-Auth`; anonymous when undefined. */
+  credential?: Credential;
+  signal: AbortSignal;
+  /** Called as the copy goes (what the face turns into dockerd's progress messages). */
+  onProgress(event: RegistryEvent): void;
+}
+
 /** Options of {@link EngineImageService.load}. */
 export interface LoadOptions {
   /** Called as the load goes; `quiet` loads still report `loaded`. */
@@ -229,6 +240,20 @@ export interface EngineImageService {
     rootfs: AsyncIterable<Uint8Array>,
     opts: { tag?: string; message: string; changes: string[]; platform?: string; signal: AbortSignal },
   ): Promise<Digest>;
+  /**
+   * `docker pull`: the image `reference` names (a tag or digest reference,
+   * normalised) from its registry into the store, with the client's
+   * credential (`X-Registry-Auth`) when it sent one.
+   */
+  pull(reference: string, opts: RegistryCallOptions & { platform?: string }): Promise<PullResult>;
+  /** `docker push` of the store's image `reference` (a tag reference) to its registry. */
+  push(reference: string, opts: RegistryCallOptions): Promise<PushResult>;
+  /**
+   * `POST /auth`: check a credential against a registry (`serveraddress`;
+   * Docker Hub when empty), storing nothing.
+   * @throws FailedPreconditionError `ERR_REGISTRY_UNAUTHORIZED` when refused
+   */
+  checkLogin(serverAddress: string, credential: Credential, signal: AbortSignal): Promise<void>;
   /** Disk usage of images. */
   diskUsage(): Promise<DiskUsage>;
   /** Store facts for `/info`. */

@@ -4,6 +4,7 @@
  * images-only refusal, bad filters — on the unix socket and on TCP. None of
  * these reach the image service.
  */
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_VERSION, MIN_API_VERSION } from "../../src/engine/index.js";
 import { raw, rawRecording, type Served, serve, serviceNotExpected } from "./helpers.js";
@@ -129,17 +130,45 @@ describe("unknown paths and other objects", () => {
     expect((JSON.parse(r.body) as { message: string }).message).toMatch(/must be lowercase/);
   });
 
-  it("image endpoints that need the network say so (501)", async () => {
+  it("what berth does not download says so (501): a rootfs URL, every tag of a repository", async () => {
     for (const [m, p] of [
-      ["POST", "/v1.41/images/create?fromImage=busybox&tag=latest"],
       ["POST", "/v1.41/images/create?fromSrc=http://example.invalid/rootfs.tar"],
-      ["POST", "/v1.41/images/busybox/push?tag=latest"],
-      ["POST", "/v1.41/auth"],
+      ["POST", "/v1.41/images/create?fromImage=busybox&tag="],
+      ["POST", "/v1.41/images/busybox/push?tag="],
     ] as const) {
       const r = await raw(unix(), m, p);
       expect(r.status, p).toBe(501);
       expect((JSON.parse(r.body) as { message: string }).message).toMatch(/^berth does not implement .* yet: /);
     }
+  });
+
+  it("pull, push and login check their input before the service is called (400)", async () => {
+    for (const [p, body, words] of [
+      ["/v1.41/images/create?fromImage=UPPER&tag=1", undefined, "lowercase"],
+      ["/v1.41/images/create?fromImage=busybox&tag=bad%20tag", undefined, "invalid tag format"],
+      ["/v1.41/images/busybox/push?tag=bad%20tag", undefined, "invalid tag format"],
+      ["/v1.41/auth", "not json", "not JSON"],
+      ["/v1.41/auth", "[1]", "not a JSON object"],
+      ["/v1.41/auth", JSON.stringify({ username: "x".repeat(70_000) }), "larger than"],
+    ] as const) {
+      const r = await raw(unix(), "POST", p, body);
+      expect(r.status, p).toBe(400);
+      expect((JSON.parse(r.body) as { message: string }).message, p).toContain(words);
+    }
+  });
+
+  it("an X-Registry-Auth that is not base64 JSON is 400 before the service is called", async () => {
+    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ ...unix(), method: "POST", path: "/v1.41/images/create?fromImage=busybox&tag=1", headers: { "X-Registry-Auth": "%%%notbase64" } }, (res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(r.status).toBe(400);
+    expect(r.body).toContain("X-Registry-Auth");
   });
 
   it("OPTIONS answers 200 (dockerd's preflight)", async () => {
