@@ -238,8 +238,9 @@ export class StoreRegistryBackend implements RegistryBackend {
       throw new DigestMismatchError(`manifest has digest ${digest}, not ${request.reference.digest}`, { details: { digest: request.reference.digest } });
     }
     const rec = await this.records.get(repo.name);
+    const anyBlob = request.membersOnly === false;
     for (const d of parsed.needed) {
-      if (!(await this.#isMember(repo, rec, d.digest)) || !(await this.store.content.has(d.digest))) {
+      if (!(anyBlob || (await this.#isMember(repo, rec, d.digest))) || !(await this.store.content.has(d.digest))) {
         throw new InvalidArgumentError(`manifest refers to ${d.digest}, unknown to ${repository}`, { code: C.manifestBlobUnknown, details: { digest: d.digest } });
       }
     }

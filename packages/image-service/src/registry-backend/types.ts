@@ -77,6 +77,12 @@ export interface PutManifestRequest {
   contentType: string | undefined;
   /** Where it was pushed: a tag to point at it, or the digest the bytes must have. */
   reference: ManifestRef;
+  /**
+   * As {@link BlobScope.membersOnly}: when false (auth off, every blob is
+   * visible through every repository), a descriptor may name any blob the
+   * backend has, which then becomes a member of the repository. Default true.
+   */
+  membersOnly?: boolean;
 }
 
 /** The outcome of a manifest push. */
