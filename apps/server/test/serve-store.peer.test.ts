@@ -7,8 +7,11 @@
  * under a new name, which the store then holds as the same image.
  * Skips without the peers; fails under BERTH_REQUIRE_PEERS=1.
  */
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUSYBOX_TAG, type DockerPeer, buildImage, busyboxBase, dockerd, exec, requirePeer } from "@berth/peers";
+import { parseDigest } from "@berth/digest";
+import bcrypt from "bcryptjs";
 import { afterAll, describe, expect, it } from "vitest";
 import type { RequestLogEntry } from "../src/log.js";
 import { startStoreBerth, tempDir } from "./helpers.js";
@@ -31,9 +34,9 @@ async function dockerId(ref: string): Promise<string> {
   return (JSON.parse((await peer!.run(["image", "inspect", ref])).stdout) as { Id: string }[])[0]!.Id;
 }
 
-async function storeBerth() {
+async function storeBerth(options: Parameters<typeof startStoreBerth>[0] = {}) {
   const log: RequestLogEntry[] = [];
-  const berth = await startStoreBerth({ log: { format: "json", write: (line) => log.push(JSON.parse(line) as RequestLogEntry) } });
+  const berth = await startStoreBerth({ log: { format: "json", write: (line) => log.push(JSON.parse(line) as RequestLogEntry) }, ...options });
   return { ...berth, log, host: `${berth.server.host}:${berth.server.port}`, store: berth.server.service.store };
 }
 
@@ -85,6 +88,32 @@ describe.skipIf(!peer)("docker against berth serve over the store", () => {
       expect(b.log.some((e) => e.path.startsWith(`/v2/${name}/manifests/1`))).toBe(true);
     } finally {
       await peer!.docker(["rmi", ref]);
+      await b.close();
+    }
+  });
+});
+
+describe.skipIf(!peer)("docker with token auth against berth serve over the store", () => {
+  it("docker login, push into the store and pull back; a blob is not readable through another repository", async () => {
+    const htpasswd = join(tmp.dir, "htpasswd");
+    writeFileSync(htpasswd, `alice:${bcrypt.hashSync("wonderland", 4)}\n`);
+    const b = await storeBerth({ auth: { mode: "token", htpasswd } });
+    const img = await uniqueImage("token");
+    const ref = `${b.host}/secure/app:1`;
+    try {
+      await peer!.run(["tag", img.id, ref]);
+      await peer!.run(["login", b.host, "-u", "alice", "--password-stdin"], { input: "wonderland\n" });
+      await peer!.run(["push", ref]);
+      expect(await b.store.references.resolve("docker.io/secure/app:1")).toBe(img.id);
+      const backend = b.server.registry!;
+      expect((await backend.statBlob({ repository: "secure/app", membersOnly: true }, parseDigest(img.id))).digest).toBe(img.id);
+      await expect(backend.statBlob({ repository: "other/app", membersOnly: true }, parseDigest(img.id))).rejects.toMatchObject({ code: "ERR_BLOB_UNKNOWN" });
+      await peer!.run(["rmi", ref, img.tag]);
+      await peer!.run(["pull", ref]);
+      expect(await dockerId(ref)).toBe(img.id);
+    } finally {
+      await peer!.docker(["logout", b.host]);
+      await peer!.docker(["rmi", ref, img.tag]);
       await b.close();
     }
   });
