@@ -56,7 +56,7 @@ export interface LogOptions {
 
 /** The registry face. */
 export interface RegistryFaceConfig {
-  /** The storage (phase 2: the berth store; tests: a double). */
+  /** The storage (`serveStore`: `StoreRegistryBackend` over the berth store; tests: also a double). */
   backend: RegistryBackend;
   /** Allow DELETE of manifests, tags and blobs. Default true. */
   deleteEnabled?: boolean;

@@ -4,7 +4,7 @@
  * the store closed when the server stops.
  * @module
  */
-import { type ImageService, openImageService } from "@berth/image-service";
+import { type ImageService, openImageService, StoreRegistryBackend, type StoreRegistryBackendOptions } from "@berth/image-service";
 import { createEngineApi } from "./engine/api.js";
 import { engineService } from "./engine/adapter.js";
 import type { EngineIdentity } from "./engine/context.js";
@@ -14,6 +14,8 @@ import { createUiFace } from "./ui/face.js";
 
 /** Options of {@link serveStore}: the server's, less the faces, plus the store root. */
 export interface ServeStoreOptions extends Omit<ServerOptions, "engine" | "registry" | "ui"> {
+  /** The registry at `/v2/` over the store: its options, or `false` for none. Default: on, deletes allowed. */
+  registry?: (StoreRegistryBackendOptions & { deleteEnabled?: boolean }) | false;
   /** The store root (created when missing). */
   root: string;
   /** What `/version` and `/info` say about this berth. */
@@ -32,29 +34,52 @@ export interface ServeStoreOptions extends Omit<ServerOptions, "engine" | "regis
 export interface ServingStore extends RunningServer {
   /** The image service the faces call. */
   service: ImageService;
+  /** The registry's storage over the store (absent with `registry: false`). */
+  registry?: StoreRegistryBackend;
 }
 
 /**
- * Open the store at `root` and serve it: the Docker Engine API (images) and
- * the explorer page (`/ui/`) on the unix socket and on loopback TCP. The store closes when the server stops.
+ * Open the store at `root` and serve it: the OCI registry at `/v2/` (the
+ * store's images and whatever clients push, see `StoreRegistryBackend`), the
+ * Docker Engine API (images) and the explorer page (`/ui/`) on the unix
+ * socket and on loopback TCP. The store closes when the server stops.
  */
 export async function serveStore(options: ServeStoreOptions): Promise<ServingStore> {
-  const { root, identity, onError, sweepIntervalMs = 60_000, ...serverOptions } = options;
+  const { root, identity, onError, sweepIntervalMs = 60_000, registry: registryOptions = {}, ...serverOptions } = options;
   const service = await openImageService({ root });
   let server: RunningServer;
+  let backend: StoreRegistryBackend | undefined;
   try {
     const engine = createEngineApi({ service: engineService(service), ...(identity ? { identity } : {}), ...(onError ? { onError } : {}) });
     const ui = createUiFace({ service, ...(onError ? { onError } : {}) });
-    server = await startServer({ ...serverOptions, engine, ui });
+    let registry: ServerOptions["registry"];
+    if (registryOptions !== false) {
+      const { deleteEnabled, ...backendOptions } = registryOptions;
+      backend = new StoreRegistryBackend(service.store, backendOptions);
+      registry = { backend, ...(deleteEnabled !== undefined ? { deleteEnabled } : {}) };
+    }
+    server = await startServer({ ...serverOptions, engine, ui, ...(registry ? { registry } : {}) });
   } catch (err) {
+    await backend?.close();
     await service.close();
     throw err;
   }
-  // A bounded background sweep: one cheap check per interval, a GC only when a dead lease or stale file exists.
-  const sweep = sweepIntervalMs > 0 ? setInterval(() => void service.store.collectGarbage().catch(() => undefined), sweepIntervalMs) : undefined;
+  // A bounded background sweep: idle uploads and stale registry records, then one cheap check per interval, a GC only when a dead lease or stale file exists.
+  const sweep =
+    sweepIntervalMs > 0
+      ? setInterval(
+          () =>
+            void (async () => {
+              await backend?.sweep().catch(() => undefined);
+              await service.store.collectGarbage().catch(() => undefined);
+            })(),
+          sweepIntervalMs,
+        )
+      : undefined;
   sweep?.unref();
-  const closed = server.closed.then(() => {
+  const closed = server.closed.then(async () => {
     clearInterval(sweep);
+    await backend?.close();
     return service.close();
   });
   return {
@@ -68,5 +93,6 @@ export async function serveStore(options: ServeStoreOptions): Promise<ServingSto
     },
     closed,
     service,
+    ...(backend ? { registry: backend } : {}),
   };
 }

@@ -1,6 +1,6 @@
 /**
  * Real clients against the registry's HTTP layer (over the in-memory backend
- * double until phase 2): the shared dockerd pushes and pulls (TLS probe
+ * double; `serve-store.peer.test.ts` runs them over the store): the shared dockerd pushes and pulls (TLS probe
  * first, then plain HTTP), re-pushes with HEADs only, logs in with token
  * auth and is refused a push with a pull-only account; skopeo copies,
  * inspects and lists tags with `--creds` under Basic and token auth; podman

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type RunningServer, type ServerOptions, startServer } from "../src/index.js";
+import { type RunningServer, type ServeStoreOptions, type ServerOptions, type ServingStore, serveStore, startServer } from "../src/index.js";
 import type { RequestLogEntry } from "../src/log.js";
 import { MemoryBackend } from "./memory-backend.js";
 
@@ -22,6 +22,20 @@ export async function startBerth(options: Partial<ServerOptions> = {}): Promise<
     ...options,
   });
   return { server, backend, log };
+}
+
+/** `serveStore` (what `berth serve` runs) on a free loopback port over a fresh store root, removed by `close()`. */
+export async function startStoreBerth(options: Partial<ServeStoreOptions> = {}): Promise<{ server: ServingStore; root: string; close: () => Promise<void> }> {
+  const { dir, cleanup } = tempDir("berth-serve-store-");
+  const server = await serveStore({ root: dir, port: 0, sweepIntervalMs: 0, shutdownGraceMs: 2_000, ...options });
+  return {
+    server,
+    root: dir,
+    close: async () => {
+      await server.close();
+      cleanup();
+    },
+  };
 }
 
 /** A temp directory removed by `cleanup()`. */

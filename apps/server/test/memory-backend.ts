@@ -1,7 +1,7 @@
 /**
  * A minimal in-memory RegistryBackend: a TEST DOUBLE, never shipped. It lets
- * the HTTP layer's tests (and the conformance tests) run before phase 2
- * implements the backend over the berth store. It keeps the contract of
+ * the HTTP layer's tests run without a store (the conformance tests run it
+ * beside `StoreRegistryBackend`, the real one). It keeps the contract of
  * `src/registry/backend.ts` (membership per repository, byte-for-byte
  * manifests, referrers by subject, sorted pages, resumable uploads), simply
  * and without persistence.

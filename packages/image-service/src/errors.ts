@@ -55,3 +55,44 @@ export const ARGUMENT_ERROR_CODES: ReadonlySet<string> = new Set([
   ImageServiceErrorCode.PUSH_BY_DIGEST,
   ImageServiceErrorCode.INVALID_LOOKUP,
 ]);
+
+/**
+ * Codes a registry backend (`RegistryBackend`, `registry-backend/types.ts`) throws (each on the berth error class named beside it).
+ * Callers (the HTTP layer) branch on these, never on message text.
+ *
+ * Also understood, from the packages below: `ERR_DIGEST_MISMATCH`,
+ * `ERR_SIZE_MISMATCH` (DataIntegrityError), `ERR_DIGEST_FORMAT`,
+ * `ERR_DIGEST_LENGTH`, `ERR_DIGEST_UNSUPPORTED` (InvalidArgumentError, from
+ * `@berth/digest`), `ERR_INVALID_JSON`, `ERR_INVALID_MANIFEST`,
+ * `ERR_INVALID_INDEX`, `ERR_INVALID_DESCRIPTOR` (InvalidArgumentError, from
+ * `@berth/oci`).
+ */
+export const REGISTRY_ERROR_CODES = {
+  /** NotFoundError: the blob is not in the store, or not a member of the repository asked through. */
+  blobUnknown: "ERR_BLOB_UNKNOWN",
+  /** NotFoundError: no manifest with that digest, or no such tag, in the repository. */
+  manifestUnknown: "ERR_MANIFEST_UNKNOWN",
+  /** NotFoundError: the repository does not exist (it has no manifest, tag or blob). */
+  nameUnknown: "ERR_NAME_UNKNOWN",
+  /** NotFoundError: no upload session with that ID in that repository (finished, cancelled, expired or never made). */
+  uploadUnknown: "ERR_UPLOAD_UNKNOWN",
+  /**
+   * FailedPreconditionError: a chunk did not start at the session's offset (out of order or
+   * retried), or another request is writing to the session. `details.offset` is the
+   * session's current offset (bytes received so far).
+   */
+  uploadOffset: "ERR_UPLOAD_OFFSET",
+  /** InvalidArgumentError: the upload cannot go on (e.g. it exceeds the blob size limit). */
+  uploadInvalid: "ERR_UPLOAD_INVALID",
+  /** InvalidArgumentError: a manifest that is not valid JSON of its media type, or whose media type disagrees with its `mediaType` field. */
+  manifestInvalid: "ERR_MANIFEST_INVALID",
+  /** InvalidArgumentError: a manifest refers to a blob or manifest the repository does not have. `details.digest` names it. */
+  manifestBlobUnknown: "ERR_MANIFEST_BLOB_UNKNOWN",
+  /** FailedPreconditionError: the backend does not do this (deletes disabled, a media type it refuses). */
+  unsupported: "ERR_UNSUPPORTED",
+  /** FailedPreconditionError: the operation is not allowed on this content (e.g. deleting a blob a manifest still needs, when the backend forbids it). */
+  denied: "ERR_DENIED",
+} as const;
+
+/** One of {@link REGISTRY_ERROR_CODES}. */
+export type RegistryErrorCode = (typeof REGISTRY_ERROR_CODES)[keyof typeof REGISTRY_ERROR_CODES];

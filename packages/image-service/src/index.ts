@@ -86,7 +86,10 @@ export {
   type RegistryOptions,
   storeSource,
   type TransferredBlob,
+  importStoredManifest,
+  type ImportStoredOptions,
 } from "./registry.js";
+export * from "./registry-backend/index.js";
 export { type DiskUsage, diskUsage, fsck, type UsageRow } from "./system.js";
 export { type LayerEntry, type LayerEntryType, type LayerFiles, LAYER_TREE_CACHE_DIR, layerTree, readLayerEntries } from "./layertree.js";
 export { type EntryStatus, type MarkedEntry, type StackedFile, StackedTree, stackLayers } from "./stack.js";

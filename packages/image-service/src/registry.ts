@@ -376,6 +376,57 @@ async function* contentFrom(store: Store, digest: Digest, offset: number): Async
   }
 }
 
+/** Options of {@link importStoredManifest}. */
+export interface ImportStoredOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * Make the image an image manifest names when its config and layer blobs are
+ * already in the store's content (a registry push into `berth serve`), and
+ * point `refs` at it: the path of a pull ({@link StoreDestination} under a
+ * `LoadTransaction`), with the content store as the source. Each layer blob
+ * is read back once to learn and verify its DiffID; a layer the store has is
+ * not read. Resolves with the image ID.
+ * @throws FailedPreconditionError `ERR_UNSUPPORTED_IMAGE` (not an image: the config is not an image config, foreign layers);
+ *   the stores' errors (`ERR_BLOB_NOT_FOUND`, `ERR_DIGEST_MISMATCH` for a DiffID that does not verify, `ERR_INVALID_TAR`, …)
+ */
+export async function importStoredManifest(
+  store: Store,
+  manifest: { bytes: Uint8Array; digest: Digest; mediaType: string },
+  refs: readonly string[],
+  opts: ImportStoredOptions = {},
+): Promise<Digest> {
+  const parsed = parseManifest(manifest.bytes, `manifest ${manifest.digest}`);
+  const desc = parsed.config;
+  if (!IMAGE_CONFIG_MEDIA_TYPES.has(desc.mediaType)) throw unsupported(`manifest ${manifest.digest} is not a container image (config media type ${desc.mediaType})`);
+  if (desc.size > MAX_CONFIG_SIZE) throw unsupported(`manifest ${manifest.digest}: its config is ${desc.size} bytes (the limit is ${MAX_CONFIG_SIZE})`);
+  const config = await store.content.readBytes(desc.digest, MAX_CONFIG_SIZE);
+  verifyBytes(config, desc, "config");
+  const diffIDs = parseImageConfig(config, `config ${desc.digest}`).rootfs.diff_ids;
+  if (diffIDs.length !== parsed.layers.length) {
+    throw unsupported(`manifest ${manifest.digest} has ${parsed.layers.length} layers, its config ${diffIDs.length} (foreign layers are not supported)`);
+  }
+  const id = sha256(config);
+  const tx = await LoadTransaction.begin(store);
+  try {
+    const destination = new StoreDestination(store, tx, { manifest: parsed, config, id, chain: chainIds(diffIDs), diffIDs, refs });
+    const source: ImageSource = {
+      description: `berth content ${manifest.digest}`,
+      root: async () => ({ bytes: manifest.bytes, digest: manifest.digest, size: manifest.bytes.length, mediaType: manifest.mediaType }),
+      manifest: async (d) => store.content.readBytes(d.digest, MAX_MANIFEST_SIZE),
+      blob: (d, offset) => contentFrom(store, d.digest, offset),
+    };
+    await copyImage(source, destination, opts.signal ? { signal: opts.signal } : {});
+    return id;
+  } catch (err) {
+    await tx.rollback();
+    throw err;
+  } finally {
+    await tx.end();
+  }
+}
+
 /** What the store destination of a pull knows before the copy starts. */
 interface PullPlan {
   manifest: OciManifest;

@@ -5,6 +5,7 @@
 import type { Digest } from "@berth/digest";
 import type { ContentStore, GarbageSummary, GcOptions, GcResult, LayerStore, Lease } from "@berth/layer-store";
 import type { ImageConfig, OciManifest } from "@berth/oci";
+import type { PinStore } from "./pins.js";
 
 /** An image: its config (verbatim and parsed) and the identities derived from it. */
 export interface Image {
@@ -209,9 +210,14 @@ export interface Store {
   readonly layers: LayerStore;
   readonly references: ReferenceStore;
   readonly content: ContentStore;
+  /**
+   * Named records that keep blobs no image references (GC and fsck roots):
+   * the registry's manifests, artifacts and pushed blobs. See `pins.ts`.
+   */
+  readonly pins: PinStore;
   /** A lease protecting what is created under it from GC. */
   lease(): Promise<Lease>;
-  /** Remove layers and blobs no image, tag, lease or other tool's index.json entry references. */
+  /** Remove layers and blobs no image, tag, lease, pin or other tool's index.json entry references. */
   gc(opts?: GcOptions): Promise<GcResult>;
   /**
    * Remove what interrupted or killed operations left (their dead leases and

@@ -55,6 +55,8 @@ export const ImageStoreErrorCode = {
   LAYER_CHAIN: "ERR_LAYER_CHAIN",
   /** `images/snapshot.log` damaged (not a torn tail) (DataIntegrityError). */
   METADATA_CORRUPT: "ERR_METADATA_CORRUPT",
+  /** A pin record name that is not `[A-Za-z0-9][A-Za-z0-9._-]{0,199}` (InvalidArgumentError). */
+  INVALID_PIN: "ERR_INVALID_PIN",
   /** The journal file was replaced while the images lock was held (DataIntegrityError). */
   METADATA_RACE: "ERR_METADATA_RACE",
   /** A call after `close()` (FailedPreconditionError). */

@@ -21,6 +21,7 @@ import { closedError } from "./errors.js";
 import { fsck, orphanImageHolds } from "./fsck.js";
 import { FsImageStore } from "./images.js";
 import { readIndex } from "./layout.js";
+import { FsPinStore, MemoryPinStore, type PinStore } from "./pins.js";
 import { FsReferenceStore } from "./references.js";
 
 /**
@@ -71,6 +72,7 @@ export class FsStore implements Store {
   readonly images: FsImageStore;
   readonly references: FsReferenceStore;
   readonly layers: LayerStore;
+  readonly pins: PinStore;
   readonly #core: Core;
 
   /** @internal */
@@ -79,6 +81,7 @@ export class FsStore implements Store {
     this.root = core.root;
     this.images = new FsImageStore(core, () => this.gc());
     this.references = new FsReferenceStore(core);
+    this.pins = core.memory ? new MemoryPinStore() : new FsPinStore(core.root);
     this.layers = wrapLayers(
       core.layers,
       (opts) => this.gc(opts),
@@ -100,10 +103,11 @@ export class FsStore implements Store {
     return this.#core.layers.lease();
   }
 
-  /** Blobs and layers every image (and other tools' index.json entries) need. @internal */
+  /** Blobs and layers every image, pin (and other tools' index.json entries) need. @internal */
   async roots(): Promise<{ blobs: Set<Digest>; layers: Set<Digest> }> {
     const core = this.#core;
-    const blobs = new Set<Digest>();
+    // A pin record that cannot be read throws: no GC rather than losing what it keeps.
+    const blobs = await this.pins.blobs();
     const layers = new Set<Digest>();
     for (const rec of core.state.images.values()) {
       blobs.add(rec.id);
@@ -133,7 +137,18 @@ export class FsStore implements Store {
       const roots = await this.roots();
       for (const d of await rootList(opts.keepBlobs)) roots.blobs.add(parseDigest(String(d)));
       for (const d of await rootList(opts.keepLayers)) roots.layers.add(parseDigest(String(d)));
-      const gcOpts: GcOptions = { ...opts, keepBlobs: roots.blobs, keepLayers: roots.layers };
+      // Pins are read again after the live leases (the layer store calls `roots` then): a
+      // component that commits under a lease and pins before releasing it never loses a blob.
+      const extra = opts.roots;
+      const gcOpts: GcOptions = {
+        ...opts,
+        keepBlobs: roots.blobs,
+        keepLayers: roots.layers,
+        roots: async () => {
+          const more = extra ? await extra() : {};
+          return { blobs: [...(more.blobs ?? []), ...(await this.pins.blobs())], ...(more.layers ? { layers: more.layers } : {}) };
+        },
+      };
       return core.layers.gc(gcOpts);
     });
   }

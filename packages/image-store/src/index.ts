@@ -35,5 +35,6 @@ export { FsImageStore } from "./images.js";
 export { buildManifest } from "./manifest.js";
 export { type OpenStoreOptions, openMemoryStore, openStore } from "./open.js";
 export { FsReferenceStore } from "./references.js";
+export { FsPinStore, MemoryPinStore, PINS_DIR, type PinRecord, type PinStore } from "./pins.js";
 export { ANNOTATION_BERTH_IMAGE_ID, INDEX_FILE, OCI_LAYOUT_FILE } from "./layout.js";
 export * from "@berth/oci";

@@ -297,6 +297,28 @@ describe("delete and gc", () => {
     expect(Object.keys(left)).toEqual([]);
   });
 
+  it("pins keep blobs no image references from gc and fsck; removing the pin frees them", async () => {
+    const kept = await store.content.put(new TextEncoder().encode("a manifest the registry keeps"));
+    const loose = await store.content.put(new TextEncoder().encode("nobody keeps this"));
+    await store.pins.write("registry.test", { blobs: [kept.digest], data: { any: "thing" } });
+    expect(await store.pins.list("registry.")).toEqual(["registry.test"]);
+    expect((await store.pins.read("registry.test"))?.data).toEqual({ any: "thing" });
+    expect((await store.fsck()).problems.filter((p) => p.subject === kept.digest)).toEqual([]);
+    const gc = await store.gc();
+    expect(gc.removedBlobs).toEqual([loose.digest]);
+    expect(await store.content.has(kept.digest)).toBe(true);
+    // a new store over the root reads the pin from disk
+    const again = await openStore({ root });
+    try {
+      expect((await again.gc()).removedBlobs).toEqual([]);
+    } finally {
+      await again.close();
+    }
+    await store.pins.remove("registry.test");
+    expect((await store.gc()).removedBlobs).toEqual([kept.digest]);
+    expect((await errorOf(store.pins.write("../x", { blobs: [] }))).code).toBe("ERR_INVALID_PIN");
+  });
+
   it("store.layers.gc() (called directly) never deletes image configs or manifests", async () => {
     const { image } = await twoLayerImage();
     const gc = await store.layers.gc();

@@ -76,7 +76,7 @@ export async function putManifest(call: Call, name: string, ref: ManifestRef): P
   const content = await readBody(call.req, limit, "manifest");
   const ct = call.req.headers["content-type"];
   const contentType = ct === undefined ? undefined : ct.split(";")[0]!.trim();
-  const result = await call.backend.putManifest(name, { content, contentType: contentType || undefined, reference: ref });
+  const result = await call.backend.putManifest(name, { content, contentType: contentType || undefined, reference: ref, membersOnly: call.identity.enforced });
   const headers: Record<string, string> = {
     Location: `/v2/${name}/manifests/${result.digest}`,
     "Docker-Content-Digest": result.digest,

@@ -6,15 +6,15 @@
  * set (two artifacts typed by config media type, two by `artifactType`, one
  * whose subject was never pushed, and an index artifact).
  *
- * Also the targets the suite runs against: berth (the HTTP layer over the
- * in-memory backend double, until phase 2 puts the store behind it) and the
- * reference registry (Debian's docker-registry, distribution 2.8), with the
+ * Also the targets the suite runs against: berth twice (the HTTP layer over
+ * the in-memory backend double, and `berth serve` over a fresh store on disk
+ * with `StoreRegistryBackend`) and the reference registry (Debian's docker-registry, distribution 2.8), with the
  * tests the reference is known to fail named, so they are checked to fail.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { registry } from "@berth/peers";
 import { it } from "vitest";
-import { RegistryClient, startBerth } from "../helpers.js";
+import { RegistryClient, startBerth, startStoreBerth } from "../helpers.js";
 
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
@@ -181,7 +181,7 @@ export interface Target {
 }
 
 /**
- * The targets: berth always; the reference registry when docker-registry is
+ * The targets: berth over both backends always; the reference registry when docker-registry is
  * installed (a failure under BERTH_REQUIRE_PEERS=1 when it is not).
  * `knownFailures` lists, per workflow, what distribution 2.8 gets wrong.
  */
@@ -196,6 +196,16 @@ export async function targets(namespace: string, referenceFailures: readonly str
     automaticCrossmount: true,
     knownFailures: new Set(),
     close: () => berth.server.close(),
+  });
+  const store = await startStoreBerth({ log: { format: "none" } });
+  out.push({
+    label: "berth serve (HTTP layer over the berth store)",
+    berth: true,
+    client: new RegistryClient(store.server.url, namespace),
+    crossmountName: `${namespace}-crossmount`,
+    automaticCrossmount: true,
+    knownFailures: new Set(),
+    close: () => store.close(),
   });
   const ref = await registry();
   if (ref) {
