@@ -61,9 +61,7 @@ const descriptor = rec({
     size: or(fc.oneof({ weight: 8, arbitrary: fc.nat() }, { weight: 1, arbitrary: fc.integer() }, { weight: 1, arbitrary: fc.double() })),
     annotations: or(fc.dictionary(fc.string(), or(fc.string()))),
     platform: or(fc.record({ architecture: or(fc.string()), os: or(fc.string()) })),
-  },
-  { requiredKeys: [] },
-);
+});
 
 const config = rec({
     architecture: or(fc.constantFrom("amd64", "arm64", "")),
@@ -74,9 +72,7 @@ const config = rec({
     config: or(
       rec({ Env: or(fc.array(or(fc.string()))), Cmd: or(fc.array(or(fc.string()))), Labels: or(fc.dictionary(fc.string(), or(fc.string()))), StopTimeout: or(fc.integer()) }),
     ),
-  },
-  { requiredKeys: [] },
-);
+});
 
 const manifest = rec({
     schemaVersion: or(fc.constant(2)),
