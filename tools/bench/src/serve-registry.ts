@@ -1,0 +1,213 @@
+/**
+ * Registry-over-the-store benchmark (issue 13): `berth serve`'s `/v2/` (the
+ * berth store behind it) against Debian's docker-registry (distribution 2.8),
+ * both on loopback, the same blobs, alternated:
+ *
+ * - upload of a 256 MiB blob (POST, one PATCH, PUT), MB/s;
+ * - GET of a 256 MiB blob by one client, MB/s;
+ * - 16 concurrent clients × 3 GETs of it, aggregate MB/s, and the server's
+ *   peak RSS (VmHWM) afterwards;
+ * - manifest GET by tag, 32 connections for 10 s with wrk: requests/s and p99.
+ *
+ *   node tools/bench/dist/serve-registry.js
+ *
+ * Environment: BERTH_BENCH_BLOB_MB (default 256), BERTH_BENCH_RUNS (default
+ * 3), BERTH_BENCH_WRK_SECONDS (default 10).
+ * @module
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createHash, randomFillSync } from "node:crypto";
+import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { median } from "./archive.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, "../../..");
+const cli = join(repoRoot, "apps/cli/dist/main.js");
+const peersDist = pathToFileURL(join(repoRoot, "tools/peers/dist/index.js")).href;
+
+interface Target {
+  name: string;
+  url: string;
+  pid: number;
+}
+
+/** A random blob file of `mb` MiB and its digest. */
+function blobFile(path: string, mb: number): { path: string; digest: string; size: number } {
+  const hash = createHash("sha256");
+  const fd = openSync(path, "w");
+  const chunk = Buffer.alloc(1 << 20);
+  for (let i = 0; i < mb; i++) {
+    randomFillSync(chunk);
+    hash.update(chunk);
+    writeSync(fd, chunk);
+  }
+  closeSync(fd);
+  return { path, digest: `sha256:${hash.digest("hex")}`, size: mb << 20 };
+}
+
+/** One HTTP request; resolves with status, headers and the body length (read with 1 MiB chunks, not kept). */
+function http(method: string, url: string, opts: { body?: Readable | Buffer; headers?: Record<string, string | number> } = {}) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; bytes: number; text: string }>((ok, fail) => {
+    const req = request(url, { method, headers: opts.headers ?? {}, agent: false }, (res) => {
+      let bytes = 0;
+      const small: Buffer[] = [];
+      res.on("data", (c: Buffer) => {
+        bytes += c.length;
+        if (bytes < 64 << 10) small.push(c);
+      });
+      res.on("end", () => ok({ status: res.statusCode ?? 0, headers: res.headers, bytes, text: Buffer.concat(small).toString() }));
+      res.on("error", fail);
+    });
+    req.on("error", fail);
+    if (opts.body instanceof Readable) opts.body.pipe(req);
+    else req.end(opts.body);
+  });
+}
+
+/** POST, one PATCH with the whole blob, PUT ?digest=: the upload the issue measures. */
+async function upload(t: Target, repo: string, blob: { path: string; digest: string; size: number }): Promise<number> {
+  const start = performance.now();
+  const post = await http("POST", `${t.url}/v2/${repo}/blobs/uploads/`, { headers: { "Content-Length": 0 } });
+  if (post.status !== 202) throw new Error(`${t.name} POST: ${post.status} ${post.text}`);
+  const loc = new URL(String(post.headers.location), t.url);
+  const patch = await http("PATCH", loc.href, {
+    body: createReadStream(blob.path, { highWaterMark: 1 << 20 }),
+    headers: { "Content-Type": "application/octet-stream", "Content-Length": blob.size, "Content-Range": `0-${blob.size - 1}` },
+  });
+  if (patch.status !== 202) throw new Error(`${t.name} PATCH: ${patch.status} ${patch.text}`);
+  const put = new URL(String(patch.headers.location), t.url);
+  put.searchParams.set("digest", blob.digest);
+  const done = await http("PUT", put.href, { headers: { "Content-Length": 0 } });
+  if (done.status !== 201) throw new Error(`${t.name} PUT: ${done.status} ${done.text}`);
+  return blob.size / 1e6 / ((performance.now() - start) / 1000);
+}
+
+/** `clients` × `each` GETs of the blob at once: aggregate MB/s. */
+async function download(t: Target, repo: string, blob: { digest: string; size: number }, clients: number, each: number): Promise<number> {
+  const start = performance.now();
+  let total = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      for (let i = 0; i < each; i++) {
+        const r = await http("GET", `${t.url}/v2/${repo}/blobs/${blob.digest}`);
+        if (r.status !== 200 || r.bytes !== blob.size) throw new Error(`${t.name} GET: ${r.status}, ${r.bytes} bytes`);
+        total += r.bytes;
+      }
+    }),
+  );
+  return total / 1e6 / ((performance.now() - start) / 1000);
+}
+
+/** Peak RSS of a process, MiB. */
+function peakRss(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+/** A small artifact manifest over the blob, pushed by tag (an artifact: the blob is not a layer tar). */
+async function pushManifest(t: Target, repo: string, blob: { digest: string; size: number }, dir: string): Promise<void> {
+  const config = Buffer.from(JSON.stringify({ bench: true }));
+  const configDigest = `sha256:${createHash("sha256").update(config).digest("hex")}`;
+  writeFileSync(join(dir, "config.json"), config);
+  await upload(t, repo, { path: join(dir, "config.json"), digest: configDigest, size: config.length });
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.berth.bench.config+json", digest: configDigest, size: config.length },
+      layers: [{ mediaType: "application/octet-stream", digest: blob.digest, size: blob.size }],
+    }),
+  );
+  const put = await http("PUT", `${t.url}/v2/${repo}/manifests/1`, { body: manifest, headers: { "Content-Type": "application/vnd.oci.image.manifest.v1+json", "Content-Length": manifest.length } });
+  if (put.status !== 201) throw new Error(`${t.name} manifest: ${put.status} ${put.text}`);
+}
+
+/** wrk with 32 connections for `seconds` on the manifest by tag: requests/s and p99 ms. */
+function wrk(t: Target, repo: string, seconds: number): { rps: number; p99: number } {
+  const out = execFileSync(
+    "wrk",
+    ["-t2", "-c32", `-d${seconds}s`, "--latency", "-H", "Accept: application/vnd.oci.image.manifest.v1+json", `${t.url}/v2/${repo}/manifests/1`],
+    { encoding: "utf8" },
+  );
+  const rps = Number(/Requests\/sec:\s+([0-9.]+)/.exec(out)?.[1]);
+  const p = /99%\s+([0-9.]+)(us|ms|s)/.exec(out);
+  const p99 = p ? Number(p[1]) * (p[2] === "us" ? 0.001 : p[2] === "s" ? 1000 : 1) : Number.NaN;
+  return { rps, p99 };
+}
+
+/** `berth serve` on a fresh store at a free port. */
+async function startBerth(root: string, port: number): Promise<{ child: ChildProcess; target: Target }> {
+  const child = spawn(process.execPath, [cli, "--root", root, "serve", "--port", String(port), "--log-format", "none"], { stdio: "ignore" });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    const ok = await http("GET", `${url}/v2/`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) return { child, target: { name: "berth serve", url, pid: child.pid! } };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill();
+  throw new Error("berth serve did not start");
+}
+
+/** Run the benchmark; prints a Markdown table. */
+export async function run(): Promise<void> {
+  const mb = Number(process.env.BERTH_BENCH_BLOB_MB ?? 256);
+  const runs = Number(process.env.BERTH_BENCH_RUNS ?? 3);
+  const seconds = Number(process.env.BERTH_BENCH_WRK_SECONDS ?? 10);
+  const peers = (await import(peersDist)) as {
+    registry(): Promise<{ url: string; pid: number; stop(): Promise<void> } | undefined>;
+    freePort(): Promise<number>;
+  };
+  const dir = mkdtempSync(join(tmpdir(), "berth-bench-serve-registry-"));
+  const reg = await peers.registry();
+  if (!reg) throw new Error("docker-registry is not installed (apt-get install docker-registry)");
+  const berth = await startBerth(join(dir, "store"), await peers.freePort());
+  const targets: Target[] = [berth.target, { name: "docker-registry", url: reg.url, pid: reg.pid }];
+  const rows = new Map<string, Record<string, number[]>>(targets.map((t) => [t.name, { upload: [], get1: [], get16: [], rps: [], p99: [] }]));
+  const row = (t: Target) => rows.get(t.name)!;
+  try {
+    for (let i = 0; i < runs; i++) {
+      const blob = blobFile(join(dir, `blob-${i}`), mb);
+      // alternate which server goes first
+      const order = i % 2 === 0 ? targets : [...targets].reverse();
+      for (const t of order) row(t).upload!.push(await upload(t, `bench/r${i}`, blob));
+      for (const t of order) row(t).get1!.push(await download(t, `bench/r${i}`, blob, 1, 1));
+      for (const t of order) row(t).get16!.push(await download(t, `bench/r${i}`, blob, 16, 3));
+      if (i === 0) for (const t of targets) await pushManifest(t, "bench/r0", blob, dir);
+      for (const t of order) {
+        const w = wrk(t, "bench/r0", seconds);
+        row(t).rps!.push(w.rps);
+        row(t).p99!.push(w.p99);
+      }
+      rmSync(blob.path, { force: true });
+    }
+    const rss = new Map(targets.map((t) => [t.name, peakRss(t.pid)]));
+    const [b, r] = targets.map((t) => row(t)) as [Record<string, number[]>, Record<string, number[]>];
+    const m = (xs: number[] | undefined) => median(xs ?? []);
+    process.stdout.write(`\nblob ${mb} MiB, ${runs} alternated runs, medians; wrk -t2 -c32 -d${seconds}s\n\n`);
+    process.stdout.write("| measure | berth serve | docker-registry | berth ÷ registry |\n|---|---:|---:|---:|\n");
+    for (const [key, label] of [
+      ["upload", "upload (POST, PATCH, PUT) MB/s"],
+      ["get1", "blob GET, 1 client, MB/s"],
+      ["get16", "blob GET, 16 clients × 3, aggregate MB/s"],
+      ["rps", "manifest GET by tag, requests/s"],
+      ["p99", "manifest GET p99 ms (lower is better)"],
+    ] as const) {
+      process.stdout.write(`| ${label} | ${m(b[key]).toFixed(1)} | ${m(r[key]).toFixed(1)} | ${(m(b[key]) / m(r[key])).toFixed(2)} |\n`);
+    }
+    process.stdout.write(`| peak RSS after the runs, MiB | ${rss.get("berth serve")!.toFixed(0)} | ${rss.get("docker-registry")!.toFixed(0)} | |\n`);
+  } finally {
+    berth.child.kill("SIGTERM");
+    await reg.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();
