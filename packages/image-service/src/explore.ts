@@ -290,7 +290,7 @@ export async function compareImages(store: Store, nameA: string, nameB: string, 
     else if (fa.type !== "dir" || fb.type !== "dir") {
       const same = a.chainIDs[fa.layer] !== undefined && a.chainIDs[fa.layer] === b.chainIDs[fb.layer];
       if (same) continue; // written by the same shared layer
-      if (fa.type !== fb.type || fa.size !== fb.size || fa.hash !== fb.hash || fa.link !== fb.link || fa.mode !== fb.mode) {
+      if (fa.type !== fb.type || fa.size !== fb.size || fa.mtime !== fb.mtime || fa.link !== fb.link || fa.mode !== fb.mode) {
         diffs.push({ path, status: "changed", sizeA: fa.size, sizeB: fb.size });
       }
     }

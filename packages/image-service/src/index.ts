@@ -88,8 +88,8 @@ export {
   type TransferredBlob,
 } from "./registry.js";
 export { type DiskUsage, diskUsage, fsck, type UsageRow } from "./system.js";
-export { type LayerEntry, type LayerEntryType, type LayerFiles, LAYER_TREE_CACHE_DIR, layerTree, readLayerEntries } from "./layertree.js";
-export { type EntryStatus, type MarkedEntry, type StackedFile, StackedTree, stackLayers } from "./stack.js";
+export { type LayerEntry, type LayerEntryType, type LayerFiles, LAYER_TREE_CACHE_DIR, layerTree, MAX_PATH_DEPTH, readLayerEntries } from "./layertree.js";
+export { type EntryStatus, type MarkedEntry, sameContent, type StackedFile, StackedTree, stackLayers } from "./stack.js";
 export { computeEfficiency, type EfficiencyReport, type PathOccurrence, type WastedPath } from "./efficiency.js";
 export {
   type ChangeCounts,

@@ -9,11 +9,11 @@
  * is hidden).
  * @module
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Digest, digestHex, InvalidArgumentError } from "@berth/digest";
-import { readTar } from "@berth/docker-archive";
+import { type ByteSource, type Digest, digestHex, InvalidArgumentError } from "@berth/digest";
+import { type TarHeaderEntry, walkTarHeaders } from "@berth/docker-archive";
 import type { Store } from "@berth/image-store";
 import { checkDigest } from "@berth/layer-store";
 import { ImageServiceErrorCode } from "./errors.js";
@@ -21,7 +21,7 @@ import { ImageServiceErrorCode } from "./errors.js";
 /** What a layer entry is. `whiteout` and `opaque` are the OCI removal markers, decoded. */
 export type LayerEntryType = "file" | "dir" | "symlink" | "hardlink" | "other" | "whiteout" | "opaque";
 
-/** One entry of a layer tar. */
+/** One entry of a layer tar (its header: bodies are never read, see {@link readLayerEntries}). */
 export interface LayerEntry {
   /**
    * Normalized path (no leading `./` or `/`, no trailing slash). For a
@@ -36,8 +36,11 @@ export interface LayerEntry {
   mode: number;
   /** Link target, for symlinks and hard links. */
   link?: string;
-  /** First 16 hex digits of the body's SHA-256 (regular files only), to tell a rewrite from a change. */
-  hash?: string;
+  /** Modification time (seconds) of the header: with size, mode, owner and link, what tells a rewrite from a change. */
+  mtime: number;
+  /** Owner and group IDs of the header. */
+  uid: number;
+  gid: number;
 }
 
 /** The entries of one layer, in tar order. */
@@ -49,7 +52,7 @@ export interface LayerFiles {
 }
 
 /** Version of the cache file format; a file of another version is recomputed. */
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 /** Cache files live here, under the store root: `<root>/cache/explorer/layers/<hex>.json`. */
 export const LAYER_TREE_CACHE_DIR = join("cache", "explorer", "layers");
 
@@ -61,33 +64,67 @@ function typeOf(t: string): LayerEntryType {
 }
 
 /**
- * Read a layer tar into its entries, hashing each file body as it streams by.
- * @throws InvalidArgumentError `ERR_NOT_A_TAR` when the bytes are not a tar
+ * Deepest path a layer entry may have. A path is at most PATH_MAX (4096)
+ * bytes on Linux, so 2048 components; deeper ones only come from hostile
+ * tars, and would overflow the stack of the tree walks.
  */
-export async function readLayerEntries(source: AsyncIterable<Uint8Array>, what = "layer"): Promise<LayerEntry[]> {
-  const out: LayerEntry[] = [];
-  try {
-    for await (const e of readTar(source)) {
-      if (e.name === "") continue; // the archive root itself (`./`)
-      const slash = e.name.lastIndexOf("/");
-      const dir = slash < 0 ? "" : e.name.slice(0, slash);
-      const base = e.name.slice(slash + 1);
-      if (base === OPAQUE) {
-        out.push({ path: dir, type: "opaque", size: 0, mode: e.mode });
-      } else if (base.startsWith(WHITEOUT)) {
-        out.push({ path: dir ? `${dir}/${base.slice(WHITEOUT.length)}` : base.slice(WHITEOUT.length), type: "whiteout", size: 0, mode: e.mode });
-      } else {
-        const entry: LayerEntry = { path: e.name, type: typeOf(e.type), size: e.size, mode: e.mode };
-        if (e.linkname !== undefined && (e.type === "symlink" || e.type === "hardlink")) entry.link = e.linkname;
-        if (e.type === "file") {
-          const h = createHash("sha256");
-          for await (const chunk of e.body()) h.update(chunk);
-          entry.hash = h.digest("hex").slice(0, 16);
-        }
-        out.push(entry);
-      }
+export const MAX_PATH_DEPTH = 2048;
+
+/** Errors of the tar itself (rather than of the source the bytes come from). */
+const TAR_CODES: ReadonlySet<string> = new Set(["ERR_INVALID_TAR", "ERR_TRUNCATED", "ERR_UNSAFE_PATH", "ERR_CORRUPT_DATA"]);
+
+/** A header as a layer entry (whiteouts and opaque markers decoded), or undefined for the archive root. */
+function entryOf(e: TarHeaderEntry, what: string): LayerEntry | undefined {
+  if (e.name === "") return undefined; // the archive root itself (`./`)
+  let depth = 1;
+  for (let i = e.name.indexOf("/"); i >= 0; i = e.name.indexOf("/", i + 1)) {
+    if (++depth > MAX_PATH_DEPTH) {
+      throw new InvalidArgumentError(`${what}: entry at byte ${e.offset} is more than ${MAX_PATH_DEPTH} directories deep`, {
+        code: ImageServiceErrorCode.UNSAFE_PATH,
+        details: { offset: e.offset },
+      });
     }
+  }
+  const slash = e.name.lastIndexOf("/");
+  const dir = slash < 0 ? "" : e.name.slice(0, slash);
+  const base = e.name.slice(slash + 1);
+  const owner = { mtime: e.mtime, uid: e.uid, gid: e.gid };
+  if (base === OPAQUE) return { path: dir, type: "opaque", size: 0, mode: e.mode, ...owner };
+  if (base.startsWith(WHITEOUT)) {
+    const gone = base.slice(WHITEOUT.length);
+    return { path: dir ? `${dir}/${gone}` : gone, type: "whiteout", size: 0, mode: e.mode, ...owner };
+  }
+  const entry: LayerEntry = { path: e.name, type: typeOf(e.type), size: e.size, mode: e.mode, ...owner };
+  if (e.linkname !== undefined) entry.link = e.linkname;
+  return entry;
+}
+
+/**
+ * Read a layer tar into its entries, from its headers alone: bodies are
+ * skipped (never hashed or copied), so the cost is reading or decompressing
+ * the bytes plus one header parse per entry.
+ * @throws InvalidArgumentError `ERR_NOT_A_TAR` when the bytes are not a tar
+ *   (the cause holds the tar reader's `ERR_INVALID_TAR` / `ERR_TRUNCATED` /
+ *   `ERR_UNSAFE_PATH`, or `ERR_CORRUPT_DATA` of a decompressor), `ERR_UNSAFE_PATH`
+ *   for a path deeper than {@link MAX_PATH_DEPTH}; errors of the source itself
+ *   (a failed read or download) pass through unchanged.
+ */
+export async function readLayerEntries(source: ByteSource, what = "layer"): Promise<LayerEntry[]> {
+  const out: LayerEntry[] = [];
+  let ours: unknown;
+  try {
+    await walkTarHeaders(source, (h) => {
+      try {
+        const e = entryOf(h, what);
+        if (e) out.push(e);
+      } catch (err) {
+        ours = err;
+        throw err;
+      }
+    });
   } catch (err) {
+    const code = (err as { code?: unknown })?.code;
+    if (err === ours || typeof code !== "string" || !TAR_CODES.has(code)) throw err;
     throw new InvalidArgumentError(`${what}: not a readable tar (${err instanceof Error ? err.message : String(err)})`, {
       code: ImageServiceErrorCode.NOT_A_TAR,
       cause: err,
@@ -98,7 +135,7 @@ export async function readLayerEntries(source: AsyncIterable<Uint8Array>, what =
 
 function isEntry(v: unknown): v is LayerEntry {
   const e = v as LayerEntry;
-  return typeof e === "object" && e !== null && typeof e.path === "string" && typeof e.type === "string" && typeof e.size === "number" && typeof e.mode === "number";
+  return typeof e === "object" && e !== null && typeof e.path === "string" && typeof e.type === "string" && typeof e.size === "number" && typeof e.mode === "number" && typeof e.mtime === "number";
 }
 
 /** The cached entries of a DiffID, or undefined when absent, damaged or of another format. */
