@@ -88,7 +88,23 @@ export {
   type TransferredBlob,
 } from "./registry.js";
 export { type DiskUsage, diskUsage, fsck, type UsageRow } from "./system.js";
-export { type LayerEntry, type LayerEntryType, type LayerFiles, LAYER_TREE_CACHE_DIR, layerTree, MAX_PATH_DEPTH, readLayerEntries } from "./layertree.js";
+export {
+  cachedLayerTree,
+  cacheLayerTree,
+  type LayerEntry,
+  LayerEntriesReader,
+  type LayerEntryType,
+  type LayerFiles,
+  LAYER_TREE_CACHE_DIR,
+  layerTree,
+  MAX_LAYER_ENTRIES,
+  MAX_PATH_DEPTH,
+  readLayerBlob,
+  type ReadLayerBlobOptions,
+  readLayerEntries,
+} from "./layertree.js";
+export { explainRemoteImage, type RemoteExploreOptions, remoteLayerView } from "./explore-remote.js";
+export { type RemoteImage, resolveRemoteImage } from "./registry.js";
 export { type EntryStatus, type MarkedEntry, sameContent, type StackedFile, StackedTree, stackLayers } from "./stack.js";
 export { computeEfficiency, type EfficiencyReport, type PathOccurrence, type WastedPath } from "./efficiency.js";
 export {
@@ -96,12 +112,17 @@ export {
   type ComparedLayer,
   compareImages,
   type ConfigSummary,
+  explainExplorerImage,
   explainImage,
   type ExplainedLayer,
+  type ExplorerImage,
+  explorerLayerView,
   type ExplainedStep,
   type FileDifference,
   type ImageComparison,
   type ImageExplanation,
   type LayerView,
   layerView,
+  localExplorerImage,
+  type RemoteOrigin,
 } from "./explore.js";

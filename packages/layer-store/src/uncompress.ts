@@ -63,8 +63,7 @@ export function uncompressed(blob: Readable): Readable {
       yield* rest();
       return;
     }
-    // 64 KiB output chunks: a quarter of the per-chunk work of zlib's 16 KiB default for every reader downstream
-    const t = kind === "gzip" ? createGunzip({ chunkSize: 1 << 16 }) : zstdTransform();
+    const t = kind === "gzip" ? createGunzip() : zstdTransform();
     pipeline(Readable.from(rest()), t, () => {});
     try {
       for await (const chunk of t) yield chunk as Buffer;
