@@ -70,9 +70,21 @@ interface Where {
   page: string;
   /** The API URL of the image. */
   api: string;
+  /** Query parameters every API call for it carries (a remote image's `platform`, from the page's own `?platform=`). */
+  params: URLSearchParams;
 }
-const local = (name: string): Where => ({ remote: false, page: `#/image/${enc(name)}`, api: `/ui/api/images/${enc(name)}` });
-const remote = (ref: string): Where => ({ remote: true, page: `#/remote/${enc(ref)}`, api: `/ui/api/remote/${enc(ref)}` });
+const local = (name: string): Where => ({ remote: false, page: `#/image/${enc(name)}`, api: `/ui/api/images/${enc(name)}`, params: new URLSearchParams() });
+const remote = (ref: string): Where => {
+  const platform = new URLSearchParams(location.search).get("platform");
+  return { remote: true, page: `#/remote/${enc(ref)}`, api: `/ui/api/remote/${enc(ref)}`, params: new URLSearchParams(platform ? { platform } : {}) };
+};
+/** `path` with the image's query parameters and `extra`. */
+function withParams(where: Where, path: string, extra: Record<string, string> = {}): string {
+  const q = new URLSearchParams(where.params);
+  for (const [k, v] of Object.entries(extra)) q.set(k, v);
+  const qs = q.toString();
+  return qs ? `${path}?${qs}` : path;
+}
 
 const view = () => document.getElementById("view")!;
 function setStatus(text: string, error = false): void {
@@ -161,7 +173,7 @@ async function listView(): Promise<Node[]> {
 // ---- one image ----
 
 async function imageView(name: string, where: Where): Promise<Node[]> {
-  const [x, images] = await Promise.all([getJson<ImageExplanation>(where.api), where.remote ? Promise.resolve([]) : getJson<ImageRow[]>("/ui/api/images")]);
+  const [x, images] = await Promise.all([getJson<ImageExplanation>(withParams(where, where.api)), where.remote ? Promise.resolve([]) : getJson<ImageRow[]>("/ui/api/images")]);
   const max = Math.max(1, ...x.layers.map((l) => l.size));
   const e = x.efficiency;
   const c = x.config;
@@ -353,7 +365,7 @@ function drawTree(root: TreeNode, openAll: boolean): HTMLElement {
 
 async function layerPage(where: Where, index: number): Promise<Node[]> {
   const layerUrl = `${where.api}/layers/${index}`;
-  const [x, v] = await Promise.all([getJson<ImageExplanation>(where.api), getJson<LayerView>(layerUrl)]);
+  const [x, v] = await Promise.all([getJson<ImageExplanation>(withParams(where, where.api)), getJson<LayerView>(withParams(where, layerUrl))]);
   // the whole image after this layer is fetched when first asked for (it can be megabytes)
   let image: StackedFile[] | undefined;
   const layer = x.layers[index]!;
@@ -365,7 +377,7 @@ async function layerPage(where: Where, index: number): Promise<Node[]> {
     if (whole.checked && !image) {
       setStatus("loading the image's files…");
       try {
-        image = (await getJson<LayerView>(`${layerUrl}?image=1`)).image ?? [];
+        image = (await getJson<LayerView>(withParams(where, layerUrl, { image: "1" }))).image ?? [];
       } catch (err) {
         setStatus(err instanceof Error ? err.message : String(err), true);
         return;
