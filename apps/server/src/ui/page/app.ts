@@ -144,6 +144,17 @@ async function listView(): Promise<Node[]> {
     h("h1", {}, "Images"),
     h("div", { class: "toolbar" }, search),
     h(
+      "div",
+      { class: "scroll" },
+      h(
+        "table",
+        { id: "image-list" },
+        h("thead", {}, h("tr", {}, h("th", {}, "tags"), h("th", {}, "ID"), h("th", {}, "created"), h("th", { class: "num" }, "layers"), h("th", { class: "num" }, "size"))),
+        body,
+      ),
+    ),
+    h("h2", {}, "An image in a registry"),
+    h(
       "form",
       {
         class: "toolbar",
@@ -156,16 +167,6 @@ async function listView(): Promise<Node[]> {
       h("label", { for: "remote-ref" }, "in a registry"),
       ref,
       h("button", { type: "submit" }, "Explore"),
-    ),
-    h(
-      "div",
-      { class: "scroll" },
-      h(
-        "table",
-        { id: "image-list" },
-        h("thead", {}, h("tr", {}, h("th", {}, "tags"), h("th", {}, "ID"), h("th", {}, "created"), h("th", { class: "num" }, "layers"), h("th", { class: "num" }, "size"))),
-        body,
-      ),
     ),
   ];
 }
