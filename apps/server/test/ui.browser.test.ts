@@ -11,7 +11,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { requirePeer } from "@berth/peers";
+import { registry, requirePeer } from "@berth/peers";
 import { describe, expect, it } from "vitest";
 import { exploredStore } from "./ui-fixtures.js";
 
@@ -129,6 +129,54 @@ describe("the explorer page in headless Chromium", () => {
       await browser.close();
       await rm(profile, { recursive: true, force: true });
       await store.close();
+    }
+  });
+
+  it("an image in a registry: the form, the remote view with its identities, a layer tree, as the local view shows them", async (ctx) => {
+    const chromium = process.env.CHROMIUM_PATH || (await requirePeer("chromium"));
+    if (!chromium) return ctx.skip();
+    const reg = await registry();
+    if (!reg) return ctx.skip();
+    ensurePageBuilt();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const store = await exploredStore();
+    const profile = await mkdtemp(join(tmpdir(), "berth-chromium-"));
+    const { chromium: launcher } = await import("playwright-core");
+    const browser = await launcher.launchPersistentContext(profile, {
+      executablePath: chromium,
+      viewport: { width: 1100, height: 900 },
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      const name = `${reg.host}/server-test/browser:1`;
+      await store.server.service.tag("waste:1", name);
+      await store.server.service.push(name);
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on("pageerror", (e) => problems.push(`page error: ${String(e)}`));
+      page.on("console", (m) => void (m.type() === "error" && problems.push(`console: ${m.text()}`)));
+      await page.goto(`${store.base}/ui/`);
+      await page.fill("#remote-ref", name);
+      await page.keyboard.press("Enter");
+      const bars = page.locator("#layers li");
+      await expect.poll(() => bars.count()).toBe(2);
+      expect(await page.locator("h1").textContent()).toBe(name);
+      expect(await page.locator("#remote-note").textContent()).toContain("not pulled");
+      expect(await page.locator("#efficiency").textContent()).toContain("2.44 %");
+      expect(await page.locator("#identities").textContent()).toContain("index digest");
+      expect(await page.locator("#compare-with").count()).toBe(0);
+      await page.screenshot({ path: join(ARTIFACTS, "08-remote-image.png"), fullPage: true });
+      await bars.nth(1).locator("a").click();
+      await page.locator('li[data-path="var"] > details > summary').click();
+      await page.locator('li[data-path="var/log"] > details > summary').click();
+      await expect.poll(() => page.locator('li.removed[data-path="var/log/big.log"]').count()).toBe(1);
+      await page.screenshot({ path: join(ARTIFACTS, "09-remote-layer-tree.png"), fullPage: true });
+      expect(problems).toEqual([]);
+    } finally {
+      await browser.close();
+      await rm(profile, { recursive: true, force: true });
+      await store.close();
+      await reg.stop();
     }
   });
 });

@@ -66,3 +66,4 @@ export {
   tarPadding,
   TAR_TRAILER_SIZE,
 } from "./tar.js";
+export { type TarHeaderEntry, TarHeaderWalker, type TarWalkOptions, walkTarHeaders } from "./tarwalk.js";

@@ -24,6 +24,8 @@ export const ImageServiceErrorCode = {
   NOT_A_TAR: "ERR_NOT_A_TAR",
   /** A layer tar entry that would land outside the image root. */
   UNSAFE_PATH: "ERR_UNSAFE_PATH",
+  /** A layer tar with more entries than the explorer holds in memory (`MAX_LAYER_ENTRIES`). */
+  TOO_MANY_ENTRIES: "ERR_TOO_MANY_ENTRIES",
   /** A layer index outside the image's layers (the explorer's layer view). */
   INVALID_LAYER_INDEX: "ERR_INVALID_LAYER_INDEX",
   /** A pull of something the store cannot hold as an image: an artifact (no image config), foreign layers, an oversized config. */

@@ -8,7 +8,7 @@
  * @module
  */
 import { chainIds, type Digest, InvalidArgumentError } from "@berth/digest";
-import type { Store } from "@berth/image-store";
+import type { ImageConfig, Store } from "@berth/image-store";
 import { computeEfficiency, type EfficiencyReport } from "./efficiency.js";
 import { ImageServiceErrorCode } from "./errors.js";
 import { inspectImage } from "./images.js";
@@ -75,9 +75,19 @@ export interface ImageExplanation {
   id: Digest;
   repoTags: string[];
   repoDigests: string[];
-  /** Digest of the manifest berth keeps for the image. */
+  /** Digest of the manifest berth keeps for the image (for a remote image: the registry's manifest for the platform). */
   manifestDigest: Digest;
   manifestMediaType: string;
+  /**
+   * Digest of the index the manifest was chosen from: for a remote image
+   * whose reference names an index, that index; null for a single-platform
+   * remote image and for every local image — the image store keeps one
+   * manifest per image and records no index (an image pulled through an
+   * index has the index digest in its `repoDigests`, as docker records it).
+   */
+  indexDigest: Digest | null;
+  /** Where a remote image was read (absent for the store's images). */
+  remote?: RemoteOrigin;
   created: string | undefined;
   config: ConfigSummary;
   /** Layers bottom first. */
@@ -88,26 +98,78 @@ export interface ImageExplanation {
   efficiency: EfficiencyReport;
 }
 
+/**
+ * An image as the explorer reads it, wherever it is: the store
+ * ({@link localExplorerImage}) or a registry (`remoteExplorerImage`). Layer
+ * trees are read when asked, so a view of layer 2 reads layers 0–2 only.
+ */
+export interface ExplorerImage {
+  id: Digest;
+  config: ImageConfig;
+  repoTags: string[];
+  repoDigests: string[];
+  manifestDigest: Digest;
+  manifestMediaType: string;
+  /** The index the manifest was chosen from, when known (see {@link ImageExplanation.indexDigest}). */
+  indexDigest: Digest | null;
+  /** Where the image was read from, for a remote one. */
+  remote?: RemoteOrigin;
+  /** The layer blobs (as stored or served), bottom first; null where unknown. */
+  blobs: Array<{ digest: Digest; mediaType: string; size: number } | null>;
+  /** Layer `i`'s file list (bottom = 0). */
+  tree(i: number): Promise<LayerFiles>;
+}
+
+/** Where a remote image was read. */
+export interface RemoteOrigin {
+  /** The normalised reference (`127.0.0.1:5000/team/app:1`). */
+  reference: string;
+  /** For a reference to an index: the platform whose manifest was chosen. */
+  platform?: string;
+}
+
 /** An image resolved with its layers' files read. */
 interface Loaded {
-  id: Digest;
-  details: Awaited<ReturnType<typeof inspectImage>>;
+  image: ExplorerImage;
   diffIDs: Digest[];
   chainIDs: Digest[];
   trees: LayerFiles[];
 }
 
-async function load(store: Store, name: string): Promise<Loaded> {
+/** The store's image `name` resolves to, for the explorer. @throws NotFoundError `ERR_IMAGE_NOT_FOUND` */
+export async function localExplorerImage(store: Store, name: string): Promise<ExplorerImage> {
   const details = await inspectImage(store, name);
-  const diffIDs = details.config.rootfs.diff_ids;
-  const chain = chainIds(diffIDs);
-  const trees: LayerFiles[] = [];
-  for (const c of chain) trees.push(await layerTree(store, c));
-  return { id: details.id, details, diffIDs, chainIDs: chain, trees };
+  const chain = chainIds(details.config.rootfs.diff_ids);
+  const m = await store.images.manifest(details.id);
+  const blobs = await Promise.all(
+    chain.map(async (c) => {
+      const rec = await store.layers.get(c).catch(() => undefined);
+      return rec ? { digest: rec.blob.digest, mediaType: rec.blob.mediaType, size: rec.blob.size } : null;
+    }),
+  );
+  return {
+    id: details.id,
+    config: details.config,
+    repoTags: details.repoTags,
+    repoDigests: details.repoDigests,
+    manifestDigest: m.digest,
+    manifestMediaType: m.manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json",
+    // the image store keeps one manifest per image and no index (see the README)
+    indexDigest: null,
+    blobs,
+    tree: (i) => layerTree(store, chain[i]!),
+  };
 }
 
-function summary(details: Loaded["details"]): ConfigSummary {
-  const c = details.config;
+async function load(image: ExplorerImage, upTo?: number): Promise<Loaded> {
+  const diffIDs = image.config.rootfs.diff_ids;
+  const chain = chainIds(diffIDs);
+  const trees: LayerFiles[] = [];
+  for (let i = 0; i <= (upTo ?? diffIDs.length - 1); i++) trees.push(await image.tree(i));
+  return { image, diffIDs, chainIDs: chain, trees };
+}
+
+function summary(c: ImageConfig): ConfigSummary {
   const r = c.config ?? {};
   return {
     entrypoint: (r.Entrypoint as string[] | null | undefined) ?? null,
@@ -124,9 +186,9 @@ function summary(details: Loaded["details"]): ConfigSummary {
 }
 
 /** The history mapped onto the layers: steps with `empty_layer` make none, the others make the next layer. */
-function mapHistory(details: Loaded["details"], layers: number): ExplainedStep[] {
+function mapHistory(config: ImageConfig, layers: number): ExplainedStep[] {
   let next = 0;
-  return (details.config.history ?? []).map((h) => {
+  return (config.history ?? []).map((h) => {
     const empty = h.empty_layer === true;
     const layer = !empty && next < layers ? next++ : null;
     return { created: h.created, createdBy: h.created_by ?? "", comment: h.comment ?? "", emptyLayer: empty, layer };
@@ -154,22 +216,25 @@ function counts(entries: readonly MarkedEntry[]): ChangeCounts {
  * @throws NotFoundError `ERR_IMAGE_NOT_FOUND`; AmbiguousPrefixError
  */
 export async function explainImage(store: Store, name: string): Promise<ImageExplanation> {
-  const l = await load(store, name);
+  return explainExplorerImage(await localExplorerImage(store, name));
+}
+
+/** {@link explainImage} of an image wherever it is (see {@link ExplorerImage}). */
+export async function explainExplorerImage(image: ExplorerImage): Promise<ImageExplanation> {
+  const l = await load(image);
   const { marked, tree } = stackLayers(l.trees.map((t) => t.entries));
   let visibleBytes = 0;
   for (const f of tree.files()) visibleBytes += f.size;
-  const history = mapHistory(l.details, l.trees.length);
+  const history = mapHistory(image.config, l.trees.length);
   const stepOf = new Map(history.filter((h) => h.layer !== null).map((h) => [h.layer!, h]));
-  const m = await store.images.manifest(l.id);
   const layers: ExplainedLayer[] = [];
   for (let i = 0; i < l.trees.length; i++) {
-    const rec = await store.layers.get(l.chainIDs[i]!).catch(() => undefined);
     const step = stepOf.get(i);
     layers.push({
       index: i,
       diffID: l.diffIDs[i]!,
       chainID: l.chainIDs[i]!,
-      blob: rec ? { digest: rec.blob.digest, mediaType: rec.blob.mediaType, size: rec.blob.size } : null,
+      blob: image.blobs[i] ?? null,
       size: l.trees[i]!.bytes,
       entries: l.trees[i]!.entries.length,
       createdBy: step?.createdBy ?? "",
@@ -179,13 +244,15 @@ export async function explainImage(store: Store, name: string): Promise<ImageExp
     });
   }
   return {
-    id: l.id,
-    repoTags: l.details.repoTags,
-    repoDigests: l.details.repoDigests,
-    manifestDigest: m.digest,
-    manifestMediaType: m.manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json",
-    created: l.details.config.created,
-    config: summary(l.details),
+    id: image.id,
+    repoTags: image.repoTags,
+    repoDigests: image.repoDigests,
+    manifestDigest: image.manifestDigest,
+    manifestMediaType: image.manifestMediaType,
+    indexDigest: image.indexDigest,
+    ...(image.remote ? { remote: image.remote } : {}),
+    created: image.config.created,
+    config: summary(image.config),
     layers,
     history,
     visibleBytes,
@@ -211,19 +278,21 @@ export interface LayerView {
  * @throws InvalidArgumentError `ERR_INVALID_LAYER_INDEX`; NotFoundError `ERR_IMAGE_NOT_FOUND`
  */
 export async function layerView(store: Store, name: string, index: number, opts: { image?: boolean } = {}): Promise<LayerView> {
-  const details = await inspectImage(store, name);
-  const diffIDs = details.config.rootfs.diff_ids;
+  return explorerLayerView(await localExplorerImage(store, name), index, opts);
+}
+
+/** {@link layerView} of an image wherever it is (see {@link ExplorerImage}); reads layers 0…index only. */
+export async function explorerLayerView(image: ExplorerImage, index: number, opts: { image?: boolean } = {}): Promise<LayerView> {
+  const diffIDs = image.config.rootfs.diff_ids;
   if (!Number.isInteger(index) || index < 0 || index >= diffIDs.length) {
     throw new InvalidArgumentError(`layer index ${String(index)} is not 0…${diffIDs.length - 1}`, { code: ImageServiceErrorCode.INVALID_LAYER_INDEX });
   }
-  const chain = chainIds(diffIDs).slice(0, index + 1);
-  const trees: LayerFiles[] = [];
-  for (const c of chain) trees.push(await layerTree(store, c));
-  const { marked, tree } = stackLayers(trees.map((t) => t.entries));
+  const l = await load(image, index);
+  const { marked, tree } = stackLayers(l.trees.map((t) => t.entries));
   return {
     index,
     diffID: diffIDs[index]!,
-    chainID: chain[index]!,
+    chainID: l.chainIDs[index]!,
     entries: marked[index]!,
     ...(opts.image ? { image: tree.files() } : {}),
   };
@@ -276,9 +345,9 @@ function comparedLayers(l: Loaded, history: ExplainedStep[]): ComparedLayer[] {
  * @throws NotFoundError `ERR_IMAGE_NOT_FOUND`
  */
 export async function compareImages(store: Store, nameA: string, nameB: string, opts: { maxFiles?: number } = {}): Promise<ImageComparison> {
-  const [a, b] = [await load(store, nameA), await load(store, nameB)];
-  const la = comparedLayers(a, mapHistory(a.details, a.trees.length));
-  const lb = comparedLayers(b, mapHistory(b.details, b.trees.length));
+  const [a, b] = [await load(await localExplorerImage(store, nameA)), await load(await localExplorerImage(store, nameB))];
+  const la = comparedLayers(a, mapHistory(a.image.config, a.trees.length));
+  const lb = comparedLayers(b, mapHistory(b.image.config, b.trees.length));
   const inB = new Set(b.chainIDs);
   const inA = new Set(a.chainIDs);
   const filesA = new Map(stackLayers(a.trees.map((t) => t.entries)).tree.files().map((f) => [f.path, f]));
@@ -290,22 +359,22 @@ export async function compareImages(store: Store, nameA: string, nameB: string, 
     else if (fa.type !== "dir" || fb.type !== "dir") {
       const same = a.chainIDs[fa.layer] !== undefined && a.chainIDs[fa.layer] === b.chainIDs[fb.layer];
       if (same) continue; // written by the same shared layer
-      if (fa.type !== fb.type || fa.size !== fb.size || fa.hash !== fb.hash || fa.link !== fb.link || fa.mode !== fb.mode) {
+      if (fa.type !== fb.type || fa.size !== fb.size || fa.mtime !== fb.mtime || fa.link !== fb.link || fa.mode !== fb.mode) {
         diffs.push({ path, status: "changed", sizeA: fa.size, sizeB: fb.size });
       }
     }
   }
   for (const [path, fb] of filesB) if (!filesA.has(path)) diffs.push({ path, status: "added", sizeA: null, sizeB: fb.size });
   diffs.sort((x, y) => Math.max(y.sizeA ?? 0, y.sizeB ?? 0) - Math.max(x.sizeA ?? 0, x.sizeB ?? 0) || x.path.localeCompare(y.path));
-  const ca = summary(a.details);
-  const cb = summary(b.details);
+  const ca = summary(a.image.config);
+  const cb = summary(b.image.config);
   const configDifferences = (Object.keys(ca) as Array<keyof ConfigSummary>)
     .filter((k) => JSON.stringify(ca[k]) !== JSON.stringify(cb[k]))
     .map((field) => ({ field, a: ca[field], b: cb[field] }));
   const sum = (l: Loaded) => l.trees.reduce((n, t) => n + t.bytes, 0);
   return {
-    a: { id: a.id, repoTags: a.details.repoTags, size: sum(a) },
-    b: { id: b.id, repoTags: b.details.repoTags, size: sum(b) },
+    a: { id: a.image.id, repoTags: a.image.repoTags, size: sum(a) },
+    b: { id: b.image.id, repoTags: b.image.repoTags, size: sum(b) },
     shared: la.filter((l) => inB.has(l.chainID)),
     onlyA: la.filter((l) => !inB.has(l.chainID)),
     onlyB: lb.filter((l) => !inA.has(l.chainID)),

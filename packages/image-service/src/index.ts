@@ -91,22 +91,43 @@ export {
 } from "./registry.js";
 export * from "./registry-backend/index.js";
 export { type DiskUsage, diskUsage, fsck, type UsageRow } from "./system.js";
-export { type LayerEntry, type LayerEntryType, type LayerFiles, LAYER_TREE_CACHE_DIR, layerTree, readLayerEntries } from "./layertree.js";
-export { type EntryStatus, type MarkedEntry, type StackedFile, StackedTree, stackLayers } from "./stack.js";
+export {
+  cachedLayerTree,
+  cacheLayerTree,
+  type LayerEntry,
+  LayerEntriesReader,
+  type LayerEntryType,
+  type LayerFiles,
+  LAYER_TREE_CACHE_DIR,
+  layerTree,
+  MAX_LAYER_ENTRIES,
+  MAX_PATH_DEPTH,
+  readLayerBlob,
+  type ReadLayerBlobOptions,
+  readLayerEntries,
+} from "./layertree.js";
+export { explainRemoteImage, type RemoteExploreOptions, remoteLayerView } from "./explore-remote.js";
+export { type RemoteImage, resolveRemoteImage } from "./registry.js";
+export { type EntryStatus, type MarkedEntry, sameContent, type StackedFile, StackedTree, stackLayers } from "./stack.js";
 export { computeEfficiency, type EfficiencyReport, type PathOccurrence, type WastedPath } from "./efficiency.js";
 export {
   type ChangeCounts,
   type ComparedLayer,
   compareImages,
   type ConfigSummary,
+  explainExplorerImage,
   explainImage,
   type ExplainedLayer,
+  type ExplorerImage,
+  explorerLayerView,
   type ExplainedStep,
   type FileDifference,
   type ImageComparison,
   type ImageExplanation,
   type LayerView,
   layerView,
+  localExplorerImage,
+  type RemoteOrigin,
 } from "./explore.js";
 export { checkLookup, LOOKUP_LEASE_MS } from "./incremental.js";
 export type { Credential as RegistryCredential } from "@berth/registry";

@@ -179,32 +179,10 @@ export interface PushResult {
  */
 export async function pullImage(store: Store, name: string, opts: PullOptions = {}): Promise<PullResult> {
   const ref = parseReference(name);
-  const explicit = opts.platform !== undefined ? parsePlatform(opts.platform) : undefined;
-  const want = explicit ?? hostPlatform();
-  const call = opts.signal ? { signal: opts.signal } : {};
   return withClient(opts, async (client) => {
     const repo = client.repository(ref);
-    const root = await repo.getManifest(ref.digest ?? ref.tag ?? "latest", call);
-    let manifest: ManifestResult = root;
-    let platform: string | undefined;
-    if (INDEX_MEDIA_TYPES.has(root.mediaType)) {
-      const chosen = selectManifest(parseIndex(root.bytes, `index ${root.digest}`), want, ref.string);
-      platform = chosen.platform ? formatPlatform(chosen.platform) : undefined;
-      manifest = await repo.getManifest(chosen.digest, call);
-    }
-    const parsed = parseManifest(manifest.bytes, `manifest ${manifest.digest}`);
-    const config = await readConfig(store, repo, ref, parsed, opts.signal);
-    const image = parseImageConfig(config, `config ${parsed.config.digest}`);
+    const { root, manifest, parsed, config, image, platform } = await resolveRemoteImage(store, repo, ref, opts);
     const diffIDs = image.rootfs.diff_ids;
-    if (diffIDs.length !== parsed.layers.length) {
-      throw unsupported(`${ref.string}: the manifest has ${parsed.layers.length} layers, the config ${diffIDs.length} (foreign layers are not supported)`);
-    }
-    if (explicit && !platform && !platformMatches(explicit, platformSpecOf(image))) {
-      throw new FailedPreconditionError(`${ref.string} is for ${formatPlatform(image)}, not ${formatPlatform(explicit)}`, {
-        code: ImageServiceErrorCode.PLATFORM_MISMATCH,
-        details: { wanted: formatPlatform(explicit), image: formatPlatform(image) },
-      });
-    }
     const tag = ref.digest === undefined ? ref.tag : undefined;
     opts.onProgress?.({
       type: "resolved",
@@ -500,6 +478,55 @@ class StoreDestination implements ImageDestination {
 }
 
 /** The image config a manifest names, read whole and verified: from the store when it has it (a pull of an image it holds fetches no blob), else from the registry. */
+/** An image resolved at its registry: the manifest (chosen from an index for the platform) and the config, verified. */
+export interface RemoteImage {
+  /** What the reference names: the index, or the manifest itself. */
+  root: ManifestResult;
+  /** The image's manifest. */
+  manifest: ManifestResult;
+  parsed: OciManifest;
+  /** The config's bytes (its digest is the image ID) and the parsed config. */
+  config: Uint8Array;
+  image: ReturnType<typeof parseImageConfig>;
+  /** For an index: the platform chosen. */
+  platform?: string;
+}
+
+/**
+ * Resolve `ref` at its registry as `docker pull` does before it fetches a
+ * layer: the manifest it names (for an index, the one for the platform), the
+ * config (from the store when it has it, else the registry; verified), one
+ * DiffID per layer, and a single-platform image of the platform asked for.
+ * @throws as {@link pullImage} before its first layer
+ */
+export async function resolveRemoteImage(store: Store, repo: Repository, ref: Reference, opts: { platform?: string; signal?: AbortSignal }): Promise<RemoteImage> {
+  const explicit = opts.platform !== undefined ? parsePlatform(opts.platform) : undefined;
+  const want = explicit ?? hostPlatform();
+  const call = opts.signal ? { signal: opts.signal } : {};
+  const root = await repo.getManifest(ref.digest ?? ref.tag ?? "latest", call);
+  let manifest: ManifestResult = root;
+  let platform: string | undefined;
+  if (INDEX_MEDIA_TYPES.has(root.mediaType)) {
+    const chosen = selectManifest(parseIndex(root.bytes, `index ${root.digest}`), want, ref.string);
+    platform = chosen.platform ? formatPlatform(chosen.platform) : undefined;
+    manifest = await repo.getManifest(chosen.digest, call);
+  }
+  const parsed = parseManifest(manifest.bytes, `manifest ${manifest.digest}`);
+  const config = await readConfig(store, repo, ref, parsed, opts.signal);
+  const image = parseImageConfig(config, `config ${parsed.config.digest}`);
+  const diffIDs = image.rootfs.diff_ids;
+  if (diffIDs.length !== parsed.layers.length) {
+    throw unsupported(`${ref.string}: the manifest has ${parsed.layers.length} layers, the config ${diffIDs.length} (foreign layers are not supported)`);
+  }
+  if (explicit && !platform && !platformMatches(explicit, platformSpecOf(image))) {
+    throw new FailedPreconditionError(`${ref.string} is for ${formatPlatform(image)}, not ${formatPlatform(explicit)}`, {
+      code: ImageServiceErrorCode.PLATFORM_MISMATCH,
+      details: { wanted: formatPlatform(explicit), image: formatPlatform(image) },
+    });
+  }
+  return { root, manifest, parsed, config, image, ...(platform ? { platform } : {}) };
+}
+
 async function readConfig(store: Store, repo: Repository, ref: Reference, manifest: OciManifest, signal: AbortSignal | undefined): Promise<Uint8Array> {
   const desc = manifest.config;
   if (!IMAGE_CONFIG_MEDIA_TYPES.has(desc.mediaType)) throw unsupported(`${ref.string} is not a container image (config media type ${desc.mediaType})`);
@@ -534,7 +561,8 @@ async function resolveOrUndefined(store: Store, ref: string): Promise<Digest | u
   }
 }
 
-async function withClient<T>(opts: RegistryOptions, fn: (client: RegistryClient) => Promise<T>): Promise<T> {
+/** Run `fn` with `opts.client`, or with a new client (Docker's credentials) closed afterwards. */
+export async function withClient<T>(opts: Pick<RegistryOptions, "client" | "insecure">, fn: (client: RegistryClient) => Promise<T>): Promise<T> {
   if (opts.client) return fn(opts.client);
   const credential = opts.credential;
   const client = new RegistryClient({

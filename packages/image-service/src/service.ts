@@ -22,6 +22,7 @@ import {
   saveToDaemon,
 } from "./daemon.js";
 import { type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
+import { explainRemoteImage, type RemoteExploreOptions, remoteLayerView } from "./explore-remote.js";
 import { compareImages, explainImage, type ImageComparison, type ImageExplanation, type LayerView, layerView } from "./explore.js";
 import { LayerLookups } from "./incremental.js";
 import { type HistoryEntry, type ImageDetails, type ImageSummary, imageHistory, inspectImage, type ListOptions, listImages } from "./images.js";
@@ -163,6 +164,14 @@ export class ImageService {
   /** Two images side by side: shared and own layers, config and file differences. */
   compare(a: string, b: string, opts?: { maxFiles?: number }): Promise<ImageComparison> {
     return compareImages(this.store, a, b, opts);
+  }
+  /** {@link explain} of an image in a registry, without pulling it (layer trees cached in the store). */
+  explainRemote(name: string, opts?: RemoteExploreOptions): Promise<ImageExplanation> {
+    return explainRemoteImage(this.store, name, opts);
+  }
+  /** {@link layerView} of an image in a registry (fetches layers 0…index when their trees are not known). */
+  remoteLayerView(name: string, index: number, opts?: RemoteExploreOptions & { image?: boolean }): Promise<LayerView> {
+    return remoteLayerView(this.store, name, index, opts);
   }
   /**
    * Every write: first what a killed or interrupted operation left goes (dead

@@ -37,12 +37,19 @@ export interface StackedFile {
   layer: number;
   mode: number;
   link?: string;
-  /** Short content hash of a regular file (see {@link LayerEntry.hash}). */
-  hash?: string;
+  /** Modification time (seconds) of the entry's header; 0 for a directory no layer wrote. */
+  mtime: number;
 }
 
-function sameContent(a: LayerEntry, b: LayerEntry): boolean {
-  return a.type === b.type && a.mode === b.mode && a.size === b.size && a.hash === b.hash && a.link === b.link;
+/**
+ * Whether `b` only writes `a` again: same type, mode, size, owner, mtime and
+ * link target. Contents are not compared (layer trees come from tar headers
+ * alone, see `readLayerEntries`); dive hashes them, so a file rewritten with
+ * the same bytes but a new mtime is "changed" here and "unmodified" in dive,
+ * and a same-size rewrite that kept its mtime is "unchanged" here.
+ */
+export function sameContent(a: LayerEntry, b: LayerEntry): boolean {
+  return a.type === b.type && a.mode === b.mode && a.size === b.size && a.mtime === b.mtime && a.uid === b.uid && a.gid === b.gid && a.link === b.link;
 }
 
 /** The filesystem of layers stacked so far. */
@@ -130,9 +137,8 @@ export class StackedTree {
       for (const name of [...(n.children?.keys() ?? [])].sort()) {
         const c = n.children!.get(name)!;
         const path = prefix ? `${prefix}/${name}` : name;
-        const f: StackedFile = { path, type: c.entry?.type ?? "dir", size: c.entry?.size ?? 0, layer: c.entry ? c.layer : -1, mode: c.entry?.mode ?? 0o755 };
+        const f: StackedFile = { path, type: c.entry?.type ?? "dir", size: c.entry?.size ?? 0, layer: c.entry ? c.layer : -1, mode: c.entry?.mode ?? 0o755, mtime: c.entry?.mtime ?? 0 };
         if (c.entry?.link !== undefined) f.link = c.entry.link;
-        if (c.entry?.hash !== undefined) f.hash = c.entry.hash;
         out.push(f);
         walk(c, path);
       }

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { digestHex } from "@berth/digest";
 import { describe, expect, it } from "vitest";
-import { ImageServiceErrorCode, LAYER_TREE_CACHE_DIR, layerTree } from "../src/index.js";
+import * as tarPack from "tar-stream";
+import { ImageServiceErrorCode, LAYER_TREE_CACHE_DIR, layerTree, MAX_PATH_DEPTH, readLayerEntries, sameContent } from "../src/index.js";
 import { freshService, tarStream } from "./helpers.js";
 
 const bytes = (n: number, c = "x") => c.repeat(n);
@@ -146,15 +147,41 @@ describe("layerTree", () => {
     const diffID = img.layers[0]!.diffID;
     const first = await layerTree(store, diffID);
     const file = join(store.root, LAYER_TREE_CACHE_DIR, `${digestHex(diffID)}.json`);
-    expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({ version: 1, diffID, entries: first.entries });
-    for (const garbage of ["{not json", JSON.stringify({ version: 1, diffID, entries: [{ path: 3 }] }), ""]) {
+    expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({ version: 2, diffID, entries: first.entries });
+    for (const garbage of ["{not json", JSON.stringify({ version: 2, diffID, entries: [{ path: 3 }] }), ""]) {
       await writeFile(file, garbage);
       expect(await layerTree(store, img.layers[0]!.chainID)).toEqual(first);
       expect(JSON.parse(await readFile(file, "utf8")).entries).toEqual(first.entries);
     }
     // a cache of another layer's DiffID under this name is not believed
-    await writeFile(file, JSON.stringify({ version: 1, diffID: `sha256:${"0".repeat(64)}`, entries: [] }));
+    await writeFile(file, JSON.stringify({ version: 2, diffID: `sha256:${"0".repeat(64)}`, entries: [] }));
     expect((await layerTree(store, diffID)).entries).toHaveLength(2);
     await expect(layerTree(store, `sha256:${"1".repeat(64)}`)).rejects.toMatchObject({ code: "ERR_LAYER_NOT_FOUND" });
+  });
+});
+
+describe("readLayerEntries on hostile tars", () => {
+  it("refuses a path deeper than MAX_PATH_DEPTH (ERR_UNSAFE_PATH), bytes that are not a tar (ERR_NOT_A_TAR); passes source errors through", async () => {
+    const deep = `${"d/".repeat(MAX_PATH_DEPTH)}f`;
+    const pack = tarPack.pack();
+    pack.entry({ name: deep }, "x");
+    pack.finalize();
+    const parts: Buffer[] = [];
+    for await (const c of pack) parts.push(c as Buffer);
+    await expect(readLayerEntries([Buffer.concat(parts)])).rejects.toMatchObject({ code: ImageServiceErrorCode.UNSAFE_PATH });
+    await expect(readLayerEntries([new Uint8Array(512).fill(7)])).rejects.toMatchObject({ code: ImageServiceErrorCode.NOT_A_TAR, cause: { code: "ERR_INVALID_TAR" } });
+    await expect(readLayerEntries([Buffer.concat(parts).subarray(0, 700)])).rejects.toMatchObject({ code: ImageServiceErrorCode.NOT_A_TAR });
+    const boom = Object.assign(new Error("network down"), { code: "ERR_SOURCE" });
+    async function* failing() {
+      yield Buffer.concat(parts).subarray(0, 512);
+      throw boom;
+    }
+    await expect(readLayerEntries(failing())).rejects.toBe(boom);
+  });
+
+  it("tells a rewrite from a change by the header: size, mode, owner, mtime, link", async () => {
+    const e = { path: "f", type: "file" as const, size: 3, mode: 0o644, mtime: 10, uid: 0, gid: 0 };
+    expect(sameContent(e, { ...e })).toBe(true);
+    for (const d of [{ size: 4 }, { mode: 0o755 }, { mtime: 11 }, { uid: 1 }, { gid: 1 }]) expect(sameContent(e, { ...e, ...d })).toBe(false);
   });
 });

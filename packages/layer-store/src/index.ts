@@ -43,7 +43,7 @@ export { EARLY_SYNC, PositionalWriter, type PositionalWriterOptions } from "./po
 export { currentOwner, isOwnerAlive, ownerToken, parseOwnerToken, type ProcessOwner } from "./fsutil.js";
 export { checkDigest } from "./paths.js";
 export { LayerStoreErrorCode, type LayerStoreErrorCodeValue } from "./errors.js";
-export { INVALID_LAYER_TAR, TarCheck } from "./tarcheck.js";
+export { INVALID_LAYER_TAR, parseTarNumber, TarCheck, tarChecksumOk } from "./tarcheck.js";
 export { LayerScan, type LayerScanOptions, type ScanFacts } from "./scan.js";
 export { ingestLayerBlob } from "./ingest.js";
 export { type ClaimedSource, claimSource } from "./source.js";

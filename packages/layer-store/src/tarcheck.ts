@@ -30,8 +30,11 @@ function invalid(what: string, offset: number): DataIntegrityError {
 /** Header-only types: whatever size they claim, no data follows (as in Go's archive/tar). */
 const HEADER_ONLY = new Set(["1", "2", "3", "4", "5", "6"]);
 
-/** A number field: octal text (NUL/space padded) or GNU base-256; undefined when unreadable. */
-function parseNumber(b: Uint8Array, off: number, len: number): number | undefined {
+/**
+ * A tar header number field: octal text (NUL/space padded) or GNU base-256;
+ * undefined when unreadable (as Go's archive/tar would refuse it).
+ */
+export function parseTarNumber(b: Uint8Array, off: number, len: number): number | undefined {
   if (b[off]! & 0x80) {
     // base-256: a big-endian number, 0x80 marks the encoding, 0x40 a negative
     if (b[off]! & 0x40) return undefined;
@@ -80,9 +83,13 @@ function byteSums(w: Uint32Array): { sum: number; high: number } {
   };
 }
 
-/** A header's checksum holds, as the unsigned or the signed byte sum (field counted as spaces). */
-function checksumOk(h: Uint8Array, w: Uint32Array): boolean {
-  const want = parseNumber(h, 148, 8);
+/**
+ * A header block's checksum holds, as the unsigned or the signed byte sum
+ * (field counted as spaces). `w` is a Uint32Array view of the same 512 bytes
+ * (so `h` must start 4-byte aligned, e.g. a block of its own).
+ */
+export function tarChecksumOk(h: Uint8Array, w: Uint32Array): boolean {
+  const want = parseTarNumber(h, 148, 8);
   if (want === undefined) return false;
   let field = 0;
   let fieldHigh = 0;
@@ -244,8 +251,8 @@ export class TarCheck {
       return;
     }
     if (this.#zero) throw invalid("a zero block followed by a header", offset);
-    if (!checksumOk(h, this.#words)) throw invalid("bad header checksum", offset);
-    const sizeField = parseNumber(h, 124, 12);
+    if (!tarChecksumOk(h, this.#words)) throw invalid("bad header checksum", offset);
+    const sizeField = parseTarNumber(h, 124, 12);
     if (sizeField === undefined) throw invalid("bad size field", offset);
     for (const [off, len, name] of [
       [100, 8, "mode"],
@@ -253,7 +260,7 @@ export class TarCheck {
       [116, 8, "gid"],
       [136, 12, "mtime"],
     ] as const) {
-      if (parseNumber(h, off, len) === undefined) throw invalid(`bad ${name} field`, offset);
+      if (parseTarNumber(h, off, len) === undefined) throw invalid(`bad ${name} field`, offset);
     }
     const type = h[156] === 0 ? "0" : String.fromCharCode(h[156]!);
     if (type === "x" || type === "g" || type === "L" || type === "K") {

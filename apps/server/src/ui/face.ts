@@ -10,8 +10,13 @@
  * | `GET /ui/api/images/{name}` | `ImageExplanation` of `@berth/image-service` |
  * | `GET /ui/api/images/{name}/layers/{n}[?image=1]` | `LayerView` |
  * | `GET /ui/api/compare?a={name}&b={name}` | `ImageComparison` |
+ * | `GET /ui/api/remote/{reference}[?platform=os/arch]` | `ImageExplanation` of an image in a registry (not pulled) |
+ * | `GET /ui/api/remote/{reference}/layers/{n}[?image=1][&platform=…]` | `LayerView` of it |
  *
- * `{name}` is any name the store resolves (tag, ID, ID prefix), URL-encoded.
+ * `{name}` is any name the store resolves (tag, ID, ID prefix), URL-encoded;
+ * `{reference}` a registry reference as `berth pull` takes it
+ * (`127.0.0.1:5000/team/app:1`, `app@sha256:…`), URL-encoded. Remote views
+ * fetch only the layer blobs whose trees are not cached in the store yet.
  * Errors are `{"code": …, "message": …}` with the status the Engine API
  * face would use for the same error class.
  * @module
@@ -19,7 +24,7 @@
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { InvalidArgumentError } from "@berth/digest";
-import type { ImageService } from "@berth/image-service";
+import type { ImageService, RemoteExploreOptions } from "@berth/image-service";
 import { type Face, requestContext } from "../context.js";
 import { messageOf, statusOf } from "../engine/errors.js";
 import { SERVER_ERROR_CODES } from "../errors.js";
@@ -30,6 +35,8 @@ import { PAGE_CSS, pageHtml } from "./shell.js";
 export interface UiFaceOptions {
   /** The image service the endpoints read. */
   service: ImageService;
+  /** Registry client options of the remote views (a shared client, `insecure`). Default: a client per request with Docker's credentials. */
+  remote?: Pick<RemoteExploreOptions, "client" | "insecure">;
   /** Called for each request that failed with a 5xx (the client gets a generic message). */
   onError?: (err: unknown) => void;
 }
@@ -69,8 +76,15 @@ function decode(part: string): string {
 }
 
 /** Answer one API path (below `/ui/api/`). */
-async function api(service: ImageService, rest: string, query: URLSearchParams): Promise<unknown> {
+async function api(service: ImageService, rest: string, query: URLSearchParams, remote: UiFaceOptions["remote"]): Promise<unknown> {
   const parts = rest.split("/");
+  if (parts[0] === "remote" && (parts.length === 2 || (parts.length === 4 && parts[2] === "layers"))) {
+    const platform = query.get("platform");
+    const opts = { ...remote, ...(platform ? { platform } : {}) };
+    if (parts.length === 2) return service.explainRemote(decode(parts[1]!), opts);
+    if (!/^\d{1,6}$/.test(parts[3]!)) throw badRequest(`layer index ${parts[3]!.slice(0, 20)} is not a number`);
+    return service.remoteLayerView(decode(parts[1]!), Number(parts[3]), { ...opts, image: query.get("image") === "1" });
+  }
   if (parts[0] === "images" && parts.length === 1) {
     return (await service.list()).map((i) => ({
       id: i.id,
@@ -124,7 +138,7 @@ export function createUiFace(options: UiFaceOptions): Face {
         }));
       }
       if (path.startsWith("/ui/api/")) {
-        const body = await api(options.service, path.slice("/ui/api/".length), url.searchParams);
+        const body = await api(options.service, path.slice("/ui/api/".length), url.searchParams, options.remote);
         if (body !== undefined) return sendJson(res, 200, body, { "Cache-Control": "no-cache" });
       }
       ctx.errorCode = "NOT_FOUND";

@@ -9,7 +9,10 @@
  *   form to compare it with another image;
  * - `#/image/{name}/layer/{n}`: one layer's file tree (or the image's as it
  *   stands after that layer), collapsible, filterable, sorted by size;
- * - `#/compare/{a}/{b}`: two images side by side.
+ * - `#/compare/{a}/{b}`: two images side by side;
+ * - `#/remote/{reference}` and `#/remote/{reference}/layer/{n}`: the same
+ *   image and layer views of an image in a registry, not pulled (the list
+ *   has a form for the reference).
  *
  * Every control is a link, a button, an input or a `<details>` summary, so
  * the keyboard reaches everything; `/` focuses the page's search box.
@@ -59,6 +62,29 @@ function bytes(n: number): string {
 const short = (id: string) => id.replace(/^sha256:/, "").slice(0, 12);
 const enc = encodeURIComponent;
 const nameOf = (img: { id: string; repoTags: string[] }) => img.repoTags[0] ?? short(img.id);
+
+/** Where an image is: the store (`#/image/…`, `/ui/api/images/…`) or a registry (`#/remote/…`, `/ui/api/remote/…`). */
+interface Where {
+  remote: boolean;
+  /** The page URL of the image. */
+  page: string;
+  /** The API URL of the image. */
+  api: string;
+  /** Query parameters every API call for it carries (a remote image's `platform`, from the page's own `?platform=`). */
+  params: URLSearchParams;
+}
+const local = (name: string): Where => ({ remote: false, page: `#/image/${enc(name)}`, api: `/ui/api/images/${enc(name)}`, params: new URLSearchParams() });
+const remote = (ref: string): Where => {
+  const platform = new URLSearchParams(location.search).get("platform");
+  return { remote: true, page: `#/remote/${enc(ref)}`, api: `/ui/api/remote/${enc(ref)}`, params: new URLSearchParams(platform ? { platform } : {}) };
+};
+/** `path` with the image's query parameters and `extra`. */
+function withParams(where: Where, path: string, extra: Record<string, string> = {}): string {
+  const q = new URLSearchParams(where.params);
+  for (const [k, v] of Object.entries(extra)) q.set(k, v);
+  const qs = q.toString();
+  return qs ? `${path}?${qs}` : path;
+}
 
 const view = () => document.getElementById("view")!;
 function setStatus(text: string, error = false): void {
@@ -113,6 +139,7 @@ async function listView(): Promise<Node[]> {
   };
   search.addEventListener("input", render);
   render();
+  const ref = h("input", { type: "text", id: "remote-ref", placeholder: "registry/repository:tag", "aria-label": "image reference in a registry" }) as HTMLInputElement;
   return [
     h("h1", {}, "Images"),
     h("div", { class: "toolbar" }, search),
@@ -126,13 +153,28 @@ async function listView(): Promise<Node[]> {
         body,
       ),
     ),
+    h("h2", {}, "An image in a registry"),
+    h(
+      "form",
+      {
+        class: "toolbar",
+        id: "remote-form",
+        onsubmit: (ev: Event) => {
+          ev.preventDefault();
+          if (ref.value.trim()) location.hash = remote(ref.value.trim()).page;
+        },
+      },
+      h("label", { for: "remote-ref" }, "in a registry"),
+      ref,
+      h("button", { type: "submit" }, "Explore"),
+    ),
   ];
 }
 
 // ---- one image ----
 
-async function imageView(name: string): Promise<Node[]> {
-  const [x, images] = await Promise.all([getJson<ImageExplanation>(`/ui/api/images/${enc(name)}`), getJson<ImageRow[]>("/ui/api/images")]);
+async function imageView(name: string, where: Where): Promise<Node[]> {
+  const [x, images] = await Promise.all([getJson<ImageExplanation>(withParams(where, where.api)), where.remote ? Promise.resolve([]) : getJson<ImageRow[]>("/ui/api/images")]);
   const max = Math.max(1, ...x.layers.map((l) => l.size));
   const e = x.efficiency;
   const c = x.config;
@@ -140,7 +182,8 @@ async function imageView(name: string): Promise<Node[]> {
   const pick = h("select", { id: "compare-with", "aria-label": "image to compare with" }, ...others.map((i) => h("option", { value: i.repoTags[0] ?? i.id }, nameOf(i)))) as HTMLSelectElement;
   setStatus(`${x.layers.length} layers, ${bytes(e.sizeBytes)}`);
   return [
-    h("h1", {}, x.repoTags.join(", ") || short(x.id)),
+    h("h1", {}, x.remote ? x.remote.reference : x.repoTags.join(", ") || short(x.id)),
+    x.remote ? h("p", { class: "muted", id: "remote-note" }, `in the registry, not pulled${x.remote.platform ? ` · platform ${x.remote.platform}` : ""}`) : null,
     h(
       "div",
       { class: "score", id: "efficiency" },
@@ -159,7 +202,7 @@ async function imageView(name: string): Promise<Node[]> {
           {},
           h(
             "a",
-            { href: `#/image/${enc(name)}/layer/${l.index}`, title: l.createdBy || "(no history step)" },
+            { href: `${where.page}/layer/${l.index}`, title: l.createdBy || "(no history step)" },
             h("span", { class: "muted" }, `#${l.index}`),
             h("span", { class: "bar", style: `width:${Math.max(0.5, (l.size / max) * 100)}%`, "aria-hidden": "true" }),
             h("span", { class: "num" }, bytes(l.size)),
@@ -182,8 +225,10 @@ async function imageView(name: string): Promise<Node[]> {
           ]),
           "wasted",
         ),
-    h("h2", {}, "Compare"),
-    others.length === 0
+    where.remote ? null : h("h2", {}, "Compare"),
+    where.remote
+      ? null
+      : others.length === 0
       ? h("p", { class: "muted" }, "No other image in the store.")
       : h(
           "form",
@@ -222,6 +267,7 @@ async function imageView(name: string): Promise<Node[]> {
       ...kv([
         ["image ID", x.id],
         ["manifest digest", `${x.manifestDigest} (${x.manifestMediaType})`],
+        ["index digest", x.indexDigest ?? (x.remote ? "none (the reference names a single manifest)" : "not recorded by the store (see repo digests)")],
         ["repo digests", x.repoDigests.join("\n")],
       ]),
     ),
@@ -234,7 +280,7 @@ async function imageView(name: string): Promise<Node[]> {
       [["step"], ["layer"], ["created by"]],
       x.history.map((s, i) => [i, s.layer === null ? h("span", { class: "muted" }, "empty") : `#${s.layer}`, h("code", {}, s.createdBy)]),
     ),
-  ];
+  ].filter((n): n is HTMLElement => n !== null);
 }
 
 function kv(pairs: Array<[string, string]>): Node[] {
@@ -318,9 +364,9 @@ function drawTree(root: TreeNode, openAll: boolean): HTMLElement {
   return tree;
 }
 
-async function layerPage(name: string, index: number): Promise<Node[]> {
-  const layerUrl = `/ui/api/images/${enc(name)}/layers/${index}`;
-  const [x, v] = await Promise.all([getJson<ImageExplanation>(`/ui/api/images/${enc(name)}`), getJson<LayerView>(layerUrl)]);
+async function layerPage(where: Where, index: number): Promise<Node[]> {
+  const layerUrl = `${where.api}/layers/${index}`;
+  const [x, v] = await Promise.all([getJson<ImageExplanation>(withParams(where, where.api)), getJson<LayerView>(withParams(where, layerUrl))]);
   // the whole image after this layer is fetched when first asked for (it can be megabytes)
   let image: StackedFile[] | undefined;
   const layer = x.layers[index]!;
@@ -332,7 +378,7 @@ async function layerPage(name: string, index: number): Promise<Node[]> {
     if (whole.checked && !image) {
       setStatus("loading the image's files…");
       try {
-        image = (await getJson<LayerView>(`${layerUrl}?image=1`)).image ?? [];
+        image = (await getJson<LayerView>(withParams(where, layerUrl, { image: "1" }))).image ?? [];
       } catch (err) {
         setStatus(err instanceof Error ? err.message : String(err), true);
         return;
@@ -349,7 +395,7 @@ async function layerPage(name: string, index: number): Promise<Node[]> {
   await render();
   const ch = layer.changes;
   return [
-    h("p", {}, h("a", { href: `#/image/${enc(name)}` }, `← ${x.repoTags[0] ?? short(x.id)}`)),
+    h("p", {}, h("a", { href: where.page }, `← ${x.remote?.reference ?? x.repoTags[0] ?? short(x.id)}`)),
     h("h1", {}, `Layer #${index} · ${bytes(layer.size)}`),
     h("p", {}, h("code", {}, layer.createdBy || "(no history step)")),
     h(
@@ -407,8 +453,10 @@ async function route(): Promise<void> {
   setStatus("loading…");
   try {
     let nodes: Node[];
-    if (parts[0] === "image" && parts[1] && parts[2] === "layer") nodes = await layerPage(parts[1], Number(parts[3]));
-    else if (parts[0] === "image" && parts[1]) nodes = await imageView(parts[1]);
+    if (parts[0] === "image" && parts[1] && parts[2] === "layer") nodes = await layerPage(local(parts[1]), Number(parts[3]));
+    else if (parts[0] === "image" && parts[1]) nodes = await imageView(parts[1], local(parts[1]));
+    else if (parts[0] === "remote" && parts[1] && parts[2] === "layer") nodes = await layerPage(remote(parts[1]), Number(parts[3]));
+    else if (parts[0] === "remote" && parts[1]) nodes = await imageView(parts[1], remote(parts[1]));
     else if (parts[0] === "compare" && parts[1] && parts[2]) nodes = await comparePage(parts[1], parts[2]);
     else nodes = await listView();
     view().replaceChildren(...nodes);
