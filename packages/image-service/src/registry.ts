@@ -562,7 +562,7 @@ async function resolveOrUndefined(store: Store, ref: string): Promise<Digest | u
 }
 
 /** Run `fn` with `opts.client`, or with a new client (Docker's credentials) closed afterwards. */
-export async function withClient<T>(opts: Pick<RegistryOptions, "client" | "insecure">, fn: (client: RegistryClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(opts: Pick<RegistryOptions, "client" | "insecure" | "credential">, fn: (client: RegistryClient) => Promise<T>): Promise<T> {
   if (opts.client) return fn(opts.client);
   const credential = opts.credential;
   const client = new RegistryClient({
