@@ -30,7 +30,7 @@ const cli = resolve(here, "../../../apps/cli/dist/main.js");
 const DOCKER = "/usr/bin/docker";
 
 /** `berth serve` on a socket over `root`; resolves once it answers. */
-async function serve(root: string, socket: string): Promise<ChildProcess> {
+export async function serve(root: string, socket: string): Promise<ChildProcess> {
   rmSync(socket, { force: true });
   const child = spawn(process.execPath, [cli, "--root", root, "serve", "--port", "0", "--socket", socket, "--log-format", "none"], { stdio: "ignore" });
   for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
@@ -38,7 +38,8 @@ async function serve(root: string, socket: string): Promise<ChildProcess> {
   return child;
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+/** SIGTERM a server and wait for it to exit. */
+export async function stop(child: ChildProcess): Promise<void> {
   const exited = new Promise((r) => child.once("exit", r));
   child.kill("SIGTERM");
   await exited;

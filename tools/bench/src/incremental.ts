@@ -12,31 +12,17 @@
  * 256), BERTH_BENCH_APP_MB (the app layer, default 1), BERTH_BENCH_RUNS.
  * @module
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomFillSync } from "node:crypto";
 import { dockerEnv, median, sh } from "./archive.js";
+import { serve, stop } from "./engine.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cli = resolve(here, "../../../apps/cli/dist/main.js");
-
-/** `berth serve` on a socket over `root`; resolves once it answers. */
-async function serve(root: string, socket: string): Promise<ChildProcess> {
-  rmSync(socket, { force: true });
-  const child = spawn(process.execPath, [cli, "--root", root, "serve", "--port", "0", "--socket", socket, "--log-format", "none"], { stdio: "ignore" });
-  for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!existsSync(socket)) throw new Error("berth serve did not start");
-  return child;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  await exited;
-}
 
 /** `docker rmi -f` in the daemon of `env`; nothing when it has no such image. */
 function rmi(ref: string, env: NodeJS.ProcessEnv): void {
