@@ -28,6 +28,8 @@ describe("crash safety (SIGKILL at random moments)", () => {
         });
         await Promise.all(workers.map(async ({ child, w }) => {
           await w.waitFor("ready");
+          // the kill lands while the worker works: after its first operation (however slow a loaded machine makes it), then at a random moment
+          for (let waited = 0; w.lines.length < 2 && waited < 60_000; waited += 5) await new Promise((r) => setTimeout(r, 5));
           await new Promise((r) => setTimeout(r, 10 + Math.floor(Math.random() * 200)));
           child.kill("SIGKILL");
           const exit = await w.exited;
