@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseRoute } from "../src/registry/route.js";
 import { RegistryClient, startBerth } from "./helpers.js";
 import type { MemoryBackend } from "./memory-backend.js";
@@ -245,10 +245,11 @@ describe("uploads", () => {
         const req = httpRequest(url, { method: "PATCH", headers: { "Content-Length": "100" } });
         req.on("error", () => {});
         req.write("x".repeat(10));
+        const id = post.location().split("/").pop()!;
+        await vi.waitFor(() => expect(backend.uploads.get(id)?.offset).toBe(10), { timeout: 10_000 });
         return req;
       }),
     );
-    await new Promise((r) => setTimeout(r, 100));
     const post = await c.request("POST", "/v2/<name>/blobs/uploads/");
     const r = await c.request("PATCH", post.location(), { body: "abc" });
     expect(r.status).toBe(429);
@@ -331,7 +332,7 @@ describe("log", () => {
   it("writes one entry per request with status, face, bytes and the error code", async () => {
     const before = berth.log.length;
     await c.request("GET", "/v2/team/app/blobs/sha256:zz");
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.waitFor(() => expect(berth.log.length).toBeGreaterThan(before));
     const e = berth.log[before]!;
     expect(e).toMatchObject({ method: "GET", path: "/v2/team/app/blobs/sha256:zz", status: 400, face: "registry", error: "DIGEST_INVALID" });
     expect(e.bytes).toBeGreaterThan(0);

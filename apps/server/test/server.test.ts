@@ -15,11 +15,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { hasCode } from "@berth/digest";
 import { execOk, requirePeer } from "@berth/peers";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { SERVER_ERROR_CODES, startServer } from "../src/index.js";
 import { mountTable } from "../src/mount.js";
 import { checkListen, isLoopbackHost } from "../src/options.js";
 import { startBerth, tempDir } from "./helpers.js";
+import type { MemoryBackend } from "./memory-backend.js";
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -216,8 +217,7 @@ describe("faces", () => {
       const r = await get({ port: server.port, path: "/info" });
       expect(r.status).toBe(500);
       expect(r.body).not.toContain("boom");
-      await new Promise((res) => setTimeout(res, 20));
-      expect(log.at(-1)).toMatchObject({ status: 500, cause: "Error: boom inside" });
+      await vi.waitFor(() => expect(log.at(-1)).toMatchObject({ status: 500, cause: "Error: boom inside" }));
     } finally {
       await server.close();
     }
@@ -225,8 +225,8 @@ describe("faces", () => {
 });
 
 describe("shutdown", () => {
-  /** Start a PATCH that sends `sent` of `total` bytes and waits. */
-  async function stalledUpload(base: string, sent: number, total: number) {
+  /** Start a PATCH that sends `sent` of `total` bytes and waits; resolves once the backend is receiving it. */
+  async function stalledUpload(base: string, backend: MemoryBackend, sent: number, total: number) {
     const post = await fetch(`${base}/v2/shut/down/blobs/uploads/`, { method: "POST" });
     const location = post.headers.get("location")!;
     let status = 0;
@@ -240,13 +240,14 @@ describe("shutdown", () => {
       req.on("error", () => resolve(-1));
     });
     req.write(Buffer.alloc(sent, 1));
+    const id = location.split("/").pop()!;
+    await vi.waitFor(() => expect(backend.uploads.get(id)?.offset).toBe(sent), { timeout: 10_000 });
     return { req, done, location };
   }
 
   it("finishes a request in flight within the grace period, then closes", async () => {
     const { server, backend } = await startBerth({ shutdownGraceMs: 5_000 });
-    const up = await stalledUpload(server.url, 10, 20);
-    await new Promise((r) => setTimeout(r, 50));
+    const up = await stalledUpload(server.url, backend, 10, 20);
     const closing = server.close();
     await new Promise((r) => setTimeout(r, 50));
     await expect(fetch(`${server.url}/v2/`)).rejects.toThrow();
@@ -259,13 +260,12 @@ describe("shutdown", () => {
 
   it("aborts what is still running after the grace period; nothing half-written becomes a blob", async () => {
     const { server, backend, log } = await startBerth({ shutdownGraceMs: 200 });
-    const up = await stalledUpload(server.url, 10, 1000);
-    await new Promise((r) => setTimeout(r, 50));
+    const up = await stalledUpload(server.url, backend, 10, 1000);
     await server.close();
     expect(await up.done).toBe(-1);
     expect(backend.blobs.size).toBe(0);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(log.some((e) => e.method === "PATCH" && e.aborted)).toBe(true);
+    // The log line is written when the aborted request's socket closes; wait for it, not a fixed time.
+    await vi.waitFor(() => expect(log.some((e) => e.method === "PATCH" && e.aborted)).toBe(true), { timeout: 5000 });
   });
 
   it("stops on SIGTERM (handleSignals) and exits cleanly", async () => {
@@ -299,9 +299,10 @@ describe("log", () => {
     const { server } = await startBerth({ log: { format: "text", write: (l) => lines.push(l) } });
     try {
       await fetch(`${server.url}/v2/a/blobs/sha256:${createHash("sha256").update("x").digest("hex")}`);
-      await new Promise((r) => setTimeout(r, 20));
-      expect(lines.at(-1)).toMatch(
-        /^\d{4}-\d\d-\d\dT[\d:.]+Z 127\.0\.0\.1 - "GET \/v2\/a\/blobs\/sha256:[0-9a-f]{64}" 404 \d+ [\d.]+ms registry id=\S+ error=BLOB_UNKNOWN\n$/,
+      await vi.waitFor(() =>
+        expect(lines.at(-1)).toMatch(
+          /^\d{4}-\d\d-\d\dT[\d:.]+Z 127\.0\.0\.1 - "GET \/v2\/a\/blobs\/sha256:[0-9a-f]{64}" 404 \d+ [\d.]+ms registry id=\S+ error=BLOB_UNKNOWN\n$/,
+        ),
       );
     } finally {
       await server.close();
