@@ -7,7 +7,7 @@
  * children are pruned unless asked not to.
  * @module
  */
-import { AlreadyExistsError, type Digest, FailedPreconditionError, shortId } from "@berth/digest";
+import { AlreadyExistsError, type Digest, FailedPreconditionError, hasCode, shortId } from "@berth/digest";
 import { parseReference, type Store } from "@berth/image-store";
 import type { Layer } from "@berth/layer-store";
 import { ImageServiceErrorCode } from "./errors.js";
@@ -51,6 +51,34 @@ class Deletion {
       await this.store.references.untag(ref);
       items.push({ untagged: repoTag(ref).familiar });
     }
+    const chain = await this.#chainOf(id);
+    await this.store.images.delete(id);
+    items.push({ deleted: id });
+    this.deleted.push({ items, at: items.length, chain });
+  }
+
+  /**
+   * Delete `id` if, at the moment of the delete, it still has no children and
+   * (unless `tagged` may go too) no references: a prune's choice made again
+   * under the store's lock, so an image another process tagged or built on
+   * since it was listed stays. False when it stayed (or was already gone).
+   */
+  async pruneImage(id: Digest, items: DeleteItem[], tagged: boolean): Promise<boolean> {
+    const chain = await this.#chainOf(id).catch((err) => {
+      if (hasCode(err, "ERR_IMAGE_NOT_FOUND")) return undefined;
+      throw err;
+    });
+    if (!chain) return false;
+    const r = await this.store.images.delete(id, { onlyIf: (now) => now.children.length === 0 && (tagged || now.references.length === 0) });
+    if (r.deleted.length === 0) return false;
+    for (const ref of r.untagged) items.push({ untagged: repoTag(ref).familiar });
+    items.push({ deleted: id });
+    this.deleted.push({ items, at: items.length, chain });
+    return true;
+  }
+
+  /** The ChainIDs of `id`'s layers, top first, noting their sizes for the report. */
+  async #chainOf(id: Digest): Promise<Digest[]> {
     const img = await this.store.images.get(id);
     const chain: Digest[] = [];
     for (let c: Digest | null | undefined = img.chainID; c; ) {
@@ -59,9 +87,7 @@ class Deletion {
       if (layer) this.sizes.set(c, layer.contentSize ?? layer.size);
       c = layer?.parent;
     }
-    await this.store.images.delete(id);
-    items.push({ deleted: id });
-    this.deleted.push({ items, at: items.length, chain });
+    return chain;
   }
 
   /**
@@ -199,13 +225,17 @@ export async function pruneImages(store: Store, opts: PruneOptions = {}): Promis
   const items: DeleteItem[] = [];
   for (let changed = true; changed; ) {
     changed = false;
-    for (const rec of await collectImages(store)) {
-      if (rec.children > 0) continue;
+    const images = await collectImages(store);
+    // Read after the listing: an image some operation is still creating (its config under that
+    // operation's live lease, not tagged yet) is left to it; one it finished is tagged by now,
+    // which pruneImage sees under the lock.
+    const inFlight = (await store.layers.leased()).blobs;
+    for (const rec of images) {
+      if (rec.children > 0 || inFlight.has(rec.id)) continue;
       if (!all && rec.refs.length > 0) continue;
       const labels = (rec.image.config.config?.Labels as Record<string, string> | undefined) ?? null;
       if (!matchesImage({ created: rec.created, labels, untagged: rec.refs.length === 0 }, f)) continue;
-      await deletion.deleteImage(rec.id, items);
-      changed = true;
+      if (await deletion.pruneImage(rec.id, items, all)) changed = true;
     }
   }
   await deletion.finish();

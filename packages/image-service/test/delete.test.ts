@@ -128,4 +128,20 @@ describe("list and prune", () => {
     expect(r.deleted.slice(0, 2)).toEqual([{ untagged: "kept:1" }, { deleted: kept.id }]);
     expect(await store.images.len()).toBe(0);
   });
+
+  it("prune leaves an image another operation is still creating (its config under a live lease, not tagged yet)", async () => {
+    const { svc, store } = await freshService();
+    const done = await svc.import(tarStream({ d: "1" }));
+    // what a load or a pushed manifest does between creating an image and tagging it
+    const lease = await store.layers.lease();
+    const layer = await store.layers.register(tarStream({ f: "1" }), null, { lease });
+    const config = JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [layer.diffID] } });
+    const inFlight = await store.images.create(config, { lease });
+    const r = await svc.prune();
+    expect(r.deleted).toContainEqual({ deleted: done.id });
+    expect(r.deleted).not.toContainEqual({ deleted: inFlight.id });
+    expect(await store.images.has(inFlight.id)).toBe(true);
+    await lease.release();
+    expect((await svc.prune()).deleted).toContainEqual({ deleted: inFlight.id });
+  });
 });

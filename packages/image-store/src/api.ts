@@ -62,6 +62,14 @@ export interface DeleteResult {
 export interface DeleteOptions {
   /** Run the store's GC after deleting, so layer bytes nothing else references are freed at once. */
   prune?: boolean;
+  /**
+   * Delete only when this holds at the moment of the delete, judged under the
+   * store's lock with every other process's writes seen: how a prune deletes
+   * what it found dangling without taking an image another process has
+   * tagged or built on since. When it does not hold, or the image is already
+   * gone, nothing changes and `deleted` is empty.
+   */
+  onlyIf?: (now: { references: string[]; children: Digest[] }) => boolean;
 }
 
 /** Docker's image store (moby `image/store.go`) over a berth root. */

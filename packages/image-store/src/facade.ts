@@ -52,6 +52,7 @@ function wrapLayers(
     open: layers.open.bind(layers),
     openUncompressed: layers.openUncompressed.bind(layers),
     lease: layers.lease.bind(layers),
+    leased: layers.leased.bind(layers),
     hasGarbage: layers.hasGarbage.bind(layers),
     gc,
     fsck,

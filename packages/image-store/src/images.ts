@@ -115,6 +115,12 @@ export class FsImageStore implements ImageStore {
     const core = this.#core;
     const id = parseImageId(idArg);
     const result = await core.locked(async () => {
+      if (opts.onlyIf) {
+        const skipped: DeleteResult = { deleted: [], releasedLayers: [], untagged: [] };
+        if (!core.state.images.has(id)) return skipped;
+        const now = { references: sorted(core.state.refsById.get(id) ?? []), children: sorted(core.state.children.get(id) ?? []) };
+        if (!opts.onlyIf(now)) return skipped;
+      }
       const rec = core.record(id);
       const untagged = sorted(core.state.refsById.get(id) ?? []);
       const indexed = untagged.some(hasIndexEntry);
@@ -133,7 +139,7 @@ export class FsImageStore implements ImageStore {
       const r: DeleteResult = { deleted: [id], releasedLayers, untagged };
       return r;
     });
-    if (opts.prune) result.gc = await this.#gc();
+    if (opts.prune && result.deleted.length > 0) result.gc = await this.#gc();
     return result;
   }
 

@@ -281,6 +281,30 @@ export function imageStoreSuite<S extends SuiteStore>(name: string, factory: () 
       expect(await store.images.len()).toBe(0);
     });
 
+    it("delete with onlyIf: judged on the references and children of that moment; a gone image is no error", async () => {
+      const { store } = await fixture();
+      const { image } = await baseImage(store);
+      const child = (await store.images.create(suiteConfig([sha256(tinyTar("a.txt", "a base")), sha256(tinyTar("b.txt", "b base"))], "child"))).id;
+      await store.images.setParent(child, image.id);
+      await store.references.tag("kept:1", image.id);
+      const dangling = (now: { references: string[]; children: string[] }) => now.references.length === 0 && now.children.length === 0;
+      const seen: unknown[] = [];
+      const r = await store.images.delete(image.id, {
+        prune: true,
+        onlyIf: (now) => {
+          seen.push(now);
+          return dangling(now);
+        },
+      });
+      expect(seen).toEqual([{ references: ["docker.io/library/kept:1"], children: [child] }]);
+      expect(r).toEqual({ deleted: [], releasedLayers: [], untagged: [] });
+      expect(await store.images.has(image.id)).toBe(true);
+      await store.images.delete(child);
+      await store.references.untag("kept:1");
+      expect((await store.images.delete(image.id, { onlyIf: dangling })).deleted).toEqual([image.id]);
+      expect((await store.images.delete(image.id, { onlyIf: dangling })).deleted).toEqual([]);
+    });
+
     it("map and len", async () => {
       const { store } = await fixture();
       const { image } = await baseImage(store, "one");

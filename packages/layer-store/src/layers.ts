@@ -287,6 +287,11 @@ export class FsLayerStore implements LayerStore {
     return this.#leases.create(opts);
   }
 
+  async leased(): Promise<{ blobs: Set<Digest>; layers: Set<Digest> }> {
+    const { blobs, layers } = await this.#leases.roots(false);
+    return { blobs, layers };
+  }
+
   async hasGarbage(): Promise<boolean> {
     if ((await this.#leases.roots(false)).dead.length > 0) return true;
     return (await cleanupStale(this.#paths, { dryRun: true })).length > 0;

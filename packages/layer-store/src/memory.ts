@@ -280,6 +280,15 @@ class MemoryLayerStore implements LayerStore {
     for (const m of this.#state.leases.values()) if (expired(m)) return true;
     return false;
   }
+  async leased(): Promise<{ blobs: Set<Digest>; layers: Set<Digest> }> {
+    const out = { blobs: new Set<Digest>(), layers: new Set<Digest>() };
+    for (const m of this.#state.leases.values()) {
+      if (expired(m)) continue;
+      for (const d of m.blobs) out.blobs.add(d);
+      for (const c of m.layers) out.layers.add(c);
+    }
+    return out;
+  }
 
   async lease(opts: { expiresInMs?: number } = {}): Promise<Lease> {
     if (opts.expiresInMs !== undefined && !(opts.expiresInMs > 0)) {

@@ -554,6 +554,22 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     );
 
     it(
+      "leased() lists what live leases protect, and forgets a lease once released",
+      withStore(async (s) => {
+        const lease = await s.lease();
+        const blob = await s.content.put(randomBytesFor(47, 50), {}, { lease });
+        const layer = await s.register([tar(48)], null, { lease });
+        const now = await s.leased();
+        expect(now.blobs.has(blob.digest)).toBe(true);
+        expect(now.layers.has(layer.chainID)).toBe(true);
+        await lease.release();
+        const after = await s.leased();
+        expect(after.blobs.has(blob.digest)).toBe(false);
+        expect(after.layers.has(layer.chainID)).toBe(false);
+      }),
+    );
+
+    it(
       "sweepLease removes only what that lease protects and nothing else references, and releases it",
       withStore(async (s) => {
         const loose = await s.content.put(randomBytesFor(40, 50));

@@ -271,6 +271,13 @@ export interface LayerStore {
   openUncompressed(chainID: Digest | string): Promise<Readable>;
   /** A new lease owned by this process. */
   lease(opts?: { expiresInMs?: number }): Promise<Lease>;
+  /**
+   * What live leases protect right now (blobs, and layers by ChainID): the
+   * objects of operations still in flight, in this process or another. A
+   * rule that removes records (an image prune) leaves these alone: their
+   * operation has not finished recording them yet.
+   */
+  leased(): Promise<{ blobs: Set<Digest>; layers: Set<Digest> }>;
   /** Mark and sweep: remove layers and blobs nothing references. */
   gc(opts?: GcOptions): Promise<GcResult>;
   /**
