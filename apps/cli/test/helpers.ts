@@ -1,8 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import { pack as tarPack } from "tar-stream";
 
 /** The built CLI entry (turbo builds it before tests). */
@@ -143,4 +145,55 @@ export function expectOneErrorLine(stderr: string): string {
   if (!lines[0]!.startsWith("berth: ")) throw new Error(`error line does not start with "berth: ": ${lines[0]}`);
   if (/\n\s+at /.test(stderr)) throw new Error(`stack trace printed:\n${stderr}`);
   return lines[0]!;
+}
+
+const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
+
+/**
+ * A BuildKit `type=local` cache as an OCI layout directory: one gzip layer of one file per entry of
+ * `contents`, each on the one before, and a cacheconfig v0 record per layer (the first a base, each
+ * next one a step on the record before).
+ */
+export async function cacheLayout(
+  dir: string,
+  contents: (string | Uint8Array)[] = ["layer one\n".repeat(2000), "layer two\n".repeat(6000)],
+): Promise<{ keys: string[]; chainIDs: string[] }> {
+  mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
+  const blob = (b: Uint8Array) => {
+    const d = sha(b);
+    writeFileSync(join(dir, "blobs", "sha256", d), b);
+    return { digest: `sha256:${d}`, size: b.length };
+  };
+  const key = (s: string) => `sha256:${sha(`key:${s}`)}`;
+  const GZ = "application/vnd.oci.image.layer.v1.tar+gzip";
+  const layers: { blob: string; parent: number }[] = [];
+  const records: { digest: string; layers: { layer: number; createdAt: string }[]; inputs?: { selector: string; link: number }[][] }[] = [];
+  const descriptors: object[] = [];
+  const keys: string[] = [];
+  const chainIDs: string[] = [];
+  for (const [i, content] of contents.entries()) {
+    const raw = await makeTar([{ name: `f${i}.txt`, content }]);
+    const g = blob(gzipSync(raw));
+    const diffID = `sha256:${sha(raw)}`;
+    chainIDs.push(i === 0 ? diffID : `sha256:${sha(`${chainIDs[i - 1]} ${diffID}`)}`);
+    keys.push(key(i === 0 ? "base" : `run${i}`));
+    layers.push({ blob: g.digest, parent: i - 1 });
+    records.push({ digest: keys[i]!, layers: [{ layer: i, createdAt: "2024-01-01T00:00:00Z" }], ...(i > 0 ? { inputs: [[{ selector: "", link: i - 1 }]] } : {}) });
+    descriptors.push({ mediaType: GZ, ...g, annotations: { "containerd.io/uncompressed": diffID } });
+  }
+  const c = blob(new TextEncoder().encode(JSON.stringify({ layers, records })));
+  const index = new TextEncoder().encode(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [...descriptors, { mediaType: "application/vnd.buildkit.cacheconfig.v0", ...c }],
+    }),
+  );
+  const top = blob(index);
+  writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(
+    join(dir, "index.json"),
+    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.index.v1+json", ...top, annotations: { "org.opencontainers.image.ref.name": "latest" } }] }),
+  );
+  return { keys, chainIDs };
 }

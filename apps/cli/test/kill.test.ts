@@ -1,20 +1,23 @@
 /**
  * kill -9 at random moments of the CLI's writing operations (issue 17): load,
- * import, save -o, tag, rmi and image prune. Each trial copies a prepared
- * store, starts the operation, kills it with SIGKILL at a random point of its
- * measured duration, and checks: the store opens, fsck finds no damage, every
- * image committed before is intact, `save -o` left no half-written archive,
- * and the next ordinary write leaves no garbage at all.
+ * import, save -o, tag, rmi, image prune, cache prune, the GC of
+ * `fsck --repair`, and `berth serve` receiving a push. Each trial copies a
+ * prepared store, starts the operation, kills it with SIGKILL at a random
+ * point of its measured duration, and checks: the store opens, fsck finds no
+ * damage, every image committed before is intact, `save -o` left no
+ * half-written archive, a push the server acknowledged is there, and the next
+ * ordinary write leaves no garbage at all.
  *
  * BERTH_KILL_TRIALS per operation (default 20; 200 for the long run),
- * BERTH_KILL_SEED to replay a reported seed (RELIABILITY.md).
+ * BERTH_KILL_SEED to replay a reported seed (RELIABILITY.md), BERTH_KILL_DEBUG=1
+ * prints what garbage each trial's kill left (how deep the kill points reach).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BERTH, berthOk, makeRootfs, tempDir } from "./helpers.js";
+import { BERTH, berthOk, cacheLayout, makeRootfs, tempDir } from "./helpers.js";
 
 const TRIALS = Number(process.env.BERTH_KILL_TRIALS ?? 20);
 const SEED = Number(process.env.BERTH_KILL_SEED ?? Date.now() % 2 ** 31);
@@ -37,6 +40,7 @@ const template = join(tmp.dir, "template");
 const archive = join(tmp.dir, "app.tar");
 const bigDir = join(tmp.dir, "big");
 const smallDir = join(tmp.dir, "small");
+const source = join(tmp.dir, "source");
 afterAll(() => tmp.cleanup());
 
 beforeAll(async () => {
@@ -55,35 +59,161 @@ beforeAll(async () => {
   writeFileSync(join(bigDir, "c.bin"), randomBytes(3_000_000));
   await berthOk(["import", "-q", bigDir, "--base", "app:0", "app:1"], { root: elsewhere });
   await berthOk(["save", "-q", "-o", archive, "app:1"], { root: elsewhere });
+  // what pushes into the served store come from: app:2, app.tar's three layers and a 16 MB one
+  await berthOk(["load", "-q", "-i", archive], { root: source });
+  const pushDir = join(tmp.dir, "push");
+  mkdirSync(pushDir);
+  writeFileSync(join(pushDir, "d.bin"), randomBytes(16_000_000));
+  await berthOk(["import", "-q", pushDir, "--base", "app:1", "app:2"], { root: source });
+  // build cache records for cache prune: a chain of 60 (3 MB, then 59 of 50 kB)
+  await cacheLayout(join(tmp.dir, "cache-layout"), [randomBytes(3_000_000), ...Array.from({ length: 59 }, () => randomBytes(50_000))]);
+  await berthOk(["cache", "import", join(tmp.dir, "cache-layout")], { root: template });
 }, 120_000);
+
+/** 20 blobs of 500 kB that nothing references: what the GC of `fsck --repair` removes. */
+function addOrphanBlobs(root: string): void {
+  for (let i = 0; i < 20; i++) {
+    const b = randomBytes(500_000);
+    writeFileSync(join(root, "blobs", "sha256", createHash("sha256").update(b).digest("hex")), b);
+  }
+}
+
+/**
+ * A running operation: `kill()` is the SIGKILL; `done` says whether it came before the operation
+ * ended. Kill points are spread from `started` (default: at once) to the end.
+ */
+interface Running {
+  kill(): void;
+  started?: Promise<void>;
+  done: Promise<{ killed: boolean; ok: boolean; detail: string }>;
+}
 
 interface Op {
   name: string;
-  args(trial: string): string[];
+  /** Prepare the trial's copy of the template (default: nothing). */
+  setup?(root: string): void;
+  start(root: string, trial: string): Running;
   /** Images (by tag) that must survive the operation whatever moment it dies. */
   keeps: string[];
+  /** Extra checks after the kill (the operation's own promises). */
+  check?(root: string, trial: string, finished: boolean): Promise<void>;
+  /** The next ordinary command; default an import (prune -a may have left no image to tag). */
+  next?: string[];
 }
-const OPS: Op[] = [
-  { name: "load -i", args: () => ["load", "-q", "-i", archive], keeps: ["base:1", "victim:1"] },
-  { name: "import", args: (t) => ["import", "-q", bigDir, `imported:${t}`], keeps: ["base:1", "victim:1"] },
-  { name: "save -o", args: (t) => ["save", "-q", "-o", join(tmp.dir, `out-${t}.tar`), "base:1", "victim:1"], keeps: ["base:1", "victim:1"] },
-  { name: "tag", args: (t) => ["tag", "victim:1", `tagged:${t}`], keeps: ["base:1", "victim:1"] },
-  { name: "rmi", args: () => ["rmi", "victim:1"], keeps: ["base:1"] },
-  { name: "image prune -a", args: () => ["image", "prune", "-a", "-f"], keeps: [] },
-];
 
-function start(root: string, args: string[]): { child: ChildProcess; exited: Promise<{ code: number | null; signal: string | null }> } {
-  const child = spawn(process.execPath, [BERTH, ...args], { env: { ...process.env, BERTH_ROOT: root }, stdio: "ignore" });
-  return { child, exited: new Promise((r) => child.once("exit", (code, signal) => r({ code, signal }))) };
+/** A berth command in its own process. */
+function cli(args: (trial: string) => string[]): (root: string, trial: string) => Running {
+  return (root, trial) => {
+    const child = spawn(process.execPath, [BERTH, ...args(trial)], { env: { ...process.env, BERTH_ROOT: root }, stdio: "ignore" });
+    const done = new Promise<{ killed: boolean; ok: boolean; detail: string }>((r) =>
+      child.once("exit", (code, signal) => r({ killed: signal === "SIGKILL", ok: code === 0, detail: signal ?? `exit ${code}` })),
+    );
+    return { kill: () => child.kill("SIGKILL"), done };
+  };
 }
+
+/**
+ * `berth serve` on the root while `berth push` (from another store) sends app:2
+ * into it as pushed:TRIAL. The kill is the server's, from the moment the push
+ * reaches it (its `GET /v2/` in the server's log); the operation ends when the
+ * push does (a push the kill cut off fails, and is then not required).
+ */
+function servePush(root: string, trial: string): Running {
+  let server: ChildProcess | undefined;
+  let killed = false;
+  let pushing: () => void = () => {};
+  const started = new Promise<void>((r) => {
+    pushing = r;
+  });
+  const kill = () => {
+    killed = true;
+    server?.kill("SIGKILL");
+  };
+  const run = async () => {
+    server = spawn(process.execPath, [BERTH, "serve", "-p", "0", "--log-format", "text"], { env: { ...process.env, BERTH_ROOT: root }, stdio: ["ignore", "ignore", "pipe"] });
+    if (killed) server.kill("SIGKILL");
+    const exited = new Promise<void>((r) => server!.once("exit", () => r()));
+    let err = "";
+    const port = await new Promise<number | undefined>((resolve) => {
+      server!.stderr!.on("data", (c: Buffer) => {
+        err += c.toString();
+        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(err);
+        if (m) resolve(Number(m[1]));
+        if (/"GET \/v2\/" /.test(err)) pushing();
+      });
+      void exited.then(() => resolve(undefined));
+    });
+    if (port === undefined) throw new Error(`berth serve did not listen:\n${err}`);
+    const name = `127.0.0.1:${port}/pushed:${trial}`;
+    const src = join(tmp.dir, `source-${trial}`);
+    execFileSync("cp", ["-a", source, src]);
+    await berthOk(["tag", "app:2", name], { root: src });
+    const push = await cli(() => ["push", "-q", name])(src, trial).done;
+    execFileSync("rm", ["-rf", src]);
+    const before = !killed;
+    if (before) {
+      server.kill("SIGTERM");
+      await exited;
+    }
+    return { killed: !before, ok: push.ok, detail: before ? `push ${push.detail}` : "server killed" };
+  };
+  return { kill, started, done: run() };
+}
+
+const OPS: Op[] = [
+  { name: "load -i", start: cli(() => ["load", "-q", "-i", archive]), keeps: ["base:1", "victim:1"] },
+  { name: "import", start: cli((t) => ["import", "-q", bigDir, `imported:${t}`]), keeps: ["base:1", "victim:1"] },
+  {
+    name: "save -o",
+    start: cli((t) => ["save", "-q", "-o", join(tmp.dir, `out-${t}.tar`), "base:1", "victim:1"]),
+    keeps: ["base:1", "victim:1"],
+    // nothing half-written visible: the archive is there whole (it loads) or not at all
+    async check(_root, t) {
+      const out = join(tmp.dir, `out-${t}.tar`);
+      if (existsSync(out)) await berthOk(["load", "-q", "-i", out], { root: join(tmp.dir, `check-${t}`) });
+    },
+  },
+  { name: "tag", start: cli((t) => ["tag", "victim:1", `tagged:${t}`]), keeps: ["base:1", "victim:1"] },
+  { name: "rmi", start: cli(() => ["rmi", "victim:1"]), keeps: ["base:1"] },
+  { name: "image prune -a", start: cli(() => ["image", "prune", "-a", "-f"]), keeps: [] },
+  {
+    name: "cache prune -a",
+    start: cli(() => ["cache", "prune", "-a", "-f"]),
+    keeps: ["base:1", "victim:1"],
+    // the records left are whole: du reads every one
+    async check(root, t) {
+      const left = (await berthOk(["cache", "du", "--format", "json"], { root })).stdout.trim();
+      if (process.env.BERTH_KILL_DEBUG) console.log(`cache prune trial ${t}: ${left ? left.split("\n").length : 0} record(s) left`);
+    },
+  },
+  {
+    name: "fsck --repair (gc)",
+    setup: addOrphanBlobs,
+    start: cli(() => ["fsck", "--repair"]),
+    keeps: ["base:1", "victim:1"],
+    // the orphans were there before the kill, so the next ordinary command is the GC run again
+    next: ["fsck", "--repair"],
+  },
+  {
+    name: "serve receiving a push",
+    start: servePush,
+    keeps: ["base:1", "victim:1"],
+    // a push the server acknowledged is in the store
+    async check(root, t, finished) {
+      if (finished) await berthOk(["image", "inspect", `pushed:${t}`], { root });
+    },
+  },
+];
 
 async function timeOf(op: Op): Promise<number> {
   const root = join(tmp.dir, `measure-${op.name.replace(/\W/g, "")}`);
   execFileSync("cp", ["-a", template, root]);
+  op.setup?.(root);
+  const running = op.start(root, "measure");
+  await running.started;
   const t = performance.now();
-  const { exited } = start(root, op.args("measure"));
-  const e = await exited;
-  expect(e.code, `${op.name} without a kill`).toBe(0);
+  const e = await running.done;
+  expect(e.ok, `${op.name} without a kill: ${e.detail}`).toBe(true);
   return performance.now() - t;
 }
 
@@ -91,40 +221,37 @@ async function trial(op: Op, n: number, duration: number, random: () => number):
   const id = `${op.name.replace(/\W/g, "")}-${n}`;
   const root = join(tmp.dir, `t-${id}`);
   execFileSync("cp", ["-a", template, root]);
+  op.setup?.(root);
   const before = new Map<string, string>();
   for (const tag of op.keeps) before.set(tag, (await berthOk(["images", "-q", "--no-trunc", tag], { root })).stdout.trim());
   const at = random() * duration * 1.1;
-  const { child, exited } = start(root, op.args(String(n)));
-  const timer = setTimeout(() => child.kill("SIGKILL"), at);
-  const e = await exited;
+  const running = op.start(root, String(n));
+  await running.started;
+  const timer = setTimeout(() => running.kill(), at);
+  const e = await running.done;
   clearTimeout(timer);
-  const killed = e.signal === "SIGKILL";
-  const where = `${op.name} trial ${n} (seed ${SEED}, kill at ${at.toFixed(0)} of ${duration.toFixed(0)} ms, ${killed ? "killed" : `exited ${e.code}`})`;
-  if (!killed) expect(e.code, where).toBe(0);
+  const where = `${op.name} trial ${n} (seed ${SEED}, kill at ${at.toFixed(0)} of ${duration.toFixed(0)} ms, ${e.killed ? "killed" : e.detail})`;
+  if (!e.killed) expect(e.ok, where).toBe(true);
 
   const report = JSON.parse((await berthOk(["fsck", "--format", "json"], { root })).stdout);
   expect(report.problems.filter((p: { garbage: boolean }) => !p.garbage), where).toEqual([]);
   expect(report.ok, where).toBe(true);
+  if (process.env.BERTH_KILL_DEBUG) console.log(`${where}: garbage ${[...new Set(report.problems.map((p: { kind: string }) => p.kind))].join(",") || "none"}`);
   for (const [tag, idBefore] of before) {
     expect((await berthOk(["images", "-q", "--no-trunc", tag], { root })).stdout.trim(), `${where}: ${tag}`).toBe(idBefore);
     await berthOk(["image", "inspect", tag], { root });
   }
-  if (op.name === "save -o") {
-    const out = join(tmp.dir, `out-${n}.tar`);
-    // nothing half-written visible: the archive is there whole (it loads) or not at all
-    if (existsSync(out)) await berthOk(["load", "-q", "-i", out], { root: join(tmp.dir, `check-${id}`) });
-  }
-  // the next ordinary write (an import: prune -a may have left no image to tag) leaves no garbage
-  await berthOk(["import", "-q", smallDir, `after:${n}`], { root });
+  await op.check?.(root, String(n), !e.killed);
+  await berthOk(op.next ?? ["import", "-q", smallDir, `after:${n}`], { root });
   const after = JSON.parse((await berthOk(["fsck", "--format", "json"], { root })).stdout);
   expect(after.problems, `${where}: after the next write`).toEqual([]);
   execFileSync("rm", ["-rf", root]);
-  return killed;
+  return e.killed;
 }
 
 describe(`kill -9 at random moments (${TRIALS} per operation, seed ${SEED})`, () => {
   for (const [i, op] of OPS.entries()) {
-    it(`berth ${op.name}`, { timeout: 60_000 + TRIALS * 10_000 }, async () => {
+    it(`berth ${op.name}`, { timeout: 60_000 + TRIALS * 20_000 }, async () => {
       const duration = await timeOf(op);
       const random = prng(SEED + i);
       let next = 0;

@@ -2,9 +2,8 @@ import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BERTH, berth, berthOk, expectOneErrorLine, makeAppDir, makeRootfs, makeTar, tempDir } from "./helpers.js";
+import { BERTH, berth, berthOk, cacheLayout, expectOneErrorLine, makeAppDir, makeRootfs, makeTar, tempDir } from "./helpers.js";
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -103,55 +102,6 @@ describe("berth fsck", () => {
     expect(r.code).toBe(2);
   });
 });
-
-/** A BuildKit `type=local` cache (cacheconfig v0 records) as an OCI layout directory. */
-async function cacheLayout(dir: string): Promise<{ keys: string[]; chainIDs: string[] }> {
-  mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
-  const blob = (b: Uint8Array) => {
-    const d = sha(b);
-    writeFileSync(join(dir, "blobs", "sha256", d), b);
-    return { digest: `sha256:${d}`, size: b.length };
-  };
-  const raw1 = await makeTar([{ name: "a.txt", content: "layer one\n".repeat(2000) }]);
-  const raw2 = await makeTar([{ name: "b.txt", content: "layer two\n".repeat(6000) }]);
-  const g1 = blob(gzipSync(raw1));
-  const g2 = blob(gzipSync(raw2));
-  const diff1 = `sha256:${sha(raw1)}`;
-  const diff2 = `sha256:${sha(raw2)}`;
-  const key = (s: string) => `sha256:${sha(`key:${s}`)}`;
-  const GZ = "application/vnd.oci.image.layer.v1.tar+gzip";
-  const cfg = new TextEncoder().encode(
-    JSON.stringify({
-      layers: [
-        { blob: g1.digest, parent: -1 },
-        { blob: g2.digest, parent: 0 },
-      ],
-      records: [
-        { digest: key("base"), layers: [{ layer: 0, createdAt: "2024-01-01T00:00:00Z" }] },
-        { digest: key("run"), layers: [{ layer: 1, createdAt: "2024-01-01T00:00:00Z" }], inputs: [[{ selector: "", link: 0 }]] },
-      ],
-    }),
-  );
-  const c = blob(cfg);
-  const index = new TextEncoder().encode(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.index.v1+json",
-      manifests: [
-        { mediaType: GZ, ...g1, annotations: { "containerd.io/uncompressed": diff1 } },
-        { mediaType: GZ, ...g2, annotations: { "containerd.io/uncompressed": diff2 } },
-        { mediaType: "application/vnd.buildkit.cacheconfig.v0", ...c },
-      ],
-    }),
-  );
-  const top = blob(index);
-  writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(
-    join(dir, "index.json"),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.index.v1+json", ...top, annotations: { "org.opencontainers.image.ref.name": "latest" } }] }),
-  );
-  return { keys: [key("base"), key("run")], chainIDs: [diff1, `sha256:${sha(`${diff1} ${diff2}`)}`] };
-}
 
 describe("berth cache", () => {
   it("imports a cache layout (dir and tar), du lists records, prune honours --keep-storage and --all", async () => {
