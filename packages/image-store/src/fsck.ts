@@ -132,6 +132,13 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
         continue;
       }
       if (rec.chainID !== null && !layersById.has(rec.chainID)) {
+        // The layers were listed before this lock: a layer an import registered since (and then
+        // made this image on) is there now. Judged on the list alone, repair removed such an image
+        // and its tags (found by the CLI's 8-process concurrency test).
+        const now = await core.layers.get(rec.chainID).catch(() => undefined);
+        if (now) layersById.set(now.chainID, now);
+      }
+      if (rec.chainID !== null && !layersById.has(rec.chainID)) {
         const message = `image ${id}: layer ${rec.chainID} missing from the layer store`;
         add({ kind: "image-layer-missing", path: path.join(root, "layers"), subject: id, message }, await unusable(id, rec.chainID));
         continue;
