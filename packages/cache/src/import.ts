@@ -8,7 +8,7 @@
  * in the layer store and return its ChainID.
  * @module
  */
-import { type Digest, InvalidArgumentError, isSha256Digest, NotFoundError, parseDigest } from "@berth/digest";
+import { type Digest, hasCode, InvalidArgumentError, isSha256Digest, NotFoundError, parseDigest } from "@berth/digest";
 import type { LayerStore } from "@berth/layer-store";
 import { type BlobRef, type Fetcher, openLayout } from "./fetcher.js";
 import type { CacheManager, CacheRef } from "./records.js";
@@ -453,8 +453,7 @@ class Importer implements CacheImport {
     const lease = await this.layers.lease();
     try {
       // Fetch every missing blob in parallel; each commit verifies size and digest.
-      await mapLimit(chain.layers, this.opts.concurrency ?? 4, async (l) => {
-        if (await content.has(l.digest)) return;
+      const fetch = async (l: CacheLayerBlob) => {
         const w = await content.writer({ lease });
         try {
           const stream = await this.fetcher.fetch(l);
@@ -464,12 +463,26 @@ class Importer implements CacheImport {
           await w.abort();
           throw err;
         }
+      };
+      await mapLimit(chain.layers, this.opts.concurrency ?? 4, async (l) => {
+        if (!(await content.has(l.digest))) await fetch(l);
       });
+      // A blob the store had is not under our lease until registered: another process's GC
+      // (a cache prune) may take it first. Then it is fetched again.
+      const open = async (l: CacheLayerBlob) => {
+        try {
+          return await content.open(l.digest);
+        } catch (err) {
+          if (!hasCode(err, "ERR_BLOB_NOT_FOUND")) throw err;
+          await fetch(l);
+          return content.open(l.digest);
+        }
+      };
       // Register bottom-up (each verifies its DiffID).
       let parent: Digest | null = null;
       const diffIDs: Digest[] = [];
       for (const l of chain.layers) {
-        const layer = await this.layers.register(await content.open(l.digest), parent, {
+        const layer = await this.layers.register(await open(l), parent, {
           expectedDigest: l.digest,
           ...(l.size !== undefined ? { expectedSize: l.size } : {}),
           ...(l.diffID ? { expectedDiffID: l.diffID } : {}),

@@ -112,6 +112,25 @@ describe("importCache", () => {
     expect((await imp2.lookup(k("base")))?.chainID).toBe(d1.diffID);
   });
 
+  it("fetches a blob again when another process's GC took it between seeing it and registering it", async () => {
+    const root = path.join(dir, "cache");
+    const { d1, d2 } = await recordsCache(root);
+    // the store says it has the blobs (as after an earlier import), but they are gone when opened
+    const bound = <T extends object>(target: T, over: Record<string, unknown>): T =>
+      new Proxy(target, {
+        get(t, prop) {
+          if (typeof prop === "string" && prop in over) return over[prop];
+          const v = Reflect.get(t, prop, t);
+          return typeof v === "function" ? v.bind(t) : v;
+        },
+      });
+    const racing = bound(layers, { content: bound(layers.content, { has: async () => true }) });
+    const imp = await importCache({ layers: racing }, root);
+    const res = await imp.lookup(k("run"));
+    expect(res?.chainID).toBe(chainId([d1.diffID, d2.diffID]));
+    expect(await layers.content.has(d2.digest)).toBe(true);
+  });
+
   it("refuses a tampered blob and leaves no layer", async () => {
     const root = path.join(dir, "bad");
     const { d1, d2 } = await recordsCache(root, { corrupt: true });
