@@ -36,8 +36,12 @@ const kept = new Map<string, string>();
 
 const idOf = async (tag: string, at = root) => (await berthOk(["images", "-q", "--no-trunc", tag], { root: at })).stdout.trim();
 
-afterAll(() => {
-  server?.kill("SIGKILL");
+afterAll(async () => {
+  if (server && server.exitCode === null && server.signalCode === null) {
+    const exited = new Promise((r) => server!.once("exit", r));
+    server.kill("SIGKILL");
+    await exited;
+  }
   if (!process.env.BERTH_KEEP) tmp.cleanup();
 });
 
