@@ -3,7 +3,8 @@
  * normalized and refused when absolute or when they have a `..` component,
  * and every parent component is checked with `lstat` — a symbolic link
  * there is refused (`ERR_UNSAFE_LINK`), never followed, so no entry of a
- * layer can be written outside the directory. Directories already checked
+ * layer can be written outside the directory. The calls are synchronous
+ * (see `apply.ts` for why). Directories already checked
  * (or created) during one extraction are remembered; anything that removes
  * a directory calls {@link SafeRoot.forget}.
  *
@@ -12,7 +13,7 @@
  * hostile or was made by a tool that did not look at the tree it extended.
  * @module
  */
-import { lstat, mkdir } from "node:fs/promises";
+import { lstatSync, mkdirSync, type Stats } from "node:fs";
 import { InvalidArgumentError } from "@berth/digest";
 import { SnapshotErrorCode } from "./errors.js";
 
@@ -86,15 +87,15 @@ export class SafeRoot {
     const parent = parentOf(rel);
     if (rel !== "" && (await this.dir(parent, create, created)) === undefined) return undefined;
     const abs = this.abs(rel);
-    let st: Awaited<ReturnType<typeof lstat>> | undefined;
+    let st: Stats | undefined;
     try {
-      st = await lstat(abs);
+      st = lstatSync(abs);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
     if (!st) {
       if (!create) return undefined;
-      await mkdir(abs, 0o755);
+      mkdirSync(abs, 0o755);
       created?.(rel);
     } else if (st.isSymbolicLink()) {
       throw new InvalidArgumentError(`${JSON.stringify(rel)} is a symbolic link: a layer may not write through it`, {
