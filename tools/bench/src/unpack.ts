@@ -45,6 +45,8 @@ export interface UnpackBenchRow {
   medianSeconds: number;
   runs: number[];
   peakRssMiB: number;
+  /** Median CPU seconds (user + system) of the runs; 0 where not measured. */
+  cpuSeconds: number;
 }
 
 async function seconds(fn: () => Promise<unknown>): Promise<number> {
@@ -87,7 +89,7 @@ export async function run(): Promise<UnpackBenchRow[]> {
       cmd: () => ["sh", ["-c", `id=$(${DOCKER} create ${tag} /none) && ${DOCKER} export "$id" | tar -C ${out} -xf - && ${DOCKER} rm "$id" >/dev/null`]],
     },
   ];
-  const ms = tools.map(() => [] as Array<{ seconds: number; maxRssKiB: number }>);
+  const ms = tools.map(() => [] as Array<{ seconds: number; maxRssKiB: number; user: number; sys: number }>);
   for (let i = 0; i < runs; i++) {
     for (let k = 0; k < tools.length; k++) {
       const j = (i + k) % tools.length;
@@ -105,6 +107,7 @@ export async function run(): Promise<UnpackBenchRow[]> {
     medianSeconds: median(ms[j]!.map((m) => m.seconds)),
     runs: ms[j]!.map((m) => m.seconds),
     peakRssMiB: Math.max(...ms[j]!.map((m) => m.maxRssKiB)) / 1024,
+    cpuSeconds: median(ms[j]!.map((m) => m.user + m.sys)),
   }));
 
   // the snapshotter: extraction of the chain into committed snapshots, then prepare on the top one
@@ -126,14 +129,15 @@ export async function run(): Promise<UnpackBenchRow[]> {
   await store.close();
   rm(storeRoot);
   rows.push(
-    { tool: "ensureChainSnapshot (extract into committed snapshots)", medianSeconds: ensure, runs: [ensure], peakRssMiB: 0 },
-    { tool: "prepare on the extracted top snapshot (clone)", medianSeconds: median(prep), runs: prep, peakRssMiB: 0 },
+    { tool: "ensureChainSnapshot (extract into committed snapshots)", medianSeconds: ensure, runs: [ensure], peakRssMiB: 0, cpuSeconds: 0 },
+    { tool: "prepare on the extracted top snapshot (clone)", medianSeconds: median(prep), runs: prep, peakRssMiB: 0, cpuSeconds: 0 },
   );
 
   const of = (prefix: string) => rows.find((r) => r.tool.startsWith(prefix))!.medianSeconds;
   process.stdout.write(`image ${tag}: ${mb} MB, snapshot ${(usage.size / 2 ** 20).toFixed(0)} MiB on disk, ${usage.inodes} inodes; ${runs} runs\n`);
   for (const r of rows) {
-    process.stdout.write(`${r.tool.padEnd(56)} ${r.medianSeconds.toFixed(2).padStart(7)} s  ${r.peakRssMiB ? `${r.peakRssMiB.toFixed(0).padStart(5)} MiB` : "         "}  runs ${r.runs.map((x) => x.toFixed(2)).join(" / ")}\n`);
+    const extra = r.peakRssMiB ? `${r.peakRssMiB.toFixed(0).padStart(5)} MiB  cpu ${r.cpuSeconds.toFixed(2).padStart(6)} s` : " ".repeat(23);
+    process.stdout.write(`${r.tool.padEnd(56)} ${r.medianSeconds.toFixed(2).padStart(7)} s  ${extra}  runs ${r.runs.map((x) => x.toFixed(2)).join(" / ")}\n`);
   }
   const umoci = of("umoci");
   process.stdout.write(`umoci / berth CLI: ${(umoci / of("berth unpack")).toFixed(2)}×, umoci / library: ${(umoci / of("unpackImage")).toFixed(2)}×, docker / berth CLI: ${(of("docker") / of("berth unpack")).toFixed(2)}×\n`);
