@@ -15,6 +15,7 @@ import * as importCmd from "./commands/import.js";
 import * as registryCmd from "./commands/registry.js";
 import * as serveCmd from "./commands/serve.js";
 import * as systemCmd from "./commands/system.js";
+import * as unpackCmd from "./commands/unpack.js";
 import { Context, closeContextStore } from "./context.js";
 import { describeError, EXIT, errorCode, exitCodeFor } from "./exit.js";
 
@@ -45,6 +46,7 @@ export function buildProgram(): { program: Command; ctx: Context } {
   exploreCmd.register(program, ctx);
   cacheCmd.register(program, ctx);
   digestCmd.register(program, ctx);
+  unpackCmd.register(program, ctx);
   completionCmd.register(program, ctx);
   // Options after the verb belong to the verb (`berth images -q` is images' -q), so the
   // global options are positional; leaf verbs accept them too (`berth load --root X`).

@@ -68,3 +68,20 @@ export {
   type RestoreResult,
   restoreParentChain,
 } from "./archive.js";
+export { type ApplyOptions, type ApplyResult, applyLayer, MAX_SKIPPED_LISTED, type SkippedEntry } from "./snapshot/apply.js";
+export { type CloneResult, cloneTree } from "./snapshot/clone.js";
+export { type ChainSnapshot, type ChainSnapshotStore, type EnsureChainOptions, ensureChainSnapshot, layerChain } from "./snapshot/chain.js";
+export { SnapshotErrorCode, type SnapshotErrorCodeValue } from "./snapshot/errors.js";
+export { normalizeLayerPath } from "./snapshot/safepath.js";
+export {
+  type CleanupResult,
+  diskUsage,
+  openSnapshotter,
+  type SnapshotInfo,
+  type SnapshotKind,
+  SNAPSHOTS_DIR,
+  Snapshotter,
+  type SnapshotterOptions,
+  type SnapshotUsage,
+} from "./snapshot/snapshotter.js";
+export { type UncompressOptions, uncompressedChunks } from "./snapshot/uncompress.js";

@@ -40,6 +40,8 @@ export const ImageServiceErrorCode = {
   UNKNOWN_LOOKUP: "ERR_UNKNOWN_LOOKUP",
   /** The operation was aborted through its AbortSignal. */
   ABORTED: "ERR_ABORTED",
+  /** `unpack` into something that is not an absent or empty directory. */
+  TARGET_NOT_EMPTY: "ERR_TARGET_NOT_EMPTY",
 } as const;
 
 /** One of {@link ImageServiceErrorCode}'s values. */

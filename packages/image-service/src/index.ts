@@ -131,3 +131,4 @@ export {
 } from "./explore.js";
 export { checkLookup, LOOKUP_LEASE_MS } from "./incremental.js";
 export type { Credential as RegistryCredential } from "@berth/registry";
+export { type UnpackOptions, type UnpackResult, unpackImage } from "./unpack.js";

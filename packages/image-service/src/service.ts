@@ -28,6 +28,7 @@ import { LayerLookups } from "./incremental.js";
 import { type HistoryEntry, type ImageDetails, type ImageSummary, imageHistory, inspectImage, type ListOptions, listImages } from "./images.js";
 import { type PullOptions, type PullResult, pullImage, type PushResult, pushImage, type RegistryOptions } from "./registry.js";
 import { type DiskUsage, diskUsage, fsck } from "./system.js";
+import { type UnpackOptions, type UnpackResult, unpackImage } from "./unpack.js";
 
 /** The image service over one store. */
 export class ImageService {
@@ -112,6 +113,10 @@ export class ImageService {
   import(source: LayerInput, opts?: ImportOptions): Promise<BuiltImage> {
     const claimed = claimLayerInputs([source] as const);
     return this.#write(() => importImage(this.store, claimed.layers[0], opts), claimed.release);
+  }
+  /** Write an image's root filesystem into an absent or empty directory (`umoci unpack`'s rootfs). */
+  unpack(name: string, dir: string, opts?: UnpackOptions): Promise<UnpackResult> {
+    return unpackImage(this.store, name, dir, opts);
   }
   /** `docker system df`'s numbers. */
   diskUsage(): Promise<DiskUsage> {
