@@ -224,22 +224,31 @@ export class FsImageStore implements ImageStore {
       const batch = await Promise.all(ids.slice(i, i + READ_CONCURRENCY).map((id) => this.#usable(id)));
       for (const r of batch) {
         if (r.image) out.set(r.image.id, r.image);
-        else opts.onUnusable?.(r.id, r.reason);
+        else if (r.reason) opts.onUnusable?.(r.id, r.reason);
       }
     }
     return out;
   }
 
-  /** The image, or why it cannot be used (config blob gone or damaged, layer missing). */
-  async #usable(id: Digest): Promise<{ image: Image } | { image?: undefined; id: Digest; reason: Error }> {
+  /**
+   * The image, or why it cannot be used (config blob gone or damaged, layer
+   * missing), or neither when another process deleted it since the listing.
+   */
+  async #usable(id: Digest): Promise<{ image: Image } | { image?: undefined; id: Digest; reason?: Error }> {
+    const gone = () => {
+      this.#core.refresh();
+      return !this.#core.state.images.has(id);
+    };
     let image: Image;
     try {
       image = await this.get(id);
     } catch (err) {
+      if (gone()) return { id };
       if (err instanceof DataIntegrityError) return { id, reason: err };
       throw err;
     }
     if (image.chainID !== null && !(await this.#core.layers.has(image.chainID))) {
+      if (gone()) return { id };
       const reason = new NotFoundError(`image ${id}: layer ${image.chainID} is missing (run fsck)`, {
         code: LayerStoreErrorCode.LAYER_NOT_FOUND,
         details: { id, chainID: image.chainID },

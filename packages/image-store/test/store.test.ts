@@ -527,6 +527,26 @@ describe("fsck", () => {
     expect((await errorOf(store.images.get(image.id))).code).toBe("ERR_DIGEST_MISMATCH");
   });
 
+  it("map leaves out, without a warning, an image another process deletes while it reads", async () => {
+    const { image } = await twoLayerImage();
+    await store.layers.register([tarC]);
+    const other = await store.images.create(makeConfig([diffIdOf(tarC)]));
+    const elsewhere = await openStore({ root });
+    // the other process deletes the image (and collects its config) just before this one reads it
+    const get = store.images.get.bind(store.images);
+    store.images.get = async (id) => {
+      if (id === image.id) {
+        await elsewhere.images.delete(image.id, { prune: true });
+      }
+      return get(id);
+    };
+    const told: string[] = [];
+    const m = await store.images.map({ onUnusable: (id) => told.push(id) });
+    expect([...m.keys()]).toEqual([other.id]);
+    expect(told).toEqual([]);
+    await elsewhere.close();
+  });
+
   it("an image whose layer or config is gone is not offered (map skips it, told to onUnusable); repair removes it and its tags", async () => {
     const { b, image } = await twoLayerImage();
     await store.layers.register([tarC]);
