@@ -87,22 +87,32 @@ export function mergedEntries(files: readonly StackedFile[]): ListedEntry[] {
 
 /** The filesystem layers `entries` (bottom first) make, as a tree for `diffTrees`. */
 export function layersTree(entries: readonly (readonly LayerEntry[])[]): Tree {
+  return stackedTree(entries).tree;
+}
+
+/** The stacked filesystem as a tree, and which layer last wrote each path. */
+function stackedTree(entries: readonly (readonly LayerEntry[])[]): { tree: Tree; writer: Map<string, number> } {
   const stack = new StackedTree();
   entries.forEach((e, i) => {
     stack.apply(e, i);
   });
-  return entriesTree(mergedEntries(stack.files()));
+  return snapshot(stack);
+}
+
+function snapshot(stack: StackedTree): { tree: Tree; writer: Map<string, number> } {
+  const files = stack.files();
+  return { tree: entriesTree(mergedEntries(files)), writer: new Map(files.map((f) => [f.path, f.layer])) };
 }
 
 /** The merged filesystem of the store's image `name` resolves to (from its layers' headers). @throws NotFoundError `ERR_IMAGE_NOT_FOUND` */
 export async function imageTree(store: Store, name: string): Promise<Tree> {
-  return treeOf(await localExplorerImage(store, name));
+  return (await stackOf(await localExplorerImage(store, name))).tree;
 }
 
-async function treeOf(image: ExplorerImage): Promise<Tree> {
+async function stackOf(image: ExplorerImage): Promise<{ tree: Tree; writer: Map<string, number> }> {
   const layers: LayerEntry[][] = [];
   for (let i = 0; i < image.config.rootfs.diff_ids.length; i++) layers.push((await image.tree(i)).entries);
-  return layersTree(layers);
+  return stackedTree(layers);
 }
 
 const pathChanges = (changes: Change[]): PathChange[] => changes.map((c) => ({ path: c.path, kind: c.kind }));
@@ -111,8 +121,10 @@ const pathChanges = (changes: Change[]): PathChange[] => changes.map((c) => ({ p
  * What each layer of the image `name` resolves to adds, changes and removes,
  * against the filesystem of the layers below it, with Docker's change rules
  * (a directory holding a change is listed as changed; what was under a
- * removed directory is not listed). A layer that only rewrites files with
- * the same metadata changes nothing.
+ * removed directory is not listed). A regular file the layer writes counts
+ * as changed even when its header matches the one below (a commit with
+ * fixed mtimes rewrites a file with the same size and mtime; headers carry
+ * no digests, so a rewrite with the same bytes is listed too).
  * @throws NotFoundError `ERR_IMAGE_NOT_FOUND`; InvalidArgumentError `ERR_NOT_A_TAR` for an unreadable layer
  */
 export async function diffImage(store: Store, name: string): Promise<ImageDiff> {
@@ -126,19 +138,32 @@ export async function diffImage(store: Store, name: string): Promise<ImageDiff> 
   const layers: LayerDiff[] = [];
   for (let i = 0; i < diffIDs.length; i++) {
     stack.apply((await image.tree(i)).entries, i);
-    const after = entriesTree(mergedEntries(stack.files()));
-    layers.push({ index: i, diffID: diffIDs[i]!, chainID: chain[i]!, createdBy: stepOf.get(i) ?? "", changes: pathChanges(await diffTrees(below, after)) });
-    below = after;
+    const after = snapshot(stack);
+    // a file this layer wrote is not the file below, whatever its header says
+    const changes = await diffTrees(below, after.tree, { compareContent: true, sameContent: (path) => after.writer.get(path) !== i });
+    layers.push({ index: i, diffID: diffIDs[i]!, chainID: chain[i]!, createdBy: stepOf.get(i) ?? "", changes: pathChanges(changes) });
+    below = after.tree;
   }
   return { id: image.id, layers };
 }
 
 /**
  * The changes that turn the filesystem of image `a` into that of image `b`
- * (`A`: only in b, `D`: only in a, `C`: in both, different by Docker's rules).
+ * (`A`: only in b, `D`: only in a, `C`: in both, different by Docker's
+ * rules). A regular file with the same header in both counts as the same
+ * only when the same layer (same ChainID) wrote it in both; otherwise its
+ * bytes may differ and it is listed as changed.
  * @throws NotFoundError `ERR_IMAGE_NOT_FOUND`
  */
 export async function diffImages(store: Store, a: string, b: string): Promise<ImagesDiff> {
   const [ia, ib] = [await localExplorerImage(store, a), await localExplorerImage(store, b)];
-  return { a: ia.id, b: ib.id, changes: pathChanges(await diffTrees(await treeOf(ia), await treeOf(ib))) };
+  const [sa, sb] = [await stackOf(ia), await stackOf(ib)];
+  const [ca, cb] = [chainIds(ia.config.rootfs.diff_ids), chainIds(ib.config.rootfs.diff_ids)];
+  const sameWriter = (path: string) => {
+    const la = sa.writer.get(path);
+    const lb = sb.writer.get(path);
+    return la !== undefined && lb !== undefined && la >= 0 && ca[la] !== undefined && ca[la] === cb[lb];
+  };
+  const changes = await diffTrees(sa.tree, sb.tree, { compareContent: true, sameContent: sameWriter });
+  return { a: ia.id, b: ib.id, changes: pathChanges(changes) };
 }

@@ -48,6 +48,7 @@ describe("commit a directory on a base image", () => {
     await writeFile(join(edit, "swapdir"), "a file now");
     await writeFile(join(edit, "etc", "motd"), "changed motd");
     await writeFile(join(edit, "added.txt"), "added");
+    await writeFile(join(edit, "keep", "k"), "K"); // same size; the layer's fixed mtime makes its header equal the base's
 
     const committed = await svc.commit({ dir: edit, base: "base:1", tags: ["edited:1"], changes: ['CMD ["/bin/sh"]'], message: "edit" });
     const c = committed.image.config;
@@ -65,13 +66,16 @@ describe("commit a directory on a base image", () => {
       "dir olddir",
       "opaque olddir",
       "file olddir/fresh",
-      "whiteout hello.txt", // sorted by its tar name, ".wh.hello.txt", among the root's names
+      "whiteout hello.txt", // in the place of the name it removes
+      "dir keep",
+      "file keep/k",
       "file swapdir",
     ].sort((a, b) => order(a) - order(b)));
-    expect(committed.counts).toEqual({ added: 2, changed: 4, removed: 3 });
+    expect(committed.counts).toEqual({ added: 2, changed: 6, removed: 3 });
 
     // docker diff of the new layer, and of the two images, say the same
-    const expected = ["A /added.txt", "C /etc", "C /etc/motd", "D /hello.txt", "C /olddir", "D /olddir/a", "D /olddir/b", "A /olddir/fresh", "C /swapdir"];
+    // keep/k is listed although its header equals the base's: the commit's layer wrote it
+    const expected = ["A /added.txt", "C /etc", "C /etc/motd", "D /hello.txt", "C /keep", "C /keep/k", "C /olddir", "D /olddir/a", "D /olddir/b", "A /olddir/fresh", "C /swapdir"];
     const perLayer = await svc.diff("edited:1");
     expect(perLayer.layers).toHaveLength(2);
     expect(lines(perLayer.layers[1]!.changes)).toEqual(expected);
@@ -83,7 +87,7 @@ describe("commit a directory on a base image", () => {
 
     function order(line: string): number {
       // the tar order of the layer, as the writer emits it
-      return ["file added.txt", "dir etc", "file etc/motd", "whiteout hello.txt", "dir olddir", "opaque olddir", "file olddir/fresh", "file swapdir"].indexOf(line);
+      return ["file added.txt", "dir etc", "file etc/motd", "whiteout hello.txt", "dir keep", "file keep/k", "dir olddir", "opaque olddir", "file olddir/fresh", "file swapdir"].indexOf(line);
     }
   });
 

@@ -280,6 +280,13 @@ describe("diffTrees against a caller-given entry list", () => {
     expect(summary(await diffDirectory(entriesTree(list), upper, { compareContent: true }))).toEqual(["C b"]);
   });
 
+  it("asks the caller whether contents agree when it says how (sameContent)", async () => {
+    const lower = entriesTree([{ path: "a", type: "file", ...base, size: 1 }, { path: "b", type: "file", ...base, size: 1 }]);
+    const upper = entriesTree([{ path: "a", type: "file", ...base, size: 1 }, { path: "b", type: "file", ...base, size: 1 }]);
+    expect(summary(await diffTrees(lower, upper, { compareContent: true, sameContent: (p) => p !== "b" }))).toEqual(["C b"]);
+    expect(summary(await diffTrees(lower, upper, { sameContent: () => false }))).toEqual([]); // only with compareContent
+  });
+
   it("refuses duplicates, .. and paths under files", () => {
     const f = { type: "file" as const, ...base };
     expect(() => entriesTree([{ path: "a", ...f }, { path: "./a", ...f }])).toThrow(expect.objectContaining({ code: DiffErrorCode.INVALID_TREE_ENTRY }));

@@ -20,6 +20,13 @@ export interface DiffOptions {
    * rewritten with the same size and mtime counts as unchanged.
    */
   compareContent?: boolean;
+  /**
+   * With `compareContent`: decides whether two regular files whose metadata
+   * agrees hold the same bytes, instead of hashing or reading them — for
+   * trees that know where their contents come from (e.g. which layer wrote
+   * a file: the same layer, the same bytes).
+   */
+  sameContent?: (path: string, lower: TreeEntry, upper: TreeEntry) => boolean | Promise<boolean>;
   /** Stop the walk (rejects with the signal's reason). */
   signal?: AbortSignal;
 }
@@ -143,7 +150,9 @@ class Walk {
 
   /** Same bytes? Only asked for two regular files of the same size (metadata equal). */
   async sameBytes(path: string, l: TreeEntry, u: TreeEntry): Promise<boolean> {
-    if (l.type !== "file" || u.type !== "file" || !this.upper.open) return true;
+    if (l.type !== "file" || u.type !== "file") return true;
+    if (this.opts.sameContent) return this.opts.sameContent(path, l, u);
+    if (!this.upper.open) return true;
     if (l.digest !== undefined) return (await digestStream(this.upper.open(path))).digest === l.digest;
     if (!this.lower.open) return true; // nothing to compare with: the metadata decides
     return sameStreams(this.lower.open(path), this.upper.open(path));
