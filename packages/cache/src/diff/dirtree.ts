@@ -4,8 +4,8 @@
  * identity mapping is given.
  * @module
  */
-import { createReadStream, type Stats } from "node:fs";
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { createReadStream, lstatSync, readlinkSync, type Stats } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidArgumentError } from "@berth/digest";
 import { DiffErrorCode } from "./errors.js";
@@ -17,9 +17,6 @@ export interface DirectoryTreeOptions {
   /** Host owners on disk → container owners in the entries (`ERR_UNMAPPED_ID` for an owner outside it). */
   idMapping?: IdentityMapping;
 }
-
-/** How many `lstat`s of one directory run at once. */
-const STAT_PARALLEL = 32;
 
 function typeOf(st: Stats): FileType {
   if (st.isFile()) return "file";
@@ -44,8 +41,8 @@ export function entryOfStats(st: Stats, idMapping: IdentityMapping | undefined, 
 
 /**
  * The directory `root` as a tree. Each `readDir` lists one directory and
- * `lstat`s its children (a few at a time); nothing is cached, so memory is
- * one directory's entries.
+ * `lstat`s its children; nothing is cached, so memory is one directory's
+ * entries.
  */
 export function directoryTree(root: string, opts: DirectoryTreeOptions = {}): Tree & { root: string } {
   return {
@@ -63,24 +60,22 @@ export function directoryTree(root: string, opts: DirectoryTreeOptions = {}): Tr
         }
         throw err;
       }
+      // one directory's children are stat'ed synchronously (each lstat of a cached inode is a few
+      // microseconds; through the thread pool each costs a round trip): the walk yields between directories
       const out = new Map<string, TreeEntry>();
-      for (let i = 0; i < names.length; i += STAT_PARALLEL) {
-        const batch = names.slice(i, i + STAT_PARALLEL);
-        const entries = await Promise.all(
-          batch.map(async (name) => {
-            const p = join(abs, name);
-            const st = await lstat(p);
-            const e = entryOfStats(st, opts.idMapping, p);
-            if (e.type === "symlink") e.link = await readlink(p);
-            return e;
-          }),
-        );
-        for (let j = 0; j < batch.length; j++) out.set(batch[j]!, entries[j]!);
+      for (const name of names) {
+        const p = join(abs, name);
+        const e = entryOfStats(lstatSync(p), opts.idMapping, p);
+        if (e.type === "symlink") e.link = readlinkSync(p);
+        out.set(name, e);
       }
       return out;
     },
     open(path: string): AsyncIterable<Uint8Array> {
       return createReadStream(join(root, path));
+    },
+    read(path: string): Promise<Uint8Array> {
+      return readFile(join(root, path));
     },
   };
 }

@@ -65,7 +65,7 @@ function minor(rdev: number): number {
  *   file must be written and `upper` cannot open it, or a file's size no longer
  *   matches its entry (it changed while the layer was written)
  */
-export function writeLayer(upper: Pick<Tree, "open">, changes: Iterable<Change> | AsyncIterable<Change>, opts: WriteLayerOptions = {}): AsyncIterable<Uint8Array> {
+export function writeLayer(upper: Pick<Tree, "open" | "read">, changes: Iterable<Change> | AsyncIterable<Change>, opts: WriteLayerOptions = {}): AsyncIterable<Uint8Array> {
   const fixed = new Date((opts.mtime ?? 0) * 1000);
   const pack = tarPack();
   const signal = opts.signal;
@@ -151,8 +151,29 @@ function add(pack: ReturnType<typeof tarPack>, h: Header): Promise<void> {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Files up to this size are read whole (`Tree.read`) and written as one buffer. */
+const SMALL_FILE = 1 << 20;
+
 /** One file's bytes into the tar, with backpressure; exactly `h.size` bytes or an error. */
-function addFile(pack: ReturnType<typeof tarPack>, h: Header, upper: Pick<Tree, "open">, path: string): Promise<void> {
+async function addFile(pack: ReturnType<typeof tarPack>, h: Header, upper: Pick<Tree, "open" | "read">, path: string): Promise<void> {
+  const size = h.size ?? 0;
+  if (upper.read && size <= SMALL_FILE) {
+    const bytes = await upper.read(path);
+    if (bytes.length !== size) {
+      throw new FailedPreconditionError(`${path}: ${bytes.length} bytes, not the ${size} it had when diffed (changed while the layer was written)`, {
+        code: DiffErrorCode.NO_CONTENT,
+        details: { path, size },
+      });
+    }
+    return new Promise<void>((resolve, reject) => {
+      pack.entry(h, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), (err) => (err ? reject(err) : resolve()));
+    });
+  }
+  return streamFile(pack, h, upper, path);
+}
+
+/** A larger file, streamed: memory is one chunk whatever its size. */
+function streamFile(pack: ReturnType<typeof tarPack>, h: Header, upper: Pick<Tree, "open">, path: string): Promise<void> {
   if (!upper.open) {
     return Promise.reject(new FailedPreconditionError(`${path}: the upper tree cannot give file contents`, { code: DiffErrorCode.NO_CONTENT }));
   }
