@@ -8,6 +8,7 @@ import { extract } from "tar-stream";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   type Change,
+  compareNames,
   DiffErrorCode,
   diffDirectory,
   diffTrees,
@@ -305,6 +306,15 @@ describe("diffTrees against a caller-given entry list", () => {
       { path: "n", type: "symlink", ...base, link: "a" },
     ]);
     expect(summary(await diffTrees(lower, upper))).toEqual(["C a", "D d", "A n"]);
+  });
+});
+
+describe("compareNames", () => {
+  it("is UTF-8 byte order, also for characters beyond U+FFFF", () => {
+    const names = ["b", "a", "Z", "é", "\uFF5E", "😀", "a-b", "a/b", "a.b", ""];
+    const bytes = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    expect([...names].sort(compareNames)).toEqual(bytes);
+    expect(compareNames("\uFF5E", "😀")).toBeLessThan(0); // UTF-16 order would say the opposite
   });
 });
 

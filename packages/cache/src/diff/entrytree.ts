@@ -15,8 +15,12 @@ export type ListedEntry = { path: string } & (TreeEntry | (Omit<TreeEntry, "type
 
 const bad = (message: string) => new InvalidArgumentError(message, { code: DiffErrorCode.INVALID_TREE_ENTRY });
 
+/** Anything that needs cleaning: a `.` or `..` component, a leading or trailing slash, an empty component. */
+const UNCLEAN = /(^|\/)\.\.?(\/|$)|^\/|\/\/|\/$/;
+
 /** `./a/b/`, `/a/b` → `a/b`; refuses `..` and empty components. */
 function normalize(path: string): string {
+  if (!UNCLEAN.test(path)) return path;
   const parts = path.split("/").filter((p) => p !== "" && p !== ".");
   if (parts.includes("..")) throw bad(`entry ${JSON.stringify(path)}: ".." is not allowed in a tree path`);
   return parts.join("/");

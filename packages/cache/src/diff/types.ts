@@ -70,9 +70,17 @@ export interface Change {
   opaque?: boolean;
 }
 
-/** Byte order of UTF-8 names (what `ls` in the C locale and Go's `filepath.Walk` sort by). */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * Byte order of UTF-8 names (what `ls` in the C locale and Go's
+ * `filepath.Walk` sort by). JavaScript's string order (UTF-16 code units)
+ * is the same order except where a name has a character beyond U+FFFF
+ * (a surrogate pair): only then are the names encoded and compared as bytes.
+ */
 export function compareNames(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  if (SURROGATE.test(a) || SURROGATE.test(b)) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** `dir` + `/` + `name`, with `""` as the root. */
