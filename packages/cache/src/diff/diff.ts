@@ -5,8 +5,7 @@
  * `ChangesDirs`) does, plus opaque directories.
  * @module
  */
-import { digestStream } from "@berth/digest";
-import { InvalidArgumentError } from "@berth/digest";
+import { digestStream, InvalidArgumentError } from "@berth/digest";
 import { directoryTree, type DirectoryTreeOptions } from "./dirtree.js";
 import { DiffErrorCode } from "./errors.js";
 import { type Change, compareNames, joinPath, type Tree, type TreeEntry } from "./types.js";
