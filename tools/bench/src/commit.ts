@@ -11,9 +11,9 @@
  *
  * The base rootfs: 64 KiB files of random bytes, 64 per directory. Both
  * edited trees start as umoci's unpack (berth's is a `cp -a` of it: same
- * modes, owners, mtimes) and get the same change: every 10th file rewritten
- * (new bytes, same size), every 100th removed, a new directory with 1% more
- * files. Runs alternate (cli, library, umoci, the order rotating each round);
+ * modes, owners, mtimes) and get the same change: of every 10th file, one in
+ * ten removed and the others rewritten (new bytes, same size), a new
+ * directory with 1% more files. Runs alternate (cli, library, umoci, the order rotating each round);
  * medians and ratios are printed. Setup reads the base layer's file list
  * once (`berth diff`; cached per DiffID under the store, as any first commit,
  * diff or explore of that base would), as umoci's unpack wrote its mtree;
