@@ -16,6 +16,8 @@ import * as registryCmd from "./commands/registry.js";
 import * as serveCmd from "./commands/serve.js";
 import * as systemCmd from "./commands/system.js";
 import * as unpackCmd from "./commands/unpack.js";
+import * as commitCmd from "./commands/commit.js";
+import * as diffCmd from "./commands/diff.js";
 import { Context, closeContextStore } from "./context.js";
 import { describeError, EXIT, errorCode, exitCodeFor } from "./exit.js";
 
@@ -48,6 +50,8 @@ export function buildProgram(): { program: Command; ctx: Context } {
   digestCmd.register(program, ctx);
   unpackCmd.register(program, ctx);
   completionCmd.register(program, ctx);
+  commitCmd.register(program, ctx);
+  diffCmd.register(program, ctx);
   // Options after the verb belong to the verb (`berth images -q` is images' -q), so the
   // global options are positional; leaf verbs accept them too (`berth load --root X`).
   program.enablePositionalOptions();

@@ -62,3 +62,53 @@ export const CacheErrorCode = {
 
 /** One of the {@link CacheErrorCode} values. */
 export type CacheErrorCodeValue = (typeof CacheErrorCode)[keyof typeof CacheErrorCode];
+
+// Layer extraction and the snapshotter (src/snapshot/).
+
+/** Error codes of {@link applyLayer} and {@link Snapshotter}. */
+export const SnapshotErrorCode = {
+  /** A layer entry (or link target, or whiteout) that is absolute or has a `..` component (InvalidArgumentError). */
+  UNSAFE_PATH: "ERR_UNSAFE_PATH",
+  /** A layer entry that would be written through a symbolic link (InvalidArgumentError). */
+  UNSAFE_LINK: "ERR_UNSAFE_LINK",
+  /** A hard link to something that is not in the snapshot, or to a directory (InvalidArgumentError). */
+  HARDLINK_TARGET: "ERR_HARDLINK_TARGET",
+  /** A layer entry under a path that is a file, not a directory (InvalidArgumentError). */
+  NOT_A_DIRECTORY: "ERR_NOT_A_DIRECTORY",
+  /** Bytes that are not a tar archive, or a tar cut short (InvalidArgumentError). */
+  INVALID_TAR: "ERR_INVALID_TAR",
+  /** The directory a layer is applied onto does not exist or is not a directory (NotFoundError). */
+  TARGET_NOT_FOUND: "ERR_TARGET_NOT_FOUND",
+  /** No snapshot with that key (NotFoundError). */
+  SNAPSHOT_NOT_FOUND: "ERR_SNAPSHOT_NOT_FOUND",
+  /** A snapshot with that key or name exists already (AlreadyExistsError). */
+  SNAPSHOT_EXISTS: "ERR_SNAPSHOT_EXISTS",
+  /** `commit` of a snapshot that is not an active (writable) one, or a parent that is not committed (FailedPreconditionError). */
+  SNAPSHOT_KIND: "ERR_SNAPSHOT_KIND",
+  /** `remove` of a committed snapshot that others are prepared on (FailedPreconditionError). */
+  SNAPSHOT_HAS_CHILDREN: "ERR_SNAPSHOT_HAS_CHILDREN",
+  /** An empty or oversized snapshot key (InvalidArgumentError). */
+  SNAPSHOT_KEY: "ERR_SNAPSHOT_KEY",
+} as const;
+
+/** One of the {@link SnapshotErrorCode} values. */
+export type SnapshotErrorCodeValue = (typeof SnapshotErrorCode)[keyof typeof SnapshotErrorCode];
+
+// The filesystem diff and the layer writer (src/diff/).
+
+/** Error codes of `diffTrees`, `directoryTree`, `entriesTree`, `IdentityMapping` and `writeLayer`. */
+export const DiffErrorCode = {
+  /** The upper (or a lower) root is not a directory (InvalidArgumentError). */
+  NOT_A_DIRECTORY: "ERR_NOT_A_DIRECTORY",
+  /** An owner the identity mapping does not cover (InvalidArgumentError). */
+  UNMAPPED_ID: "ERR_UNMAPPED_ID",
+  /** An identity mapping with a negative, fractional or overlapping range (InvalidArgumentError). */
+  INVALID_ID_MAPPING: "ERR_INVALID_ID_MAPPING",
+  /** A caller-given entry list with an absolute, `..` or duplicate path, or a path under a non-directory (InvalidArgumentError). */
+  INVALID_TREE_ENTRY: "ERR_INVALID_TREE_ENTRY",
+  /** The layer writer was asked for contents the upper tree cannot give (FailedPreconditionError). */
+  NO_CONTENT: "ERR_NO_CONTENT",
+} as const;
+
+/** One of the {@link DiffErrorCode} values. */
+export type DiffErrorCodeValue = (typeof DiffErrorCode)[keyof typeof DiffErrorCode];

@@ -71,7 +71,7 @@ export {
 export { type ApplyOptions, type ApplyResult, applyLayer, MAX_SKIPPED_LISTED, type SkippedEntry } from "./snapshot/apply.js";
 export { type CloneResult, cloneTree } from "./snapshot/clone.js";
 export { type ChainSnapshot, type ChainSnapshotStore, type EnsureChainOptions, ensureChainSnapshot, layerChain } from "./snapshot/chain.js";
-export { SnapshotErrorCode, type SnapshotErrorCodeValue } from "./snapshot/errors.js";
+export { SnapshotErrorCode, type SnapshotErrorCodeValue } from "./errors.js";
 export { normalizeLayerPath } from "./snapshot/safepath.js";
 export {
   type CleanupResult,
@@ -85,3 +85,31 @@ export {
   type SnapshotUsage,
 } from "./snapshot/snapshotter.js";
 export { type UncompressOptions, uncompressedChunks } from "./snapshot/uncompress.js";
+export {
+  type Change,
+  type ChangeKind,
+  compareNames,
+  DiffErrorCode,
+  type DiffErrorCodeValue,
+  diffDirectory,
+  type DiffOptions,
+  diffTrees,
+  directoryTree,
+  type DirectoryTreeOptions,
+  emptyTree,
+  entriesTree,
+  type FileType,
+  type IdMap,
+  IdentityMapping,
+  type ListedEntry,
+  OPAQUE_MARKER,
+  type Owner,
+  sameEntry,
+  sameStreams,
+  sameTime,
+  type Tree,
+  type TreeEntry,
+  WHITEOUT_PREFIX,
+  writeLayer,
+  type WriteLayerOptions,
+} from "./diff/index.js";

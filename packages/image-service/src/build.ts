@@ -77,6 +77,20 @@ export function buildImage(store: Store, opts: BuildOptions): Promise<BuiltImage
   return buildClaimed(store, { ...opts, ...(claimed.layers ? { layers: claimed.layers } : {}) }).finally(claimed.release);
 }
 
+/** Layer inputs this package made itself (safe by construction, possibly an empty tar): not read back and checked. */
+const madeHere = new WeakSet<object>();
+
+/**
+ * A layer stream this package wrote (`commitDirectory`'s diff layer): the
+ * build skips the read-back check that refuses unsafe or empty tars from
+ * outside. Not part of the package face.
+ */
+export function trustedLayer(stream: AsyncIterable<Uint8Array>, name: string): LayerInput {
+  const input = { stream, name };
+  madeHere.add(input);
+  return input;
+}
+
 /**
  * Take the stream inputs among `layers` over now (see `claimSource` of
  * `@berth/layer-store`), for a caller that awaits something before it builds;
@@ -89,8 +103,13 @@ export function claimLayerInputs<T extends readonly LayerInput[] | undefined>(la
     streams.push(claimed);
     return claimed;
   };
+  const claimStream = (input: { stream: AsyncIterable<Uint8Array>; name?: string }) => {
+    const out = { ...input, stream: claim(input.stream) };
+    if (madeHere.has(input)) madeHere.add(out);
+    return out;
+  };
   const out = layers?.map((input) =>
-    typeof input === "string" ? input : Symbol.asyncIterator in input ? claim(input) : "stream" in input ? { ...input, stream: claim(input.stream) } : input,
+    typeof input === "string" ? input : Symbol.asyncIterator in input ? claim(input) : "stream" in input ? claimStream(input) : input,
   );
   return {
     layers: out as T,
@@ -175,7 +194,7 @@ export async function importImage(store: Store, source: LayerInput, opts: Import
 
 async function layerSource(input: LayerInput, opts: BuildOptions): Promise<{ source: AsyncIterable<Uint8Array>; name: string; checked: boolean }> {
   if (typeof input !== "string" && Symbol.asyncIterator in input) return { source: input, name: "-", checked: false };
-  if (typeof input !== "string" && "stream" in input) return { source: input.stream, name: input.name ?? "-", checked: false };
+  if (typeof input !== "string" && "stream" in input) return { source: input.stream, name: input.name ?? "-", checked: madeHere.has(input) };
   const path = typeof input === "string" ? input : input.path;
   const preserveOwner = (typeof input === "string" ? undefined : input.preserveOwner) ?? opts.preserveOwner === true;
   // a layer made here from a directory is safe by construction; a tar from outside is checked

@@ -185,8 +185,8 @@ function summary(c: ImageConfig): ConfigSummary {
   };
 }
 
-/** The history mapped onto the layers: steps with `empty_layer` make none, the others make the next layer. */
-function mapHistory(config: ImageConfig, layers: number): ExplainedStep[] {
+/** The history mapped onto the layers: steps with `empty_layer` make none, the others make the next layer (not part of the package face). */
+export function mapHistory(config: ImageConfig, layers: number): ExplainedStep[] {
   let next = 0;
   return (config.history ?? []).map((h) => {
     const empty = h.empty_layer === true;

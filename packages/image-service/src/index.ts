@@ -49,6 +49,8 @@ export {
 export { blobBytes, type DeleteItem, type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
 export { type BuildOptions, type BuiltImage, buildImage, type ImportOptions, importImage, type LayerInput } from "./build.js";
 export { applyChanges, type RunConfig } from "./changes.js";
+export { type CommitOptions, type CommittedImage, commitDirectory } from "./commit.js";
+export { diffImage, diffImages, type ImageDiff, type ImagesDiff, imageTree, type LayerDiff, layersTree, mergedEntries, type PathChange } from "./imagediff.js";
 export { directoryLayer, type DirectoryLayerOptions, sourceDateEpoch } from "./dirlayer.js";
 export {
   expandSaveNames,

@@ -21,6 +21,8 @@ import {
   type SaveToDaemonResult,
   saveToDaemon,
 } from "./daemon.js";
+import { type CommitOptions, type CommittedImage, commitDirectory } from "./commit.js";
+import { diffImage, diffImages, type ImageDiff, type ImagesDiff } from "./imagediff.js";
 import { type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
 import { explainRemoteImage, type RemoteExploreOptions, remoteLayerView } from "./explore-remote.js";
 import { compareImages, explainImage, type ImageComparison, type ImageExplanation, type LayerView, layerView } from "./explore.js";
@@ -117,6 +119,18 @@ export class ImageService {
   /** Write an image's root filesystem into an absent or empty directory (`umoci unpack`'s rootfs). */
   unpack(name: string, dir: string, opts?: UnpackOptions): Promise<UnpackResult> {
     return unpackImage(this.store, name, dir, opts);
+  }
+  /** `docker commit` of a directory: its difference from the base image's filesystem as one new layer on the base. */
+  commit(opts: CommitOptions): Promise<CommittedImage> {
+    return this.#write(() => commitDirectory(this.store, opts));
+  }
+  /** `docker diff` of an image: what each layer adds, changes and removes. */
+  diff(name: string): Promise<ImageDiff> {
+    return diffImage(this.store, name);
+  }
+  /** The changes that turn image `a`'s filesystem into image `b`'s. */
+  diffImages(a: string, b: string): Promise<ImagesDiff> {
+    return diffImages(this.store, a, b);
   }
   /** `docker system df`'s numbers. */
   diskUsage(): Promise<DiskUsage> {

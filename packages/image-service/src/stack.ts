@@ -39,6 +39,9 @@ export interface StackedFile {
   link?: string;
   /** Modification time (seconds) of the entry's header; 0 for a directory no layer wrote. */
   mtime: number;
+  /** Owner and group IDs of the entry's header; 0 for a directory no layer wrote. */
+  uid: number;
+  gid: number;
 }
 
 /**
@@ -137,7 +140,7 @@ export class StackedTree {
       for (const name of [...(n.children?.keys() ?? [])].sort()) {
         const c = n.children!.get(name)!;
         const path = prefix ? `${prefix}/${name}` : name;
-        const f: StackedFile = { path, type: c.entry?.type ?? "dir", size: c.entry?.size ?? 0, layer: c.entry ? c.layer : -1, mode: c.entry?.mode ?? 0o755, mtime: c.entry?.mtime ?? 0 };
+        const f: StackedFile = { path, type: c.entry?.type ?? "dir", size: c.entry?.size ?? 0, layer: c.entry ? c.layer : -1, mode: c.entry?.mode ?? 0o755, mtime: c.entry?.mtime ?? 0, uid: c.entry?.uid ?? 0, gid: c.entry?.gid ?? 0 };
         if (c.entry?.link !== undefined) f.link = c.entry.link;
         out.push(f);
         walk(c, path);

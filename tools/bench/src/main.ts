@@ -1,9 +1,9 @@
 /**
  * `pnpm bench [suite...]`: run the benchmarks against their peers in one run.
- * Suites: digest, layer-store, store, archive, engine, incremental, registry, serve-registry, explore, unpack (default: all, in that order). Each suite is
+ * Suites: digest, layer-store, store, archive, engine, incremental, registry, serve-registry, explore, unpack, commit (default: all, in that order). Each suite is
  * also runnable alone: `node tools/bench/dist/<suite>.js`.
  */
-const SUITES = ["digest", "layer-store", "store", "archive", "engine", "incremental", "registry", "serve-registry", "explore", "unpack"] as const;
+const SUITES = ["digest", "layer-store", "store", "archive", "engine", "incremental", "registry", "serve-registry", "explore", "unpack", "commit"] as const;
 
 async function main(argv: string[]): Promise<void> {
   const wanted = argv.length === 0 || argv.includes("all") ? [...SUITES] : argv;

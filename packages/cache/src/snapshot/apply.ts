@@ -41,7 +41,7 @@ import { lstat, readdir, rm } from "node:fs/promises";
 import { promisify } from "node:util";
 import { type ByteSource, BerthError, InvalidArgumentError, NotFoundError } from "@berth/digest";
 import { extract, type Header } from "tar-stream";
-import { SnapshotErrorCode } from "./errors.js";
+import { SnapshotErrorCode } from "../errors.js";
 import { baseOf, normalizeLayerPath, parentOf, SafeRoot } from "./safepath.js";
 import { uncompressedChunks } from "./uncompress.js";
 

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import type { Digest } from "@berth/digest";
 import type { ContentProvider, Layer } from "@berth/layer-store";
 import { type ApplyOptions, type ApplyResult, applyLayer } from "./apply.js";
-import { SnapshotErrorCode } from "./errors.js";
+import { SnapshotErrorCode } from "../errors.js";
 import type { Snapshotter } from "./snapshotter.js";
 
 /** The store roles {@link ensureChainSnapshot} uses. */

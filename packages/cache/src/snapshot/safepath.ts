@@ -15,7 +15,7 @@
  */
 import { lstatSync, mkdirSync, type Stats } from "node:fs";
 import { InvalidArgumentError } from "@berth/digest";
-import { SnapshotErrorCode } from "./errors.js";
+import { SnapshotErrorCode } from "../errors.js";
 
 /**
  * A tar entry name (or hard link target) as a path relative to the root:

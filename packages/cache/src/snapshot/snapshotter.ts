@@ -27,7 +27,7 @@ import { join } from "node:path";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@berth/digest";
 import { currentOwner, fsyncDir, isOwnerAlive, ownerToken, parseOwnerToken, withLock, writeFileAtomic } from "@berth/layer-store";
 import { type CloneResult, cloneTree } from "./clone.js";
-import { SnapshotErrorCode } from "./errors.js";
+import { SnapshotErrorCode } from "../errors.js";
 
 /** What a snapshot is: writable (`active`), read-only over a committed parent (`view`), or `committed`. */
 export type SnapshotKind = "active" | "view" | "committed";

@@ -1,0 +1,81 @@
+/**
+ * A directory on disk as a {@link Tree}: `lstat` of each child, never
+ * following a symbolic link, owners mapped to container IDs when an
+ * identity mapping is given.
+ * @module
+ */
+import { createReadStream, lstatSync, readlinkSync, type Stats } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { InvalidArgumentError } from "@berth/digest";
+import { DiffErrorCode } from "../errors.js";
+import type { IdentityMapping } from "./idmap.js";
+import type { FileType, Tree, TreeEntry } from "./types.js";
+
+/** Options of {@link directoryTree}. */
+export interface DirectoryTreeOptions {
+  /** Host owners on disk → container owners in the entries (`ERR_UNMAPPED_ID` for an owner outside it). */
+  idMapping?: IdentityMapping;
+}
+
+function typeOf(st: Stats): FileType {
+  if (st.isFile()) return "file";
+  if (st.isDirectory()) return "dir";
+  if (st.isSymbolicLink()) return "symlink";
+  if (st.isFIFO()) return "fifo";
+  if (st.isCharacterDevice()) return "char";
+  if (st.isBlockDevice()) return "block";
+  if (st.isSocket()) return "socket";
+  return "other";
+}
+
+/** A stat as a tree entry (the link target is read separately). */
+export function entryOfStats(st: Stats, idMapping: IdentityMapping | undefined, what: string): TreeEntry {
+  const type = typeOf(st);
+  const owner = idMapping && !idMapping.empty ? idMapping.toContainer({ uid: st.uid, gid: st.gid }, what) : { uid: st.uid, gid: st.gid };
+  const e: TreeEntry = { type, mode: st.mode & 0o7777, size: type === "file" ? st.size : 0, uid: owner.uid, gid: owner.gid, mtime: st.mtimeMs / 1000 };
+  if (type === "char" || type === "block") e.rdev = st.rdev;
+  if (type === "file" && st.nlink > 1) e.inode = `${st.dev}:${st.ino}`;
+  return e;
+}
+
+/**
+ * The directory `root` as a tree. Each `readDir` lists one directory and
+ * `lstat`s its children; nothing is cached, so memory is one directory's
+ * entries.
+ */
+export function directoryTree(root: string, opts: DirectoryTreeOptions = {}): Tree & { root: string } {
+  return {
+    root,
+    async readDir(path: string): Promise<ReadonlyMap<string, TreeEntry> | undefined> {
+      const abs = path === "" ? root : join(root, path);
+      let names: string[];
+      try {
+        names = await readdir(abs);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "ENOTDIR" || code === "ENOENT") {
+          if (path === "") throw new InvalidArgumentError(`${root}: not a directory`, { code: DiffErrorCode.NOT_A_DIRECTORY, cause: err });
+          return undefined;
+        }
+        throw err;
+      }
+      // one directory's children are stat'ed synchronously (each lstat of a cached inode is a few
+      // microseconds; through the thread pool each costs a round trip): the walk yields between directories
+      const out = new Map<string, TreeEntry>();
+      for (const name of names) {
+        const p = join(abs, name);
+        const e = entryOfStats(lstatSync(p), opts.idMapping, p);
+        if (e.type === "symlink") e.link = readlinkSync(p);
+        out.set(name, e);
+      }
+      return out;
+    },
+    open(path: string): AsyncIterable<Uint8Array> {
+      return createReadStream(join(root, path));
+    },
+    read(path: string): Promise<Uint8Array> {
+      return readFile(join(root, path));
+    },
+  };
+}
