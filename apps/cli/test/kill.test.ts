@@ -37,6 +37,8 @@ function prng(seed: number): () => number {
 
 const tmp = tempDir("berth-kill-");
 const template = join(tmp.dir, "template");
+/** The template plus 60 build cache records (only cache prune's trials pay for copying them). */
+const cacheTemplate = join(tmp.dir, "template-cache");
 const archive = join(tmp.dir, "app.tar");
 const bigDir = join(tmp.dir, "big");
 const smallDir = join(tmp.dir, "small");
@@ -67,13 +69,14 @@ beforeAll(async () => {
   await berthOk(["import", "-q", pushDir, "--base", "app:1", "app:2"], { root: source });
   // build cache records for cache prune: a chain of 60 (3 MB, then 59 of 50 kB)
   await cacheLayout(join(tmp.dir, "cache-layout"), [randomBytes(3_000_000), ...Array.from({ length: 59 }, () => randomBytes(50_000))]);
-  await berthOk(["cache", "import", join(tmp.dir, "cache-layout")], { root: template });
+  execFileSync("cp", ["-a", template, cacheTemplate]);
+  await berthOk(["cache", "import", join(tmp.dir, "cache-layout")], { root: cacheTemplate });
 }, 120_000);
 
-/** 20 blobs of 500 kB that nothing references: what the GC of `fsck --repair` removes. */
+/** 20 blobs of 200 kB that nothing references: what the GC of `fsck --repair` removes. */
 function addOrphanBlobs(root: string): void {
   for (let i = 0; i < 20; i++) {
-    const b = randomBytes(500_000);
+    const b = randomBytes(200_000);
     writeFileSync(join(root, "blobs", "sha256", createHash("sha256").update(b).digest("hex")), b);
   }
 }
@@ -90,6 +93,8 @@ interface Running {
 
 interface Op {
   name: string;
+  /** The store each trial starts from (default: the template). */
+  template?: string;
   /** Prepare the trial's copy of the template (default: nothing). */
   setup?(root: string): void;
   start(root: string, trial: string): Running;
@@ -178,6 +183,7 @@ const OPS: Op[] = [
   { name: "image prune -a", start: cli(() => ["image", "prune", "-a", "-f"]), keeps: [] },
   {
     name: "cache prune -a",
+    template: cacheTemplate,
     start: cli(() => ["cache", "prune", "-a", "-f"]),
     keeps: ["base:1", "victim:1"],
     // the records left are whole: du reads every one
@@ -207,7 +213,7 @@ const OPS: Op[] = [
 
 async function timeOf(op: Op): Promise<number> {
   const root = join(tmp.dir, `measure-${op.name.replace(/\W/g, "")}`);
-  execFileSync("cp", ["-a", template, root]);
+  execFileSync("cp", ["-a", op.template ?? template, root]);
   op.setup?.(root);
   const running = op.start(root, "measure");
   await running.started;
@@ -220,7 +226,7 @@ async function timeOf(op: Op): Promise<number> {
 async function trial(op: Op, n: number, duration: number, random: () => number): Promise<boolean> {
   const id = `${op.name.replace(/\W/g, "")}-${n}`;
   const root = join(tmp.dir, `t-${id}`);
-  execFileSync("cp", ["-a", template, root]);
+  execFileSync("cp", ["-a", op.template ?? template, root]);
   op.setup?.(root);
   const before = new Map<string, string>();
   for (const tag of op.keeps) before.set(tag, (await berthOk(["images", "-q", "--no-trunc", tag], { root })).stdout.trim());
