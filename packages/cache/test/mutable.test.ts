@@ -5,6 +5,7 @@ import { chainId, sha256 } from "@berth/digest";
 import { type LayerStore, openLayerStore } from "@berth/layer-store";
 import { extract } from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { IdentityMapping } from "../src/diff/idmap.js";
 import { CacheErrorCode } from "../src/errors.js";
 import { type CacheManager, openCacheManager } from "../src/records.js";
 import { applyLayer } from "../src/snapshot/apply.js";
@@ -38,11 +39,16 @@ async function blobBytes(digest: string): Promise<Buffer> {
 
 /** Names of a tar's entries, in order. */
 async function tarNames(bytes: Buffer): Promise<string[]> {
-  const names: string[] = [];
+  return (await tarHeaders(bytes)).map((h) => h.name);
+}
+
+/** A tar's headers, in order. */
+async function tarHeaders(bytes: Buffer): Promise<Array<{ name: string; uid?: number; gid?: number }>> {
+  const names: Array<{ name: string; uid?: number; gid?: number }> = [];
   const ex = extract();
   const done = new Promise<void>((resolve, reject) => {
     ex.on("entry", (h, stream, next) => {
-      names.push(h.name);
+      names.push({ name: h.name, uid: h.uid, gid: h.gid });
       stream.on("end", next);
       stream.resume();
     });
@@ -147,6 +153,26 @@ describe("mutable refs", () => {
     expect(await listTree(await grand.mount())).toEqual(edited);
     await grand.release();
     await baseRef.release();
+    await ref.release();
+  });
+
+  it("commit with an identity mapping writes container owners into the layer", async () => {
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    // the files are the host's (this process's) owners; in the container they are 1000:1000
+    const idMapping = new IdentityMapping([{ containerID: 1000, hostID: uid, size: 1 }], [{ containerID: 1000, hostID: gid, size: 1 }]);
+    const m = await cm.new();
+    await writeFile(path.join(await m.mount(), "mine.txt"), "mine");
+    const ref = await m.commit({ idMapping });
+    const headers = await tarHeaders(await blobBytes((await layers.get(ref.chainID)).blob.digest));
+    expect(headers).toEqual([{ name: "mine.txt", uid: 1000, gid: 1000 }]);
+    // an owner outside the mapping is refused, and the ref stays usable
+    const other = await cm.new();
+    await writeFile(path.join(await other.mount(), "x"), "x");
+    const narrow = new IdentityMapping([{ containerID: 0, hostID: uid + 1, size: 1 }], [{ containerID: 0, hostID: gid + 1, size: 1 }]);
+    await expect(other.commit({ idMapping: narrow })).rejects.toMatchObject({ code: "ERR_UNMAPPED_ID" });
+    expect(await readFile(path.join(await other.mount(), "x"), "utf8")).toBe("x");
+    await other.release();
     await ref.release();
   });
 
