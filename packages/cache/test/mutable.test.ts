@@ -1,6 +1,8 @@
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { chainId, sha256 } from "@berth/digest";
 import { type LayerStore, openLayerStore } from "@berth/layer-store";
 import { extract } from "tar-stream";
@@ -251,6 +253,40 @@ describe("mutable refs", () => {
     expect(await cm.mutableRecords()).toEqual([]);
     expect(await cm.records()).toEqual([]);
     expect((await snapshots.walk((s) => s.kind === "active")).length).toBe(0);
+  });
+
+  it("a process killed (SIGKILL) between new and commit leaves garbage that repair removes, parent kept", { timeout: 60_000 }, async () => {
+    const base = await layers.register([await makeTarGz({ "base.txt": "base" })]);
+    const here = fileURLToPath(new URL(".", import.meta.url));
+    const child = spawn(process.execPath, ["--conditions=source", "--import", path.join(here, "../../layer-store/test/register-ts.mjs"), path.join(here, "workers/mutable-crash.ts"), root, base.chainID], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const id = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout?.on("data", (c: Buffer) => {
+        out += c.toString();
+        const m = /ready ([0-9a-f]{25})\n/.exec(out);
+        if (m) resolve(m[1] as string);
+      });
+      child.on("exit", (code) => reject(new Error(`worker exited (${code}) before it was ready: ${out}`)));
+    });
+    const exited = new Promise((resolve) => child.on("exit", (_c, signal) => resolve(signal)));
+    // alive: the record is in use, repair leaves it alone
+    expect((await cm.du({ filters: ["mutable"] })).map((u) => [u.id, u.inUse])).toEqual([[id, true]]);
+    expect((await cm.repair()).removedMutable).toEqual([]);
+    child.kill("SIGKILL");
+    expect(await exited).toBe("SIGKILL");
+
+    const after = await openCacheManager({ root, layers }, { now });
+    const [u] = await after.du({ filters: ["mutable"] });
+    expect(u).toMatchObject({ id, mutable: true, inUse: false, description: "killed before commit" });
+    expect(u?.size).toBeGreaterThanOrEqual(10_000);
+    expect((await after.repair()).removedMutable).toEqual([id]);
+    expect(await after.mutableRecords()).toEqual([]);
+    expect(await (await after.snapshotter()).find(`mutable-${id}`)).toBeUndefined();
+    // the parent's records and its committed chain snapshot stay
+    expect((await after.records()).map((r) => r.chainID)).toEqual([base.chainID]);
+    expect((await (await after.snapshotter()).stat(base.chainID)).kind).toBe("committed");
   });
 
   it("a mutable record left by a dead process is garbage: repair and prune remove it", async () => {
