@@ -723,7 +723,8 @@ export class CacheManager {
           state = "done";
           return ref;
         } catch (err) {
-          state = "open";
+          // usable again, unless it was released meanwhile
+          if ((state as string) === "busy") state = "open";
           throw err;
         }
       },
