@@ -20,6 +20,10 @@ export const CacheErrorCode = {
   BUILT_LOCALLY_UNKNOWN: "ERR_BUILT_LOCALLY_UNKNOWN",
   /** `record`/`get`/`update` of an unknown record (NotFoundError). */
   CACHE_RECORD_NOT_FOUND: "ERR_CACHE_RECORD_NOT_FOUND",
+  /** `getMutable` of a mutable record another ref holds now (FailedPreconditionError). */
+  CACHE_REF_LOCKED: "ERR_CACHE_REF_LOCKED",
+  /** `mount`/`commit` of a mutable ref that was released or committed already (FailedPreconditionError). */
+  CACHE_REF_RELEASED: "ERR_CACHE_REF_RELEASED",
   /** A malformed record ID (InvalidArgumentError). */
   CACHE_RECORD_ID: "ERR_CACHE_RECORD_ID",
   /** An unknown filter field, bad regular expression or duration (InvalidArgumentError). */

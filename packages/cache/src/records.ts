@@ -11,7 +11,15 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { type Digest, digestHex, FailedPreconditionError, InvalidArgumentError, NotFoundError, sha256 } from "@berth/digest";
 import { isOwnerAlive, type Layer, type LayerStore, ownerToken, parseOwnerToken, withLock, writeFileAtomic } from "@berth/layer-store";
-import { CacheErrorCode } from "./errors.js";
+import { diffTrees } from "./diff/diff.js";
+import { directoryTree } from "./diff/dirtree.js";
+import { emptyTree } from "./diff/entrytree.js";
+import type { IdentityMapping } from "./diff/idmap.js";
+import type { Tree, TreeEntry } from "./diff/types.js";
+import { writeLayer } from "./diff/layer.js";
+import { CacheErrorCode, SnapshotErrorCode } from "./errors.js";
+import { ensureChainSnapshot } from "./snapshot/chain.js";
+import { openSnapshotter, type Snapshotter } from "./snapshot/snapshotter.js";
 
 /** Kinds of records, as BuildKit's `UsageRecordType`. */
 export type RecordType = "regular" | "internal" | "frontend" | "source.local" | "source.git.checkout" | "exec.cachemount";
@@ -45,12 +53,44 @@ export interface CacheRecord {
   size?: number;
 }
 
+/**
+ * A writable cache record (BuildKit's mutable ref): a prepared snapshot on
+ * the committed snapshot of its parent's chain, kept under
+ * `<root>/cache/mutable/<id>.json` until it is committed or pruned.
+ */
+export interface MutableRecord {
+  kind: "mutable";
+  /** 25 random hex digits (no content identity yet). */
+  id: string;
+  /** ID of the parent record, `null` on nothing. */
+  parent: string | null;
+  /** ChainID of the parent's layer chain, `null` on nothing. */
+  parentChainID: Digest | null;
+  /** Key of its active snapshot in the store's snapshotter. */
+  snapshotKey: string;
+  description: string;
+  recordType: RecordType;
+  createdAt: string;
+  lastUsedAt?: string;
+  usageCount: number;
+  /**
+   * Owner token (`<pid>-<start>`) of the process holding it, cleared on
+   * release: a record whose holder died was left by a crash between `new`
+   * and `commit`, and {@link CacheManager.repair} removes it.
+   */
+  owner?: string;
+}
+
 /** One entry of {@link CacheManager.du} (BuildKit's `UsageInfo`). */
 export interface UsageInfo {
   id: string;
   parents: string[];
-  chainID: Digest;
-  blobChainID: Digest;
+  /** ChainID of the record's layer chain; `null` for a mutable record (it has no layer yet). */
+  chainID: Digest | null;
+  /** BlobChainID; `null` for a mutable record. */
+  blobChainID: Digest | null;
+  /** A writable record made by {@link CacheManager.new}, not committed yet. */
+  mutable: boolean;
   description: string;
   recordType: RecordType;
   retain: RetainPolicy;
@@ -66,7 +106,7 @@ export interface UsageInfo {
    * (earlier in ID order) stores the same blob — a shared blob counts once.
    */
   size: number;
-  /** Size of the blob itself, whichever record it is counted on. */
+  /** Size of the blob itself, whichever record it is counted on (a mutable record: its snapshot's disk usage). */
   blobSize: number;
 }
 
@@ -115,6 +155,64 @@ export interface CacheRef {
   readonly record: CacheRecord;
   /** Release the ref: updates last-used time and usage count (idempotent). */
   release(): Promise<void>;
+  /**
+   * A read-only view of the layer chain's filesystem: the directory of its
+   * committed snapshot, extracted first when missing. Read-only by contract:
+   * children prepare copies of it, so writing into it would change them all.
+   */
+  mount(): Promise<string>;
+}
+
+/** Options of {@link CacheManager.new}. */
+export interface NewRefOptions {
+  description?: string;
+  recordType?: RecordType;
+}
+
+/** Options of {@link MutableRef.commit}. */
+export interface CommitRefOptions {
+  /** Description of the new record (default: the mutable record's). */
+  description?: string;
+  recordType?: RecordType;
+  retain?: RetainPolicy;
+  /** Host owners on disk → container owners in the layer (for a rootless writer); the parent's tree is mapped the same way. */
+  idMapping?: IdentityMapping;
+  /** Hash files whose metadata agrees with the parent's (default false: size and mtime decide, as Docker). */
+  compareContent?: boolean;
+  /** mtime of every layer entry in seconds (default 0: the same tree gives the same DiffID). */
+  mtime?: number;
+  /** Keep the files' own mtimes (whole seconds) instead. */
+  keepMtimes?: boolean;
+}
+
+/**
+ * A writable ref (BuildKit's `MutableRef`): a directory to build in, on the
+ * filesystem of its parent's layer chain. {@link commit} turns it into an
+ * immutable ref; {@link release} keeps it as a record (reopen it with
+ * {@link CacheManager.getMutable}) until pruned.
+ */
+export interface MutableRef {
+  readonly id: string;
+  readonly mutable: true;
+  /** The parent record, `null` on nothing. */
+  readonly parent: CacheRecord | null;
+  /** The record as this ref saw it last. */
+  info(): MutableRecord;
+  /** The writable directory. @throws FailedPreconditionError `ERR_CACHE_REF_RELEASED` after release/commit */
+  mount(): Promise<string>;
+  /**
+   * Diff the directory against the parent's tree, write the deterministic
+   * layer tar (whiteouts for removed paths, opaque markers for replaced
+   * directories), register it in the layer store on the parent's chain,
+   * record it (its ChainID and BlobChainID as {@link CacheManager.getByLayer}
+   * does) and commit the snapshot under the new ChainID, so children prepare
+   * on it without extracting. The mutable record is gone afterwards; this ref
+   * is released.
+   * @throws FailedPreconditionError `ERR_CACHE_REF_RELEASED`; the errors of the diff and the layer store
+   */
+  commit(opts?: CommitRefOptions): Promise<CacheRef>;
+  /** Release the ref; the record stays (last-used time and usage count updated; idempotent). */
+  release(): Promise<void>;
 }
 
 /** Options of creating records. */
@@ -145,8 +243,33 @@ export interface CacheManagerOptions {
 }
 
 const HOLDER_PREFIX = "cache:";
+/** Snapshot keys of mutable records: `mutable-<id>`. */
+const MUTABLE_SNAPSHOT_PREFIX = "mutable-";
 const ID_RE = /^[0-9a-f]{25}$/;
 const LOCK = "cache";
+
+/**
+ * `tree` with mtimes in whole milliseconds. A prepared snapshot is a copy
+ * whose times Node sets through a `Date` (whole milliseconds), and seconds
+ * as a double carry a fraction of a microsecond of error, so a file the
+ * build left alone would look changed against its parent at nanosecond
+ * precision. Rounding both sides the same way (down, after two microseconds
+ * of slack) makes it equal again; a file written within two microseconds
+ * before a millisecond boundary may be reported changed (it goes into the
+ * layer unchanged: bytes, not damage).
+ */
+function millisecondTree(tree: Tree): Tree {
+  return {
+    ...tree,
+    async readDir(p: string) {
+      const kids = await tree.readDir(p);
+      if (!kids) return kids;
+      const out = new Map<string, TreeEntry>();
+      for (const [name, e] of kids) out.set(name, { ...e, mtime: Math.floor(e.mtime * 1000 + 0.002) / 1000 });
+      return out;
+    },
+  };
+}
 
 /** BuildKit's BlobChainID of one layer on top of `parentBlobChainID`. */
 export function blobChainId(parentBlobChainID: Digest | null, blob: Digest, diffID: Digest): Digest {
@@ -239,9 +362,9 @@ function fieldOf(u: UsageInfo, field: string): { value: string; present: boolean
     case "inuse":
       return { value: "", present: u.inUse };
     case "mutable":
-      return { value: "", present: false };
+      return { value: "", present: u.mutable };
     case "immutable":
-      return { value: "", present: true };
+      return { value: "", present: !u.mutable };
     case "shared":
       return { value: "", present: u.shared };
     case "private":
@@ -312,6 +435,8 @@ export class CacheManager {
   readonly #dir: string;
   readonly #recordsDir: string;
   readonly #refsDir: string;
+  readonly #mutableDir: string;
+  #snapshots: Promise<Snapshotter> | undefined;
   readonly #sizeFlights = new Map<string, Promise<number>>();
   /**
    * Sizes this manager computed, by blob digest (content-addressed, so they
@@ -330,6 +455,7 @@ export class CacheManager {
     this.#dir = path.join(store.root, "cache");
     this.#recordsDir = path.join(this.#dir, "records");
     this.#refsDir = path.join(this.#dir, "refs");
+    this.#mutableDir = path.join(this.#dir, "mutable");
   }
 
   /** Open (creating directories as needed) the cache records of a store. */
@@ -337,6 +463,7 @@ export class CacheManager {
     const m = new CacheManager(store, options);
     await fsp.mkdir(m.#recordsDir, { recursive: true });
     await fsp.mkdir(m.#refsDir, { recursive: true });
+    await fsp.mkdir(m.#mutableDir, { recursive: true });
     return m;
   }
 
@@ -414,11 +541,234 @@ export class CacheManager {
           await this.#write(cur);
           if (cur.retain === "default" && !(await this.#refCounts()).has(cur.id)) {
             const children = (await this.records()).filter((x) => x.parent === cur.id);
-            if (children.length === 0) await this.#remove(cur);
+            const mutableChildren = (await this.mutableRecords()).filter((x) => x.parent === cur.id);
+            if (children.length === 0 && mutableChildren.length === 0) await this.#remove(cur);
           }
         });
       },
+      mount: async () => (await ensureChainSnapshot(this.#chainStore(), await this.snapshotter(), r.chainID)).path,
     };
+  }
+
+  #chainStore() {
+    return { layers: this.#store.layers, content: this.#store.layers.content };
+  }
+
+  /** The store's snapshotter (`<root>/cache/snapshots`), opened on first use. */
+  snapshotter(): Promise<Snapshotter> {
+    this.#snapshots ??= openSnapshotter({ root: this.#store.root, now: this.#now });
+    return this.#snapshots;
+  }
+
+  async #readMutable(id: string): Promise<MutableRecord | undefined> {
+    try {
+      const r = JSON.parse(await fsp.readFile(path.join(this.#mutableDir, `${checkId(id)}.json`), "utf8")) as MutableRecord;
+      return r.kind === "mutable" && r.id === id ? r : undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT" || err instanceof SyntaxError) return undefined;
+      throw err;
+    }
+  }
+
+  async #writeMutable(r: MutableRecord): Promise<void> {
+    await writeFileAtomic(path.join(this.#mutableDir, `${checkId(r.id)}.json`), `${JSON.stringify(r)}\n`);
+  }
+
+  /** Every mutable record (made by {@link new}, not committed yet), sorted by ID. */
+  async mutableRecords(): Promise<MutableRecord[]> {
+    const out: MutableRecord[] = [];
+    const names = await fsp.readdir(this.#mutableDir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return [] as string[];
+      throw err;
+    });
+    for (const name of names.sort()) {
+      if (!name.endsWith(".json") || !ID_RE.test(name.slice(0, -5))) continue;
+      const r = await this.#readMutable(name.slice(0, -5)).catch(() => undefined);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** A mutable record by ID. @throws NotFoundError `ERR_CACHE_RECORD_NOT_FOUND` */
+  async mutableRecord(id: string): Promise<MutableRecord> {
+    const r = await this.#readMutable(id);
+    if (!r) throw new NotFoundError(`mutable cache record ${id} not found`, { code: CacheErrorCode.CACHE_RECORD_NOT_FOUND, details: { id } });
+    return r;
+  }
+
+  /** Remove a mutable record and its snapshot (the caller holds the cache lock). */
+  async #removeMutable(r: MutableRecord): Promise<void> {
+    // Record first: a crash in between leaves an active snapshot without a record, which repair() removes.
+    await fsp.rm(path.join(this.#mutableDir, `${checkId(r.id)}.json`), { force: true });
+    const snapshots = await this.snapshotter();
+    if ((await snapshots.find(r.snapshotKey))?.kind === "active") await snapshots.remove(r.snapshotKey);
+  }
+
+  /**
+   * BuildKit's `New`: a mutable ref on `parent` (a ref, or the ChainID of a
+   * layer in the store, whose records are made as {@link getByLayer} makes
+   * them) or on nothing. Its directory is a writable snapshot prepared on the
+   * committed snapshot of the parent's chain (extracted first when missing).
+   * The record is written before the snapshot is prepared, and survives
+   * restarts; the parent record is kept while it exists.
+   * @throws NotFoundError `ERR_LAYER_NOT_FOUND`, `ERR_CACHE_RECORD_NOT_FOUND`; the errors of extraction
+   */
+  async new(parent?: CacheRef | Digest | string | null, opts: NewRefOptions = {}): Promise<MutableRef> {
+    let held: CacheRef | undefined;
+    let parentRec: CacheRecord | null = null;
+    if (typeof parent === "string") {
+      held = await this.getByLayer(parent);
+      parentRec = held.record;
+    } else if (parent) {
+      parentRec = await this.record(parent.id);
+    }
+    try {
+      const snapshots = await this.snapshotter();
+      if (parentRec) await ensureChainSnapshot(this.#chainStore(), snapshots, parentRec.chainID);
+      const id = randomBytes(13).toString("hex").slice(0, 25);
+      const rec: MutableRecord = {
+        kind: "mutable",
+        id,
+        parent: parentRec?.id ?? null,
+        parentChainID: parentRec?.chainID ?? null,
+        snapshotKey: `${MUTABLE_SNAPSHOT_PREFIX}${id}`,
+        description: opts.description ?? "",
+        recordType: opts.recordType ?? "regular",
+        createdAt: this.#now().toISOString(),
+        usageCount: 0,
+        owner: ownerToken(),
+      };
+      const marker = path.join(this.#refsDir, `${id}~${ownerToken()}~${randomBytes(6).toString("hex")}`);
+      await this.#lock(async () => {
+        if (parentRec && !(await this.#read(parentRec.id))) {
+          throw new NotFoundError(`cache record ${parentRec.id} not found`, { code: CacheErrorCode.CACHE_RECORD_NOT_FOUND, details: { id: parentRec.id } });
+        }
+        await writeFileAtomic(marker, "");
+        await this.#writeMutable(rec);
+      });
+      try {
+        await snapshots.prepare(rec.snapshotKey, rec.parentChainID ?? undefined);
+      } catch (err) {
+        await this.#lock(async () => {
+          await fsp.rm(path.join(this.#mutableDir, `${id}.json`), { force: true });
+          await fsp.rm(marker, { force: true });
+        });
+        throw err;
+      }
+      return this.#mutableRef(rec, marker, parentRec);
+    } finally {
+      await held?.release();
+    }
+  }
+
+  /**
+   * BuildKit's `GetMutable`: a ref to a mutable record that was released
+   * (or left by this process).
+   * @throws NotFoundError `ERR_CACHE_RECORD_NOT_FOUND`; FailedPreconditionError `ERR_CACHE_REF_LOCKED` while another ref holds it
+   */
+  async getMutable(id: string): Promise<MutableRef> {
+    const { rec, marker } = await this.#lock(async () => {
+      const rec = await this.mutableRecord(id);
+      if ((await this.#refCounts()).has(id)) {
+        throw new FailedPreconditionError(`mutable cache record ${id} is held by another ref`, { code: CacheErrorCode.CACHE_REF_LOCKED, details: { id } });
+      }
+      const marker = path.join(this.#refsDir, `${id}~${ownerToken()}~${randomBytes(6).toString("hex")}`);
+      await writeFileAtomic(marker, "");
+      rec.owner = ownerToken();
+      await this.#writeMutable(rec);
+      return { rec, marker };
+    });
+    return this.#mutableRef(rec, marker, rec.parent ? ((await this.#read(rec.parent)) ?? null) : null);
+  }
+
+  #mutableRef(rec: MutableRecord, marker: string, parent: CacheRecord | null): MutableRef {
+    let state: "open" | "busy" | "done" = "open";
+    let last = rec;
+    const usable = (what: string) => {
+      if (state !== "open") {
+        throw new FailedPreconditionError(`mutable cache ref ${rec.id}: ${what} after it was ${state === "busy" ? "being committed" : "released or committed"}`, {
+          code: CacheErrorCode.CACHE_REF_RELEASED,
+          details: { id: rec.id },
+        });
+      }
+    };
+    return {
+      id: rec.id,
+      mutable: true,
+      parent,
+      info: () => ({ ...last }),
+      mount: async () => {
+        usable("mount");
+        return (await this.snapshotter()).mounts(rec.snapshotKey);
+      },
+      release: async () => {
+        if (state === "done") return;
+        state = "done";
+        await this.#lock(async () => {
+          await fsp.rm(marker, { force: true });
+          const cur = await this.#readMutable(rec.id);
+          if (!cur) return;
+          cur.lastUsedAt = this.#now().toISOString();
+          cur.usageCount += 1;
+          delete cur.owner;
+          await this.#writeMutable(cur);
+          last = cur;
+        });
+      },
+      commit: async (opts: CommitRefOptions = {}) => {
+        usable("commit");
+        state = "busy";
+        try {
+          const ref = await this.#commitMutable(rec, marker, opts);
+          state = "done";
+          return ref;
+        } catch (err) {
+          // usable again, unless it was released meanwhile
+          if ((state as string) === "busy") state = "open";
+          throw err;
+        }
+      },
+    };
+  }
+
+  async #commitMutable(rec: MutableRecord, marker: string, opts: CommitRefOptions): Promise<CacheRef> {
+    const snapshots = await this.snapshotter();
+    const dir = await snapshots.mounts(rec.snapshotKey);
+    const treeOpts = opts.idMapping ? { idMapping: opts.idMapping } : {};
+    let lower: Tree = emptyTree();
+    if (rec.parentChainID) lower = millisecondTree(directoryTree((await ensureChainSnapshot(this.#chainStore(), snapshots, rec.parentChainID)).path, treeOpts));
+    const changes = await diffTrees(lower, millisecondTree(directoryTree(dir, treeOpts)), opts.compareContent ? { compareContent: true } : {});
+    const tar = writeLayer(directoryTree(dir, treeOpts), changes, { mtime: opts.mtime ?? 0, ...(opts.keepMtimes ? { keepMtimes: true } : {}) });
+    const lease = await this.#store.layers.lease();
+    let ref: CacheRef;
+    let diffID: Digest;
+    try {
+      const layer = await this.#store.layers.register(tar, rec.parentChainID, { lease });
+      diffID = layer.diffID;
+      ref = await this.getByLayer(layer.chainID, {
+        description: opts.description ?? rec.description,
+        recordType: opts.recordType ?? rec.recordType,
+        ...(opts.retain ? { retain: opts.retain } : {}),
+      });
+    } finally {
+      await lease.release();
+    }
+    try {
+      try {
+        await snapshots.commit(ref.chainID, rec.snapshotKey, { labels: { "berth.diffID": diffID } });
+      } catch (err) {
+        if ((err as { code?: string }).code !== SnapshotErrorCode.SNAPSHOT_EXISTS) throw err;
+        await snapshots.remove(rec.snapshotKey); // the chain's snapshot exists already: the same tree
+      }
+      await this.#lock(async () => {
+        await fsp.rm(path.join(this.#mutableDir, `${rec.id}.json`), { force: true });
+        await fsp.rm(marker, { force: true });
+      });
+    } catch (err) {
+      await ref.release();
+      throw err;
+    }
+    return ref;
   }
 
   /**
@@ -549,14 +899,15 @@ export class CacheManager {
     }
   }
 
-  async #usage(records: CacheRecord[], locked: boolean): Promise<UsageInfo[]> {
+  async #usage(records: CacheRecord[], mutables: MutableRecord[], locked: boolean): Promise<UsageInfo[]> {
     const refs = await this.#refCounts();
     const byId = new Map(records.map((r) => [r.id, r]));
-    // In use: held by a ref, or an ancestor of a record that is.
+    // In use: held by a ref, or an ancestor of a record that is (a held mutable record holds its parent chain).
     const inUse = new Set<string>();
-    for (const r of records) {
+    for (const r of [...records, ...mutables]) {
       if (!refs.has(r.id)) continue;
-      let cur: CacheRecord | undefined = r;
+      inUse.add(r.id);
+      let cur: CacheRecord | undefined = r.parent ? byId.get(r.parent) : undefined;
       while (cur && !inUse.has(cur.id)) {
         inUse.add(cur.id);
         cur = cur.parent ? byId.get(cur.parent) : undefined;
@@ -593,17 +944,44 @@ export class CacheManager {
         usageCount: r.usageCount,
         inUse: inUse.has(r.id),
         shared: shared.has(r.id),
+        mutable: false,
         size: first ? blobSize : 0,
         blobSize,
+      });
+    }
+    const snapshots = mutables.length > 0 ? await this.snapshotter() : undefined;
+    for (const m of mutables) {
+      // an active snapshot changes: its usage is measured each time (0 when the snapshot is gone)
+      const size = snapshots ? await snapshots.usage(m.snapshotKey).then((u) => u.size, () => 0) : 0;
+      out.push({
+        id: m.id,
+        parents: m.parent ? [m.parent] : [],
+        chainID: null,
+        blobChainID: null,
+        description: m.description,
+        recordType: m.recordType,
+        retain: "retain",
+        createdAt: new Date(m.createdAt),
+        ...(m.lastUsedAt ? { lastUsedAt: new Date(m.lastUsedAt) } : {}),
+        usageCount: m.usageCount,
+        inUse: inUse.has(m.id),
+        shared: false,
+        mutable: true,
+        size,
+        blobSize: size,
       });
     }
     return out;
   }
 
-  /** `docker builder du`: every record (matching `filters`) with its accounted size. */
+  /**
+   * `docker builder du`: every record (matching `filters`) with its accounted
+   * size; mutable records last, `mutable: true`, sized by their snapshot's
+   * disk usage.
+   */
   async du(opts: DuOptions = {}): Promise<UsageInfo[]> {
     const { alternatives } = parseFilters(opts.filters ?? []);
-    return (await this.#usage(await this.records(), false)).filter((u) => matchFilters(u, alternatives));
+    return (await this.#usage(await this.records(), await this.mutableRecords(), false)).filter((u) => matchFilters(u, alternatives));
   }
 
   async #remove(r: CacheRecord): Promise<void> {
@@ -633,10 +1011,11 @@ export class CacheManager {
       const out: UsageInfo[] = [];
       for (;;) {
         const records = await this.records();
-        const usage = await this.#usage(records, true);
+        const mutables = await this.mutableRecords();
+        const usage = await this.#usage(records, mutables, true);
         const total = usage.reduce((n, u) => n + (u.shared ? 0 : u.size), 0);
         if (keepBytes !== 0 && total <= keepBytes) break;
-        const hasChild = new Set(records.map((r) => r.parent).filter((p): p is string => p !== null));
+        const hasChild = new Set([...records, ...mutables].map((r) => r.parent).filter((p): p is string => p !== null));
         const cutOff = this.#now().getTime() - keepDuration;
         const candidates = usage.filter((u) => {
           if (u.inUse || hasChild.has(u.id)) return false;
@@ -647,8 +1026,8 @@ export class CacheManager {
         if (candidates.length === 0) break;
         const batch = keepBytes !== 0 ? sortForDeletion(candidates).slice(0, 1) : candidates;
         for (const u of batch) {
-          const r = records.find((x) => x.id === u.id) as CacheRecord;
-          await this.#remove(r);
+          if (u.mutable) await this.#removeMutable(mutables.find((x) => x.id === u.id) as MutableRecord);
+          else await this.#remove(records.find((x) => x.id === u.id) as CacheRecord);
           out.push(u);
         }
       }
@@ -666,9 +1045,11 @@ export class CacheManager {
   /**
    * Drop layer holders `cache:<id>` whose record is gone (left by a crash
    * between removing a record and releasing its holder) and records whose
-   * layer is gone. Returns what was fixed.
+   * layer is gone; remove mutable records left by a crash (their holding
+   * process is gone: garbage, not damage) or whose snapshot is gone, and
+   * mutable snapshots no record names. Returns what was fixed.
    */
-  async repair(): Promise<{ releasedHolders: Array<{ chainID: Digest; holder: string }>; removedRecords: string[] }> {
+  async repair(): Promise<{ releasedHolders: Array<{ chainID: Digest; holder: string }>; removedRecords: string[]; removedMutable: string[] }> {
     return this.#lock(async () => {
       const records = await this.records();
       const ids = new Set(records.map((r) => r.id));
@@ -688,7 +1069,24 @@ export class CacheManager {
           removedRecords.push(r.id);
         }
       }
-      return { releasedHolders, removedRecords };
+      const removedMutable: string[] = [];
+      const refs = await this.#refCounts();
+      const snapshots = await this.snapshotter();
+      const mutables = await this.mutableRecords();
+      for (const m of mutables) {
+        if (refs.has(m.id) || (m.owner !== undefined && markerOwnerAlive(m.owner))) continue; // held, or being made or committed
+        const crashed = m.owner !== undefined;
+        if (crashed || (await snapshots.find(m.snapshotKey))?.kind !== "active") {
+          await this.#removeMutable(m);
+          removedMutable.push(m.id);
+        }
+      }
+      const named = new Set(mutables.filter((m) => !removedMutable.includes(m.id)).map((m) => m.snapshotKey));
+      for (const s of await snapshots.walk((s) => s.kind === "active" && s.key.startsWith(MUTABLE_SNAPSHOT_PREFIX))) {
+        const id = s.key.slice(MUTABLE_SNAPSHOT_PREFIX.length);
+        if (ID_RE.test(id) && !named.has(s.key) && !(await this.#readMutable(id))) await snapshots.remove(s.key);
+      }
+      return { releasedHolders, removedRecords, removedMutable };
     });
   }
 }

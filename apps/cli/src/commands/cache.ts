@@ -12,7 +12,7 @@ export function register(program: Command, ctx: Context): void {
   cache
     .command("du")
     .description("Show build cache disk usage")
-    .option("--filter <filter>", "id=, parents=, description~=, type=, inuse, shared, private, until=DURATION", collect, [])
+    .option("--filter <filter>", "id=, parents=, description~=, type=, inuse, mutable, immutable, shared, private, until=DURATION", collect, [])
     .option("-v, --verbose", "one block per record")
     .option("--format <format>", "table (default) or json")
     .action(async (opts: { filter: string[]; verbose?: boolean; format?: string }) => {
@@ -27,7 +27,7 @@ export function register(program: Command, ctx: Context): void {
       if (opts.verbose) {
         for (const u of usage) {
           ctx.out(
-            `ID:\t\t${u.id}\nParents:\t${u.parents.join(", ")}\nType:\t\t${u.recordType}\nDescription:\t${u.description}\nCreated at:\t${u.createdAt.toISOString()}\nMutable:\tfalse\nReclaimable:\t${!u.inUse}\nShared:\t\t${u.shared}\nSize:\t\t${humanSize(u.size)}\nLast used:\t${u.lastUsedAt ? ago(u.lastUsedAt) : "never"}\nUsage count:\t${u.usageCount}\n\n`,
+            `ID:\t\t${u.id}\nParents:\t${u.parents.join(", ")}\nType:\t\t${u.recordType}\nDescription:\t${u.description}\nCreated at:\t${u.createdAt.toISOString()}\nMutable:\t${u.mutable}\nReclaimable:\t${!u.inUse}\nShared:\t\t${u.shared}\nSize:\t\t${humanSize(u.size)}\nLast used:\t${u.lastUsedAt ? ago(u.lastUsedAt) : "never"}\nUsage count:\t${u.usageCount}\n\n`,
           );
         }
       } else {
