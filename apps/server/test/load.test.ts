@@ -24,7 +24,16 @@ const MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const sha = (b: Uint8Array | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 const tmp = tempDir("berth-load-");
-afterAll(() => tmp.cleanup());
+/** The server process, killed after the test however it ended (a failed test never asks for its statuses). */
+let serverChild: ChildProcess | undefined;
+afterAll(async () => {
+  if (serverChild && serverChild.exitCode === null && serverChild.signalCode === null) {
+    const exited = new Promise((r) => serverChild!.once("exit", r));
+    serverChild.kill("SIGKILL");
+    await exited;
+  }
+  tmp.cleanup();
+});
 
 /** serveStore in its own process (so its memory is its own), counting response statuses; prints them on SIGTERM. */
 function startServer(root: string): Promise<{ child: ChildProcess; url: string; statuses: () => Promise<Record<string, number>> }> {
@@ -38,6 +47,7 @@ function startServer(root: string): Promise<{ child: ChildProcess; url: string; 
     console.log(s.port);
   `;
   const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  serverChild = child;
   let out = "";
   child.stdout!.on("data", (c: Buffer) => {
     out += c.toString();
