@@ -15,7 +15,7 @@ import { diffTrees } from "./diff/diff.js";
 import { directoryTree } from "./diff/dirtree.js";
 import { emptyTree } from "./diff/entrytree.js";
 import type { IdentityMapping } from "./diff/idmap.js";
-import type { Tree, TreeEntry } from "./diff/types.js";
+import type { Tree } from "./diff/types.js";
 import { writeLayer } from "./diff/layer.js";
 import { CacheErrorCode, SnapshotErrorCode } from "./errors.js";
 import { ensureChainSnapshot } from "./snapshot/chain.js";
@@ -247,29 +247,6 @@ const HOLDER_PREFIX = "cache:";
 const MUTABLE_SNAPSHOT_PREFIX = "mutable-";
 const ID_RE = /^[0-9a-f]{25}$/;
 const LOCK = "cache";
-
-/**
- * `tree` with mtimes in whole milliseconds. A prepared snapshot is a copy
- * whose times Node sets through a `Date` (whole milliseconds), and seconds
- * as a double carry a fraction of a microsecond of error, so a file the
- * build left alone would look changed against its parent at nanosecond
- * precision. Rounding both sides the same way (down, after two microseconds
- * of slack) makes it equal again; a file written within two microseconds
- * before a millisecond boundary may be reported changed (it goes into the
- * layer unchanged: bytes, not damage).
- */
-function millisecondTree(tree: Tree): Tree {
-  return {
-    ...tree,
-    async readDir(p: string) {
-      const kids = await tree.readDir(p);
-      if (!kids) return kids;
-      const out = new Map<string, TreeEntry>();
-      for (const [name, e] of kids) out.set(name, { ...e, mtime: Math.floor(e.mtime * 1000 + 0.002) / 1000 });
-      return out;
-    },
-  };
-}
 
 /** BuildKit's BlobChainID of one layer on top of `parentBlobChainID`. */
 export function blobChainId(parentBlobChainID: Digest | null, blob: Digest, diffID: Digest): Digest {
@@ -736,8 +713,10 @@ export class CacheManager {
     const dir = await snapshots.mounts(rec.snapshotKey);
     const treeOpts = opts.idMapping ? { idMapping: opts.idMapping } : {};
     let lower: Tree = emptyTree();
-    if (rec.parentChainID) lower = millisecondTree(directoryTree((await ensureChainSnapshot(this.#chainStore(), snapshots, rec.parentChainID)).path, treeOpts));
-    const changes = await diffTrees(lower, millisecondTree(directoryTree(dir, treeOpts)), opts.compareContent ? { compareContent: true } : {});
+    if (rec.parentChainID) lower = directoryTree((await ensureChainSnapshot(this.#chainStore(), snapshots, rec.parentChainID)).path, treeOpts);
+    // The snapshot's copy kept times to the millisecond only (Node's utimes): an unchanged file is
+    // up to 1 ms off its parent's. Flooring both sides to the millisecond was flaky at the boundary.
+    const changes = await diffTrees(lower, directoryTree(dir, treeOpts), { mtimeTolerance: 0.001, ...(opts.compareContent ? { compareContent: true } : {}) });
     const tar = writeLayer(directoryTree(dir, treeOpts), changes, { mtime: opts.mtime ?? 0, ...(opts.keepMtimes ? { keepMtimes: true } : {}) });
     const lease = await this.#store.layers.lease();
     let ref: CacheRef;

@@ -17,6 +17,7 @@ import {
   entriesTree,
   IdentityMapping,
   type ListedEntry,
+  sameEntry,
   sameTime,
   writeLayer,
 } from "../index.js";
@@ -324,6 +325,14 @@ describe("sameTime (Docker's sameFsTime)", () => {
     expect(sameTime(100.25, 100.5)).toBe(false);
     expect(sameTime(100.5, 100.5)).toBe(true);
     expect(sameTime(100, 101)).toBe(false);
+  });
+
+  it("with an mtime tolerance (a copy that kept milliseconds only), times closer than it are the same", () => {
+    const file = { type: "file" as const, mode: 0o644, uid: 0, gid: 0, size: 1, mtime: 1700000000.1239 };
+    const copied = { ...file, mtime: 1700000000.123 };
+    expect(sameEntry(file, copied)).toBe(false);
+    expect(sameEntry(file, copied, 0.001)).toBe(true);
+    expect(sameEntry(file, { ...file, mtime: 1700000000.126 }, 0.001)).toBe(false);
   });
 });
 

@@ -28,6 +28,12 @@ export interface DiffOptions {
   sameContent?: (path: string, lower: TreeEntry, upper: TreeEntry) => boolean | Promise<boolean>;
   /** Stop the walk (rejects with the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * Modification times that differ by less than this many seconds count as
+   * the same: for an upper tree copied from the lower by a tool that keeps
+   * only milliseconds (Node's `utimes`). Default 0: Docker's rule alone.
+   */
+  mtimeTolerance?: number;
 }
 
 /**
@@ -46,10 +52,11 @@ export function sameTime(a: number, b: number): boolean {
  * number, and for everything but directories size and mtime; berth also
  * compares symbolic link targets (Docker relies on their size and mtime).
  */
-export function sameEntry(a: TreeEntry, b: TreeEntry): boolean {
+export function sameEntry(a: TreeEntry, b: TreeEntry, mtimeTolerance = 0): boolean {
   if (a.type !== b.type || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || (a.rdev ?? 0) !== (b.rdev ?? 0)) return false;
   if (a.type === "dir") return true;
-  return a.size === b.size && sameTime(a.mtime, b.mtime) && a.link === b.link;
+  const sameMtime = sameTime(a.mtime, b.mtime) || Math.abs(a.mtime - b.mtime) < mtimeTolerance;
+  return a.size === b.size && sameMtime && a.link === b.link;
 }
 
 /**
@@ -119,7 +126,7 @@ class Walk {
         if (u.type === "dir") await this.added(path);
         continue;
       }
-      const differs = !sameEntry(l, u) || (this.opts.compareContent === true && !(await this.sameBytes(path, l, u)));
+      const differs = !sameEntry(l, u, this.opts.mtimeTolerance) || (this.opts.compareContent === true && !(await this.sameBytes(path, l, u)));
       if (u.type === "dir") {
         const at = this.out.length;
         const sub = (await this.upper.readDir(path)) ?? new Map();
