@@ -287,7 +287,7 @@ export interface StartDockerdOptions {
  * containerd namespace `berth-moby`.
  */
 export async function startDockerd(options: StartDockerdOptions = {}): Promise<DockerPeer> {
-  const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
   const p = dockerdPaths();
   const dockerPath = await findCommand("docker");
   const dockerdBin = await findCommand("dockerd");
@@ -328,6 +328,14 @@ export async function startDockerd(options: StartDockerdOptions = {}): Promise<D
     }
     const containerd = await ensureContainerd(p, readyTimeoutMs);
     await mkdir(p.dataRoot, { recursive: true });
+    // A daemon that was killed (not stopped) leaves its containers' network sandboxes in
+    // libnetwork's store, and the next start removes them one by one, about a second each:
+    // after enough killed runs dockerd needs minutes to answer. This daemon has no networks
+    // of its own (--bridge=none), so the store is garbage whenever no daemon runs; dockerd
+    // recreates the built-in "none" and "host" networks on start.
+    await rm(join(p.dataRoot, "network", "files", "local-kv.db"), { force: true });
+    // ...and the pid file of a killed daemon makes the next one refuse to start.
+    await rm(p.pidFile, { force: true });
     await mkdir(p.execRoot, { recursive: true });
     await mkdir(p.dockerConfig, { recursive: true });
     const pid = await spawnDetached(

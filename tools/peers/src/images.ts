@@ -159,6 +159,9 @@ export async function buildImage(peer: DockerPeer, options: BuildImageOptions): 
     for (const [k, v] of Object.entries(options.buildArgs ?? {})) args.push("--build-arg", `${k}=${v}`);
     for (const c of options.cacheFrom ?? []) args.push("--cache-from", c);
     if (options.buildkit) args.push("--network", "none", "--progress", "plain");
+    // The classic builder keeps a failed step's container unless told otherwise; left there,
+    // each one costs the shared daemon a stale network sandbox to clean up at its next start.
+    else args.push("--force-rm");
     args.push(...(options.extraArgs ?? []), ctx);
     const r = await peer.run(args, {
       env: { DOCKER_BUILDKIT: options.buildkit ? "1" : "0" },
