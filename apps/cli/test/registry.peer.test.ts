@@ -4,7 +4,8 @@
  * BERTH_REQUIRE_PEERS=1) a push, a second push that sends nothing, a pull into
  * another store with docker's lines and the RepoDigest, quiet mode; and,
  * with no registry needed, the exit codes and the one `berth: …` line of a
- * missing image, an unreachable registry and a bad platform.
+ * missing image, an unreachable registry and a bad platform. `berth copy`
+ * from the store to the registry, on to an OCI layout and back into a store.
  */
 import { join } from "node:path";
 import { type RegistryPeer, registry } from "@berth/peers";
@@ -60,6 +61,38 @@ describe.skipIf(!reg)("berth push and pull with docker-registry", { timeout: 120
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .find((e) => e.event === "summary");
     expect(summary).toMatchObject({ status: "up-to-date", id, digest });
+  });
+});
+
+describe.skipIf(!reg)("berth copy", { timeout: 120_000 }, () => {
+  const r = reg as RegistryPeer;
+
+  it("store → registry → OCI layout → another store: the digest on stdout, the same image ID", async () => {
+    const rootA = join(tmp.dir, "copy-a");
+    await berthOk(["import", makeRootfs(join(tmp.dir, "copy-rootfs")), "app:1"], { root: rootA });
+    const id = (await berthOk(["image", "inspect", "-f", "{{.Id}}", "app:1"], { root: rootA })).stdout.trim();
+    const up = await berthOk(["copy", "--progress", "plain", "berth:app:1", `docker://${r.host}/cli-copy/app:1`], { root: rootA });
+    expect(up.stderr).toContain(`Copying berth:app:1 to docker://${r.host}/cli-copy/app:1\n`);
+    expect(up.stderr).toContain("Copied 2 blob(s)");
+    expect(up.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    const layout = join(tmp.dir, "copy-layout");
+    const down = await berthOk(["copy", "-q", `docker://${r.host}/cli-copy/app:1`, `oci:${layout}:v1`], { root: rootA });
+    expect(down).toMatchObject({ code: 0, stdout: up.stdout, stderr: "" });
+    const json = await berthOk(["copy", "--progress", "json", `oci:${layout}:v1`, "berth:copied:2"], { root: join(tmp.dir, "copy-b") });
+    const summary = json.stderr
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => e.event === "summary");
+    expect(summary).toMatchObject({ id, digest: up.stdout.trim(), destination: "berth:copied:2" });
+    expect((await berthOk(["image", "inspect", "-f", "{{.Id}}", "copied:2"], { root: join(tmp.dir, "copy-b") })).stdout.trim()).toBe(id);
+  });
+
+  it("bad locations are usage errors", async () => {
+    const bad = await berth(["copy", "app:1", "oci:/tmp/x"], { root: join(tmp.dir, "copy-a") });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^berth: copy: invalid image location[^\n]*\n$/);
+    expect((await berth(["copy", "berth:app:1", "berth:app:2"], { root: join(tmp.dir, "copy-a") })).code).toBe(2);
   });
 });
 

@@ -58,6 +58,8 @@ export const ARGUMENT_ERROR_CODES: ReadonlySet<string> = new Set([
   ImageServiceErrorCode.INVALID_LAYER_INDEX,
   ImageServiceErrorCode.PUSH_BY_DIGEST,
   ImageServiceErrorCode.INVALID_LOOKUP,
+  // `copy`'s locations (`berth:NAME`, `docker://REF`, `oci:DIR[:REF]`), a code of `@berth/registry`
+  "ERR_INVALID_LOCATION",
 ]);
 
 /**

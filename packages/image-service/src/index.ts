@@ -109,7 +109,8 @@ export {
   readLayerEntries,
 } from "./layertree.js";
 export { explainRemoteImage, type RemoteExploreOptions, remoteLayerView } from "./explore-remote.js";
-export { type RemoteImage, resolveRemoteImage } from "./registry.js";
+export { type RemoteImage, resolveRemoteImage, resolveSourceImage, storeImage } from "./registry.js";
+export { type CopyBetweenOptions, type CopyBetweenResult, type CopyLocation, type CopyProgress, copyBetween, parseCopyLocation } from "./copy.js";
 export { type EntryStatus, type MarkedEntry, sameContent, type StackedFile, StackedTree, stackLayers } from "./stack.js";
 export { computeEfficiency, type EfficiencyReport, type PathOccurrence, type WastedPath } from "./efficiency.js";
 export {

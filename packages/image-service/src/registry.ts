@@ -45,6 +45,7 @@ import {
 import {
   type CopyEvent,
   copyImage,
+  type CopyResult,
   type Credential,
   dockerCredentials,
   type ImageDestination,
@@ -181,8 +182,7 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
   const ref = parseReference(name);
   return withClient(opts, async (client) => {
     const repo = client.repository(ref);
-    const { root, manifest, parsed, config, image, platform } = await resolveRemoteImage(store, repo, ref, opts);
-    const diffIDs = image.rootfs.diff_ids;
+    const { root, manifest, parsed, config, platform } = await resolveRemoteImage(store, repo, ref, opts);
     const tag = ref.digest === undefined ? ref.tag : undefined;
     opts.onProgress?.({
       type: "resolved",
@@ -196,40 +196,57 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
       layers: parsed.layers,
     });
 
-    const id = sha256(config);
     const refs = [...(tag !== undefined ? [`${ref.name}:${tag}`] : []), `${ref.name}@${root.digest}`];
     const before = await resolveOrUndefined(store, refs[0]!);
-    const tx = await LoadTransaction.begin(store);
-    try {
-      const destination = new StoreDestination(store, tx, { manifest: parsed, config, id, chain: chainIds(diffIDs), diffIDs, refs });
-      // the source answers the manifest already read, and the config blob is not fetched twice (the destination has it)
-      const source: ImageSource = { ...registrySource(repo, manifest.digest), root: async () => manifest };
-      const copied = await copyImage(source, destination, {
-        ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-      });
-      return {
-        reference: ref.string,
-        familiar: ref.familiar,
-        name: ref.name,
-        path: ref.path,
-        ...(tag !== undefined ? { tag } : {}),
-        digest: root.digest,
-        manifestDigest: manifest.digest,
-        ...(platform ? { platform } : {}),
-        id,
-        status: before === id ? "up-to-date" : "downloaded",
-        blobs: copied.blobs.map(transferred),
-        bytesTransferred: copied.bytesTransferred,
-      };
-    } catch (err) {
-      await tx.rollback();
-      throw err;
-    } finally {
-      await tx.end();
-    }
+    const copied = await storeImage(store, registrySource(repo, manifest.digest), { manifest, parsed, config }, refs, opts);
+    return {
+      reference: ref.string,
+      familiar: ref.familiar,
+      name: ref.name,
+      path: ref.path,
+      ...(tag !== undefined ? { tag } : {}),
+      digest: root.digest,
+      manifestDigest: manifest.digest,
+      ...(platform ? { platform } : {}),
+      id: copied.id,
+      status: before === copied.id ? "up-to-date" : "downloaded",
+      blobs: copied.blobs.map(transferred),
+      bytesTransferred: copied.bytesTransferred,
+    };
   });
+}
+
+/**
+ * Copy one resolved image from `source` into the store and point `refs` at
+ * it, in a `LoadTransaction` (rolled back on failure: nothing half-written
+ * stays visible and no reference moves). The source is asked for the
+ * manifest already read as its root, and the config is not fetched again.
+ */
+export async function storeImage(
+  store: Store,
+  source: ImageSource,
+  image: Pick<RemoteImage, "manifest" | "parsed" | "config">,
+  refs: readonly string[],
+  opts: { concurrency?: number; signal?: AbortSignal; onProgress?(event: CopyEvent): void } = {},
+): Promise<CopyResult & { id: Digest }> {
+  const { manifest, parsed, config } = image;
+  const diffIDs = parseImageConfig(config, `config ${parsed.config.digest}`).rootfs.diff_ids;
+  const id = sha256(config);
+  const tx = await LoadTransaction.begin(store);
+  try {
+    const destination = new StoreDestination(store, tx, { manifest: parsed, config, id, chain: chainIds(diffIDs), diffIDs, refs });
+    const copied = await copyImage({ ...source, root: async () => manifest }, destination, {
+      ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+    return { ...copied, id };
+  } catch (err) {
+    await tx.rollback();
+    throw err;
+  } finally {
+    await tx.end();
+  }
 }
 
 /**
@@ -375,34 +392,17 @@ export async function importStoredManifest(
   refs: readonly string[],
   opts: ImportStoredOptions = {},
 ): Promise<Digest> {
-  const parsed = parseManifest(manifest.bytes, `manifest ${manifest.digest}`);
-  const desc = parsed.config;
-  if (!IMAGE_CONFIG_MEDIA_TYPES.has(desc.mediaType)) throw unsupported(`manifest ${manifest.digest} is not a container image (config media type ${desc.mediaType})`);
-  if (desc.size > MAX_CONFIG_SIZE) throw unsupported(`manifest ${manifest.digest}: its config is ${desc.size} bytes (the limit is ${MAX_CONFIG_SIZE})`);
-  const config = await store.content.readBytes(desc.digest, MAX_CONFIG_SIZE);
-  verifyBytes(config, desc, "config");
-  const diffIDs = parseImageConfig(config, `config ${desc.digest}`).rootfs.diff_ids;
-  if (diffIDs.length !== parsed.layers.length) {
-    throw unsupported(`manifest ${manifest.digest} has ${parsed.layers.length} layers, its config ${diffIDs.length} (foreign layers are not supported)`);
-  }
-  const id = sha256(config);
-  const tx = await LoadTransaction.begin(store);
-  try {
-    const destination = new StoreDestination(store, tx, { manifest: parsed, config, id, chain: chainIds(diffIDs), diffIDs, refs });
-    const source: ImageSource = {
-      description: `berth content ${manifest.digest}`,
-      root: async () => ({ bytes: manifest.bytes, digest: manifest.digest, size: manifest.bytes.length, mediaType: manifest.mediaType }),
-      manifest: async (d) => store.content.readBytes(d.digest, MAX_MANIFEST_SIZE),
-      blob: (d, offset) => contentFrom(store, d.digest, offset),
-    };
-    await copyImage(source, destination, opts.signal ? { signal: opts.signal } : {});
-    return id;
-  } catch (err) {
-    await tx.rollback();
-    throw err;
-  } finally {
-    await tx.end();
-  }
+  // a manifest, not an index: the registry face imports what was pushed, one image at a time
+  parseManifest(manifest.bytes, `manifest ${manifest.digest}`);
+  const source: ImageSource = {
+    description: `berth content ${manifest.digest}`,
+    root: async () => ({ bytes: manifest.bytes, digest: manifest.digest, size: manifest.bytes.length, mediaType: manifest.mediaType }),
+    manifest: async (d) => store.content.readBytes(d.digest, MAX_MANIFEST_SIZE),
+    blob: (d, offset) => contentFrom(store, d.digest, offset),
+  };
+  const call = opts.signal ? { signal: opts.signal } : {};
+  const image = await resolveSourceImage(store, source, `manifest ${manifest.digest}`, call);
+  return (await storeImage(store, source, image, refs, call)).id;
 }
 
 /** What the store destination of a pull knows before the copy starts. */
@@ -477,7 +477,6 @@ class StoreDestination implements ImageDestination {
   }
 }
 
-/** The image config a manifest names, read whole and verified: from the store when it has it (a pull of an image it holds fetches no blob), else from the registry. */
 /** An image resolved at its registry: the manifest (chosen from an index for the platform) and the config, verified. */
 export interface RemoteImage {
   /** What the reference names: the index, or the manifest itself. */
@@ -499,27 +498,36 @@ export interface RemoteImage {
  * DiffID per layer, and a single-platform image of the platform asked for.
  * @throws as {@link pullImage} before its first layer
  */
-export async function resolveRemoteImage(store: Store, repo: Repository, ref: Reference, opts: { platform?: string; signal?: AbortSignal }): Promise<RemoteImage> {
+export function resolveRemoteImage(store: Store, repo: Repository, ref: Reference, opts: { platform?: string; signal?: AbortSignal }): Promise<RemoteImage> {
+  return resolveSourceImage(store, registrySource(repo, ref.digest ?? ref.tag ?? "latest"), ref.string, opts);
+}
+
+/**
+ * {@link resolveRemoteImage} of any copy source (a registry, an OCI layout):
+ * `what` names it in errors.
+ */
+export async function resolveSourceImage(store: Store, source: ImageSource, what: string, opts: { platform?: string; signal?: AbortSignal }): Promise<RemoteImage> {
   const explicit = opts.platform !== undefined ? parsePlatform(opts.platform) : undefined;
   const want = explicit ?? hostPlatform();
-  const call = opts.signal ? { signal: opts.signal } : {};
-  const root = await repo.getManifest(ref.digest ?? ref.tag ?? "latest", call);
+  const root = await source.root(opts.signal);
   let manifest: ManifestResult = root;
   let platform: string | undefined;
   if (INDEX_MEDIA_TYPES.has(root.mediaType)) {
-    const chosen = selectManifest(parseIndex(root.bytes, `index ${root.digest}`), want, ref.string);
+    const chosen = selectManifest(parseIndex(root.bytes, `index ${root.digest}`), want, what);
     platform = chosen.platform ? formatPlatform(chosen.platform) : undefined;
-    manifest = await repo.getManifest(chosen.digest, call);
+    const bytes = await source.manifest(chosen, opts.signal);
+    verifyBytes(bytes, chosen, "manifest");
+    manifest = { bytes, digest: chosen.digest, size: chosen.size, mediaType: chosen.mediaType };
   }
   const parsed = parseManifest(manifest.bytes, `manifest ${manifest.digest}`);
-  const config = await readConfig(store, repo, ref, parsed, opts.signal);
+  const config = await readConfig(store, source, what, parsed, opts.signal);
   const image = parseImageConfig(config, `config ${parsed.config.digest}`);
   const diffIDs = image.rootfs.diff_ids;
   if (diffIDs.length !== parsed.layers.length) {
-    throw unsupported(`${ref.string}: the manifest has ${parsed.layers.length} layers, the config ${diffIDs.length} (foreign layers are not supported)`);
+    throw unsupported(`${what}: the manifest has ${parsed.layers.length} layers, the config ${diffIDs.length} (foreign layers are not supported)`);
   }
   if (explicit && !platform && !platformMatches(explicit, platformSpecOf(image))) {
-    throw new FailedPreconditionError(`${ref.string} is for ${formatPlatform(image)}, not ${formatPlatform(explicit)}`, {
+    throw new FailedPreconditionError(`${what} is for ${formatPlatform(image)}, not ${formatPlatform(explicit)}`, {
       code: ImageServiceErrorCode.PLATFORM_MISMATCH,
       details: { wanted: formatPlatform(explicit), image: formatPlatform(image) },
     });
@@ -527,17 +535,18 @@ export async function resolveRemoteImage(store: Store, repo: Repository, ref: Re
   return { root, manifest, parsed, config, image, ...(platform ? { platform } : {}) };
 }
 
-async function readConfig(store: Store, repo: Repository, ref: Reference, manifest: OciManifest, signal: AbortSignal | undefined): Promise<Uint8Array> {
+/** The image config a manifest names, read whole and verified: from the store when it has it (a pull of an image it holds fetches no blob), else from the source. */
+async function readConfig(store: Store, source: ImageSource, what: string, manifest: OciManifest, signal: AbortSignal | undefined): Promise<Uint8Array> {
   const desc = manifest.config;
-  if (!IMAGE_CONFIG_MEDIA_TYPES.has(desc.mediaType)) throw unsupported(`${ref.string} is not a container image (config media type ${desc.mediaType})`);
-  if (desc.size > MAX_CONFIG_SIZE) throw unsupported(`${ref.string}: its config is ${desc.size} bytes (the limit is ${MAX_CONFIG_SIZE})`);
+  if (!IMAGE_CONFIG_MEDIA_TYPES.has(desc.mediaType)) throw unsupported(`${what} is not a container image (config media type ${desc.mediaType})`);
+  if (desc.size > MAX_CONFIG_SIZE) throw unsupported(`${what}: its config is ${desc.size} bytes (the limit is ${MAX_CONFIG_SIZE})`);
   let bytes: Uint8Array;
   try {
     bytes = await store.content.readBytes(desc.digest, MAX_CONFIG_SIZE);
   } catch (err) {
     if (!hasCode(err, "ERR_BLOB_NOT_FOUND")) throw err;
     const chunks: Uint8Array[] = [];
-    for await (const c of repo.blobChunks({ digest: desc.digest, size: desc.size }, signal ? { signal } : {})) chunks.push(c);
+    for await (const c of source.blob({ digest: desc.digest, size: desc.size }, 0, signal)) chunks.push(c);
     bytes = new Uint8Array(Buffer.concat(chunks));
   }
   verifyBytes(bytes, desc, "config");
@@ -548,7 +557,8 @@ function unsupported(message: string): FailedPreconditionError {
   return new FailedPreconditionError(message, { code: ImageServiceErrorCode.UNSUPPORTED_IMAGE });
 }
 
-function transferred(b: { digest: Digest; size: number } & PutBlobResult): TransferredBlob {
+/** A copied blob as a pull, push or copy reports it. */
+export function transferred(b: { digest: Digest; size: number } & PutBlobResult): TransferredBlob {
   return { digest: b.digest, size: b.size, status: b.status, bytes: b.bytes, ...(b.mountedFrom ? { mountedFrom: b.mountedFrom } : {}) };
 }
 

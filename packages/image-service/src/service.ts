@@ -22,6 +22,7 @@ import {
   saveToDaemon,
 } from "./daemon.js";
 import { type CommitOptions, type CommittedImage, commitDirectory } from "./commit.js";
+import { type CopyBetweenOptions, type CopyBetweenResult, type CopyLocation, copyBetween } from "./copy.js";
 import { diffImage, diffImages, type ImageDiff, type ImagesDiff } from "./imagediff.js";
 import { type PruneOptions, type PruneResult, pruneImages, type RemoveOptions, type RemoveOutcome, removeImages } from "./delete.js";
 import { explainRemoteImage, type RemoteExploreOptions, remoteLayerView } from "./explore-remote.js";
@@ -159,6 +160,15 @@ export class ImageService {
   /** `docker push` to an OCI registry (a write too: it records `name@digest`). */
   push(name: string, opts?: RegistryOptions): Promise<PushResult> {
     return this.#write(() => pushImage(this.store, name, opts));
+  }
+  /**
+   * Copy an image between any two of a registry (`docker://REF`), an OCI
+   * layout (`oci:DIR[:REF]`) and this store (`berth:NAME`), as `skopeo copy`
+   * does (a write: a copy into the store stores, one out of it reads under
+   * the write's lease).
+   */
+  copy(from: string | CopyLocation, to: string | CopyLocation, opts?: CopyBetweenOptions): Promise<CopyBetweenResult> {
+    return this.#write(() => copyBetween(this.store, from, to, opts));
   }
   /**
    * Check a credential against a registry as `docker login` does, storing

@@ -2,9 +2,11 @@
  * `berth pull` and `berth push`: the image service's registry pull and push
  * (`@berth/image-service`), shown as docker shows them — "Pulling from",
  * a line per layer, "Digest:", "Status:" — through the progress reporter
- * (stderr; JSON with `--progress json`), the reference on stdout.
+ * (stderr; JSON with `--progress json`), the reference on stdout. `berth
+ * copy`: the service's copy between a registry, an OCI layout and the store,
+ * shown the same way, the digest written on stdout.
  */
-import type { RegistryEvent } from "@berth/image-service";
+import { parseCopyLocation, type RegistryEvent } from "@berth/image-service";
 import { IMAGE_CONFIG_MEDIA_TYPES } from "@berth/oci";
 import type { Command } from "commander";
 import { type Context, openContextService } from "../context.js";
@@ -17,7 +19,7 @@ const short = (digest: string) => digest.replace(/^sha256:/, "").slice(0, 12);
  * Progress of a copy, one item per layer (the config is not shown, as
  * docker does not); `resolved` gets the first event.
  */
-function copyReporter(progress: Progress, resolved: (e: Extract<RegistryEvent, { type: "resolved" }>) => void): (e: RegistryEvent) => void {
+function copyReporter(progress: Progress, resolved: (e: Extract<RegistryEvent, { type: "resolved" }>) => void = () => {}): (e: RegistryEvent) => void {
   const layers = new Set<string>();
   return (e) => {
     if (e.type === "resolved") resolved(e);
@@ -88,5 +90,44 @@ export function register(program: Command, ctx: Context): void {
         { reference: r.reference, id: r.id, digest: r.digest, size: r.size, uploaded: count("uploaded"), mounted: count("mounted"), existing: count("exists"), bytes: r.bytesTransferred },
       );
       ctx.out(ctx.globals.quiet ? `${r.familiar}\n` : `${r.tag}: digest: ${r.digest} size: ${r.size}\n`);
+    });
+
+  program
+    .command("copy")
+    .description("Copy an image between a registry, an OCI layout and the store (skopeo's locations)")
+    .argument("<source>", "docker://NAME[:TAG|@DIGEST], oci:DIR[:REF] or berth:NAME")
+    .argument("<destination>", "docker://NAME[:TAG], oci:DIR[:REF] or berth:NAME[:TAG]")
+    .option("--platform <os/arch[/variant]>", "the platform to take from a multi-platform image (default: this machine's)")
+    .option("--all-platforms", "copy a multi-platform image whole, its index byte for byte (not into the store)")
+    .option("--insecure", "reach registries without TLS verification, or over plain http (loopback registries always are)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  berth copy berth:app:1 docker://127.0.0.1:5000/team/app:1\n  berth copy docker://127.0.0.1:5000/team/app:1 oci:./layout:v1\n  berth copy --all-platforms docker://registry.example/app:1 docker://127.0.0.1:5000/mirror/app:1\n  berth copy oci:./layout:v1 berth:app:2",
+    )
+    .action(async (source: string, destination: string, opts: { platform?: string; allPlatforms?: boolean; insecure?: boolean }) => {
+      // bad locations fail before anything is shown
+      const from = parseCopyLocation(source);
+      const to = parseCopyLocation(destination);
+      const svc = await openContextService(ctx);
+      const progress = ctx.progress();
+      progress.note(`Copying ${source} to ${destination}`);
+      const r = await svc
+        .copy(from, to, {
+          ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
+          allPlatforms: opts.allPlatforms === true,
+          insecure: opts.insecure === true,
+          onProgress: copyReporter(progress),
+        })
+        .catch((err: unknown) => {
+          progress.stop();
+          throw err;
+        });
+      const count = (s: string) => r.blobs.filter((b) => b.status === s).length;
+      const sent = count("uploaded") + count("written");
+      progress.summary(
+        `Copied ${sent} blob(s) (${humanSize(r.bytesTransferred)}), ${count("mounted")} mounted, ${count("exists")} already there${r.platform ? ` (${r.platform})` : ""}; manifest ${r.manifestsWritten > 0 ? "written" : "already there"}`,
+        { source: r.source, destination: r.destination, digest: r.digest, mediaType: r.mediaType, size: r.size, ...(r.platform ? { platform: r.platform } : {}), ...(r.id ? { id: r.id } : {}), copied: sent, mounted: count("mounted"), existing: count("exists"), bytes: r.bytesTransferred },
+      );
+      ctx.out(`${r.digest}\n`);
     });
 }

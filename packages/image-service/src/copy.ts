@@ -1,0 +1,139 @@
+/**
+ * `berth copy SRC DST`: one image between any two of a registry
+ * (`docker://REF`), an OCI layout directory (`oci:DIR[:REF]`) and the store
+ * (`berth:NAME`), as skopeo's `copy` and crane's `copy` do. Registries and
+ * layouts are `@berth/registry`'s ends, copied byte for byte (a whole index
+ * with `allPlatforms`, else the one manifest for the platform, as skopeo does
+ * by default); the store is read through its own manifest and written
+ * through the pull's transaction, so what a copy into the store leaves is
+ * exactly what a pull would.
+ * @module
+ */
+import { type Digest, InvalidArgumentError } from "@berth/digest";
+import type { Store } from "@berth/image-store";
+import { formatPlatform, hostPlatform, parsePlatform, parseReference } from "@berth/oci";
+import {
+  copyImage,
+  type CopyResult,
+  type ImageLocation,
+  type ImageSource,
+  openDestination,
+  openSource,
+  parseImageLocation,
+  REGISTRY_ERROR_CODES,
+} from "@berth/registry";
+import { type RegistryOptions, resolveSourceImage, storeImage, storeSource, type TransferredBlob, transferred, withClient } from "./registry.js";
+
+/** Where a copy reads or writes: a registry or OCI layout location, or an image of the store. */
+export type CopyLocation = ImageLocation | { transport: "berth"; name: string };
+
+/** Options of {@link copyBetween}. */
+export interface CopyBetweenOptions extends Omit<RegistryOptions, "onProgress"> {
+  /** `os/arch[/variant]` to take out of a multi-platform image. Default: this machine's. */
+  platform?: string;
+  /** Copy a multi-platform index whole, byte for byte (not into the store, which holds one image per name). */
+  allPlatforms?: boolean;
+  onProgress?: CopyProgress;
+}
+
+/** Progress of a copy: {@link copyImage}'s events. */
+export type CopyProgress = NonNullable<Parameters<typeof copyImage>[2]>["onProgress"];
+
+/** What {@link copyBetween} did. */
+export interface CopyBetweenResult {
+  /** The two ends, as skopeo names them (`docker://…`, `oci:…`, `berth:…`). */
+  source: string;
+  destination: string;
+  /** The root written: the index with `allPlatforms`, else the manifest. */
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  /** The platform chosen from an index. */
+  platform?: string;
+  /** The image ID, when the store is one end. */
+  id?: Digest;
+  blobs: TransferredBlob[];
+  manifestsWritten: number;
+  bytesTransferred: number;
+}
+
+function invalid(message: string): InvalidArgumentError {
+  return new InvalidArgumentError(message, { code: REGISTRY_ERROR_CODES.INVALID_LOCATION });
+}
+
+/**
+ * Parse `berth:NAME`, `docker://REF` or `oci:DIR[:REF]`.
+ * @throws InvalidArgumentError `ERR_INVALID_LOCATION`
+ */
+export function parseCopyLocation(s: string): CopyLocation {
+  if (!s.startsWith("berth:")) return parseImageLocation(s);
+  const name = s.slice("berth:".length);
+  if (name === "") throw invalid(`invalid image location ${JSON.stringify(s)}: no image name`);
+  return { transport: "berth", name };
+}
+
+/** A location as skopeo prints it. */
+function describe(loc: CopyLocation): string {
+  if (loc.transport === "berth") return `berth:${loc.name}`;
+  if (loc.transport === "oci") return `oci:${loc.dir}${loc.refName !== undefined ? `:${loc.refName}` : ""}`;
+  return `docker://${loc.reference.string}`;
+}
+
+/**
+ * Copy the image at `from` to `to` (strings as {@link parseCopyLocation}
+ * reads them). Into the store, the image is stored and tagged as a pull
+ * stores it (one platform; nothing visible until it is whole); out of the
+ * store, its OCI manifest is copied with the blobs as stored.
+ * @throws InvalidArgumentError `ERR_INVALID_LOCATION` (a bad location, a
+ *   store-to-store copy, a digest as the store name, `allPlatforms` into the
+ *   store), `ERR_INVALID_PLATFORM`; the errors of {@link pullImage} and the
+ *   registry's
+ */
+export async function copyBetween(store: Store, from: string | CopyLocation, to: string | CopyLocation, opts: CopyBetweenOptions = {}): Promise<CopyBetweenResult> {
+  const src = typeof from === "string" ? parseCopyLocation(from) : from;
+  const dst = typeof to === "string" ? parseCopyLocation(to) : to;
+  if (src.transport === "berth" && dst.transport === "berth") throw invalid("a copy within the store is a tag: use `berth tag`");
+  if (opts.allPlatforms && opts.platform !== undefined) throw invalid("give a platform or all platforms, not both");
+  const ends = { source: describe(src), destination: describe(dst) };
+  const call = {
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  };
+  return withClient(opts, async (client) => {
+    if (dst.transport === "berth") {
+      if (opts.allPlatforms) throw invalid("the store holds one platform's image per name: copy all platforms to a registry or an OCI layout");
+      const ref = parseReference(dst.name);
+      if (ref.digest !== undefined) throw invalid(`cannot name an image in the store by digest (${dst.name}): give a tag`);
+      const source = await openSource(src as ImageLocation, client);
+      const image = await resolveSourceImage(store, source, ends.source, { ...(opts.platform !== undefined ? { platform: opts.platform } : {}), ...call });
+      const copied = await storeImage(store, source, image, [ref.string], call);
+      return result(ends, copied, image.platform, copied.id);
+    }
+    const { destination, tag } = await openDestination(dst, client);
+    let source: ImageSource;
+    let id: Digest | undefined;
+    if (src.transport === "berth") {
+      id = await store.references.resolve(src.name);
+      source = storeSource(store, id, ends.source);
+    } else source = await openSource(src, client);
+    const platform = opts.allPlatforms ? undefined : opts.platform !== undefined ? parsePlatform(opts.platform) : hostPlatform();
+    const copied = await copyImage(source, destination, { ...(tag !== undefined ? { tag } : {}), ...(platform ? { platform } : {}), ...call });
+    const chosen = copied.selected?.platform;
+    return result(ends, copied, chosen ? formatPlatform(chosen) : undefined, id);
+  });
+}
+
+function result(ends: { source: string; destination: string }, copied: CopyResult, platform: string | undefined, id: Digest | undefined): CopyBetweenResult {
+  return {
+    ...ends,
+    digest: copied.digest,
+    mediaType: copied.mediaType,
+    size: copied.size,
+    ...(platform ? { platform } : {}),
+    ...(id ? { id } : {}),
+    blobs: copied.blobs.map(transferred),
+    manifestsWritten: copied.manifestsWritten,
+    bytesTransferred: copied.bytesTransferred,
+  };
+}
