@@ -40,6 +40,10 @@ export const ImageServiceErrorCode = {
   UNKNOWN_LOOKUP: "ERR_UNKNOWN_LOOKUP",
   /** The operation was aborted through its AbortSignal. */
   ABORTED: "ERR_ABORTED",
+  /** A push compression that is not gzip, zstd or none. */
+  INVALID_COMPRESSION: "ERR_INVALID_COMPRESSION",
+  /** A push compression this runtime cannot make (zstd before Node 22.15's zlib). */
+  COMPRESSION_UNSUPPORTED: "ERR_COMPRESSION_UNSUPPORTED",
   /** `unpack` into something that is not an absent or empty directory. */
   TARGET_NOT_EMPTY: "ERR_TARGET_NOT_EMPTY",
 } as const;
@@ -58,6 +62,7 @@ export const ARGUMENT_ERROR_CODES: ReadonlySet<string> = new Set([
   ImageServiceErrorCode.INVALID_LAYER_INDEX,
   ImageServiceErrorCode.PUSH_BY_DIGEST,
   ImageServiceErrorCode.INVALID_LOOKUP,
+  ImageServiceErrorCode.INVALID_COMPRESSION,
   // `copy`'s locations (`berth:NAME`, `docker://REF`, `oci:DIR[:REF]`), a code of `@berth/registry`
   "ERR_INVALID_LOCATION",
 ]);

@@ -82,8 +82,6 @@ export {
   type PullOptions,
   type PullResult,
   pullImage,
-  type PushResult,
-  pushImage,
   type RegistryEvent,
   type RegistryOptions,
   storeSource,
@@ -110,6 +108,8 @@ export {
 } from "./layertree.js";
 export { explainRemoteImage, type RemoteExploreOptions, remoteLayerView } from "./explore-remote.js";
 export { type RemoteImage, resolveRemoteImage, resolveSourceImage, storeImage } from "./registry.js";
+export { type PushCompression, type PushOptions, type PushResult, pushImage } from "./push.js";
+export { BLOB_INFO_CACHE_DIR, withBlobInfoCache } from "./registry.js";
 export { type CopyBetweenOptions, type CopyBetweenResult, type CopyLocation, type CopyProgress, copyBetween, parseCopyLocation } from "./copy.js";
 export { type EntryStatus, type MarkedEntry, sameContent, type StackedFile, StackedTree, stackLayers } from "./stack.js";
 export { computeEfficiency, type EfficiencyReport, type PathOccurrence, type WastedPath } from "./efficiency.js";

@@ -21,6 +21,8 @@
  * RepoDigest), so the digest does not change.
  * @module
  */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import { chainIds, type Digest, FailedPreconditionError, hasCode, InvalidArgumentError, sha256 } from "@berth/digest";
 import { LoadTransaction } from "@berth/docker-archive";
 import type { Store } from "@berth/image-store";
@@ -31,6 +33,7 @@ import {
   hostPlatform,
   IMAGE_CONFIG_MEDIA_TYPES,
   INDEX_MEDIA_TYPES,
+  layerCompression,
   MEDIA_TYPE_OCI_MANIFEST,
   type OciManifest,
   parseImageConfig,
@@ -43,6 +46,7 @@ import {
   type Reference,
 } from "@berth/oci";
 import {
+  BlobInfoCache,
   type CopyEvent,
   copyImage,
   type CopyResult,
@@ -107,6 +111,8 @@ export interface RegistryOptions {
 
 /** Options of {@link pullImage}. */
 export interface PullOptions extends RegistryOptions {
+  /** Where the pull records which blobs the repository has and each layer's DiffID (kept open). Default: the store's, flushed at the end. */
+  blobInfoCache?: BlobInfoCache;
   /** `os/arch[/variant]` to choose from an index (and to require of a single image). Default: this machine's (linux/<arch>). */
   platform?: string;
 }
@@ -149,26 +155,6 @@ export interface PullResult {
   bytesTransferred: number;
 }
 
-/** What {@link pushImage} did. */
-export interface PushResult {
-  /** The normalised reference pushed. */
-  reference: string;
-  familiar: string;
-  /** The repository (`registry/path`), as docker prints it in "The push refers to repository [...]". */
-  name: string;
-  tag: string;
-  /** The image ID. */
-  id: Digest;
-  /** The manifest pushed and its size. */
-  digest: Digest;
-  size: number;
-  blobs: TransferredBlob[];
-  /** 0 when the registry had the manifest under the tag already. */
-  manifestsWritten: number;
-  /** Blob bytes read from the store and sent. */
-  bytesTransferred: number;
-}
-
 /**
  * Pull `name` (`busybox`, `127.0.0.1:5000/team/app:1`, `app@sha256:…`) from
  * its registry into the store, as `docker pull` does.
@@ -199,6 +185,12 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
     const refs = [...(tag !== undefined ? [`${ref.name}:${tag}`] : []), `${ref.name}@${root.digest}`];
     const before = await resolveOrUndefined(store, refs[0]!);
     const copied = await storeImage(store, registrySource(repo, manifest.digest), { manifest, parsed, config }, refs, opts);
+    // what the repository has, and each layer's DiffID: a later push of the image mounts instead of uploading
+    await withBlobInfoCache(store, opts.blobInfoCache, async (cache) => {
+      const diffIDs = parseImageConfig(config, `config ${parsed.config.digest}`).rootfs.diff_ids;
+      for (const d of [parsed.config, ...parsed.layers]) cache.recordKnown(repo.domain, repo.path, d.digest);
+      parsed.layers.forEach((l, i) => cache.recordDiffId(l.digest, diffIDs[i]!, layerCompression(l.mediaType) ?? "unknown", l.size));
+    });
     return {
       reference: ref.string,
       familiar: ref.familiar,
@@ -250,93 +242,6 @@ export async function storeImage(
 }
 
 /**
- * Push the store's image `name` (a tag; `:latest` when none is given) to its
- * registry, as `docker push` does, and record `name@digest`.
- * @throws InvalidArgumentError `ERR_INVALID_REFERENCE`, `ERR_PUSH_BY_DIGEST`; NotFoundError
- *   `ERR_IMAGE_NOT_FOUND` (no such tag in the store); the registry's errors
- */
-export async function pushImage(store: Store, name: string, opts: RegistryOptions = {}): Promise<PushResult> {
-  const ref = parseReference(name);
-  if (ref.digest !== undefined || ref.tag === undefined) {
-    throw new InvalidArgumentError(`cannot push ${JSON.stringify(name)}: push a tag, not a digest reference`, { code: ImageServiceErrorCode.PUSH_BY_DIGEST });
-  }
-  const tag = ref.tag;
-  const id = await store.references.resolve(ref.string);
-  return withClient(opts, async (client) => {
-    const repo = client.repository(ref, { push: true });
-    // a manifest this repository already has for the image (a pull recorded it) goes back as it is
-    const own = storeSource(store, id, ref.familiar);
-    const ownRoot = await own.root(opts.signal);
-    const recorded = await recordedManifest(store, repo, ref, id, ownRoot.digest, opts.signal);
-    const source = recorded ? registrySource(repo, recorded.digest) : own;
-    const root = recorded ?? ownRoot;
-    opts.onProgress?.({
-      type: "resolved",
-      reference: ref.string,
-      name: ref.name,
-      path: ref.path,
-      tag,
-      digest: root.digest,
-      mediaType: root.mediaType,
-      layers: INDEX_MEDIA_TYPES.has(root.mediaType) ? [] : parseManifest(root.bytes, `manifest ${root.digest}`).layers,
-    });
-    const copied = await copyImage({ ...source, root: async () => root }, registryDestination(repo), {
-      tag,
-      ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    });
-    // docker records the pushed manifest as a RepoDigest of the image
-    await store.references.tag(`${ref.name}@${copied.digest}`, id);
-    return {
-      reference: ref.string,
-      familiar: ref.familiar,
-      name: ref.name,
-      tag,
-      id,
-      digest: copied.digest,
-      size: copied.size,
-      blobs: copied.blobs.map(transferred),
-      manifestsWritten: copied.manifestsWritten,
-      bytesTransferred: copied.bytesTransferred,
-    };
-  });
-}
-
-/**
- * The manifest (or index) that a pull or an earlier push recorded for image
- * `id` in `ref`'s repository (`name@digest`), when the registry still has it
- * and, for a manifest, it names the image's config. Pushing it instead of the
- * store's own manifest keeps the digest the registry's users know: a re-push
- * of a pulled image changes nothing (the store keeps its own OCI manifest,
- * whose bytes differ from a Docker v2 manifest with the same blobs).
- */
-async function recordedManifest(
-  store: Store,
-  repo: Repository,
-  ref: Reference,
-  id: Digest,
-  own: Digest,
-  signal: AbortSignal | undefined,
-): Promise<ManifestResult | undefined> {
-  const prefix = `${ref.name}@`;
-  const digests = (await store.references.referencesOf(id)).filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length));
-  // the store's own manifest is what the repository knows: no need to ask
-  if (digests.includes(own)) return undefined;
-  for (const digest of digests) {
-    let m: ManifestResult;
-    try {
-      m = await repo.getManifest(digest, signal ? { signal } : {});
-    } catch (err) {
-      if (hasCode(err, "ERR_MANIFEST_NOT_FOUND")) continue;
-      throw err;
-    }
-    if (INDEX_MEDIA_TYPES.has(m.mediaType) || parseManifest(m.bytes, `manifest ${m.digest}`).config.digest === id) return m;
-  }
-  return undefined;
-}
-
-/**
  * The store's image `id` as the source of a copy: its OCI manifest (the one
  * the store wrote when the image was created; its digest is stable), the
  * config and the layer blobs as stored.
@@ -359,8 +264,13 @@ export function storeSource(store: Store, id: Digest, description = `berth:${id}
 
 /** A stored blob's bytes from `offset`. */
 async function* contentFrom(store: Store, digest: Digest, offset: number): AsyncGenerator<Uint8Array> {
+  yield* fromOffset(await store.content.open(digest), offset);
+}
+
+/** The chunks of `source` from byte `offset` on. */
+export async function* fromOffset(source: AsyncIterable<Uint8Array>, offset: number): AsyncGenerator<Uint8Array> {
   let skip = offset;
-  for await (const chunk of await store.content.open(digest)) {
+  for await (const chunk of source) {
     const c = chunk as Uint8Array;
     if (skip >= c.length) {
       skip -= c.length;
@@ -562,7 +472,7 @@ export function transferred(b: { digest: Digest; size: number } & PutBlobResult)
   return { digest: b.digest, size: b.size, status: b.status, bytes: b.bytes, ...(b.mountedFrom ? { mountedFrom: b.mountedFrom } : {}) };
 }
 
-async function resolveOrUndefined(store: Store, ref: string): Promise<Digest | undefined> {
+export async function resolveOrUndefined(store: Store, ref: string): Promise<Digest | undefined> {
   try {
     return await store.references.resolve(ref);
   } catch (err) {
@@ -583,5 +493,21 @@ export async function withClient<T>(opts: Pick<RegistryOptions, "client" | "inse
     return await fn(client);
   } finally {
     await client.close();
+  }
+}
+
+/** Where the store keeps its blob-info cache, under its root. */
+export const BLOB_INFO_CACHE_DIR = join("cache", "registry");
+
+/** Run `fn` with `given`, or with the store's blob-info cache, flushed afterwards (a failed flush costs hints, never the push). */
+export async function withBlobInfoCache<T>(store: Store, given: BlobInfoCache | undefined, fn: (cache: BlobInfoCache) => Promise<T>): Promise<T> {
+  if (given) return fn(given);
+  const dir = join(store.root, BLOB_INFO_CACHE_DIR);
+  await mkdir(dir, { recursive: true });
+  const cache = await BlobInfoCache.open(dir);
+  try {
+    return await fn(cache);
+  } finally {
+    await cache.flush().catch(() => undefined);
   }
 }

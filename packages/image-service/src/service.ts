@@ -29,7 +29,8 @@ import { explainRemoteImage, type RemoteExploreOptions, remoteLayerView } from "
 import { compareImages, explainImage, type ImageComparison, type ImageExplanation, type LayerView, layerView } from "./explore.js";
 import { LayerLookups } from "./incremental.js";
 import { type HistoryEntry, type ImageDetails, type ImageSummary, imageHistory, inspectImage, type ListOptions, listImages } from "./images.js";
-import { type PullOptions, type PullResult, pullImage, type PushResult, pushImage, type RegistryOptions } from "./registry.js";
+import { type PushOptions, type PushResult, pushImage } from "./push.js";
+import { type PullOptions, type PullResult, pullImage } from "./registry.js";
 import { type DiskUsage, diskUsage, fsck } from "./system.js";
 import { type UnpackOptions, type UnpackResult, unpackImage } from "./unpack.js";
 
@@ -158,7 +159,7 @@ export class ImageService {
     return this.#write(() => pullImage(this.store, name, opts));
   }
   /** `docker push` to an OCI registry (a write too: it records `name@digest`). */
-  push(name: string, opts?: RegistryOptions): Promise<PushResult> {
+  push(name: string, opts?: PushOptions): Promise<PushResult> {
     return this.#write(() => pushImage(this.store, name, opts));
   }
   /**

@@ -29,20 +29,26 @@ async function layerGets(r: RegistryPeer, mark: number, layers: readonly string[
   return (await r.accessLog()).slice(mark).filter((e) => e.method === "GET" && layers.some((d) => e.path.endsWith(`/blobs/${d}`)));
 }
 
-/** An image built to waste space (a big file added, then removed), one layer gzip, pushed by berth as `name`. */
+/**
+ * An image built to waste space (a big file added, then removed), one layer gzip, pushed by
+ * berth as `name` (which gzips the other), and `svc` a store that pulled it back: the local
+ * view of what the registry holds.
+ */
 async function pushedWasteImage(name: string, platform?: string): Promise<{ svc: ImageService; digest: Digest; size: number; id: Digest }> {
-  const { svc } = await freshService();
-  const base = await svc.import((async function* () {
+  const { svc: builder } = await freshService();
+  const base = await builder.import((async function* () {
     yield gzipSync(makeTar({ "bin/sh": "#!shell", "etc/os-release": "ID=berth-test\n", big: "b".repeat(50_000) }));
   })(), { ...(platform ? { platform } : {}) });
-  await svc.build({
+  await builder.build({
     base: base.id,
     layers: [tarStream({ ".wh.big": "", "app/run": `run ${platform ?? "host"}`, "etc/os-release": "ID=berth-test-2\n" })],
     createdBy: "RUN rm /big",
     tags: [name],
   });
-  const pushed = await svc.push(name);
-  return { svc, digest: pushed.digest, size: pushed.size, id: pushed.id };
+  const pushed = await builder.push(name);
+  const { svc: local } = await freshService();
+  await local.pull(name, { ...(platform ? { platform } : {}) });
+  return { svc: local, digest: pushed.digest, size: pushed.size, id: pushed.id };
 }
 
 describe.skipIf(!reg)("the explorer over docker-registry", { timeout: 120_000 }, () => {

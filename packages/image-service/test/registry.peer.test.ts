@@ -8,6 +8,9 @@
  * berth pulls with the same image ID and manifest digest. Skips without the
  * peers, fails under BERTH_REQUIRE_PEERS=1.
  */
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import * as zlib from "node:zlib";
 import { hasCode, sha256 } from "@berth/digest";
 import { makeTar } from "@berth/image-store/tar-fixture";
 import { type AccessLogEntry, buildImage, busyboxBase, dockerd, execOk, type RegistryPeer, registry, requirePeer } from "@berth/peers";
@@ -15,7 +18,7 @@ import { formatPlatform, hostPlatform, MEDIA_TYPE_OCI_INDEX } from "@berth/oci";
 import type { Store } from "@berth/image-store";
 import { RegistryClient } from "@berth/registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ImageService, RegistryEvent } from "../src/index.js";
+import { BLOB_INFO_CACHE_DIR, type ImageService, type RegistryEvent } from "../src/index.js";
 import { freshService, makeDir } from "./helpers.js";
 
 const reg = await registry();
@@ -91,16 +94,64 @@ describe.skipIf(!reg)("pull and push with docker-registry", { timeout: 120_000 }
     expect([cd.repoTags, cd.repoDigests]).toEqual([[], [`${r.host}/image-service-test/app@${pushed.digest}`]]);
   });
 
+  it("compresses layers once: gzip by default, streamed; a second repository mounts; none sends the tars; a pulled image's layers mount", async () => {
+    const { svc: a, store, id } = await twoLayerImage(`${r.host}/image-service-test/gz:1`);
+    const diffIDs = (await a.inspect(id)).config.rootfs.diff_ids;
+    let mark = (await r.accessLog()).length;
+    const first = await a.push(`${r.host}/image-service-test/gz:1`);
+    const manifest = JSON.parse(new TextDecoder().decode((await new RegistryClient().repository(`${r.host}/image-service-test/gz`).getManifest("1")).bytes)) as {
+      layers: Array<{ mediaType: string; digest: string }>;
+    };
+    expect(manifest.layers.map((l) => l.mediaType)).toEqual(["application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.oci.image.layer.v1.tar+gzip"]);
+    expect(manifest.layers.map((l) => l.digest)).not.toContain(diffIDs[0]);
+    expect(first.blobs.map((b) => b.status)).toEqual(["uploaded", "uploaded", "uploaded"]);
+    // the layers went in one streamed PATCH each (their digests were learnt as they were sent)
+    expect((await requestsSince(r, mark)).filter((e) => e.method === "PATCH")).toHaveLength(2);
+
+    // another repository of the registry: every blob mounted, nothing compressed or sent
+    await a.tag(`${r.host}/image-service-test/gz:1`, `${r.host}/image-service-test/gz-other:1`);
+    mark = (await r.accessLog()).length;
+    const other = await a.push(`${r.host}/image-service-test/gz-other:1`);
+    expect(other.digest).toBe(first.digest);
+    expect(other.blobs.map((b) => b.status)).toEqual(["mounted", "mounted", "mounted"]);
+    expect(other.bytesTransferred).toBe(0);
+    expect((await requestsSince(r, mark)).filter((e) => e.method === "PATCH" || (e.method === "PUT" && e.path.includes("/blobs/")))).toEqual([]);
+
+    // without the cache, compressing again gives the same blobs (zlib is deterministic)
+    await rm(join(store.root, BLOB_INFO_CACHE_DIR), { recursive: true, force: true });
+    await a.tag(`${r.host}/image-service-test/gz:1`, `${r.host}/image-service-test/gz-third:1`);
+    expect((await a.push(`${r.host}/image-service-test/gz-third:1`)).digest).toBe(first.digest);
+
+    // none: the tars themselves, their digests the DiffIDs
+    await a.tag(`${r.host}/image-service-test/gz:1`, `${r.host}/image-service-test/plain:1`);
+    const plain = await a.push(`${r.host}/image-service-test/plain:1`, { compression: "none" });
+    expect(plain.blobs.slice(1).map((b) => b.digest)).toEqual(diffIDs);
+    await expect(a.push(`${r.host}/image-service-test/plain:1`, { compression: "lz4" as "gzip" })).rejects.toMatchObject({ code: "ERR_INVALID_COMPRESSION" });
+    if (!("createZstdCompress" in zlib)) {
+      await expect(a.push(`${r.host}/image-service-test/plain:1`, { compression: "zstd" })).rejects.toMatchObject({ code: "ERR_COMPRESSION_UNSUPPORTED" });
+    }
+
+    // pulled into another store and pushed to another repository: the pull recorded where the blobs are
+    const { svc: b } = await freshService();
+    await b.pull(`${r.host}/image-service-test/gz:1`);
+    await b.tag(`${r.host}/image-service-test/gz:1`, `${r.host}/image-service-test/gz-pulled:1`);
+    const again = await b.push(`${r.host}/image-service-test/gz-pulled:1`);
+    expect(again).toMatchObject({ digest: first.digest, bytesTransferred: 0 });
+    expect(again.blobs.every((x) => x.status === "mounted" && x.mountedFrom === "image-service-test/gz")).toBe(true);
+  });
+
   it.skipIf(!skopeo)("skopeo reads what berth pushed, and berth pulls what skopeo pushed", async () => {
     const { svc: a, store, id } = await twoLayerImage(`${r.host}/image-service-test/skopeo:1`);
     const pushed = await a.push(`${r.host}/image-service-test/skopeo:1`);
     const inspected = JSON.parse((await execOk(skopeo!, ["inspect", "--tls-verify=false", `docker://${r.host}/image-service-test/skopeo:1`])).stdout) as { Digest: string };
     expect(inspected.Digest).toBe(pushed.digest);
-    // skopeo pushes from the store root, which is an OCI layout, under another tag
+    // skopeo pushes from the store root, which is an OCI layout, under another tag (compressing
+    // the stored layers its own way: another manifest, the same image)
     await execOk(skopeo!, ["copy", "--dest-tls-verify=false", `oci:${store.root}:${r.host}/image-service-test/skopeo:1`, `docker://${r.host}/image-service-test/skopeo:2`]);
+    const theirs = JSON.parse((await execOk(skopeo!, ["inspect", "--tls-verify=false", `docker://${r.host}/image-service-test/skopeo:2`])).stdout) as { Digest: string };
     const { svc: b } = await freshService();
     const pulled = await b.pull(`${r.host}/image-service-test/skopeo:2`);
-    expect(pulled).toMatchObject({ id, digest: pushed.digest });
+    expect(pulled).toMatchObject({ id, digest: theirs.Digest });
   });
 
   it("chooses a platform from an index and records the index digest", async () => {

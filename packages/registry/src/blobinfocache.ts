@@ -36,6 +36,8 @@ export interface BlobInfoCacheLimits {
 export interface CompressedBlob {
   digest: Digest;
   compression: Compression | "unknown";
+  /** Its size, when the recorder knew it. */
+  size?: number;
 }
 
 interface FileShape {
@@ -43,7 +45,7 @@ interface FileShape {
   /** registry → blob digest → repository → last seen (ms). */
   known: Record<string, Record<string, Record<string, number>>>;
   /** compressed blob digest → { diffId, compression, at }. */
-  diffIds: Record<string, { diffId: string; compression: string; at: number }>;
+  diffIds: Record<string, { diffId: string; compression: string; at: number; size?: number }>;
 }
 
 const empty = (): FileShape => ({ version: 1, known: {}, diffIds: {} });
@@ -122,9 +124,10 @@ export class BlobInfoCache {
       .map(([r]) => r);
   }
 
-  /** Remember that the compressed blob `blob` uncompresses to `diffId`. */
-  recordDiffId(blob: Digest, diffId: Digest, compression: Compression | "unknown" = "unknown"): void {
-    this.data.diffIds[blob] = { diffId, compression, at: Date.now() };
+  /** Remember that the compressed blob `blob` (of `size` bytes, when known) uncompresses to `diffId`. */
+  recordDiffId(blob: Digest, diffId: Digest, compression: Compression | "unknown" = "unknown", size?: number): void {
+    const known = size ?? this.data.diffIds[blob]?.size;
+    this.data.diffIds[blob] = { diffId, compression, at: Date.now(), ...(known !== undefined ? { size: known } : {}) };
     this.dirty = true;
   }
 
@@ -139,7 +142,11 @@ export class BlobInfoCache {
     return Object.entries(this.data.diffIds)
       .filter(([, v]) => v.diffId === diffId)
       .sort((a, b) => b[1].at - a[1].at)
-      .map(([digest, v]) => ({ digest: digest as Digest, compression: v.compression as CompressedBlob["compression"] }));
+      .map(([digest, v]) => ({
+        digest: digest as Digest,
+        compression: v.compression as CompressedBlob["compression"],
+        ...(Number.isSafeInteger(v.size) && v.size! >= 0 ? { size: v.size! } : {}),
+      }));
   }
 
   private merge(disk: FileShape): void {

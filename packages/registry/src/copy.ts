@@ -54,6 +54,12 @@ export interface CopyOptions {
   concurrency?: number;
   /** Mount candidates and DiffID mappings (read and recorded; the caller flushes it). */
   blobInfoCache?: BlobInfoCache;
+  /**
+   * Read each image config whole to record its layers' DiffIDs in the
+   * blob-info cache. Default true; a caller that knows them (a push from a
+   * store) passes false, and the config streams like any blob.
+   */
+  learnDiffIds?: boolean;
   /** Configs larger than this are not read for DiffIDs (they are still copied). Default 16 MiB. */
   maxConfigSize?: number;
   signal?: AbortSignal;
@@ -142,7 +148,7 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, options
 
   /** The config's bytes, read whole when a blob-info cache wants its DiffIDs (else it streams like any blob). */
   async function readConfig(desc: Descriptor): Promise<Uint8Array | undefined> {
-    if (!cache || desc.size > (options.maxConfigSize ?? 16 << 20)) return undefined;
+    if (!cache || options.learnDiffIds === false || desc.size > (options.maxConfigSize ?? 16 << 20)) return undefined;
     const chunks: Uint8Array[] = [];
     for await (const c of src.blob({ digest: desc.digest, size: desc.size }, 0, signal)) chunks.push(c);
     const bytes = new Uint8Array(Buffer.concat(chunks));
@@ -161,7 +167,7 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, options
     if (diffIds.length !== manifest.layers.length) return;
     manifest.layers.forEach((l, i) => {
       const c = layerCompression(l.mediaType);
-      cache.recordDiffId(l.digest, diffIds[i]!, c ?? "unknown");
+      cache.recordDiffId(l.digest, diffIds[i]!, c ?? "unknown", l.size);
     });
   }
 

@@ -6,7 +6,7 @@ export * from "./errors.js";
 export { apiHost, type CredentialProvider, DOCKER_HUB_API_HOST, RegistryClient, type RegistryClientOptions, type RepositoryOptions } from "./client.js";
 export { type CallOptions, type ManifestHead, type ManifestResult, type OpenBlobOptions, Repository } from "./repository.js";
 export { isTagOrDigest, MANIFEST_ACCEPT, nextLink, sniffMediaType } from "./manifest.js";
-export { type BlobSource, type UploadOptions, type UploadResult, uploadBlob } from "./upload.js";
+export { type BlobSource, type UploadOptions, type UploadResult, type UploadStreamOptions, uploadBlob, uploadStream } from "./upload.js";
 export { type BlobDescriptor, verifyBytes, verifyStream, type VerifyOptions } from "./verify.js";
 export { type BearerOptions, type Credential, mergeScopes, parseErrorBody, withBasic, withBearer } from "./transport/auth.js";
 export { type Challenge, parseChallenges } from "./transport/challenge.js";

@@ -15,7 +15,7 @@ import { parseErrorBody } from "./transport/auth.js";
 import type { RegistryConnection } from "./transport/connect.js";
 import { resumableBody } from "./transport/resumable.js";
 import { discard, header, type HttpMethod, type RegistryResponse, type RequestBody, readBody } from "./transport/types.js";
-import { type UploadOptions, type UploadResult, uploadBlob } from "./upload.js";
+import { type UploadOptions, type UploadResult, type UploadStreamOptions, uploadBlob, uploadStream } from "./upload.js";
 import { type BlobDescriptor, verifyBytes, verifyStream, type VerifyOptions } from "./verify.js";
 
 /** A manifest or index as the registry holds it. */
@@ -349,5 +349,10 @@ export class Repository {
    */
   uploadBlob(desc: BlobDescriptor, source: (offset: number) => AsyncIterable<Uint8Array>, options: UploadOptions = {}): Promise<UploadResult> {
     return uploadBlob(this, desc, source, options);
+  }
+
+  /** Upload bytes whose digest is not known yet (one streamed PATCH, then PUT with the digest they hashed to). */
+  uploadStream(source: AsyncIterable<Uint8Array>, options: UploadStreamOptions = {}): Promise<{ digest: Digest; size: number }> {
+    return uploadStream(this, source, options);
   }
 }

@@ -11,6 +11,11 @@
  *    `chunkSize`, `PATCH` chunks with `Content-Range` of at least the
  *    registry's `OCI-Chunk-Min-Length`, then `PUT …&digest=`.
  *
+ * {@link uploadStream} sends bytes whose digest is not known yet (a layer
+ * compressed as it goes): `POST`, one streamed `PATCH` (chunked, no
+ * `Content-Range`: the spec's streamed upload), then `PUT …&digest=` with the
+ * digest the bytes hashed to — one pass, no temp file, as `docker push` does.
+ *
  * The bytes are hashed as they are sent: a source that is not what its
  * descriptor says fails the upload with a DataIntegrityError before the
  * registry commits it, and the session is cancelled. A failed upload's session
@@ -18,7 +23,7 @@
  * @module
  */
 import { Readable } from "node:stream";
-import { parseDigest } from "@berth/digest";
+import { type Digest, parseDigest, sha256 } from "@berth/digest";
 import { protocolError } from "./errors.js";
 import type { CallOptions, Repository } from "./repository.js";
 import { discard, header } from "./transport/types.js";
@@ -196,4 +201,57 @@ export async function uploadBlob(repo: Repository, desc: BlobDescriptor, source:
     throw err;
   }
   return { status: "uploaded", bytes: sent };
+}
+
+/** Options of {@link uploadStream}. */
+export interface UploadStreamOptions extends CallOptions {
+  /** Bytes sent so far. */
+  onProgress?(bytes: number): void;
+}
+
+/**
+ * Upload bytes whose digest is learnt as they are sent (see the module doc);
+ * resolves with what they hashed to. No HEAD and no mount: the caller did
+ * those when it knew a digest. The session is cancelled on failure.
+ */
+export async function uploadStream(repo: Repository, source: AsyncIterable<Uint8Array>, options: UploadStreamOptions = {}): Promise<{ digest: Digest; size: number }> {
+  const signal = options.signal;
+  const call = signal ? { signal } : {};
+  const res = await repo.send("POST", await repo.url("blobs/uploads/", signal), call);
+  if (res.status !== 202) throw await repo.failure(res, "start upload");
+  const session = await sessionFrom(repo, res, "start upload");
+  const hasher = sha256.create();
+  let size = 0;
+  const hashed = async function* () {
+    for await (const chunk of source) {
+      hasher.update(chunk);
+      size += chunk.length;
+      options.onProgress?.(size);
+      yield chunk;
+    }
+  };
+  try {
+    const patch = await repo.send("PATCH", session.location, {
+      ...call,
+      headers: { "content-type": "application/octet-stream" },
+      body: { open: () => Readable.from(hashed()), replayable: false },
+    });
+    if (patch.status !== 202) throw await repo.failure(patch, "streamed upload");
+    const next = header(patch, "location");
+    await discard(patch);
+    const digest = hasher.digest();
+    const put = new URL(next ? await repo.url(next) : session.location);
+    put.searchParams.set("digest", digest);
+    const done = await repo.send("PUT", put, call);
+    if (done.status !== 201 && done.status !== 204) throw await repo.failure(done, `commit upload of ${digest}`);
+    const said = header(done, "docker-content-digest");
+    await discard(done);
+    if (said && said !== digest) throw protocolError(`upload of ${digest} (${repo.name}): registry stored ${said}`);
+    return { digest, size };
+  } catch (err) {
+    await cancel(repo, session, undefined);
+    throw err;
+  } finally {
+    hasher.destroy();
+  }
 }

@@ -188,6 +188,30 @@ describe.skipIf(!probe)("docker-registry: chunked uploads, damaged sources, miss
     expect(await layoutBlobs(out.dir)).toEqual(await layoutBlobs(image.dir));
   });
 
+  it("uploads bytes of unknown digest in one streamed PATCH; a stream that fails leaves nothing", async () => {
+    const repo = client.repository(`${reg.host}/registry-test/streamed`, { push: true });
+    const bytes = new Uint8Array(700_000).map((_, i) => (i * 7919) % 251);
+    const mark = (await reg.accessLog()).length;
+    let seen = 0;
+    const r = await repo.uploadStream(
+      (async function* () {
+        for (let i = 0; i < bytes.length; i += 65_536) yield bytes.subarray(i, i + 65_536);
+      })(),
+      { onProgress: (n) => (seen = n) },
+    );
+    expect(r).toEqual({ digest: sha256(bytes), size: bytes.length });
+    expect(seen).toBe(bytes.length);
+    expect(await repo.headBlob(r.digest)).toEqual({ size: bytes.length });
+    expect(since(await reg.accessLog(), mark).filter((e) => e.method === "PATCH")).toHaveLength(1);
+
+    const failing = (async function* () {
+      yield bytes.subarray(0, 1000);
+      throw new Error("source broke");
+    })();
+    await expect(repo.uploadStream(failing)).rejects.toThrow();
+    expect(await repo.headBlob(sha256(bytes.subarray(0, 1000)))).toBeUndefined();
+  });
+
   it("refuses to push a layout blob whose bytes are not its digest, and the registry keeps nothing of it", async () => {
     const image = await writeTestImage(path.join(work, "damaged-src"), "d1", { layerSizes: [40_000] });
     const layer = image.layers[0]!;

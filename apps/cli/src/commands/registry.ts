@@ -6,9 +6,9 @@
  * copy`: the service's copy between a registry, an OCI layout and the store,
  * shown the same way, the digest written on stdout.
  */
-import { parseCopyLocation, type RegistryEvent } from "@berth/image-service";
+import { parseCopyLocation, type PushCompression, type RegistryEvent } from "@berth/image-service";
 import { IMAGE_CONFIG_MEDIA_TYPES } from "@berth/oci";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { type Context, openContextService } from "../context.js";
 import { humanSize } from "../format.js";
 import type { Progress } from "../progress.js";
@@ -75,12 +75,20 @@ export function register(program: Command, ctx: Context): void {
     .description("Push an image from the store to a registry")
     .argument("<name>", "NAME[:TAG] (a tag in the store; :latest when none is given)")
     .option("--insecure", "reach the registry without TLS verification, or over plain http (loopback registries always are)")
-    .addHelpText("after", "\nExamples:\n  berth tag app:1 127.0.0.1:5000/team/app:1\n  berth push 127.0.0.1:5000/team/app:1")
-    .action(async (name: string, opts: { insecure?: boolean }) => {
+    .addOption(
+      new Option("--compression <format>", "how layers are sent; one stored otherwise is converted once, its digest remembered (zstd needs Node 22.15+)")
+        .choices(["gzip", "zstd", "none"])
+        .default("gzip"),
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  berth tag app:1 127.0.0.1:5000/team/app:1\n  berth push 127.0.0.1:5000/team/app:1\n  berth push --compression none 127.0.0.1:5000/team/app:1   # the layer tars as they are",
+    )
+    .action(async (name: string, opts: { insecure?: boolean; compression: PushCompression }) => {
       const svc = await openContextService(ctx);
       const progress = ctx.progress();
       const onProgress = copyReporter(progress, (e) => progress.note(`The push refers to repository [${e.name}]`));
-      const r = await svc.push(name, { insecure: opts.insecure === true, onProgress }).catch((err: unknown) => {
+      const r = await svc.push(name, { insecure: opts.insecure === true, compression: opts.compression, onProgress }).catch((err: unknown) => {
         progress.stop();
         throw err;
       });
