@@ -21,7 +21,6 @@ import * as zlib from "node:zlib";
 import { chainIds, type Compression, type Digest, FailedPreconditionError, hasCode, InvalidArgumentError, sha256 } from "@berth/digest";
 import type { Store } from "@berth/image-store";
 import {
-  type Descriptor,
   INDEX_MEDIA_TYPES,
   layerCompression,
   layerMediaType,

@@ -23,7 +23,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { chainIds, type Digest, FailedPreconditionError, hasCode, InvalidArgumentError, sha256 } from "@berth/digest";
+import { chainIds, type Digest, FailedPreconditionError, hasCode, sha256 } from "@berth/digest";
 import { LoadTransaction } from "@berth/docker-archive";
 import type { Store } from "@berth/image-store";
 import type { LayerBlobFacts } from "@berth/layer-store";
@@ -59,7 +59,6 @@ import {
   type PutBlobResult,
   RegistryClient,
   type Repository,
-  registryDestination,
   registrySource,
   selectManifest,
   verifyBytes,
