@@ -188,7 +188,7 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
     await withBlobInfoCache(store, opts.blobInfoCache, async (cache) => {
       const diffIDs = parseImageConfig(config, `config ${parsed.config.digest}`).rootfs.diff_ids;
       for (const d of [parsed.config, ...parsed.layers]) cache.recordKnown(repo.domain, repo.path, d.digest);
-      parsed.layers.forEach((l, i) => cache.recordDiffId(l.digest, diffIDs[i]!, layerCompression(l.mediaType) ?? "unknown", l.size));
+      for (const [i, l] of parsed.layers.entries()) cache.recordDiffId(l.digest, diffIDs[i]!, layerCompression(l.mediaType) ?? "unknown", l.size);
     });
     return {
       reference: ref.string,
