@@ -12,6 +12,7 @@ import * as digestCmd from "./commands/digest.js";
 import * as exploreCmd from "./commands/explore.js";
 import * as imagesCmd from "./commands/images.js";
 import * as importCmd from "./commands/import.js";
+import * as loginCmd from "./commands/login.js";
 import * as registryCmd from "./commands/registry.js";
 import * as serveCmd from "./commands/serve.js";
 import * as systemCmd from "./commands/system.js";
@@ -42,6 +43,7 @@ export function buildProgram(): { program: Command; ctx: Context } {
   imagesCmd.register(program, ctx);
   archiveCmd.register(program, ctx);
   registryCmd.register(program, ctx);
+  loginCmd.register(program, ctx);
   importCmd.register(program, ctx);
   systemCmd.register(program, ctx);
   serveCmd.register(program, ctx);

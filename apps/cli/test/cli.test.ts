@@ -28,6 +28,8 @@ const VERBS = [
   ["pull"],
   ["push"],
   ["copy"],
+  ["login"],
+  ["logout"],
   ["system", "df"],
   ["fsck"],
   ["cache", "du"],

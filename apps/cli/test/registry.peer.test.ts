@@ -7,6 +7,7 @@
  * missing image, an unreachable registry and a bad platform. `berth copy`
  * from the store to the registry, on to an OCI layout and back into a store.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type RegistryPeer, registry } from "@berth/peers";
 import { afterAll, describe, expect, it } from "vitest";
@@ -93,6 +94,40 @@ describe.skipIf(!reg)("berth copy", { timeout: 120_000 }, () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^berth: copy: invalid image location[^\n]*\n$/);
     expect((await berth(["copy", "berth:app:1", "berth:app:2"], { root: join(tmp.dir, "copy-a") })).code).toBe(2);
+  });
+});
+
+describe.skipIf(!reg)("berth login and logout", { timeout: 120_000 }, () => {
+  it("a wrong password is refused and nothing kept; the right one is kept in DOCKER_CONFIG, push uses it, logout forgets it", async () => {
+    const locked = (await registry({ auth: { kind: "htpasswd" } }))!;
+    try {
+      const user = locked.user!;
+      const configDir = join(tmp.dir, "docker-config");
+      const env = { DOCKER_CONFIG: configDir };
+      const root = join(tmp.dir, "login");
+      const name = `${locked.host}/cli-login/app:1`;
+      await berthOk(["import", makeRootfs(join(tmp.dir, "login-rootfs")), name], { root });
+      const refused = await berth(["push", name], { root, env });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/^berth: push: [^\n]*\n$/);
+
+      const wrong = await berth(["login", "-u", user.username, "--password-stdin", locked.host], { root, env, input: "wrong\n" });
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr).toMatch(/^berth: login: [^\n]*\n$/);
+      expect(existsSync(join(configDir, "config.json"))).toBe(false);
+
+      const ok = await berthOk(["login", "-u", user.username, "--password-stdin", locked.host], { root, env, input: `${user.password}\n` });
+      expect(ok.stdout).toBe("Login Succeeded\n");
+      const config = JSON.parse(readFileSync(join(configDir, "config.json"), "utf8")) as { auths: Record<string, { auth: string }> };
+      expect(Buffer.from(config.auths[locked.host]!.auth, "base64").toString()).toBe(`${user.username}:${user.password}`);
+      await berthOk(["push", name], { root, env });
+
+      expect((await berthOk(["logout", locked.host], { root, env })).stdout).toBe(`Removing login credentials for ${locked.host}\n`);
+      expect((await berthOk(["logout", locked.host], { root, env })).stdout).toBe(`Not logged in to ${locked.host}\n`);
+      expect((await berth(["login", "-u", user.username, locked.host], { root, env })).code).toBe(2);
+    } finally {
+      await locked.stop();
+    }
   });
 });
 

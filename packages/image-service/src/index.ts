@@ -134,4 +134,6 @@ export {
 } from "./explore.js";
 export { checkLookup, LOOKUP_LEASE_MS } from "./incremental.js";
 export type { Credential as RegistryCredential } from "@berth/registry";
+/** `docker login`/`logout`: check a credential against the registry, then keep it in Docker's config.json or its credential helper (what pull and push read). */
+export { type LoginOptions, login, logout, type StoredCredential } from "@berth/registry";
 export { type UnpackOptions, type UnpackResult, unpackImage } from "./unpack.js";
