@@ -88,7 +88,7 @@ export {
   type SnapshotterOptions,
   type SnapshotUsage,
 } from "./snapshot/snapshotter.js";
-export { type UncompressOptions, uncompressedChunks } from "./snapshot/uncompress.js";
+export { type UncompressOptions, uncompressedChunks } from "@berth/layer-store";
 export {
   type Change,
   type ChangeKind,
