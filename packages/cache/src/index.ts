@@ -30,10 +30,6 @@ export {
   type CacheManagerStore,
   type CacheRecord,
   type CacheRef,
-  type CommitRefOptions,
-  type MutableRecord,
-  type MutableRef,
-  type NewRefOptions,
   type DuOptions,
   openCacheManager,
   parseDuration,
@@ -45,6 +41,7 @@ export {
   type RetainPolicy,
   type UsageInfo,
 } from "./records.js";
+export type { CommitRefOptions, MutableRecord, MutableRef, NewRefOptions } from "./mutable.js";
 export { type BlobRef, contentStoreFetcher, type Fetcher, layoutDirFetcher, layoutTarFetcher, openLayout, verifyBytes } from "./fetcher.js";
 export {
   ANNOTATION_UNCOMPRESSED,
@@ -88,7 +85,7 @@ export {
   type SnapshotterOptions,
   type SnapshotUsage,
 } from "./snapshot/snapshotter.js";
-export { type UncompressOptions, uncompressedChunks } from "./snapshot/uncompress.js";
+export { type UncompressOptions, uncompressedChunks } from "@berth/layer-store";
 export {
   type Change,
   type ChangeKind,

@@ -4,22 +4,18 @@
  * with parent, ChainID, BlobChainID, DiffID, blob, description, times, usage
  * count and retain policy; refs acquired and released; lazily computed sizes;
  * `du()` and `prune()` like `docker builder du` / `docker builder prune`.
+ * Mutable records (`new`, `getMutable`) are in `mutable.ts`; what both kinds
+ * share on disk (IDs, lock, ref markers, snapshotter) in `cachedir.ts`.
  * @module
  */
-import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { type Digest, digestHex, FailedPreconditionError, InvalidArgumentError, NotFoundError, sha256 } from "@berth/digest";
-import { isOwnerAlive, type Layer, type LayerStore, ownerToken, parseOwnerToken, withLock, writeFileAtomic } from "@berth/layer-store";
-import { diffTrees } from "./diff/diff.js";
-import { directoryTree } from "./diff/dirtree.js";
-import { emptyTree } from "./diff/entrytree.js";
-import type { IdentityMapping } from "./diff/idmap.js";
-import type { Tree } from "./diff/types.js";
-import { writeLayer } from "./diff/layer.js";
-import { CacheErrorCode, SnapshotErrorCode } from "./errors.js";
-import { ensureChainSnapshot } from "./snapshot/chain.js";
-import { openSnapshotter, type Snapshotter } from "./snapshot/snapshotter.js";
+import type { Layer, LayerStore } from "@berth/layer-store";
+import { CacheDir, checkId } from "./cachedir.js";
+import { CacheErrorCode } from "./errors.js";
+import { type MutableRecord, MutableRecords, type MutableRef, type NewRefOptions } from "./mutable.js";
+import type { Snapshotter } from "./snapshot/snapshotter.js";
 
 /** Kinds of records, as BuildKit's `UsageRecordType`. */
 export type RecordType = "regular" | "internal" | "frontend" | "source.local" | "source.git.checkout" | "exec.cachemount";
@@ -51,34 +47,6 @@ export interface CacheRecord {
   usageCount: number;
   /** Bytes of the blob on disk, once computed (lazily, once). */
   size?: number;
-}
-
-/**
- * A writable cache record (BuildKit's mutable ref): a prepared snapshot on
- * the committed snapshot of its parent's chain, kept under
- * `<root>/cache/mutable/<id>.json` until it is committed or pruned.
- */
-export interface MutableRecord {
-  kind: "mutable";
-  /** 25 random hex digits (no content identity yet). */
-  id: string;
-  /** ID of the parent record, `null` on nothing. */
-  parent: string | null;
-  /** ChainID of the parent's layer chain, `null` on nothing. */
-  parentChainID: Digest | null;
-  /** Key of its active snapshot in the store's snapshotter. */
-  snapshotKey: string;
-  description: string;
-  recordType: RecordType;
-  createdAt: string;
-  lastUsedAt?: string;
-  usageCount: number;
-  /**
-   * Owner token (`<pid>-<start>`) of the process holding it, cleared on
-   * release: a record whose holder died was left by a crash between `new`
-   * and `commit`, and {@link CacheManager.repair} removes it.
-   */
-  owner?: string;
 }
 
 /** One entry of {@link CacheManager.du} (BuildKit's `UsageInfo`). */
@@ -163,58 +131,6 @@ export interface CacheRef {
   mount(): Promise<string>;
 }
 
-/** Options of {@link CacheManager.new}. */
-export interface NewRefOptions {
-  description?: string;
-  recordType?: RecordType;
-}
-
-/** Options of {@link MutableRef.commit}. */
-export interface CommitRefOptions {
-  /** Description of the new record (default: the mutable record's). */
-  description?: string;
-  recordType?: RecordType;
-  retain?: RetainPolicy;
-  /** Host owners on disk → container owners in the layer (for a rootless writer); the parent's tree is mapped the same way. */
-  idMapping?: IdentityMapping;
-  /** Hash files whose metadata agrees with the parent's (default false: size and mtime decide, as Docker). */
-  compareContent?: boolean;
-  /** mtime of every layer entry in seconds (default 0: the same tree gives the same DiffID). */
-  mtime?: number;
-  /** Keep the files' own mtimes (whole seconds) instead. */
-  keepMtimes?: boolean;
-}
-
-/**
- * A writable ref (BuildKit's `MutableRef`): a directory to build in, on the
- * filesystem of its parent's layer chain. {@link commit} turns it into an
- * immutable ref; {@link release} keeps it as a record (reopen it with
- * {@link CacheManager.getMutable}) until pruned.
- */
-export interface MutableRef {
-  readonly id: string;
-  readonly mutable: true;
-  /** The parent record, `null` on nothing. */
-  readonly parent: CacheRecord | null;
-  /** The record as this ref saw it last. */
-  info(): MutableRecord;
-  /** The writable directory. @throws FailedPreconditionError `ERR_CACHE_REF_RELEASED` after release/commit */
-  mount(): Promise<string>;
-  /**
-   * Diff the directory against the parent's tree, write the deterministic
-   * layer tar (whiteouts for removed paths, opaque markers for replaced
-   * directories), register it in the layer store on the parent's chain,
-   * record it (its ChainID and BlobChainID as {@link CacheManager.getByLayer}
-   * does) and commit the snapshot under the new ChainID, so children prepare
-   * on it without extracting. The mutable record is gone afterwards; this ref
-   * is released.
-   * @throws FailedPreconditionError `ERR_CACHE_REF_RELEASED`; the errors of the diff and the layer store
-   */
-  commit(opts?: CommitRefOptions): Promise<CacheRef>;
-  /** Release the ref; the record stays (last-used time and usage count updated; idempotent). */
-  release(): Promise<void>;
-}
-
 /** Options of creating records. */
 export interface RecordOptions {
   description?: string;
@@ -243,10 +159,6 @@ export interface CacheManagerOptions {
 }
 
 const HOLDER_PREFIX = "cache:";
-/** Snapshot keys of mutable records: `mutable-<id>`. */
-const MUTABLE_SNAPSHOT_PREFIX = "mutable-";
-const ID_RE = /^[0-9a-f]{25}$/;
-const LOCK = "cache";
 
 /** BuildKit's BlobChainID of one layer on top of `parentBlobChainID`. */
 export function blobChainId(parentBlobChainID: Digest | null, blob: Digest, diffID: Digest): Digest {
@@ -256,17 +168,6 @@ export function blobChainId(parentBlobChainID: Digest | null, blob: Digest, diff
 
 function recordIdOf(blobChainID: Digest): string {
   return digestHex(blobChainID).slice(0, 25);
-}
-
-function checkId(id: string): string {
-  if (!ID_RE.test(id)) throw new InvalidArgumentError(`cache record ID ${JSON.stringify(id)} is malformed`, { code: CacheErrorCode.CACHE_RECORD_ID });
-  return id;
-}
-
-/** Whether the process that wrote a ref marker (`<pid>-<start>`, or a bare pid from older stores) is alive. */
-function markerOwnerAlive(token: string): boolean {
-  const owner = parseOwnerToken(token.includes("-") ? token : `${token}--`);
-  return owner !== undefined && isOwnerAlive(owner);
 }
 
 /** Parse `24h`, `1h30m`, `90s`, `500ms` (Go `time.ParseDuration` units) into milliseconds. */
@@ -405,15 +306,13 @@ function sortForDeletion(list: UsageInfo[]): UsageInfo[] {
  * Cache records persisted under `<root>/cache/records/<id>.json` (atomic
  * writes, one cross-process lock). Refs are marked on disk too
  * (`<root>/cache/refs/<id>~<pid>~<n>`), so a prune in another process sees
- * them; markers of dead processes are ignored and removed.
+ * them; markers of dead processes are ignored and removed. Mutable records
+ * ({@link new}) are kept by a {@link MutableRecords} (`mutable.ts`).
  */
 export class CacheManager {
   readonly #store: CacheManagerStore;
-  readonly #dir: string;
-  readonly #recordsDir: string;
-  readonly #refsDir: string;
-  readonly #mutableDir: string;
-  #snapshots: Promise<Snapshotter> | undefined;
+  readonly #dir: CacheDir;
+  readonly #mutables: MutableRecords;
   readonly #sizeFlights = new Map<string, Promise<number>>();
   /**
    * Sizes this manager computed, by blob digest (content-addressed, so they
@@ -424,33 +323,26 @@ export class CacheManager {
   /** Where size computations happened, for tests of single flight. */
   sizeComputations = 0;
 
-  readonly #now: () => Date;
-
   private constructor(store: CacheManagerStore, options: CacheManagerOptions) {
     this.#store = store;
-    this.#now = options.now ?? (() => new Date());
-    this.#dir = path.join(store.root, "cache");
-    this.#recordsDir = path.join(this.#dir, "records");
-    this.#refsDir = path.join(this.#dir, "refs");
-    this.#mutableDir = path.join(this.#dir, "mutable");
+    this.#dir = new CacheDir(store.root, store.layers, options.now ?? (() => new Date()));
+    this.#mutables = new MutableRecords(this.#dir, store.layers, {
+      find: (id) => this.#read(id),
+      record: (id) => this.record(id),
+      getByLayer: (chainID, opts) => this.getByLayer(chainID, opts),
+    });
   }
 
   /** Open (creating directories as needed) the cache records of a store. */
   static async open(store: CacheManagerStore, options: CacheManagerOptions = {}): Promise<CacheManager> {
     const m = new CacheManager(store, options);
-    await fsp.mkdir(m.#recordsDir, { recursive: true });
-    await fsp.mkdir(m.#refsDir, { recursive: true });
-    await fsp.mkdir(m.#mutableDir, { recursive: true });
+    await m.#dir.create();
     return m;
-  }
-
-  #lock<T>(fn: () => Promise<T>): Promise<T> {
-    return withLock(this.#store.root, LOCK, fn);
   }
 
   async #read(id: string): Promise<CacheRecord | undefined> {
     try {
-      return JSON.parse(await fsp.readFile(path.join(this.#recordsDir, `${checkId(id)}.json`), "utf8")) as CacheRecord;
+      return JSON.parse(await fsp.readFile(path.join(this.#dir.recordsDir, `${checkId(id)}.json`), "utf8")) as CacheRecord;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw err;
@@ -458,13 +350,13 @@ export class CacheManager {
   }
 
   async #write(r: CacheRecord): Promise<void> {
-    await writeFileAtomic(path.join(this.#recordsDir, `${checkId(r.id)}.json`), `${JSON.stringify(r)}\n`);
+    await this.#dir.writeRecord(this.#dir.recordsDir, r);
   }
 
   /** Every record, sorted by ID. */
   async records(): Promise<CacheRecord[]> {
     const out: CacheRecord[] = [];
-    for (const name of (await fsp.readdir(this.#recordsDir)).sort()) {
+    for (const name of (await fsp.readdir(this.#dir.recordsDir)).sort()) {
       if (!name.endsWith(".json")) continue;
       const r = await this.#read(name.slice(0, -5)).catch(() => undefined);
       if (r) out.push(r);
@@ -484,23 +376,8 @@ export class CacheManager {
     return (await this.records()).find((r) => r.chainID === chainID);
   }
 
-  async #refCounts(): Promise<Map<string, number>> {
-    const counts = new Map<string, number>();
-    for (const name of await fsp.readdir(this.#refsDir)) {
-      const [id, pid] = name.split("~");
-      if (!id || !pid) continue;
-      if (!markerOwnerAlive(pid)) {
-        await fsp.rm(path.join(this.#refsDir, name), { force: true });
-        continue;
-      }
-      counts.set(id, (counts.get(id) ?? 0) + 1);
-    }
-    return counts;
-  }
-
   async #ref(r: CacheRecord): Promise<CacheRef> {
-    const marker = path.join(this.#refsDir, `${r.id}~${ownerToken()}~${randomBytes(6).toString("hex")}`);
-    await writeFileAtomic(marker, "");
+    const marker = await this.#dir.addRef(r.id);
     let released = false;
     return {
       id: r.id,
@@ -509,76 +386,37 @@ export class CacheManager {
       release: async () => {
         if (released) return;
         released = true;
-        await this.#lock(async () => {
-          await fsp.rm(marker, { force: true });
+        await this.#dir.lock(async () => {
+          await this.#dir.dropRef(marker);
           const cur = await this.#read(r.id);
           if (!cur) return;
-          cur.lastUsedAt = this.#now().toISOString();
+          cur.lastUsedAt = this.#dir.now().toISOString();
           cur.usageCount += 1;
           await this.#write(cur);
-          if (cur.retain === "default" && !(await this.#refCounts()).has(cur.id)) {
+          if (cur.retain === "default" && !(await this.#dir.refCounts()).has(cur.id)) {
             const children = (await this.records()).filter((x) => x.parent === cur.id);
             const mutableChildren = (await this.mutableRecords()).filter((x) => x.parent === cur.id);
             if (children.length === 0 && mutableChildren.length === 0) await this.#remove(cur);
           }
         });
       },
-      mount: async () => (await ensureChainSnapshot(this.#chainStore(), await this.snapshotter(), r.chainID)).path,
+      mount: async () => (await this.#dir.chainSnapshot(r.chainID)).path,
     };
-  }
-
-  #chainStore() {
-    return { layers: this.#store.layers, content: this.#store.layers.content };
   }
 
   /** The store's snapshotter (`<root>/cache/snapshots`), opened on first use. */
   snapshotter(): Promise<Snapshotter> {
-    this.#snapshots ??= openSnapshotter({ root: this.#store.root, now: this.#now });
-    return this.#snapshots;
-  }
-
-  async #readMutable(id: string): Promise<MutableRecord | undefined> {
-    try {
-      const r = JSON.parse(await fsp.readFile(path.join(this.#mutableDir, `${checkId(id)}.json`), "utf8")) as MutableRecord;
-      return r.kind === "mutable" && r.id === id ? r : undefined;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT" || err instanceof SyntaxError) return undefined;
-      throw err;
-    }
-  }
-
-  async #writeMutable(r: MutableRecord): Promise<void> {
-    await writeFileAtomic(path.join(this.#mutableDir, `${checkId(r.id)}.json`), `${JSON.stringify(r)}\n`);
+    return this.#dir.snapshotter();
   }
 
   /** Every mutable record (made by {@link new}, not committed yet), sorted by ID. */
-  async mutableRecords(): Promise<MutableRecord[]> {
-    const out: MutableRecord[] = [];
-    const names = await fsp.readdir(this.#mutableDir).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === "ENOENT") return [] as string[];
-      throw err;
-    });
-    for (const name of names.sort()) {
-      if (!name.endsWith(".json") || !ID_RE.test(name.slice(0, -5))) continue;
-      const r = await this.#readMutable(name.slice(0, -5)).catch(() => undefined);
-      if (r) out.push(r);
-    }
-    return out;
+  mutableRecords(): Promise<MutableRecord[]> {
+    return this.#mutables.list();
   }
 
   /** A mutable record by ID. @throws NotFoundError `ERR_CACHE_RECORD_NOT_FOUND` */
-  async mutableRecord(id: string): Promise<MutableRecord> {
-    const r = await this.#readMutable(id);
-    if (!r) throw new NotFoundError(`mutable cache record ${id} not found`, { code: CacheErrorCode.CACHE_RECORD_NOT_FOUND, details: { id } });
-    return r;
-  }
-
-  /** Remove a mutable record and its snapshot (the caller holds the cache lock). */
-  async #removeMutable(r: MutableRecord): Promise<void> {
-    // Record first: a crash in between leaves an active snapshot without a record, which repair() removes.
-    await fsp.rm(path.join(this.#mutableDir, `${checkId(r.id)}.json`), { force: true });
-    const snapshots = await this.snapshotter();
-    if ((await snapshots.find(r.snapshotKey))?.kind === "active") await snapshots.remove(r.snapshotKey);
+  mutableRecord(id: string): Promise<MutableRecord> {
+    return this.#mutables.get(id);
   }
 
   /**
@@ -590,52 +428,8 @@ export class CacheManager {
    * restarts; the parent record is kept while it exists.
    * @throws NotFoundError `ERR_LAYER_NOT_FOUND`, `ERR_CACHE_RECORD_NOT_FOUND`; the errors of extraction
    */
-  async new(parent?: CacheRef | Digest | string | null, opts: NewRefOptions = {}): Promise<MutableRef> {
-    let held: CacheRef | undefined;
-    let parentRec: CacheRecord | null = null;
-    if (typeof parent === "string") {
-      held = await this.getByLayer(parent);
-      parentRec = held.record;
-    } else if (parent) {
-      parentRec = await this.record(parent.id);
-    }
-    try {
-      const snapshots = await this.snapshotter();
-      if (parentRec) await ensureChainSnapshot(this.#chainStore(), snapshots, parentRec.chainID);
-      const id = randomBytes(13).toString("hex").slice(0, 25);
-      const rec: MutableRecord = {
-        kind: "mutable",
-        id,
-        parent: parentRec?.id ?? null,
-        parentChainID: parentRec?.chainID ?? null,
-        snapshotKey: `${MUTABLE_SNAPSHOT_PREFIX}${id}`,
-        description: opts.description ?? "",
-        recordType: opts.recordType ?? "regular",
-        createdAt: this.#now().toISOString(),
-        usageCount: 0,
-        owner: ownerToken(),
-      };
-      const marker = path.join(this.#refsDir, `${id}~${ownerToken()}~${randomBytes(6).toString("hex")}`);
-      await this.#lock(async () => {
-        if (parentRec && !(await this.#read(parentRec.id))) {
-          throw new NotFoundError(`cache record ${parentRec.id} not found`, { code: CacheErrorCode.CACHE_RECORD_NOT_FOUND, details: { id: parentRec.id } });
-        }
-        await writeFileAtomic(marker, "");
-        await this.#writeMutable(rec);
-      });
-      try {
-        await snapshots.prepare(rec.snapshotKey, rec.parentChainID ?? undefined);
-      } catch (err) {
-        await this.#lock(async () => {
-          await fsp.rm(path.join(this.#mutableDir, `${id}.json`), { force: true });
-          await fsp.rm(marker, { force: true });
-        });
-        throw err;
-      }
-      return this.#mutableRef(rec, marker, parentRec);
-    } finally {
-      await held?.release();
-    }
+  new(parent?: CacheRef | Digest | string | null, opts: NewRefOptions = {}): Promise<MutableRef> {
+    return this.#mutables.new(parent, opts);
   }
 
   /**
@@ -643,111 +437,8 @@ export class CacheManager {
    * (or left by this process).
    * @throws NotFoundError `ERR_CACHE_RECORD_NOT_FOUND`; FailedPreconditionError `ERR_CACHE_REF_LOCKED` while another ref holds it
    */
-  async getMutable(id: string): Promise<MutableRef> {
-    const { rec, marker } = await this.#lock(async () => {
-      const rec = await this.mutableRecord(id);
-      if ((await this.#refCounts()).has(id)) {
-        throw new FailedPreconditionError(`mutable cache record ${id} is held by another ref`, { code: CacheErrorCode.CACHE_REF_LOCKED, details: { id } });
-      }
-      const marker = path.join(this.#refsDir, `${id}~${ownerToken()}~${randomBytes(6).toString("hex")}`);
-      await writeFileAtomic(marker, "");
-      rec.owner = ownerToken();
-      await this.#writeMutable(rec);
-      return { rec, marker };
-    });
-    return this.#mutableRef(rec, marker, rec.parent ? ((await this.#read(rec.parent)) ?? null) : null);
-  }
-
-  #mutableRef(rec: MutableRecord, marker: string, parent: CacheRecord | null): MutableRef {
-    let state: "open" | "busy" | "done" = "open";
-    let last = rec;
-    const usable = (what: string) => {
-      if (state !== "open") {
-        throw new FailedPreconditionError(`mutable cache ref ${rec.id}: ${what} after it was ${state === "busy" ? "being committed" : "released or committed"}`, {
-          code: CacheErrorCode.CACHE_REF_RELEASED,
-          details: { id: rec.id },
-        });
-      }
-    };
-    return {
-      id: rec.id,
-      mutable: true,
-      parent,
-      info: () => ({ ...last }),
-      mount: async () => {
-        usable("mount");
-        return (await this.snapshotter()).mounts(rec.snapshotKey);
-      },
-      release: async () => {
-        if (state === "done") return;
-        state = "done";
-        await this.#lock(async () => {
-          await fsp.rm(marker, { force: true });
-          const cur = await this.#readMutable(rec.id);
-          if (!cur) return;
-          cur.lastUsedAt = this.#now().toISOString();
-          cur.usageCount += 1;
-          delete cur.owner;
-          await this.#writeMutable(cur);
-          last = cur;
-        });
-      },
-      commit: async (opts: CommitRefOptions = {}) => {
-        usable("commit");
-        state = "busy";
-        try {
-          const ref = await this.#commitMutable(rec, marker, opts);
-          state = "done";
-          return ref;
-        } catch (err) {
-          // usable again, unless it was released meanwhile
-          if ((state as string) === "busy") state = "open";
-          throw err;
-        }
-      },
-    };
-  }
-
-  async #commitMutable(rec: MutableRecord, marker: string, opts: CommitRefOptions): Promise<CacheRef> {
-    const snapshots = await this.snapshotter();
-    const dir = await snapshots.mounts(rec.snapshotKey);
-    const treeOpts = opts.idMapping ? { idMapping: opts.idMapping } : {};
-    let lower: Tree = emptyTree();
-    if (rec.parentChainID) lower = directoryTree((await ensureChainSnapshot(this.#chainStore(), snapshots, rec.parentChainID)).path, treeOpts);
-    // The snapshot's copy kept times to the millisecond only (Node's utimes): an unchanged file is
-    // up to 1 ms off its parent's. Flooring both sides to the millisecond was flaky at the boundary.
-    const changes = await diffTrees(lower, directoryTree(dir, treeOpts), { mtimeTolerance: 0.001, ...(opts.compareContent ? { compareContent: true } : {}) });
-    const tar = writeLayer(directoryTree(dir, treeOpts), changes, { mtime: opts.mtime ?? 0, ...(opts.keepMtimes ? { keepMtimes: true } : {}) });
-    const lease = await this.#store.layers.lease();
-    let ref: CacheRef;
-    let diffID: Digest;
-    try {
-      const layer = await this.#store.layers.register(tar, rec.parentChainID, { lease });
-      diffID = layer.diffID;
-      ref = await this.getByLayer(layer.chainID, {
-        description: opts.description ?? rec.description,
-        recordType: opts.recordType ?? rec.recordType,
-        ...(opts.retain ? { retain: opts.retain } : {}),
-      });
-    } finally {
-      await lease.release();
-    }
-    try {
-      try {
-        await snapshots.commit(ref.chainID, rec.snapshotKey, { labels: { "berth.diffID": diffID } });
-      } catch (err) {
-        if ((err as { code?: string }).code !== SnapshotErrorCode.SNAPSHOT_EXISTS) throw err;
-        await snapshots.remove(rec.snapshotKey); // the chain's snapshot exists already: the same tree
-      }
-      await this.#lock(async () => {
-        await fsp.rm(path.join(this.#mutableDir, `${rec.id}.json`), { force: true });
-        await fsp.rm(marker, { force: true });
-      });
-    } catch (err) {
-      await ref.release();
-      throw err;
-    }
-    return ref;
+  getMutable(id: string): Promise<MutableRef> {
+    return this.#mutables.getMutable(id);
   }
 
   /**
@@ -763,7 +454,7 @@ export class CacheManager {
       chain.unshift(cur);
       cur = cur.parent ? await this.#store.layers.get(cur.parent) : undefined;
     }
-    const top = await this.#lock(async () => {
+    const top = await this.#dir.lock(async () => {
       let parent = null as CacheRecord | null;
       for (const [i, layer] of chain.entries()) {
         const bcid = blobChainId(parent?.blobChainID ?? null, layer.blob.digest, layer.diffID);
@@ -781,7 +472,7 @@ export class CacheManager {
             description: isTop ? (opts.description ?? "") : "",
             recordType: opts.recordType ?? "regular",
             retain: opts.retain ?? "retain",
-            createdAt: this.#now().toISOString(),
+            createdAt: this.#dir.now().toISOString(),
             usageCount: 0,
           };
           await this.#store.layers.acquire(layer.chainID, HOLDER_PREFIX + id);
@@ -829,7 +520,7 @@ export class CacheManager {
 
   /** Change a record's description or retain policy. */
   async update(id: string, patch: { description?: string; retain?: RetainPolicy }): Promise<CacheRecord> {
-    return this.#lock(async () => {
+    return this.#dir.lock(async () => {
       const r = await this.record(id);
       if (patch.description !== undefined) r.description = patch.description;
       if (patch.retain !== undefined) r.retain = patch.retain;
@@ -870,7 +561,7 @@ export class CacheManager {
             await this.#write(cur);
           }
         };
-        await (locked ? persist() : this.#lock(persist));
+        await (locked ? persist() : this.#dir.lock(persist));
       }
       return size;
     } finally {
@@ -879,7 +570,7 @@ export class CacheManager {
   }
 
   async #usage(records: CacheRecord[], mutables: MutableRecord[], locked: boolean): Promise<UsageInfo[]> {
-    const refs = await this.#refCounts();
+    const refs = await this.#dir.refCounts();
     const byId = new Map(records.map((r) => [r.id, r]));
     // In use: held by a ref, or an ancestor of a record that is (a held mutable record holds its parent chain).
     const inUse = new Set<string>();
@@ -928,28 +619,7 @@ export class CacheManager {
         blobSize,
       });
     }
-    const snapshots = mutables.length > 0 ? await this.snapshotter() : undefined;
-    for (const m of mutables) {
-      // an active snapshot changes: its usage is measured each time (0 when the snapshot is gone)
-      const size = snapshots ? await snapshots.usage(m.snapshotKey).then((u) => u.size, () => 0) : 0;
-      out.push({
-        id: m.id,
-        parents: m.parent ? [m.parent] : [],
-        chainID: null,
-        blobChainID: null,
-        description: m.description,
-        recordType: m.recordType,
-        retain: "retain",
-        createdAt: new Date(m.createdAt),
-        ...(m.lastUsedAt ? { lastUsedAt: new Date(m.lastUsedAt) } : {}),
-        usageCount: m.usageCount,
-        inUse: inUse.has(m.id),
-        shared: false,
-        mutable: true,
-        size,
-        blobSize: size,
-      });
-    }
+    out.push(...(await this.#mutables.usage(mutables, inUse)));
     return out;
   }
 
@@ -966,7 +636,7 @@ export class CacheManager {
   async #remove(r: CacheRecord): Promise<void> {
     // Record first, then the holder: a crash in between leaves a holder that
     // repair() drops, never a record whose layer may be gone.
-    await fsp.rm(path.join(this.#recordsDir, `${checkId(r.id)}.json`), { force: true });
+    await fsp.rm(path.join(this.#dir.recordsDir, `${checkId(r.id)}.json`), { force: true });
     await this.#store.layers.release(r.chainID, HOLDER_PREFIX + r.id).catch((err) => {
       if (!(err instanceof NotFoundError)) throw err;
     });
@@ -986,7 +656,7 @@ export class CacheManager {
     const keepDuration = opts.keepDuration ?? until ?? 0;
     const keepBytes = opts.keepBytes ?? 0;
     if (keepBytes < 0 || keepDuration < 0) throw new InvalidArgumentError("prune: keepBytes and keepDuration must not be negative", { code: CacheErrorCode.CACHE_PRUNE_OPTIONS });
-    const removed: UsageInfo[] = await this.#lock(async () => {
+    const removed: UsageInfo[] = await this.#dir.lock(async () => {
       const out: UsageInfo[] = [];
       for (;;) {
         const records = await this.records();
@@ -995,7 +665,7 @@ export class CacheManager {
         const total = usage.reduce((n, u) => n + (u.shared ? 0 : u.size), 0);
         if (keepBytes !== 0 && total <= keepBytes) break;
         const hasChild = new Set([...records, ...mutables].map((r) => r.parent).filter((p): p is string => p !== null));
-        const cutOff = this.#now().getTime() - keepDuration;
+        const cutOff = this.#dir.now().getTime() - keepDuration;
         const candidates = usage.filter((u) => {
           if (u.inUse || hasChild.has(u.id)) return false;
           if (!opts.all && (u.recordType === "internal" || u.recordType === "frontend" || u.shared)) return false;
@@ -1005,7 +675,7 @@ export class CacheManager {
         if (candidates.length === 0) break;
         const batch = keepBytes !== 0 ? sortForDeletion(candidates).slice(0, 1) : candidates;
         for (const u of batch) {
-          if (u.mutable) await this.#removeMutable(mutables.find((x) => x.id === u.id) as MutableRecord);
+          if (u.mutable) await this.#mutables.remove(mutables.find((x) => x.id === u.id) as MutableRecord);
           else await this.#remove(records.find((x) => x.id === u.id) as CacheRecord);
           out.push(u);
         }
@@ -1029,7 +699,7 @@ export class CacheManager {
    * mutable snapshots no record names. Returns what was fixed.
    */
   async repair(): Promise<{ releasedHolders: Array<{ chainID: Digest; holder: string }>; removedRecords: string[]; removedMutable: string[] }> {
-    return this.#lock(async () => {
+    return this.#dir.lock(async () => {
       const records = await this.records();
       const ids = new Set(records.map((r) => r.id));
       const releasedHolders: Array<{ chainID: Digest; holder: string }> = [];
@@ -1044,27 +714,11 @@ export class CacheManager {
       const removedRecords: string[] = [];
       for (const r of records) {
         if (!(await this.#store.layers.has(r.chainID))) {
-          await fsp.rm(path.join(this.#recordsDir, `${r.id}.json`), { force: true });
+          await fsp.rm(path.join(this.#dir.recordsDir, `${r.id}.json`), { force: true });
           removedRecords.push(r.id);
         }
       }
-      const removedMutable: string[] = [];
-      const refs = await this.#refCounts();
-      const snapshots = await this.snapshotter();
-      const mutables = await this.mutableRecords();
-      for (const m of mutables) {
-        if (refs.has(m.id) || (m.owner !== undefined && markerOwnerAlive(m.owner))) continue; // held, or being made or committed
-        const crashed = m.owner !== undefined;
-        if (crashed || (await snapshots.find(m.snapshotKey))?.kind !== "active") {
-          await this.#removeMutable(m);
-          removedMutable.push(m.id);
-        }
-      }
-      const named = new Set(mutables.filter((m) => !removedMutable.includes(m.id)).map((m) => m.snapshotKey));
-      for (const s of await snapshots.walk((s) => s.kind === "active" && s.key.startsWith(MUTABLE_SNAPSHOT_PREFIX))) {
-        const id = s.key.slice(MUTABLE_SNAPSHOT_PREFIX.length);
-        if (ID_RE.test(id) && !named.has(s.key) && !(await this.#readMutable(id))) await snapshots.remove(s.key);
-      }
+      const removedMutable = await this.#mutables.repair();
       return { releasedHolders, removedRecords, removedMutable };
     });
   }

@@ -46,5 +46,6 @@ export { LayerStoreErrorCode, type LayerStoreErrorCodeValue } from "./errors.js"
 export { INVALID_LAYER_TAR, parseTarNumber, TarCheck, tarChecksumOk } from "./tarcheck.js";
 export { LayerScan, type LayerScanOptions, type ScanFacts } from "./scan.js";
 export { ingestLayerBlob } from "./ingest.js";
+export { type UncompressOptions, uncompressed, uncompressedChunks } from "./uncompress.js";
 export { type ClaimedSource, claimSource } from "./source.js";
 export { type FsckOptions, type FsckProblem, type FsckProblemKind, type FsckReport, GARBAGE_KINDS, type GarbageSummary, judgeProblems } from "./types.js";

@@ -1,56 +1,67 @@
-import { pipeline, Readable, Transform } from "node:stream";
+/**
+ * A layer blob as the bytes of its tar. The first bytes tell the compression
+ * (gzip `1f 8b`, zstd `28 b5 2f fd`, else plain; never the media type, which
+ * skopeo and podman get wrong). gzip goes through zlib with backpressure;
+ * zstd through `@berth/digest`'s decompressor, fed 16 KiB at a time so one
+ * step's output stays bounded. Memory does not grow with the layer's size.
+ *
+ * {@link uncompressedChunks} reads any byte source; {@link uncompressed} is
+ * the same as a Node stream over a blob stream (`openUncompressed`).
+ * @module
+ */
+import { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
-import { CorruptDataError, detectCompression } from "@berth/digest";
-import { Decompress as ZstdDecompress } from "fzstd";
+import {
+  type ByteSource,
+  chunksOf,
+  CorruptDataError,
+  createDecompressor,
+  DecompressionLimitError,
+  detectCompression,
+} from "@berth/digest";
 
-/** A Transform that decompresses zstd (fzstd, streaming). */
-function zstdTransform(): Transform {
-  let t!: Transform;
-  let finished = false;
-  const d = new ZstdDecompress((chunk, final) => {
-    if (chunk.length) t.push(chunk);
-    if (final) finished = true;
-  });
-  t = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      try {
-        d.push(chunk);
-        cb();
-      } catch (err) {
-        cb(new CorruptDataError(`corrupt zstd data: ${(err as Error).message}`, { cause: err }));
-      }
-    },
-    flush(cb) {
-      try {
-        d.push(new Uint8Array(0), true);
-        if (!finished) throw new Error("truncated stream");
-        cb();
-      } catch (err) {
-        cb(new CorruptDataError(`corrupt zstd data: ${(err as Error).message}`, { cause: err }));
-      }
-    },
-  });
-  return t;
+/** Options of {@link uncompressedChunks} and {@link uncompressed}. */
+export interface UncompressOptions {
+  /** Largest uncompressed size accepted (`ERR_DECOMPRESSION_LIMIT`). Default: none. */
+  maxUncompressedSize?: number;
+  /** What error messages call the blob (`<what>: corrupt gzip data: …`). Default: none (the limit's message says `layer`). */
+  what?: string;
 }
 
+/** Compressed bytes given to the zstd decompressor per step (its output is yielded between steps). */
+const ZSTD_STEP = 16 * 1024;
+/** Output chunk size of gunzip (zlib's default is 16 KiB): fewer, larger chunks for the tar reader. */
+const GUNZIP_CHUNK = 256 * 1024;
+
 /**
- * Wrap a blob stream so that it yields the uncompressed tar: the first bytes
- * decide (gzip `1f 8b`, zstd `28 b5 2f fd`, else plain). Corrupt compressed
- * data fails the stream with `CorruptDataError` (`ERR_CORRUPT_DATA`). The
- * blob stream (an open file) is destroyed when the returned stream closes,
- * however it ends: read to the end, failed, or destroyed — also before its
- * first read, when the generator below never started.
+ * The uncompressed bytes of a layer blob (tar, tar+gzip or tar+zstd), chunk
+ * by chunk. The source is closed (its iterator returned: a Node stream is
+ * destroyed) however the generator ends: read to the end, failed, or
+ * returned early by the consumer.
+ * @throws CorruptDataError `ERR_CORRUPT_DATA` for broken (or truncated) compressed data;
+ *   DecompressionLimitError `ERR_DECOMPRESSION_LIMIT` past `maxUncompressedSize`
+ *   (plain blobs count too); the source's own errors as they are.
  */
-export function uncompressed(blob: Readable): Readable {
-  async function* gen(): AsyncGenerator<Buffer> {
-    const it = blob[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    let head = Buffer.alloc(0);
+export async function* uncompressedChunks(source: ByteSource, opts: UncompressOptions = {}): AsyncGenerator<Uint8Array> {
+  const max = opts.maxUncompressedSize ?? Number.POSITIVE_INFINITY;
+  const prefix = opts.what === undefined ? "" : `${opts.what}: `;
+  let total = 0;
+  const count = (c: Uint8Array): Uint8Array => {
+    total += c.length;
+    if (total > max) {
+      throw new DecompressionLimitError(`${opts.what ?? "layer"}: decompresses to more than ${max} bytes`, { details: { limit: max } });
+    }
+    return c;
+  };
+  const it = chunksOf(source)[Symbol.asyncIterator]();
+  try {
+    let head: Uint8Array = new Uint8Array(0);
     while (head.length < 4) {
       const r = await it.next();
       if (r.done) break;
-      head = Buffer.concat([head, r.value]);
+      head = head.length ? concat(head, r.value) : r.value;
     }
-    async function* rest(): AsyncGenerator<Buffer> {
+    async function* rest(): AsyncGenerator<Uint8Array> {
       if (head.length) yield head;
       for (;;) {
         const r = await it.next();
@@ -60,22 +71,66 @@ export function uncompressed(blob: Readable): Readable {
     }
     const kind = detectCompression(head);
     if (kind === "none") {
-      yield* rest();
-      return;
-    }
-    const t = kind === "gzip" ? createGunzip() : zstdTransform();
-    pipeline(Readable.from(rest()), t, () => {});
-    try {
-      for await (const chunk of t) yield chunk as Buffer;
-    } catch (err) {
-      if (err instanceof CorruptDataError) throw err;
-      if ((err as NodeJS.ErrnoException).code?.startsWith("Z_")) {
-        throw new CorruptDataError(`corrupt ${kind} data: ${(err as Error).message}`, { cause: err });
+      for await (const c of rest()) yield count(c);
+    } else if (kind === "gzip") {
+      const gz = createGunzip({ chunkSize: GUNZIP_CHUNK });
+      const input = Readable.from(rest());
+      input.on("error", (err) => gz.destroy(err));
+      input.pipe(gz);
+      try {
+        for await (const c of gz) yield count(c as Buffer);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code?.startsWith("Z_")) {
+          throw new CorruptDataError(`${prefix}corrupt gzip data: ${(err as Error).message}`, { cause: err });
+        }
+        throw err;
+      } finally {
+        input.destroy();
+        gz.destroy();
       }
-      throw err;
+    } else {
+      // the decompressor's errors are CorruptDataError already ("corrupt zstd data: …", a truncated stream too)
+      let out: Uint8Array[] = [];
+      const d = await createDecompressor("zstd", (c) => {
+        out.push(c);
+      });
+      try {
+        for await (const c of rest()) {
+          for (let i = 0; i < c.length; i += ZSTD_STEP) {
+            await d.push(c.subarray(i, i + ZSTD_STEP));
+            const ready = out;
+            out = [];
+            for (const o of ready) yield count(o);
+          }
+        }
+        await d.end();
+        for (const o of out) yield count(o);
+      } catch (err) {
+        d.abort();
+        throw err;
+      }
     }
+  } finally {
+    await it.return?.(undefined);
   }
-  const out = Readable.from(gen(), { objectMode: false });
+}
+
+/**
+ * {@link uncompressedChunks} of a blob stream as a Node stream (of Buffers).
+ * The blob stream (an open file) is destroyed when the returned stream
+ * closes, however it ends: read to the end, failed, or destroyed — also
+ * before its first read, when the generator never started.
+ * @throws (as stream errors) what {@link uncompressedChunks} throws
+ */
+export function uncompressed(blob: Readable, opts: UncompressOptions = {}): Readable {
+  const out = Readable.from(uncompressedChunks(blob, opts), { objectMode: false });
   out.once("close", () => blob.destroy());
+  return out;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
   return out;
 }

@@ -40,10 +40,10 @@ import {
 import { lstat, readdir, rm } from "node:fs/promises";
 import { promisify } from "node:util";
 import { type ByteSource, BerthError, InvalidArgumentError, NotFoundError } from "@berth/digest";
+import { uncompressedChunks } from "@berth/layer-store";
 import { extract, type Header } from "tar-stream";
 import { SnapshotErrorCode } from "../errors.js";
 import { baseOf, normalizeLayerPath, parentOf, SafeRoot } from "./safepath.js";
-import { uncompressedChunks } from "./uncompress.js";
 
 const run = promisify(execFile);
 const WHITEOUT = ".wh.";
