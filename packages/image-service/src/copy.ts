@@ -16,13 +16,13 @@ import {
   copyImage,
   type CopyResult,
   type ImageLocation,
-  type ImageSource,
   openDestination,
   openSource,
   parseImageLocation,
   REGISTRY_ERROR_CODES,
 } from "@berth/registry";
-import { type RegistryOptions, resolveSourceImage, storeImage, storeSource, type TransferredBlob, transferred, withClient } from "./registry.js";
+import { type PushCompression, sendImage } from "./push.js";
+import { type RegistryEvent, type RegistryOptions, resolveSourceImage, storeImage, storeSource, type TransferredBlob, transferred, withClient } from "./registry.js";
 
 /** Where a copy reads or writes: a registry or OCI layout location, or an image of the store. */
 export type CopyLocation = ImageLocation | { transport: "berth"; name: string };
@@ -33,11 +33,17 @@ export interface CopyBetweenOptions extends Omit<RegistryOptions, "onProgress"> 
   platform?: string;
   /** Copy a multi-platform index whole, byte for byte (not into the store, which holds one image per name). */
   allPlatforms?: boolean;
+  /**
+   * From the store to a registry: how layers are sent, as {@link pushImage}
+   * sends them (default gzip, as skopeo compresses for registries). Other
+   * copies keep every blob as it is.
+   */
+  compression?: PushCompression;
   onProgress?: CopyProgress;
 }
 
-/** Progress of a copy: {@link copyImage}'s events. */
-export type CopyProgress = NonNullable<Parameters<typeof copyImage>[2]>["onProgress"];
+/** Progress of a copy: {@link copyImage}'s events (a copy from the store to a registry reports `resolved` first, as a push). */
+export type CopyProgress = (event: RegistryEvent) => void;
 
 /** What {@link copyBetween} did. */
 export interface CopyBetweenResult {
@@ -110,13 +116,17 @@ export async function copyBetween(store: Store, from: string | CopyLocation, to:
       const copied = await storeImage(store, source, image, [ref.string], call);
       return result(ends, copied, image.platform, copied.id);
     }
-    const { destination, tag } = await openDestination(dst, client);
-    let source: ImageSource;
     let id: Digest | undefined;
     if (src.transport === "berth") {
       id = await store.references.resolve(src.name);
-      source = storeSource(store, id, ends.source);
-    } else source = await openSource(src, client);
+      // to a registry, as a push sends it (compressed; the blob-info cache's mounts and HEADs)
+      if (dst.transport === "docker") {
+        const sent = await sendImage(store, id, dst.reference, { ...opts, client });
+        return { ...ends, id, ...sent };
+      }
+    }
+    const { destination, tag } = await openDestination(dst, client);
+    const source = id !== undefined ? storeSource(store, id, ends.source) : await openSource(src as ImageLocation, client);
     const platform = opts.allPlatforms ? undefined : opts.platform !== undefined ? parsePlatform(opts.platform) : hostPlatform();
     const copied = await copyImage(source, destination, { ...(tag !== undefined ? { tag } : {}), ...(platform ? { platform } : {}), ...call });
     const chosen = copied.selected?.platform;

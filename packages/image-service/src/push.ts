@@ -56,9 +56,10 @@ export interface PushResult {
   tag: string;
   /** The image ID. */
   id: Digest;
-  /** The manifest pushed and its size. */
+  /** The manifest pushed, its size and media type. */
   digest: Digest;
   size: number;
+  mediaType: string;
   blobs: TransferredBlob[];
   /** 0 when the registry had the manifest under the tag already. */
   manifestsWritten: number;
@@ -91,13 +92,30 @@ export async function pushImage(store: Store, name: string, opts: PushOptions = 
   if (ref.digest !== undefined || ref.tag === undefined) {
     throw new InvalidArgumentError(`cannot push ${JSON.stringify(name)}: push a tag, not a digest reference`, { code: ImageServiceErrorCode.PUSH_BY_DIGEST });
   }
+  const id = await store.references.resolve(ref.string);
+  const sent = await sendImage(store, id, ref, opts);
+  // docker records the pushed manifest as a RepoDigest of the image
+  await store.references.tag(`${ref.name}@${sent.digest}`, id);
+  return { reference: ref.string, familiar: ref.familiar, name: ref.name, tag: ref.tag, id, ...sent };
+}
+
+/** What {@link sendImage} did. */
+export type SendResult = Pick<PushResult, "digest" | "size" | "mediaType" | "blobs" | "manifestsWritten" | "bytesTransferred">;
+
+/**
+ * Send the store's image `id` to the repository of `ref`, under its tag
+ * (else by digest): {@link pushImage} without the reference lookup and the
+ * RepoDigest (what `copy` from the store to a registry does).
+ * @throws InvalidArgumentError `ERR_INVALID_COMPRESSION`; FailedPreconditionError
+ *   `ERR_COMPRESSION_UNSUPPORTED`; the registry's errors
+ */
+export async function sendImage(store: Store, id: Digest, ref: Reference, opts: PushOptions = {}): Promise<SendResult> {
   const compression = opts.compression ?? "gzip";
   if (!["gzip", "zstd", "none"].includes(compression)) {
     throw new InvalidArgumentError(`invalid compression ${JSON.stringify(compression)}: want gzip, zstd or none`, { code: ImageServiceErrorCode.INVALID_COMPRESSION });
   }
   const compress = compressor(compression);
-  const tag = ref.tag;
-  const id = await store.references.resolve(ref.string);
+  const tag = ref.digest === undefined ? ref.tag : undefined;
   return withBlobInfoCache(store, opts.blobInfoCache, (cache) =>
     withClient(opts, async (client) => {
       const repo = client.repository(ref, { push: true });
@@ -116,14 +134,14 @@ export async function pushImage(store: Store, name: string, opts: PushOptions = 
         reference: ref.string,
         name: ref.name,
         path: ref.path,
-        tag,
+        ...(tag !== undefined ? { tag } : {}),
         digest: root.digest,
         mediaType: root.mediaType,
         layers: INDEX_MEDIA_TYPES.has(root.mediaType) ? [] : parseManifest(root.bytes, `manifest ${root.digest}`).layers,
       });
       for (const e of plan.events ?? []) opts.onProgress?.(e);
       const copied = await copyImage({ ...plan.source, root: async () => root }, registryDestination(repo), {
-        tag,
+        ...(tag !== undefined ? { tag } : {}),
         // mount candidates; the DiffIDs are known here (and for converted layers recorded as they went)
         blobInfoCache: cache,
         learnDiffIds: false,
@@ -132,17 +150,11 @@ export async function pushImage(store: Store, name: string, opts: PushOptions = 
         // converted layers were reported as they were sent
         ...(opts.onProgress ? { onProgress: (e: RegistryEvent) => ("digest" in e && plan.sent.has(e.digest) ? undefined : opts.onProgress!(e)) } : {}),
       });
-      // docker records the pushed manifest as a RepoDigest of the image
-      await store.references.tag(`${ref.name}@${copied.digest}`, id);
       const blobs = copied.blobs.map((b) => plan.sent.get(b.digest) ?? transferred(b));
       return {
-        reference: ref.string,
-        familiar: ref.familiar,
-        name: ref.name,
-        tag,
-        id,
         digest: copied.digest,
         size: copied.size,
+        mediaType: copied.mediaType,
         blobs,
         manifestsWritten: copied.manifestsWritten,
         bytesTransferred: blobs.reduce((n, b) => n + b.bytes, 0),

@@ -27,6 +27,10 @@ describe.skipIf(!reg)("copy with docker-registry", { timeout: 120_000 }, () => {
     const up = await a.svc.copy("berth:app:1", `docker://${r.host}/copy-test/app:1`);
     expect(up).toMatchObject({ id, manifestsWritten: 1 });
     expect(up.blobs.map((b) => b.status)).toEqual(["uploaded", "uploaded", "uploaded"]);
+    // to a registry the layers go gzipped, as a push sends them (the store keeps its tars)
+    expect(up.digest).not.toBe((await a.store.images.manifest(id)).digest);
+    const plain = await a.svc.copy("berth:app:1", `docker://${r.host}/copy-test/plain:1`, { compression: "none" });
+    expect(plain.digest).toBe((await a.store.images.manifest(id)).digest);
 
     const mark = (await r.accessLog()).length;
     const across = await a.svc.copy(`docker://${r.host}/copy-test/app:1`, `docker://${r.host}/copy-test/other:1`);

@@ -108,11 +108,16 @@ export function register(program: Command, ctx: Context): void {
     .option("--platform <os/arch[/variant]>", "the platform to take from a multi-platform image (default: this machine's)")
     .option("--all-platforms", "copy a multi-platform image whole, its index byte for byte (not into the store)")
     .option("--insecure", "reach registries without TLS verification, or over plain http (loopback registries always are)")
+    .addOption(
+      new Option("--compression <format>", "from the store to a registry: how layers are sent, as push sends them (other copies keep blobs as they are)")
+        .choices(["gzip", "zstd", "none"])
+        .default("gzip"),
+    )
     .addHelpText(
       "after",
       "\nExamples:\n  berth copy berth:app:1 docker://127.0.0.1:5000/team/app:1\n  berth copy docker://127.0.0.1:5000/team/app:1 oci:./layout:v1\n  berth copy --all-platforms docker://registry.example/app:1 docker://127.0.0.1:5000/mirror/app:1\n  berth copy oci:./layout:v1 berth:app:2",
     )
-    .action(async (source: string, destination: string, opts: { platform?: string; allPlatforms?: boolean; insecure?: boolean }) => {
+    .action(async (source: string, destination: string, opts: { platform?: string; allPlatforms?: boolean; insecure?: boolean; compression: PushCompression }) => {
       // bad locations fail before anything is shown
       const from = parseCopyLocation(source);
       const to = parseCopyLocation(destination);
@@ -124,6 +129,7 @@ export function register(program: Command, ctx: Context): void {
           ...(opts.platform !== undefined ? { platform: opts.platform } : {}),
           allPlatforms: opts.allPlatforms === true,
           insecure: opts.insecure === true,
+          compression: opts.compression,
           onProgress: copyReporter(progress),
         })
         .catch((err: unknown) => {
