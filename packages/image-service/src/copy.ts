@@ -113,7 +113,7 @@ export async function copyBetween(store: Store, from: string | CopyLocation, to:
       if (ref.digest !== undefined) throw invalid(`cannot name an image in the store by digest (${dst.name}): give a tag`);
       const source = await openSource(src as ImageLocation, client);
       const image = await resolveSourceImage(store, source, ends.source, { ...(opts.platform !== undefined ? { platform: opts.platform } : {}), ...call });
-      const copied = await storeImage(store, source, image, [ref.string], call);
+      const copied = await storeImage(store, source, image, [ref.string], { ...call, resumable: src.transport === "docker" });
       return result(ends, copied, image.platform, copied.id);
     }
     let id: Digest | undefined;

@@ -64,6 +64,7 @@ import {
   verifyBytes,
 } from "@berth/registry";
 import { ImageServiceErrorCode } from "./errors.js";
+import { removePartialDownloads, withPartialDownload } from "./partial.js";
 
 /** Configs larger than this are refused (containerd's and crane's manifest limit is 4 MiB; configs get more room). */
 const MAX_CONFIG_SIZE = 16 << 20;
@@ -183,7 +184,7 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
 
     const refs = [...(tag !== undefined ? [`${ref.name}:${tag}`] : []), `${ref.name}@${root.digest}`];
     const before = await resolveOrUndefined(store, refs[0]!);
-    const copied = await storeImage(store, registrySource(repo, manifest.digest), { manifest, parsed, config }, refs, opts);
+    const copied = await storeImage(store, registrySource(repo, manifest.digest), { manifest, parsed, config }, refs, { ...opts, resumable: true });
     // what the repository has, and each layer's DiffID: a later push of the image mounts instead of uploading
     await withBlobInfoCache(store, opts.blobInfoCache, async (cache) => {
       const diffIDs = parseImageConfig(config, `config ${parsed.config.digest}`).rootfs.diff_ids;
@@ -218,19 +219,21 @@ export async function storeImage(
   source: ImageSource,
   image: Pick<RemoteImage, "manifest" | "parsed" | "config">,
   refs: readonly string[],
-  opts: { concurrency?: number; signal?: AbortSignal; onProgress?(event: CopyEvent): void } = {},
+  opts: { concurrency?: number; signal?: AbortSignal; onProgress?(event: CopyEvent): void; resumable?: boolean } = {},
 ): Promise<CopyResult & { id: Digest }> {
   const { manifest, parsed, config } = image;
   const diffIDs = parseImageConfig(config, `config ${parsed.config.digest}`).rootfs.diff_ids;
   const id = sha256(config);
   const tx = await LoadTransaction.begin(store);
   try {
-    const destination = new StoreDestination(store, tx, { manifest: parsed, config, id, chain: chainIds(diffIDs), diffIDs, refs });
+    const plan = { manifest: parsed, config, id, chain: chainIds(diffIDs), diffIDs, refs, resumable: opts.resumable === true };
+    const destination = new StoreDestination(store, tx, plan);
     const copied = await copyImage({ ...source, root: async () => manifest }, destination, {
       ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
+    if (plan.resumable) await removePartialDownloads(store.root, parsed.layers.map((l) => l.digest));
     return { ...copied, id };
   } catch (err) {
     await tx.rollback();
@@ -324,6 +327,8 @@ interface PullPlan {
   chain: readonly Digest[];
   /** References to point at the image (the tag, `name@digest`). */
   refs: readonly string[];
+  /** Layer blobs go through partial-download files (a registry source: see `partial.ts`). */
+  resumable: boolean;
 }
 
 /**
@@ -352,16 +357,23 @@ class StoreDestination implements ImageDestination {
     const at = plan.manifest.layers.flatMap((l, i) => (l.digest === desc.digest ? [i] : []));
     if (at.length === 0) throw unsupported(`blob ${desc.digest} is not a layer of manifest`);
     if ((await Promise.all(at.map((i) => store.layers.has(plan.chain[i]!)))).every(Boolean)) return { status: "exists", bytes: 0 };
-    const facts = await store.layers.ingestLayer(source(0), {
-      expectedDigest: desc.digest,
-      expectedSize: desc.size,
-      expectedDiffID: plan.diffIDs[at[0]!]!,
-      lease: tx.lease,
-      name: `layer ${desc.digest}`,
-      ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
+    const ingest = (chunks: AsyncIterable<Uint8Array>) =>
+      store.layers.ingestLayer(chunks, {
+        expectedDigest: desc.digest,
+        expectedSize: desc.size,
+        expectedDiffID: plan.diffIDs[at[0]!]!,
+        lease: tx.lease,
+        name: `layer ${desc.digest}`,
+        ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
+      });
+    if (!plan.resumable) {
+      this.#facts.set(desc.digest, await ingest(source(0)));
+      return { status: "written", bytes: desc.size };
+    }
+    return withPartialDownload(store.root, desc, source, async ({ resumedFrom, chunks }) => {
+      this.#facts.set(desc.digest, await ingest(chunks));
+      return { status: "written", bytes: desc.size - resumedFrom, ...(resumedFrom > 0 ? { resumedFrom } : {}) };
     });
-    this.#facts.set(desc.digest, facts);
-    return { status: "written", bytes: desc.size };
   }
 
   /** The image is there and every reference names it. */

@@ -28,7 +28,8 @@ function copyReporter(progress: Progress, resolved: (e: Extract<RegistryEvent, {
       progress.start(e.digest, short(e.digest), e.size);
     } else if (e.type === "blob-progress" && layers.has(e.digest)) progress.update(e.digest, e.bytes);
     else if (e.type === "blob-done" && layers.has(e.digest)) {
-      progress.finish(e.digest, e.status === "exists" ? "exists" : "done", e.status === "mounted" ? `mounted from ${e.mountedFrom}` : undefined);
+      const note = e.status === "mounted" ? `mounted from ${e.mountedFrom}` : e.resumedFrom ? `resumed after ${humanSize(e.resumedFrom)}` : undefined;
+      progress.finish(e.digest, e.status === "exists" ? "exists" : "done", note);
     }
   };
 }

@@ -1,0 +1,93 @@
+/**
+ * Resumable pulls against the real docker-registry: a pull aborted half-way
+ * leaves partial-download files, and the next pull asks the registry only for
+ * the rest of the blob it was in and nothing of the blobs that were whole (the
+ * access log's response bytes), storing the same image; a partial file with
+ * the wrong bytes fails the pull as bad content and is removed, and the pull
+ * after it starts from zero. Skips without the peer, fails under
+ * BERTH_REQUIRE_PEERS=1.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type AccessLogEntry, type RegistryPeer, registry } from "@berth/peers";
+import { afterAll, describe, expect, it } from "vitest";
+import { PARTIAL_DIR } from "../src/partial.js";
+import { freshService, tarStream } from "./helpers.js";
+
+const reg = await registry();
+afterAll(async () => {
+  await reg?.stop();
+});
+
+/** Response bytes of the GETs of `digests` since `mark`. */
+async function blobBytes(r: RegistryPeer, mark: number, digests: readonly string[]): Promise<number> {
+  const log: AccessLogEntry[] = (await r.accessLog()).slice(mark);
+  return log.filter((e) => e.method === "GET" && digests.some((d) => e.path.endsWith(`/blobs/${d}`))).reduce((n, e) => n + e.bytes, 0);
+}
+
+const partials = async (root: string) => (await readdir(join(root, PARTIAL_DIR)).catch(() => [] as string[])).filter((n) => /^[0-9a-f]{64}$/.test(n));
+
+describe.skipIf(!reg)("resumable pulls", { timeout: 120_000 }, () => {
+  const r = reg as RegistryPeer;
+
+  it("an aborted pull resumes: only the rest of each blob it was in", async () => {
+    const name = `${r.host}/resume-test/app:1`;
+    const a = await freshService();
+    // two layers of 6 MiB each, pushed as plain tars so sizes are what the store holds
+    const random = () => randomBytes(3 << 20).toString("hex");
+    const base = await a.svc.import(tarStream({ "data/a.txt": random() }));
+    const { id } = await a.svc.build({ base: base.id, layers: [tarStream({ "data/b.txt": random() })], tags: [name] });
+    await a.svc.push(name, { compression: "none" });
+    const layers = (await a.store.images.manifest(id)).manifest.layers;
+    const digests = layers.map((l) => l.digest);
+    const total = layers.reduce((n, l) => n + l.size, 0);
+
+    const b = await freshService();
+    const abort = new AbortController();
+    const progress = new Map<string, number>();
+    const first = await b.svc
+      .pull(name, {
+        signal: abort.signal,
+        onProgress: (e) => {
+          if (e.type !== "blob-progress") return;
+          progress.set(e.digest, e.bytes);
+          if ([...progress.values()].reduce((n, x) => n + x, 0) > total / 2) abort.abort(new Error("test: stop half-way"));
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(Error);
+    expect(await b.store.images.has(id)).toBe(false);
+    const left = await partials(b.store.root);
+    expect(left.length).toBeGreaterThan(0);
+    let have = 0;
+    for (const f of left) have += (await stat(join(b.store.root, PARTIAL_DIR, f))).size;
+    expect(have).toBeGreaterThan(total / 4);
+
+    const mark = (await r.accessLog()).length;
+    const second = await b.svc.pull(name);
+    expect(second.id).toBe(id);
+    expect(second.bytesTransferred).toBe(total - have);
+    expect(await blobBytes(r, mark, digests)).toBe(total - have);
+    expect(second.blobs.some((x) => x.status === "written" && x.bytes < x.size)).toBe(true);
+    expect(await partials(b.store.root)).toEqual([]);
+    expect((await b.store.fsck()).ok).toBe(true);
+  });
+
+  it("a partial file with the wrong bytes fails the pull as bad content, goes, and the next pull starts from zero", async () => {
+    const name = `${r.host}/resume-test/bad:1`;
+    const a = await freshService();
+    const { id } = await a.svc.import(tarStream({ "data/c.txt": randomBytes(1 << 20).toString("hex") }), { tags: [name] });
+    await a.svc.push(name, { compression: "none" });
+    const layer = (await a.store.images.manifest(id)).manifest.layers[0]!;
+    const b = await freshService();
+    await mkdir(join(b.store.root, PARTIAL_DIR), { recursive: true });
+    await writeFile(join(b.store.root, PARTIAL_DIR, layer.digest.slice(7)), randomBytes(100_000));
+    await expect(b.svc.pull(name)).rejects.toMatchObject({ name: "DataIntegrityError" });
+    expect(await b.store.images.has(id)).toBe(false);
+    const mark = (await r.accessLog()).length;
+    expect((await b.svc.pull(name)).id).toBe(id);
+    expect(await blobBytes(r, mark, [layer.digest])).toBe(layer.size);
+    expect(await partials(b.store.root)).toEqual([]);
+  });
+});
