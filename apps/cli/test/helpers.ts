@@ -152,11 +152,14 @@ const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("h
 /**
  * A BuildKit `type=local` cache as an OCI layout directory: one gzip layer of one file per entry of
  * `contents`, each on the one before, and a cacheconfig v0 record per layer (the first a base, each
- * next one a step on the record before).
+ * next one a step on the record before). `form`: BuildKit's index form (an index listing the blobs
+ * and the cacheconfig), or its image-manifest form (`image-manifest=true`: an OCI manifest whose
+ * config is the cacheconfig), the one registries accept.
  */
 export async function cacheLayout(
   dir: string,
   contents: (string | Uint8Array)[] = ["layer one\n".repeat(2000), "layer two\n".repeat(6000)],
+  form: "index" | "image-manifest" = "index",
 ): Promise<{ keys: string[]; chainIDs: string[] }> {
   mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
   const blob = (b: Uint8Array) => {
@@ -182,18 +185,14 @@ export async function cacheLayout(
     descriptors.push({ mediaType: GZ, ...g, annotations: { "containerd.io/uncompressed": diffID } });
   }
   const c = blob(new TextEncoder().encode(JSON.stringify({ layers, records })));
-  const index = new TextEncoder().encode(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.index.v1+json",
-      manifests: [...descriptors, { mediaType: "application/vnd.buildkit.cacheconfig.v0", ...c }],
-    }),
-  );
-  const top = blob(index);
+  const cacheConfig = { mediaType: "application/vnd.buildkit.cacheconfig.v0", ...c };
+  const mediaType = form === "index" ? "application/vnd.oci.image.index.v1+json" : "application/vnd.oci.image.manifest.v1+json";
+  const doc =
+    form === "index"
+      ? { schemaVersion: 2, mediaType, manifests: [...descriptors, cacheConfig] }
+      : { schemaVersion: 2, mediaType, config: cacheConfig, layers: descriptors };
+  const top = blob(new TextEncoder().encode(JSON.stringify(doc)));
   writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
-  writeFileSync(
-    join(dir, "index.json"),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.index.v1+json", ...top, annotations: { "org.opencontainers.image.ref.name": "latest" } }] }),
-  );
+  writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType, ...top, annotations: { "org.opencontainers.image.ref.name": "latest" } }] }));
   return { keys, chainIDs };
 }

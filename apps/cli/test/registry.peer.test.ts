@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type RegistryPeer, registry } from "@berth/peers";
 import { afterAll, describe, expect, it } from "vitest";
-import { berth, berthOk, makeRootfs, tempDir } from "./helpers.js";
+import { berth, berthOk, cacheLayout, makeRootfs, tempDir } from "./helpers.js";
 
 const reg = await registry();
 const tmp = tempDir();
@@ -94,6 +94,28 @@ describe.skipIf(!reg)("berth copy", { timeout: 120_000 }, () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^berth: copy: invalid image location[^\n]*\n$/);
     expect((await berth(["copy", "berth:app:1", "berth:app:2"], { root: join(tmp.dir, "copy-a") })).code).toBe(2);
+  });
+});
+
+describe.skipIf(!reg)("berth cache import from a registry", { timeout: 120_000 }, () => {
+  it("imports a BuildKit cache in image-manifest form pushed to the registry: every lookup hits, chains as BuildKit's", async () => {
+    const r = reg as RegistryPeer;
+    const layout = join(tmp.dir, "cache-layout");
+    const { keys, chainIDs } = await cacheLayout(layout, undefined, "image-manifest");
+    const root = join(tmp.dir, "cache-import");
+    // another tool's push of the cache (berth copy sends a layout's manifest byte for byte)
+    await berthOk(["copy", `oci:${layout}:latest`, `docker://${r.host}/cli-cache/app:buildcache`], { root });
+    const mark = (await r.accessLog()).length;
+    const imported = await berthOk(["cache", "import", "--progress", "plain", `docker://${r.host}/cli-cache/app:buildcache`], { root });
+    expect(imported.stdout).toBe(keys.map((k, i) => `${k}\t${chainIDs[i]}\n`).join(""));
+    expect(imported.stderr).toContain(`Imported ${keys.length} of ${keys.length} cache key(s) (records), chains of up to 2 layer(s)`);
+    // the manifest, the cache config and each layer blob once
+    const gets = (await r.accessLog()).slice(mark).filter((e) => e.method === "GET");
+    expect(gets.filter((e) => e.path.includes("/blobs/"))).toHaveLength(3);
+    const du = await berthOk(["cache", "du", "--format", "json"], { root });
+    expect(du.stdout.trim().split("\n")).toHaveLength(2);
+    const missing = await berth(["cache", "import", `docker://${r.host}/cli-cache/none:1`], { root });
+    expect(missing.code).toBe(3);
   });
 });
 

@@ -8,7 +8,7 @@
  * in the layer store and return its ChainID.
  * @module
  */
-import { type Digest, hasCode, InvalidArgumentError, isSha256Digest, NotFoundError, parseDigest } from "@berth/digest";
+import { DataIntegrityError, type Digest, hasCode, InvalidArgumentError, isSha256Digest, NotFoundError, parseDigest } from "@berth/digest";
 import type { LayerStore } from "@berth/layer-store";
 import { type BlobRef, type Fetcher, openLayout } from "./fetcher.js";
 import type { CacheManager, CacheRef } from "./records.js";
@@ -91,6 +91,13 @@ export interface ImportCacheOptions {
   holder?: string;
   /** Parallel blob fetches. Default 4. */
   concurrency?: number;
+  /**
+   * When given, a layer blob the source cannot deliver (it is gone, the
+   * source fails) makes the lookup a miss instead of an error, as BuildKit
+   * does (buildkit#2836): called with the key and the error, and the lookup
+   * resolves undefined. Content that does not verify still throws.
+   */
+  onFetchError?(key: Digest, err: unknown): void;
 }
 
 function bad(msg: string, cause?: unknown): InvalidArgumentError {
@@ -464,9 +471,15 @@ class Importer implements CacheImport {
           throw err;
         }
       };
-      await mapLimit(chain.layers, this.opts.concurrency ?? 4, async (l) => {
-        if (!(await content.has(l.digest))) await fetch(l);
-      });
+      try {
+        await mapLimit(chain.layers, this.opts.concurrency ?? 4, async (l) => {
+          if (!(await content.has(l.digest))) await fetch(l);
+        });
+      } catch (err) {
+        if (!this.opts.onFetchError || err instanceof DataIntegrityError) throw err;
+        this.opts.onFetchError(key, err);
+        return undefined;
+      }
       // A blob the store had is not under our lease until registered: another process's GC
       // (a cache prune) may take it first. Then it is fetched again.
       const open = async (l: CacheLayerBlob) => {

@@ -139,6 +139,25 @@ describe("importCache", () => {
     expect(await layers.has(chainId([d1.diffID, d2.diffID]) as string)).toBe(false);
   });
 
+  it("with onFetchError, a blob the source cannot give is a miss with a warning; a tampered one still throws", async () => {
+    const root = path.join(dir, "gone");
+    const { d1, d2 } = await recordsCache(root);
+    const { rm } = await import("node:fs/promises");
+    await rm(path.join(root, "blobs", "sha256", digestHex(d2.digest)));
+    const warnings: string[] = [];
+    const imp = await importCache({ layers }, root, { onFetchError: (key, err) => warnings.push(`${key}: ${(err as Error).message}`) });
+    expect(await imp.lookup(k("run"))).toBeUndefined();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(k("run"));
+    expect(await layers.has(chainId([d1.diffID, d2.diffID]) as string)).toBe(false);
+    expect((await imp.lookup(k("base")))?.chainID).toBe(d1.diffID);
+    // without the option the same lookup fails
+    await expect((await importCache({ layers }, root)).lookup(k("run"))).rejects.toMatchObject({ code: "ERR_BLOB_NOT_FOUND" });
+    const bad = path.join(dir, "bad2");
+    await recordsCache(bad, { corrupt: true });
+    await expect((await importCache({ layers }, bad, { onFetchError: () => undefined })).lookup(k("run"))).rejects.toMatchObject({ code: expect.stringMatching(/ERR_(DIGEST|SIZE)_MISMATCH/) });
+  });
+
   it("image-manifest form and the v0 Items format", async () => {
     const { b1, b2, d1, d2 } = await twoLayers();
     const items = {

@@ -72,13 +72,35 @@ export function register(program: Command, ctx: Context): void {
 
   cache
     .command("import")
-    .description("Import a BuildKit cache: an OCI layout directory or tar (cache manifest), or an image with inline cache")
-    .argument("<source>", "OCI layout dir, OCI layout tar, or an image in the store")
+    .description("Import a BuildKit cache: an OCI layout directory or tar (cache manifest), a registry reference, or an image with inline cache")
+    .argument("<source>", "OCI layout dir, OCI layout tar, docker://HOST/REPO:TAG (a registry cache), or an image in the store")
     .option("--tag <tag>", "which manifest of the layout's index.json (default: the only one, or latest)")
-    .action(async (source: string, opts: { tag?: string }) => {
+    .option("--insecure", "reach the registry without TLS verification, or over plain http (loopback registries always are)")
+    .addHelpText("after", "\nExamples:\n  berth cache import ./cache-layout\n  berth cache import docker://127.0.0.1:5000/team/app:buildcache")
+    .action(async (source: string, opts: { tag?: string; insecure?: boolean }) => {
       const store = await openContextStore(ctx);
       const cacheMod = await import("@berth/cache");
       const mgr = await cacheMod.openCacheManager(store);
+      const progress = ctx.progress();
+      /** Look every key up (fetching what the lookups need), print key and chain, sum up. */
+      const report = async (imp: Awaited<ReturnType<typeof cacheMod.importCache>>) => {
+        let found = 0;
+        let layers = 0;
+        for (const key of imp.keys()) {
+          const r = await imp.lookup(key);
+          if (!r) continue;
+          found++;
+          layers = Math.max(layers, r.diffIDs.length);
+          await r.ref?.release();
+          ctx.out(`${key}\t${r.chainID}\n`);
+        }
+        progress.summary(`Imported ${found} of ${imp.keys().length} cache key(s) (${imp.kind}), chains of up to ${layers} layer(s)`, { keys: found, layers });
+      };
+      if (source.startsWith("docker://")) {
+        const { withRegistryCache } = await import("@berth/image-service");
+        await withRegistryCache(store, source.slice("docker://".length), { manager: mgr, insecure: opts.insecure === true, onWarning: (m) => progress.note(`warning: ${m}`) }, report);
+        return;
+      }
       let src: Parameters<typeof cacheMod.importCache>[1];
       let manifest: { digest: string; size: number; mediaType: string } | undefined;
       const isPath = await stat(source).then(
@@ -97,18 +119,6 @@ export function register(program: Command, ctx: Context): void {
         src = cacheMod.contentStoreFetcher(store.content);
         manifest = { digest: m.digest, size: m.bytes.length, mediaType: m.manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json" };
       }
-      const imp = await cacheMod.importCache(store, src, { manager: mgr, ...(opts.tag ? { tag: opts.tag } : {}), ...(manifest ? { manifest: manifest as never } : {}) });
-      const progress = ctx.progress();
-      let found = 0;
-      let layers = 0;
-      for (const key of imp.keys()) {
-        const r = await imp.lookup(key);
-        if (!r) continue;
-        found++;
-        layers = Math.max(layers, r.diffIDs.length);
-        await r.ref?.release();
-        ctx.out(`${key}\t${r.chainID}\n`);
-      }
-      progress.summary(`Imported ${found} of ${imp.keys().length} cache key(s) (${imp.kind}), chains of up to ${layers} layer(s)`, { keys: found, layers });
+      await report(await cacheMod.importCache(store, src, { manager: mgr, ...(opts.tag ? { tag: opts.tag } : {}), ...(manifest ? { manifest: manifest as never } : {}) }));
     });
 }

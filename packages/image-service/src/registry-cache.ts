@@ -1,0 +1,87 @@
+/**
+ * BuildKit's registry cache, imported (`--cache-from type=registry,ref=…`):
+ * the cache manifest a registry holds under a tag — the image-manifest form
+ * (an OCI manifest whose config is `application/vnd.buildkit.cacheconfig.v0`,
+ * its layers the cache's blobs), the older index form (an index listing the
+ * blobs and the cacheconfig), or an image with an inline cache — read through
+ * `@berth/cache`'s importer with the registry as its fetcher. Lazy: the
+ * manifest and the cache config are read up front, a layer blob only when a
+ * lookup needs it. A blob the registry cannot give is a miss with a warning,
+ * not a failure (buildkit#2836); content that does not verify still fails.
+ * @module
+ */
+import type { Readable } from "node:stream";
+import { type BlobRef, CacheErrorCode, type CacheImport, type CacheManager, type Fetcher, importCache, verifyBytes } from "@berth/cache";
+import { type Digest, FailedPreconditionError, NotFoundError, parseDigest } from "@berth/digest";
+import type { Store } from "@berth/image-store";
+import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseReference } from "@berth/oci";
+import type { ManifestResult, Repository } from "@berth/registry";
+import { type RegistryOptions, withClient } from "./registry.js";
+
+/** Options of {@link withRegistryCache}. */
+export interface RegistryCacheOptions extends Pick<RegistryOptions, "client" | "insecure" | "credential" | "signal"> {
+  /** Record looked-up chains as cache records (see `importCache`). */
+  manager?: CacheManager;
+  /** Parallel blob fetches per lookup. Default 4. */
+  concurrency?: number;
+  /** A lookup that became a miss because a blob could not be fetched. */
+  onWarning?(message: string): void;
+}
+
+/** Configs and manifests of a cache are small; layers stream. */
+const MAX_DOCUMENT = 16 << 20;
+
+/**
+ * Read the cache manifest `name` (`host/repo:tag` or `@digest`) names and run
+ * `fn` with the importer while the registry connection is open (lookups fetch
+ * lazily, so they belong inside `fn`).
+ * @throws the registry's errors (`ERR_MANIFEST_NOT_FOUND`, …); `@berth/cache`'s
+ *   (`ERR_INVALID_CACHE_CONFIG`, `ERR_NO_INLINE_CACHE`)
+ */
+export async function withRegistryCache<T>(
+  store: Store,
+  name: string,
+  opts: RegistryCacheOptions,
+  fn: (cache: CacheImport, manifest: { digest: Digest; mediaType: string }) => Promise<T>,
+): Promise<T> {
+  const ref = parseReference(name);
+  return withClient(opts, async (client) => {
+    const repo = client.repository(ref);
+    const call = opts.signal ? { signal: opts.signal } : {};
+    const top = await repo.getManifest(ref.digest ?? ref.tag ?? "latest", call);
+    const imp = await importCache(store, registryFetcher(repo, top, opts.signal), {
+      manifest: { digest: top.digest, size: top.size, mediaType: top.mediaType },
+      ...(opts.manager ? { manager: opts.manager } : {}),
+      ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+      onFetchError: (key, err) => opts.onWarning?.(`cache ${key}: a blob could not be fetched from ${ref.name} (${(err as Error).message}); treated as a miss`),
+    });
+    return fn(imp, { digest: top.digest, mediaType: top.mediaType });
+  });
+}
+
+/** `@berth/cache`'s Fetcher over a repository: manifests through the manifest endpoint, blobs through the blob one. */
+export function registryFetcher(repo: Repository, top: ManifestResult, signal?: AbortSignal): Fetcher {
+  const size = async (desc: BlobRef): Promise<number> => {
+    if (desc.size !== undefined) return desc.size;
+    const head = await repo.headBlob(parseDigest(desc.digest), signal ? { signal } : {});
+    if (!head) throw new NotFoundError(`blob ${desc.digest} not found in ${repo.name}`, { code: CacheErrorCode.BLOB_NOT_FOUND, details: { digest: desc.digest } });
+    return head.size;
+  };
+  return {
+    async fetch(desc: BlobRef): Promise<Readable> {
+      return repo.openBlob({ digest: parseDigest(desc.digest), size: await size(desc) }, { unverified: true, ...(signal ? { signal } : {}) });
+    },
+    async readBytes(desc: BlobRef & { mediaType?: string }, maxSize: number): Promise<Uint8Array> {
+      if (desc.digest === top.digest) return top.bytes;
+      if (desc.mediaType && (MANIFEST_MEDIA_TYPES.has(desc.mediaType) || INDEX_MEDIA_TYPES.has(desc.mediaType))) {
+        return (await repo.getManifest(parseDigest(desc.digest), signal ? { signal } : {})).bytes;
+      }
+      const n = await size(desc);
+      const limit = Math.min(maxSize, MAX_DOCUMENT);
+      if (n > limit) throw new FailedPreconditionError(`blob ${desc.digest} is larger than ${limit} bytes`, { code: CacheErrorCode.BLOB_TOO_LARGE, details: { digest: desc.digest } });
+      const chunks: Uint8Array[] = [];
+      for await (const c of repo.blobChunks({ digest: parseDigest(desc.digest), size: n }, signal ? { signal } : {})) chunks.push(c);
+      return verifyBytes(new Uint8Array(Buffer.concat(chunks)), { digest: desc.digest, size: n });
+    },
+  };
+}
