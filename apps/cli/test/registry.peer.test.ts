@@ -52,6 +52,9 @@ describe.skipIf(!reg)("berth push and pull with docker-registry", { timeout: 120
     const inspect = JSON.parse((await berthOk(["image", "inspect", name], { root: rootB })).stdout) as Array<{ Id: string; RepoDigests: string[] }>;
     expect(inspect[0]!.Id).toBe(id);
     expect(inspect[0]!.RepoDigests).toEqual([`${r.host}/cli-test/app@${digest}`]);
+    // as docker lists it: the tag's row, no `<none>` row for the RepoDigest of the same repository
+    const listed = (await berthOk(["images", "--format", "{{.Repository}}:{{.Tag}}"], { root: rootB })).stdout;
+    expect(listed).toBe(`${r.host}/cli-test/app:1\n`);
 
     const quiet = await berthOk(["pull", "-q", name], { root: rootB });
     expect(quiet).toMatchObject({ stdout: `${name}\n`, stderr: "" });

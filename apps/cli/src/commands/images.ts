@@ -20,7 +20,11 @@ interface Row {
   SizeBytes: number;
 }
 
-/** One row per reference the listing kept (`<none>` for an untagged image). */
+/**
+ * Rows as the docker CLI makes them: one per tag; a repository the image has
+ * only by digest (`name@sha256:…`) gets one `<none>` row; an image with no
+ * reference at all, `<none>:<none>`.
+ */
 function rowsFor(info: ImageSummary, repoTag: (ref: string) => { repo: string; tag: string; familiar: string }): Row[] {
   const base = {
     ID: shortId(info.id),
@@ -34,8 +38,12 @@ function rowsFor(info: ImageSummary, repoTag: (ref: string) => { repo: string; t
     Containers: "N/A",
     Tags: info.refs.map((r) => repoTag(r).familiar),
   };
-  if (info.refs.length === 0) return [{ ...base, Repository: "<none>", Tag: "<none>" }];
-  return info.refs.map(repoTag).map((r) => ({ ...base, Repository: r.repo, Tag: r.tag }));
+  const tagged = info.refs.filter((r) => !r.includes("@")).map(repoTag);
+  const tagRepos = new Set(tagged.map((t) => t.repo));
+  const digestOnly = new Set(info.refs.filter((r) => r.includes("@")).map((r) => repoTag(r).repo));
+  for (const repo of tagRepos) digestOnly.delete(repo);
+  const rows = [...tagged.map((t) => ({ ...base, Repository: t.repo, Tag: t.tag })), ...[...digestOnly].map((repo) => ({ ...base, Repository: repo, Tag: "<none>" }))];
+  return rows.length > 0 ? rows : [{ ...base, Repository: "<none>", Tag: "<none>" }];
 }
 
 const IMAGE_HEADERS: Record<string, string> = {
