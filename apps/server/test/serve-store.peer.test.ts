@@ -4,7 +4,8 @@
  * with docker's image ID (a re-push sends only HEADs, a pull gives the same
  * ID back); an image `berth load` put in the store is pullable by docker with
  * the same ID; skopeo copies out of the store to an OCI layout and back in
- * under a new name, which the store then holds as the same image.
+ * under a new name, which the store then holds as the same image; podman
+ * pulls and pushes, buildah pushes an image it built on a pulled one.
  * Skips without the peers; fails under BERTH_REQUIRE_PEERS=1.
  */
 import { writeFileSync } from "node:fs";
@@ -18,6 +19,8 @@ import { startStoreBerth, tempDir } from "./helpers.js";
 
 const peer: DockerPeer | undefined = await dockerd();
 const skopeo = await requirePeer("skopeo");
+const podman = await requirePeer("podman");
+const buildah = await requirePeer("buildah");
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
 const RUN = `${process.pid}-${Date.now().toString(36)}`;
@@ -143,6 +146,48 @@ describe.skipIf(!peer || !skopeo)("skopeo against berth serve over the store", (
       const inspect = JSON.parse((await sk(["inspect", "--raw", "--tls-verify=false", `docker://${b.host}/v2s2/${name}:3`])).stdout) as { mediaType: string };
       expect(inspect.mediaType).toBe("application/vnd.docker.distribution.manifest.v2+json");
       expect(await b.store.references.resolve(`docker.io/v2s2/${name}:3`)).toBe(img.id);
+    } finally {
+      await peer!.docker(["rmi", img.tag]);
+      await b.close();
+    }
+  });
+});
+
+describe.skipIf(!peer || !podman || !buildah)("podman and buildah against berth serve over the store", () => {
+  it("podman pulls a loaded image and pushes it under a new name; buildah pushes a built one: images of the store", async () => {
+    const b = await storeBerth();
+    const img = await uniqueImage("podman");
+    const tar = join(tmp.dir, `podman-${RUN}.tar`);
+    const name = img.tag.slice(0, img.tag.indexOf(":"));
+    // their own storage under the temp dir (vfs: no overlay needed), so nothing of the machine's is touched
+    const storage = ["--root", join(tmp.dir, "containers"), "--runroot", join(tmp.dir, "containers-run"), "--storage-driver", "vfs"];
+    const run = async (tool: string, args: string[]) => {
+      const r = await exec(tool, [...storage, ...args], { timeoutMs: 120_000 });
+      expect(r.code, `${tool} ${args.join(" ")}: ${r.stderr}`).toBe(0);
+      return r;
+    };
+    try {
+      await peer!.run(["save", "-o", tar, img.tag]);
+      await b.server.service.load(tar);
+      await run(podman!, ["pull", "--tls-verify=false", `${b.host}/${name}:1`]);
+      const podmanId = (await run(podman!, ["image", "inspect", "--format", "{{.Id}}", `${b.host}/${name}:1`])).stdout.trim();
+      expect(`sha256:${podmanId}`).toBe(img.id);
+      await run(podman!, ["tag", `${b.host}/${name}:1`, `${b.host}/from-podman/${name}:2`]);
+      await run(podman!, ["push", "--tls-verify=false", `${b.host}/from-podman/${name}:2`]);
+      expect(await b.store.references.resolve(`docker.io/from-podman/${name}:2`)).toBe(img.id);
+
+      // buildah: a container from the pulled image, a file added, committed and pushed
+      const ctr = (await run(buildah!, ["from", "--pull-never", `${b.host}/${name}:1`])).stdout.trim();
+      const file = join(tmp.dir, `buildah-${RUN}.txt`);
+      writeFileSync(file, `buildah ${RUN}\n`);
+      await run(buildah!, ["copy", ctr, file, "/buildah.txt"]);
+      await run(buildah!, ["commit", ctr, `${b.host}/from-buildah/${name}:3`]);
+      await run(buildah!, ["push", "--tls-verify=false", `${b.host}/from-buildah/${name}:3`]);
+      await run(buildah!, ["rm", ctr]);
+      const built = await b.store.references.resolve(`docker.io/from-buildah/${name}:3`);
+      const image = await b.store.images.get(built);
+      expect(image.config.rootfs.diff_ids.length).toBe((await b.store.images.get(img.id)).config.rootfs.diff_ids.length + 1);
+      expect((await b.store.fsck()).ok).toBe(true);
     } finally {
       await peer!.docker(["rmi", img.tag]);
       await b.close();
