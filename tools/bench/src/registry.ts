@@ -1,220 +1,720 @@
 /**
- * Registry benchmark (issue 15, first part): push and pull of a ~1 GiB image
- * between an OCI layout and Debian's docker-registry (distribution 2.8, on
- * loopback), berth (`@berth/registry`'s copyImage, in a child process of its
- * own) against `skopeo copy` of the same, alternated, reported as ratios with
- * peak RSS. Also the second push of the unchanged image (HEADs only).
+ * Registry benchmark (issue 15): push and pull of the bench image (default
+ * 1 GiB, 5 layers) between a store and Debian's docker-registry
+ * (distribution 2.8, `@berth/peers`' `registry()` on 127.0.0.1), in one run,
+ * the tools alternated round-robin (the one that starts rotates each round),
+ * each under `/usr/bin/time` (wall time, peak RSS, CPU; for docker also
+ * dockerd's CPU from /proc), `sync` and a quiet pause before every run, the
+ * input of each push read once before it (in the page cache):
+ *
+ * - push to an empty repository: `berth push REF` (the CLI as users type it,
+ *   `BERTH_ROOT` a store the image was `berth load`ed into: its layers are
+ *   the archive's uncompressed tars, gzipped on the way, the default), the
+ *   library call `ImageService.push` (`@berth/image-service`, a child process
+ *   of its own), `skopeo copy docker-archive:FILE docker://REF` and
+ *   `docker push REF` (the shared dockerd of `@berth/peers`, the image
+ *   `docker load`ed from the same archive). Every push goes to a registry
+ *   started for it: all three clients remember where blobs went (berth's
+ *   and skopeo's blob-info caches, dockerd's v2 metadata) and would mount
+ *   them from a repository pushed earlier in the run instead of uploading.
+ *   berth's blob-info cache is emptied before each of its pushes too: each
+ *   is a first push, compressing every layer.
+ * - second push of the unchanged image: `berth push REF` again right after
+ *   berth's push (and the library's after the library's), same registry.
+ * - pull into an empty store: `berth pull REF` (a fresh `BERTH_ROOT` each
+ *   time), `ImageService.pull` (child process), `skopeo copy docker://REF
+ *   oci:DIR:bench` (a fresh DIR; also followed by `sync`, a row of its own:
+ *   berth fsyncs what it stores, skopeo does not) and `docker pull REF` (the image removed
+ *   from dockerd before, and checked that no layer is left: its output must
+ *   not say "Already exists"), all from one registry that `skopeo copy`
+ *   filled once (a Docker v2 manifest, gzip layers).
+ *
+ * The image: a docker-archive written here (no daemon build, so no layer is
+ * shared with any other image in the shared dockerd): 30 % random bytes,
+ * 25 % text, 10 % 4 KiB text files, 20 % random, 15 % text, a layer each —
+ * the mix of the archive suite's image; the random bytes are new for each
+ * archive and the text lines carry a salt. Kept in the work dir between runs.
  *
  *   npx -y pnpm@10.34.8 build && node tools/bench/dist/registry.js
+ *   BERTH_BENCH_REGISTRY_MB=64 BERTH_BENCH_RUNS=1 node tools/bench/dist/registry.js
  *
  * Environment: BERTH_BENCH_REGISTRY_MB (image size, default 1024),
- * BERTH_BENCH_RUNS (runs per tool and operation, default 3),
- * BERTH_BENCH_SETTLE (seconds of quiet before every run, default 2),
- * BERTH_BENCH_DIR (work dir, default /tmp/berth-bench-registry; the image
- * layout is kept there between runs). Every tool runs under `/usr/bin/time`;
- * each push goes to a fresh registry (nothing to mount from earlier runs).
+ * BERTH_BENCH_RUNS (rounds, default 3), BERTH_BENCH_SETTLE (seconds of quiet
+ * before every run, default 2), BERTH_BENCH_DIR (work dir, default
+ * /tmp/berth-bench-registry; the archive is kept there), BERTH_BENCH_LIBRARY=0
+ * (skip the library rows), DOCKER_HOST (else the shared test dockerd is
+ * started), BERTH_BENCH_KEEP=1 (leave the image in dockerd afterwards).
+ *
+ * Not measured: a resumed pull after a kill at 50 % (issue 15's "transfers
+ * ≤ 55 % of the bytes"): `berth pull` does not resume a killed pull yet.
  * @module
  */
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { createGzip } from "node:zlib";
+import { median, sh } from "./archive.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "../../..");
-const registryDist = pathToFileURL(join(repoRoot, "packages/registry/dist/index.js")).href;
 const peersDist = pathToFileURL(join(repoRoot, "tools/peers/dist/index.js")).href;
+const cli = join(repoRoot, "apps/cli/dist/main.js");
+const DOCKER = "/usr/bin/docker";
+const MiB = 1 << 20;
+
+interface RegistryPeer {
+  host: string;
+  storageDir: string;
+  stop(): Promise<void>;
+}
+interface Peers {
+  requirePeer(name: string): Promise<string | undefined>;
+  registry(): Promise<RegistryPeer | undefined>;
+  dockerd(): Promise<{ env: NodeJS.ProcessEnv } | undefined>;
+  dockerdPaths(): { pidFile: string };
+}
 
 interface Measure {
   seconds: number;
   maxRssKiB: number;
+  user: number;
+  sys: number;
+  stdout: string;
+  stderr: string;
 }
 
-function timed(cmd: string, args: string[]): Promise<Measure> {
+/** Run a command under /usr/bin/time: wall seconds, peak RSS, CPU, and what it printed. */
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measure> {
   return new Promise((ok, fail) => {
-    execFile("/usr/bin/time", ["-f", "BENCH %e %M", cmd, ...args], { maxBuffer: 64 << 20 }, (err, _out, stderr) => {
+    execFile("/usr/bin/time", ["-f", "BENCH %e %M %U %S", cmd, ...args], { env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       if (err) return fail(new Error(`${cmd} ${args.join(" ")} failed: ${stderr.slice(-2000)}`));
-      const m = /BENCH ([0-9.]+) ([0-9]+)\s*$/.exec(stderr);
+      const m = /BENCH ([0-9.]+) ([0-9]+) ([0-9.]+) ([0-9.]+)\s*$/.exec(stderr);
       if (!m) return fail(new Error(`no timing from /usr/bin/time: ${stderr.slice(-500)}`));
-      ok({ seconds: Number(m[1]), maxRssKiB: Number(m[2]) });
+      ok({ seconds: Number(m[1]), maxRssKiB: Number(m[2]), user: Number(m[3]), sys: Number(m[4]), stdout, stderr: stderr.slice(0, m.index) });
     });
   });
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
 
-/** One gzip (level 0: random data does not compress) tar layer of one file; returns digest, size and DiffID. */
-async function writeLayer(dir: string, index: number, bytes: number): Promise<{ digest: string; size: number; diffId: string }> {
-  const header = Buffer.alloc(512);
-  header.write(`data-${index}.bin`, 0);
-  header.write("0000644\0", 100);
-  header.write("0000000\0", 108);
-  header.write("0000000\0", 116);
-  header.write(`${bytes.toString(8).padStart(11, "0")}\0`, 124);
-  header.write("00000000000\0", 136);
-  header.write("        ", 148);
-  header.write("0", 156);
-  header.write("ustar\0", 257);
-  header.write("00", 263);
+// ---- the bench image, a docker-archive ------------------------------------------------------
+
+const MTIME = 1_700_000_000;
+
+function tarHeader(name: string, size: number, type: "0" | "5"): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100, "utf8");
+  h.write(type === "5" ? "0000755\0" : "0000644\0", 100);
+  h.write("0000000\0", 108);
+  h.write("0000000\0", 116);
+  h.write(`${size.toString(8).padStart(11, "0")}\0`, 124);
+  h.write(`${MTIME.toString(8).padStart(11, "0")}\0`, 136);
+  h.write("        ", 148);
+  h.write(type, 156);
+  h.write("ustar\0", 257);
+  h.write("00", 263);
   let sum = 0;
-  for (const b of header) sum += b;
-  header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
-  const tarHash = createHash("sha256");
-  const blobHash = createHash("sha256");
-  let size = 0;
-  const tmp = join(dir, "blobs", "sha256", `layer-${index}.tmp`);
-  const gz = createGzip({ level: 0 });
-  const out = createWriteStream(tmp);
-  gz.on("data", (c: Buffer) => {
-    blobHash.update(c);
-    size += c.length;
-  });
-  gz.pipe(out);
-  const feed = async (b: Buffer) => {
-    tarHash.update(b);
-    if (!gz.write(b)) await new Promise((r) => gz.once("drain", r));
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  return h;
+}
+
+/** A layer tar written synchronously, hashed as it goes (its DiffID). */
+class LayerTar {
+  private readonly fd: number;
+  private readonly hash = createHash("sha256");
+  size = 0;
+  constructor(readonly path: string) {
+    this.fd = openSync(path, "w");
+  }
+  private put(b: Buffer): void {
+    this.hash.update(b);
+    writeSync(this.fd, b);
+    this.size += b.length;
+  }
+  dir(name: string): void {
+    this.put(tarHeader(`${name}/`, 0, "5"));
+  }
+  /** A file of `size` bytes, made by `chunk(bytesLeft)` (each call returns at most that many). */
+  file(name: string, size: number, chunk: (left: number) => Buffer): void {
+    this.put(tarHeader(name, size, "0"));
+    for (let left = size; left > 0; ) {
+      const c = chunk(left);
+      this.put(c);
+      left -= c.length;
+    }
+    if (size % 512) this.put(Buffer.alloc(512 - (size % 512)));
+  }
+  end(): { diffId: string; size: number } {
+    this.put(Buffer.alloc(1024));
+    closeSync(this.fd);
+    return { diffId: `sha256:${this.hash.digest("hex")}`, size: this.size };
+  }
+}
+
+/** What {@link benchArchive} made. */
+interface BenchImage {
+  file: string;
+  /** The image ID (config digest). */
+  id: string;
+  tag: string;
+  /** Bytes of the layer tars (the image's uncompressed size). */
+  bytes: number;
+  diffIds: string[];
+  layers: number;
+}
+
+/** The bench image as a docker-archive (made once per size, kept in the work dir). */
+function benchArchive(work: string, mb: number): BenchImage {
+  const marker = join(work, `image-${mb}mb.json`);
+  if (existsSync(marker)) {
+    const done = JSON.parse(readFileSync(marker, "utf8")) as BenchImage;
+    if (existsSync(done.file) && Array.isArray(done.diffIds)) return done;
+  }
+  const stage = join(work, `image-${mb}mb.d`);
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(stage, { recursive: true });
+  const salt = randomBytes(8).toString("hex");
+  const random = (left: number) => randomBytes(Math.min(left, MiB));
+  const textChunk = (line: string) => {
+    const block = Buffer.from(line.repeat(Math.floor(MiB / line.length)));
+    return (left: number) => (left >= block.length ? block : block.subarray(0, left));
   };
-  await feed(header);
-  for (let left = bytes; left > 0; left -= 1 << 20) await feed(randomBytes(Math.min(left, 1 << 20)));
-  await feed(Buffer.alloc(1024 + ((512 - (bytes % 512)) % 512)));
-  gz.end();
-  await new Promise<void>((r) => out.once("close", () => r()));
-  const digest = `sha256:${blobHash.digest("hex")}`;
-  renameSync(tmp, join(dir, "blobs", "sha256", digest.slice(7)));
-  return { digest, size, diffId: `sha256:${tarHash.digest("hex")}` };
-}
-
-function writeBlob(dir: string, bytes: Buffer): { digest: string; size: number } {
-  const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-  writeFileSync(join(dir, "blobs", "sha256", digest.slice(7)), bytes);
-  return { digest, size: bytes.length };
-}
-
-/** The bench image as an OCI layout (made once, kept in the work dir). */
-async function benchLayout(dir: string, mb: number): Promise<{ dir: string; bytes: number }> {
-  const marker = join(dir, "done.json");
-  if (existsSync(marker)) return JSON.parse(readFileSync(marker, "utf8")) as { dir: string; bytes: number };
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
-  const layerCount = 8;
-  const layers = [];
-  for (let i = 0; i < layerCount; i++) layers.push(await writeLayer(dir, i, Math.floor((mb << 20) / layerCount)));
-  const config = writeBlob(dir, Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) }, history: layers.map(() => ({ created_by: "bench" })) })));
-  const manifest = writeBlob(
-    dir,
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-        layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: l.digest, size: l.size })),
-      }),
-    ),
+  const text = `berth benchmark compressible text line 0123456789 the quick brown fox jumps over the lazy dog ${salt}\n`;
+  const part = (f: number) => Math.round(mb * f * MiB);
+  const recipe: Array<{ what: string; write(t: LayerTar): void }> = [
+    { what: "random1.bin (30 %)", write: (t) => t.file("random1.bin", part(0.3), random) },
+    { what: "text1.txt (25 %)", write: (t) => t.file("text1.txt", part(0.25), textChunk(text)) },
+    {
+      what: "many/ (10 %, 4 KiB text files)",
+      write: (t) => {
+        t.dir("many");
+        const files = Math.max(1, Math.round(part(0.1) / 4096));
+        for (let i = 0; i < files; i++) {
+          if (i % 1000 === 0) t.dir(`many/d${i / 1000}`);
+          // 4 KiB of base64 lines (76 characters and a newline), as `base64` writes them
+          const b64 = randomBytes(3072).toString("base64");
+          const lines = (b64.match(/.{1,76}/g) ?? []).join("\n").slice(0, 4095);
+          t.file(`many/d${Math.floor(i / 1000)}/f${String(i).padStart(6, "0")}`, 4096, () => Buffer.from(`${lines}\n`));
+        }
+      },
+    },
+    { what: "random2.bin (20 %)", write: (t) => t.file("random2.bin", part(0.2), random) },
+    { what: "text2.txt (15 %)", write: (t) => t.file("text2.txt", part(0.15), textChunk(`${text.trimEnd()} 2\n`)) },
+  ];
+  const layers: Array<{ diffId: string; size: number; dir: string }> = [];
+  recipe.forEach((r, i) => {
+    const tmp = join(stage, `layer-${i}.tar`);
+    const t = new LayerTar(tmp);
+    r.write(t);
+    const { diffId, size } = t.end();
+    const dir = diffId.slice(7);
+    mkdirSync(join(stage, dir));
+    execFileSync("mv", [tmp, join(stage, dir, "layer.tar")]);
+    layers.push({ diffId, size, dir });
+  });
+  const arch = ({ x64: "amd64", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x" } as Record<string, string>)[process.arch] ?? process.arch;
+  const created = new Date(MTIME * 1000).toISOString();
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: arch,
+      os: "linux",
+      created,
+      config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["/random1.bin"] },
+      rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
+      history: recipe.map((r) => ({ created, created_by: `berth bench registry: ${r.what}` })),
+    }),
   );
-  writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  writeFileSync(
-    join(dir, "index.json"),
-    JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, annotations: { "org.opencontainers.image.ref.name": "bench" } }] }),
-  );
-  const result = { dir, bytes: layers.reduce((n, l) => n + l.size, 0) + config.size };
-  writeFileSync(marker, JSON.stringify(result));
-  return result;
+  const id = `sha256:${createHash("sha256").update(config).digest("hex")}`;
+  const tag = `berth-bench/registry:${mb}mb`;
+  writeFileSync(join(stage, `${id.slice(7)}.json`), config);
+  writeFileSync(join(stage, "manifest.json"), JSON.stringify([{ Config: `${id.slice(7)}.json`, RepoTags: [tag], Layers: layers.map((l) => `${l.dir}/layer.tar`) }]));
+  const file = join(work, `image-${mb}mb.tar`);
+  // docker save's order: the layer directories, the config, manifest.json
+  sh("tar", ["-cf", file, "-C", stage, ...layers.map((l) => l.dir), `${id.slice(7)}.json`, "manifest.json"]);
+  rmSync(stage, { recursive: true, force: true });
+  const image: BenchImage = { file, id, tag, bytes: layers.reduce((n, l) => n + l.size, 0), layers: layers.length, diffIds: layers.map((l) => l.diffId) };
+  writeFileSync(marker, JSON.stringify(image));
+  return image;
 }
 
-const CHILD = `
-const [dist, op, a, b] = process.argv.slice(2);
-const { RegistryClient, OciLayout, copyImage, layoutSource, layoutDestination, registrySource, registryDestination } = await import(dist);
-const client = new RegistryClient();
-if (op === "push") {
-  await copyImage(layoutSource(await OciLayout.open(a), "bench"), registryDestination(client.repository(b, { push: true })), { tag: "bench" });
-} else {
-  const [repo, tag] = a.split(/:(?=[^:/]+$)/);
-  await copyImage(registrySource(client.repository(repo), tag), layoutDestination(await OciLayout.open(b, { create: true })), { tag: "bench" });
+// ---- helpers ------------------------------------------------------------------------------------
+
+/** Bytes of the blobs a docker-registry holds (its filesystem storage). */
+function registryBlobBytes(storageDir: string): number {
+  const walk = (d: string): number => {
+    let n = 0;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) n += walk(p);
+      else if (e.isFile() && e.name === "data") n += statSync(p).size;
+    }
+    return n;
+  };
+  const blobs = join(storageDir, "docker", "registry", "v2", "blobs");
+  return existsSync(blobs) ? walk(blobs) : 0;
 }
-await client.close();
-`;
+
+/** CPU seconds (user + system) a process has used, from /proc (0 when it is not there). */
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
 
 /** One result row. */
 export interface RegistryBenchRow {
-  op: "push" | "pull" | "re-push";
+  op: "push" | "re-push" | "pull";
   tool: string;
   medianSeconds: number;
-  mbPerSecond: number;
+  runs: number[];
+  /** Image (layer tar) MiB per second, by the median. */
+  mibPerSecond: number;
+  /** Median CPU seconds of the measured process (user + system). */
+  cpuSeconds: number;
   peakRssMiB: number;
-  runs: number;
+  /** Median seconds of the library call itself (inside its child process, after start-up). */
+  callSeconds?: number;
+  /** Median dockerd CPU seconds during the run (docker rows). */
+  daemonCpuSeconds?: number;
+  note?: string;
 }
 
-/** Run the benchmark; prints a Markdown table and returns the rows. */
-export async function run(): Promise<RegistryBenchRow[]> {
+/** Run the benchmark; prints the runs, a Markdown table, the ratios against issue 15's targets and the commands. */
+export async function run(_args: string[] = []): Promise<RegistryBenchRow[]> {
   const mb = Number(process.env.BERTH_BENCH_REGISTRY_MB ?? 1024);
   const runs = Number(process.env.BERTH_BENCH_RUNS ?? 3);
   const settle = Number(process.env.BERTH_BENCH_SETTLE ?? 2);
   const work = process.env.BERTH_BENCH_DIR ?? "/tmp/berth-bench-registry";
+  const library = process.env.BERTH_BENCH_LIBRARY !== "0";
+  const rm = (p: string) => rmSync(p, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  const peers = (await import(peersDist)) as {
-    requirePeer(name: string): Promise<string | undefined>;
-    registry(): Promise<{ host: string; stop(): Promise<void> } | undefined>;
-  };
+  const peers = (await import(peersDist)) as Peers;
   const skopeo = await peers.requirePeer("skopeo");
-  if (!skopeo) throw new Error("the registry bench needs skopeo");
-  const child = join(work, "berth-copy.mjs");
-  writeFileSync(child, CHILD);
-  process.stdout.write(`registry bench: ${mb} MiB image, ${runs} runs per tool, a fresh docker-registry per run\n`);
-  const image = await benchLayout(join(work, `image-${mb}mb`), mb);
-  const times: Record<string, Measure[]> = {};
-  const add = (k: string, m: Measure) => (times[k] ??= []).push(m);
-  for (let i = 0; i < runs; i++) {
-    // tools alternate, and which goes first alternates too; each gets an empty registry, so
-    // nothing is mounted from an earlier run (skopeo keeps a blob-info cache of its own)
-    for (const tool of i % 2 === 0 ? ["berth", "skopeo"] : ["skopeo", "berth"]) {
-      const reg = await peers.registry();
-      if (!reg) throw new Error("the registry bench needs docker-registry");
-      try {
-        const repo = `${reg.host}/bench/${tool}`;
-        const out = join(work, `pulled-${tool}`);
-        rmSync(out, { recursive: true, force: true });
-        await sleep(settle);
-        if (tool === "berth") {
-          add("push berth", await timed(process.execPath, [child, registryDist, "push", image.dir, repo]));
-          await sleep(settle);
-          add("re-push berth", await timed(process.execPath, [child, registryDist, "push", image.dir, repo]));
-          await sleep(settle);
-          add("pull berth", await timed(process.execPath, [child, registryDist, "pull", `${repo}:bench`, out]));
-        } else {
-          add("push skopeo", await timed(skopeo, ["copy", "--quiet", "--dest-tls-verify=false", `oci:${image.dir}:bench`, `docker://${repo}:bench`]));
-          await sleep(settle);
-          add("pull skopeo", await timed(skopeo, ["copy", "--quiet", "--src-tls-verify=false", `docker://${repo}:bench`, `oci:${out}:bench`]));
+  if (!skopeo) throw new Error("the registry bench needs skopeo (apt-get install -y skopeo)");
+  if (!(await peers.requirePeer("docker-registry"))) throw new Error("the registry bench needs docker-registry (apt-get install -y docker-registry)");
+  let denv: NodeJS.ProcessEnv = process.env;
+  if (!process.env.DOCKER_HOST) {
+    const d = await peers.dockerd();
+    if (!d) throw new Error("the registry bench needs dockerd (@berth/peers could not start it)");
+    denv = d.env;
+  }
+  const dockerdPid = (() => {
+    try {
+      return Number(readFileSync(peers.dockerdPaths().pidFile, "utf8").trim()) || undefined;
+    } catch {
+      return undefined;
+    }
+  })();
+  const docker = (args: string[]) => sh(DOCKER, args, denv);
+  const self = fileURLToPath(import.meta.url);
+  /** Read every file under `dir` once: each push starts with its input in the page cache. */
+  const warm = (p: string) => execFileSync("sh", ["-c", 'find "$1" -type f -exec cat {} + > /dev/null', "sh", p]);
+  const quiet = async () => {
+    execFileSync("sync");
+    if (settle > 0) await sleep(settle);
+  };
+
+  const t0 = Date.now();
+  const image = benchArchive(work, mb);
+  const store = join(work, "store");
+  const storeEnv = { ...process.env, BERTH_ROOT: store };
+  const berth = (env: NodeJS.ProcessEnv, args: string[]) => sh(process.execPath, [cli, ...args], env);
+  rm(store);
+  berth(storeEnv, ["-q", "load", "-i", image.file]);
+  const { BLOB_INFO_CACHE_DIR } = await import("@berth/image-service");
+  const hasDockerImage = () => {
+    try {
+      docker(["image", "inspect", "--format", "{{.Id}}", image.id]);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const ensureDockerImage = () => {
+    if (!hasDockerImage()) docker(["load", "-q", "-i", image.file]);
+    docker(["tag", image.id, image.tag]);
+  };
+  ensureDockerImage();
+  // the pull source: one registry, filled once by skopeo (neither berth's nor docker's own push)
+  const source = await peers.registry();
+  if (!source) throw new Error("the registry bench needs docker-registry");
+  const pullRef = `${source.host}/bench/image:1`;
+  sh(skopeo, ["copy", "--quiet", "--dest-tls-verify=false", `docker-archive:${image.file}`, `docker://${pullRef}`]);
+  const sourceBytes = registryBlobBytes(source.storageDir);
+  process.stdout.write(
+    `registry bench: ${mb} MiB image (${image.layers} layers, ${(image.bytes / MiB).toFixed(0)} MiB of layer tars, ${(statSync(image.file).size / MiB).toFixed(0)} MiB archive; ` +
+      `${(sourceBytes / MiB).toFixed(0)} MiB of gzip blobs in the registry), ${runs} rounds, alternated; setup ${((Date.now() - t0) / 1000).toFixed(0)} s\n`,
+  );
+
+  const times = new Map<string, { op: RegistryBenchRow["op"]; tool: string; ms: Measure[]; call: number[]; daemon: number[]; note?: string }>();
+  const record = (op: RegistryBenchRow["op"], tool: string, m: Measure, extra: { call?: number; daemon?: number; note?: string } = {}) => {
+    const k = `${op} ${tool}`;
+    const e = times.get(k) ?? { op, tool, ms: [], call: [], daemon: [], ...(extra.note ? { note: extra.note } : {}) };
+    e.ms.push(m);
+    if (extra.call !== undefined) e.call.push(extra.call);
+    if (extra.daemon !== undefined) e.daemon.push(extra.daemon);
+    times.set(k, e);
+    return m;
+  };
+  const fresh = async () => {
+    const reg = await peers.registry();
+    if (!reg) throw new Error("the registry bench needs docker-registry");
+    return reg;
+  };
+  const line: string[] = [];
+  const log = (s: string) => line.push(s);
+  const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
+  const pushedAll = (reg: RegistryPeer, what: string) => {
+    const b = registryBlobBytes(reg.storageDir);
+    // every layer uploaded (gzip of the same tars: within a few % of what skopeo put in the source)
+    if (b < sourceBytes * 0.9) throw new Error(`${what}: the registry holds ${mib(b)}, expected about ${mib(sourceBytes)} (a mount or a skipped layer?)`);
+    return b;
+  };
+  const berthPushSummary = (m: Measure) => /Pushed \d+ blob\(s\) \([^)]*\), \d+ mounted, \d+ already there(; manifest [a-z ]+)?/.exec(m.stderr)?.[0] ?? "(no summary)";
+  const childPush = (ref: string) => timed(process.execPath, [self, "child", "push", store, ref]);
+  const callOf = <T = { seconds: number; uploaded: number; existing: number; mounted: number; manifests: number; bytes: number }>(m: Measure) => JSON.parse(m.stdout.trim().split("\n").pop()!) as T;
+
+  const pushTools: Array<{ name: string; go(r: number): Promise<void> }> = [
+    {
+      name: "berth push (CLI)",
+      async go(r) {
+        const reg = await fresh();
+        try {
+          const ref = `${reg.host}/bench/berth-cli:${r}`;
+          berth(storeEnv, ["-q", "tag", image.tag, ref]);
+          rm(join(store, BLOB_INFO_CACHE_DIR)); // a first push: no layer compressed before
+          warm(store);
+          await quiet();
+          const m = record("push", "berth push (CLI)", await timed(process.execPath, [cli, "push", ref], storeEnv));
+          const b = pushedAll(reg, "berth push");
+          await quiet();
+          const again = record("re-push", "berth push (CLI)", await timed(process.execPath, [cli, "push", ref], storeEnv));
+          const s = berthPushSummary(again);
+          if (!/Pushed 0 blob/.test(s)) throw new Error(`berth re-push sent blobs: ${s}`);
+          log(`berth push (CLI) ${m.seconds.toFixed(2)} s [${mib(b)} in the registry; ${berthPushSummary(m)}], re-push ${again.seconds.toFixed(2)} s [${s}]`);
+        } finally {
+          await reg.stop();
         }
-        rmSync(out, { recursive: true, force: true });
-      } finally {
-        await reg.stop();
+      },
+    },
+    ...(library
+      ? [
+          {
+            name: "ImageService.push (library)",
+            async go(r: number) {
+              const reg = await fresh();
+              try {
+                const ref = `${reg.host}/bench/berth-lib:${r}`;
+                berth(storeEnv, ["-q", "tag", image.tag, ref]);
+                rm(join(store, BLOB_INFO_CACHE_DIR));
+                warm(store);
+                await quiet();
+                const m = await childPush(ref);
+                record("push", "ImageService.push (library)", m, { call: callOf(m).seconds });
+                const b = pushedAll(reg, "ImageService.push");
+                await quiet();
+                const again = await childPush(ref);
+                const c = callOf(again);
+                if (c.uploaded !== 0 || c.mounted !== 0) throw new Error(`ImageService.push re-push sent blobs: ${JSON.stringify(c)}`);
+                record("re-push", "ImageService.push (library)", again, { call: c.seconds });
+                log(`library push ${m.seconds.toFixed(2)} s (call ${callOf(m).seconds.toFixed(2)} s) [${mib(b)}], re-push ${again.seconds.toFixed(2)} s (call ${c.seconds.toFixed(3)} s; ${c.uploaded} uploaded, ${c.existing} there, manifests written ${c.manifests})`);
+              } finally {
+                await reg.stop();
+              }
+            },
+          },
+        ]
+      : []),
+    {
+      name: "skopeo copy docker-archive: docker://",
+      async go(r) {
+        const reg = await fresh();
+        try {
+          const ref = `${reg.host}/bench/skopeo:${r}`;
+          warm(image.file);
+          await quiet();
+          const m = record(
+            "push",
+            "skopeo copy docker-archive: docker://",
+            await timed(skopeo, ["copy", "--quiet", "--dest-tls-verify=false", `docker-archive:${image.file}`, `docker://${ref}`]),
+          );
+          log(`skopeo push ${m.seconds.toFixed(2)} s [${mib(pushedAll(reg, "skopeo copy"))}]`);
+        } finally {
+          await reg.stop();
+        }
+      },
+    },
+    {
+      name: "docker push",
+      async go(r) {
+        const reg = await fresh();
+        const ref = `${reg.host}/bench/docker:${r}`;
+        try {
+          ensureDockerImage();
+          docker(["tag", image.id, ref]);
+          await quiet();
+          const cpu = cpuOf(dockerdPid);
+          const m = await timed(DOCKER, ["push", ref], denv);
+          const daemon = cpuOf(dockerdPid) - cpu;
+          record("push", "docker push", m, { daemon, note: "client RSS and CPU; dockerd does the work (its CPU: daemon column)" });
+          if (/Mounted from|already exists/i.test(m.stdout)) throw new Error(`docker push did not upload every layer:\n${m.stdout}`);
+          log(`docker push ${m.seconds.toFixed(2)} s (dockerd CPU ${daemon.toFixed(1)} s) [${mib(pushedAll(reg, "docker push"))}]`);
+        } finally {
+          try {
+            docker(["rmi", ref]);
+          } catch {
+            // not tagged: the push failed before
+          }
+          await reg.stop();
+        }
+      },
+    },
+  ];
+
+  const pullRoot = join(work, "pull-store");
+  const pullOci = join(work, "pull-oci");
+  const pullTools: Array<{ name: string; go(r: number): Promise<void> }> = [
+    {
+      name: "berth pull (CLI)",
+      async go() {
+        rm(pullRoot);
+        await quiet();
+        const env = { ...process.env, BERTH_ROOT: pullRoot };
+        const m = record("pull", "berth pull (CLI)", await timed(process.execPath, [cli, "pull", pullRef], env));
+        const id = (JSON.parse(berth(env, ["inspect", pullRef])) as Array<{ Id: string }>)[0]?.Id;
+        if (id !== image.id) throw new Error(`berth pull: image ID ${id}, expected ${image.id}`);
+        log(`berth pull (CLI) ${m.seconds.toFixed(2)} s`);
+        rm(pullRoot);
+      },
+    },
+    ...(library
+      ? [
+          {
+            name: "ImageService.pull (library)",
+            async go() {
+              rm(pullRoot);
+              await quiet();
+              const m = await timed(process.execPath, [self, "child", "pull", pullRoot, pullRef]);
+              const c = callOf<{ seconds: number; id: string }>(m);
+              if (c.id !== image.id) throw new Error(`ImageService.pull: image ID ${c.id}, expected ${image.id}`);
+              record("pull", "ImageService.pull (library)", m, { call: c.seconds });
+              log(`library pull ${m.seconds.toFixed(2)} s (call ${c.seconds.toFixed(2)} s)`);
+              rm(pullRoot);
+            },
+          },
+        ]
+      : []),
+    {
+      name: "skopeo copy docker:// oci:",
+      async go() {
+        rm(pullOci);
+        await quiet();
+        const m = record(
+          "pull",
+          "skopeo copy docker:// oci:",
+          await timed(skopeo, ["copy", "--quiet", "--src-tls-verify=false", `docker://${pullRef}`, `oci:${pullOci}:bench`]),
+        );
+        // skopeo writes an OCI manifest and converts the config to OCI's (another digest): compare the layers
+        const blob = (d: string) => JSON.parse(readFileSync(join(pullOci, "blobs", "sha256", d.slice(7)), "utf8")) as unknown;
+        const index = JSON.parse(readFileSync(join(pullOci, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
+        const manifest = blob(index.manifests[0]!.digest) as { config: { digest: string } };
+        const diffIds = (blob(manifest.config.digest) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
+        if (diffIds.join() !== image.diffIds.join()) throw new Error(`skopeo pull: DiffIDs ${diffIds.join()}, expected ${image.diffIds.join()}`);
+        log(`skopeo pull ${m.seconds.toFixed(2)} s`);
+        rm(pullOci);
+      },
+    },
+    {
+      name: "skopeo copy docker:// oci: + sync",
+      async go() {
+        rm(pullOci);
+        await quiet();
+        const m = record(
+          "pull",
+          "skopeo copy docker:// oci: + sync",
+          await timed("sh", ["-c", '"$@" && sync', "sh", skopeo, "copy", "--quiet", "--src-tls-verify=false", `docker://${pullRef}`, `oci:${pullOci}:bench`]),
+          { note: "on disk when it returns, as berth's pull is (it fsyncs what it stores)" },
+        );
+        log(`skopeo pull + sync ${m.seconds.toFixed(2)} s`);
+        rm(pullOci);
+      },
+    },
+    {
+      name: "docker pull",
+      async go() {
+        // the image and every tag of it go, and with them its layers (no other image has them)
+        if (hasDockerImage()) docker(["rmi", "-f", image.id]);
+        if (hasDockerImage()) throw new Error(`docker pull: could not remove ${image.id} from dockerd`);
+        await quiet();
+        const cpu = cpuOf(dockerdPid);
+        const m = await timed(DOCKER, ["pull", pullRef], denv);
+        const daemon = cpuOf(dockerdPid) - cpu;
+        record("pull", "docker pull", m, { daemon, note: "client RSS and CPU; dockerd does the work (its CPU: daemon column)" });
+        if (/Already exists/.test(m.stdout)) throw new Error(`docker pull found layers already there:\n${m.stdout}`);
+        const id = docker(["image", "inspect", "--format", "{{.Id}}", pullRef]).trim();
+        if (id !== image.id) throw new Error(`docker pull: image ID ${id}, expected ${image.id}`);
+        log(`docker pull ${m.seconds.toFixed(2)} s (dockerd CPU ${daemon.toFixed(1)} s)`);
+      },
+    },
+  ];
+
+  try {
+    for (let r = 0; r < runs; r++) {
+      for (const [op, tools] of [
+        ["push", pushTools],
+        ["pull", pullTools],
+      ] as const) {
+        line.length = 0;
+        for (let k = 0; k < tools.length; k++) await tools[(r + k) % tools.length]!.go(r);
+        process.stdout.write(`round ${r + 1} ${op}: ${line.join("; ")}\n`);
+      }
+    }
+  } finally {
+    await source.stop();
+    rm(pullRoot);
+    rm(pullOci);
+    if (process.env.BERTH_BENCH_KEEP !== "1") {
+      rm(store);
+      try {
+        if (hasDockerImage()) docker(["rmi", "-f", image.id]);
+      } catch {
+        // already gone
       }
     }
   }
-  const rows: RegistryBenchRow[] = Object.entries(times).map(([k, ms]) => {
-    const [op, tool] = k.split(" ") as [RegistryBenchRow["op"], string];
-    const s = median(ms.map((m) => m.seconds));
-    return { op, tool, medianSeconds: s, mbPerSecond: image.bytes / (1 << 20) / s, peakRssMiB: Math.max(...ms.map((m) => m.maxRssKiB)) / 1024, runs: ms.length };
+
+  const rows: RegistryBenchRow[] = [...times.values()].map((e) => {
+    const s = median(e.ms.map((m) => m.seconds));
+    return {
+      op: e.op,
+      tool: e.tool,
+      medianSeconds: s,
+      runs: e.ms.map((m) => m.seconds),
+      mibPerSecond: image.bytes / MiB / s,
+      cpuSeconds: median(e.ms.map((m) => m.user + m.sys)),
+      peakRssMiB: Math.max(...e.ms.map((m) => m.maxRssKiB)) / 1024,
+      ...(e.call.length ? { callSeconds: median(e.call) } : {}),
+      ...(e.daemon.length ? { daemonCpuSeconds: median(e.daemon) } : {}),
+      ...(e.note ? { note: e.note } : {}),
+    };
   });
-  const lines = ["| op | tool | median s | MB/s | berth × faster | peak RSS MiB |", "|---|---|---|---|---|---|"];
-  for (const r of rows) {
-    const berth = rows.find((x) => x.op === r.op && x.tool === "berth");
-    const ratio = r.tool === "berth" || !berth ? "" : (r.medianSeconds / berth.medianSeconds).toFixed(2);
-    lines.push(`| ${r.op} | ${r.tool} | ${r.medianSeconds.toFixed(2)} | ${r.op === "re-push" ? "-" : r.mbPerSecond.toFixed(0)} | ${ratio} | ${r.peakRssMiB.toFixed(0)} |`);
-  }
-  process.stdout.write(`${lines.join("\n")}\n`);
+  const order = ["push", "re-push", "pull"];
+  rows.sort((a, b) => order.indexOf(a.op) - order.indexOf(b.op));
+  process.stdout.write(`\n${toMarkdown(rows)}\n\n${verdicts(rows).join("\n")}\n\n${commands(image, skopeo).join("\n")}\n`);
   return rows;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  run().catch((err: unknown) => {
+const TARGETS: Record<string, string> = {
+  "push skopeo copy docker-archive: docker://": "≥ 2×",
+  "push docker push": "≥ 3×",
+  "pull skopeo copy docker:// oci:": "≥ 1.5×",
+  "pull docker pull": "≥ 3×",
+};
+
+/** The rows as a Markdown table: ratios are the peer's time ÷ berth's (> 1: berth is faster). */
+export function toMarkdown(rows: RegistryBenchRow[]): string {
+  const lines = [
+    "| op | tool | median s | runs | image MiB/s | CPU s | daemon CPU s | peak RSS MiB | ÷ berth CLI | ÷ library | issue 15 target |",
+    "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
+  ];
+  for (const r of rows) {
+    const cliRow = rows.find((x) => x.op === r.op && x.tool.startsWith("berth "));
+    const libRow = rows.find((x) => x.op === r.op && x.tool.startsWith("ImageService"));
+    const berthish = r === cliRow || r === libRow;
+    const ratio = (to: RegistryBenchRow | undefined) => (!to || berthish ? "—" : (r.medianSeconds / to.medianSeconds).toFixed(2));
+    const secs = `${r.medianSeconds.toFixed(2)}${r.callSeconds !== undefined ? ` (call ${r.callSeconds.toFixed(r.op === "re-push" ? 3 : 2)})` : ""}`;
+    lines.push(
+      `| ${r.op} | ${r.tool} | ${secs} | ${r.runs.map((x) => x.toFixed(2)).join(" / ")} | ${r.op === "re-push" ? "—" : r.mibPerSecond.toFixed(0)} | ${r.cpuSeconds.toFixed(2)} | ${r.daemonCpuSeconds !== undefined ? r.daemonCpuSeconds.toFixed(1) : "—"} | ${r.peakRssMiB.toFixed(0)} | ${ratio(cliRow)} | ${ratio(libRow)} | ${TARGETS[`${r.op} ${r.tool}`] ?? (r.op === "re-push" && r.tool.startsWith("berth") ? "≤ 0.3 s" : "")} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function verdicts(rows: RegistryBenchRow[]): string[] {
+  const of = (op: string, prefix: string) => rows.find((r) => r.op === op && r.tool.startsWith(prefix));
+  const out: string[] = ["Against issue 15's targets (peer ÷ berth CLI, medians):"];
+  const ratio = (op: string, peer: string, target: number, label: string) => {
+    const p = of(op, peer);
+    const b = of(op, "berth ");
+    if (!p || !b) return;
+    const x = p.medianSeconds / b.medianSeconds;
+    const lib = of(op, "ImageService");
+    const l = lib ? `, library ${(p.medianSeconds / lib.medianSeconds).toFixed(2)}×` : "";
+    out.push(`- ${op} vs ${label}: ${x.toFixed(2)}× (target ≥ ${target}×: ${x >= target ? "met" : "not met"})${l}`);
+  };
+  ratio("push", "skopeo", 2, "skopeo copy");
+  ratio("push", "docker", 3, "docker push");
+  ratio("pull", "skopeo", 1.5, "skopeo copy");
+  ratio("pull", "docker", 3, "docker pull");
+  const again = of("re-push", "berth ");
+  const againLib = of("re-push", "ImageService");
+  if (again) {
+    const lib = againLib ? `; library: ${againLib.medianSeconds.toFixed(2)} s with node start-up, the call ${againLib.callSeconds?.toFixed(3)} s` : "";
+    out.push(`- second push of the unchanged image: berth push ${again.medianSeconds.toFixed(2)} s (target ≤ 0.3 s: ${again.medianSeconds <= 0.3 ? "met" : "not met"})${lib}`);
+  }
+  for (const op of ["push", "pull"]) {
+    const b = of(op, "berth ");
+    if (b) out.push(`- peak RSS of berth ${op} (CLI process): ${b.peakRssMiB.toFixed(0)} MiB (target ≤ 200 MiB: ${b.peakRssMiB <= 200 ? "met" : "not met"})`);
+  }
+  out.push("- resumed pull after a kill at 50 % (target: ≤ 55 % of the bytes): not measured, berth pull does not resume a killed pull yet");
+  return out;
+}
+
+function commands(image: BenchImage, skopeo: string): string[] {
+  const env = ["BERTH_BENCH_REGISTRY_MB", "BERTH_BENCH_RUNS", "BERTH_BENCH_SETTLE", "BERTH_BENCH_DIR", "BERTH_BENCH_LIBRARY"]
+    .filter((k) => process.env[k] !== undefined)
+    .map((k) => `${k}=${process.env[k]} `)
+    .join("");
+  return [
+    "Reproduce:",
+    `  npx -y pnpm@10.34.8 build && ${env}node tools/bench/dist/registry.js`,
+    "The commands timed (HOST: a docker-registry started for the run, 127.0.0.1:PORT):",
+    `  BERTH_ROOT=STORE node apps/cli/dist/main.js push HOST/bench/berth-cli:N      # STORE: berth load -i ${image.file}; then the same again (re-push)`,
+    `  node tools/bench/dist/registry.js child push STORE HOST/bench/berth-lib:N   # ImageService.push in a process of its own`,
+    `  ${skopeo} copy --quiet --dest-tls-verify=false docker-archive:${image.file} docker://HOST/bench/skopeo:N`,
+    `  ${DOCKER} push HOST/bench/docker:N                                       # after docker load -i ${image.file}; docker tag`,
+    `  BERTH_ROOT=EMPTY node apps/cli/dist/main.js pull HOST/bench/image:1`,
+    `  node tools/bench/dist/registry.js child pull EMPTY HOST/bench/image:1`,
+    `  ${skopeo} copy --quiet --src-tls-verify=false docker://HOST/bench/image:1 oci:EMPTY:bench   # and the same && sync`,
+    `  ${DOCKER} pull HOST/bench/image:1                                           # after docker rmi -f ${image.id.slice(0, 19)}…`,
+  ];
+}
+
+/**
+ * Child mode: `registry.js child push <root> <ref>` / `child pull <root>
+ * <ref>` — the image service's calls, as a tool embedding berth makes them;
+ * prints one JSON line with the call's own seconds.
+ */
+async function child([op, root, ref]: string[]): Promise<void> {
+  const { openImageService } = await import("@berth/image-service");
+  const svc = await openImageService({ root: root! });
+  try {
+    const t = process.hrtime.bigint();
+    if (op === "push") {
+      const r = await svc.push(ref!);
+      const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+      const count = (s: string) => r.blobs.filter((b) => b.status === s).length;
+      process.stdout.write(`${JSON.stringify({ seconds, uploaded: count("uploaded"), existing: count("exists"), mounted: count("mounted"), manifests: r.manifestsWritten, bytes: r.bytesTransferred })}\n`);
+    } else if (op === "pull") {
+      const r = await svc.pull(ref!);
+      const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+      process.stdout.write(`${JSON.stringify({ seconds, id: r.id, bytes: r.bytesTransferred })}\n`);
+    } else throw new Error(`unknown child op ${op}`);
+  } finally {
+    await svc.close();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const main = process.argv[2] === "child" ? child(process.argv.slice(3)) : run().then(() => undefined);
+  main.catch((err: unknown) => {
     process.stderr.write(`registry bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   });
