@@ -1,6 +1,7 @@
 /**
  * `docker push` from the store. Layers go compressed as asked (gzip by
- * default, as docker sends them; `zstd` where Node's zlib has it; `none`),
+ * default, as docker sends them, made in parallel blocks by `gzip.ts`; `zstd`
+ * where Node's zlib has it; `none`),
  * each layer stored otherwise converted once, as it is sent: its compressed
  * digest is not known before the bytes are made, so it is uploaded in one
  * streamed PATCH and the digest it hashed to is remembered against its DiffID
@@ -16,7 +17,7 @@
  * changes nothing and sends only HEADs.
  * @module
  */
-import { pipeline } from "node:stream";
+import { pipeline, Readable } from "node:stream";
 import * as zlib from "node:zlib";
 import { chainIds, type Compression, type Digest, FailedPreconditionError, hasCode, InvalidArgumentError, sha256 } from "@berth/digest";
 import type { Store } from "@berth/image-store";
@@ -33,6 +34,7 @@ import {
 import { type BlobInfoCache, copyImage, type ImageSource, type ManifestResult, type Repository, registryDestination, registrySource } from "@berth/registry";
 import pLimit from "p-limit";
 import { ImageServiceErrorCode } from "./errors.js";
+import { parallelGzip } from "./gzip.js";
 import { fromOffset, type RegistryEvent, type RegistryOptions, storeSource, type TransferredBlob, transferred, withBlobInfoCache, withClient } from "./registry.js";
 
 /** How a push sends layers. */
@@ -67,17 +69,28 @@ export interface PushResult {
   bytesTransferred: number;
 }
 
-/** A compressing Transform for `compression`, or undefined for `none`. @throws FailedPreconditionError `ERR_COMPRESSION_UNSUPPORTED` */
-function compressor(compression: PushCompression): (() => NodeJS.ReadWriteStream) | undefined {
-  if (compression === "none") return undefined;
-  if (compression === "gzip") return () => zlib.createGzip();
+/** A layer tar's bytes, compressed. */
+type Compress = (tar: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>;
+
+/**
+ * How `compression` is made: gzip by {@link parallelGzip} (blocks side by
+ * side, random-looking ones stored), zstd by Node's zlib where it has it,
+ * `none` as it is. @throws FailedPreconditionError `ERR_COMPRESSION_UNSUPPORTED`
+ */
+function compressor(compression: PushCompression): Compress {
+  if (compression === "none") return (tar) => tar;
+  if (compression === "gzip") return (tar) => parallelGzip(tar);
   const zstd = (zlib as { createZstdCompress?: () => NodeJS.ReadWriteStream }).createZstdCompress;
   if (!zstd) {
     throw new FailedPreconditionError(`zstd compression needs Node's zlib zstd (Node 22.15 or later; this is ${process.version}); use gzip or none`, {
       code: ImageServiceErrorCode.COMPRESSION_UNSUPPORTED,
     });
   }
-  return () => zstd();
+  return (tar) => {
+    const out = zstd();
+    pipeline(Readable.from(tar), out, () => undefined); // an error of either ends the other, and the reader sees it
+    return out as unknown as AsyncIterable<Uint8Array>;
+  };
 }
 
 /**
@@ -228,7 +241,7 @@ async function convertLayers(
   own: ImageSource,
   ownRoot: ManifestResult,
   plan: LayerPlan,
-  compress: (() => NodeJS.ReadWriteStream) | undefined,
+  compress: Compress,
   cache: BlobInfoCache,
   opts: PushOptions,
 ): Promise<PushPlan> {
@@ -241,11 +254,7 @@ async function convertLayers(
   /** The layer's tar, converted, from `offset` of the converted bytes. */
   const source = (i: number) => (offset: number) =>
     (async function* () {
-      const tar = await store.layers.openUncompressed(chain[i]!);
-      if (!compress) return yield* fromOffset(tar, offset);
-      const out = compress();
-      pipeline(tar, out, () => undefined); // an error of either ends the other, and the reader sees it
-      yield* fromOffset(out as unknown as AsyncIterable<Uint8Array>, offset);
+      yield* fromOffset(compress(await store.layers.openUncompressed(chain[i]!)), offset);
     })();
 
   const blobs = new Map<number, { digest: Digest; size: number }>();
