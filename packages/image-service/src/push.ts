@@ -35,7 +35,7 @@ import { type BlobInfoCache, copyImage, type ImageSource, type ManifestResult, t
 import pLimit from "p-limit";
 import { ImageServiceErrorCode } from "./errors.js";
 import { parallelGzip } from "./gzip.js";
-import { fromOffset, type RegistryEvent, type RegistryOptions, storeSource, type TransferredBlob, transferred, withBlobInfoCache, withClient } from "./registry.js";
+import { fromOffset, type RegistryEvent, type RegistryOptions, resolvedEvent, storeSource, type TransferredBlob, transferred, withBlobInfoCache, withClient } from "./registry.js";
 
 /** How a push sends layers. */
 export type PushCompression = Compression;
@@ -142,16 +142,7 @@ export async function sendImage(store: Store, id: Digest, ref: Reference, opts: 
         ? { source: registrySource(repo, recorded.digest), root: recorded, sent: new Map<Digest, TransferredBlob>() }
         : await convertLayers(store, repo, own, ownRoot, layers, compress, cache, opts);
       const root = plan.root;
-      opts.onProgress?.({
-        type: "resolved",
-        reference: ref.string,
-        name: ref.name,
-        path: ref.path,
-        ...(tag !== undefined ? { tag } : {}),
-        digest: root.digest,
-        mediaType: root.mediaType,
-        layers: INDEX_MEDIA_TYPES.has(root.mediaType) ? [] : parseManifest(root.bytes, `manifest ${root.digest}`).layers,
-      });
+      opts.onProgress?.(resolvedEvent(ref, root, INDEX_MEDIA_TYPES.has(root.mediaType) ? [] : parseManifest(root.bytes, `manifest ${root.digest}`).layers));
       for (const e of plan.events ?? []) opts.onProgress?.(e);
       const copied = await copyImage({ ...plan.source, root: async () => root }, registryDestination(repo), {
         ...(tag !== undefined ? { tag } : {}),

@@ -170,17 +170,7 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
     const repo = client.repository(ref);
     const { root, manifest, parsed, config, platform } = await resolveRemoteImage(store, repo, ref, opts);
     const tag = ref.digest === undefined ? ref.tag : undefined;
-    opts.onProgress?.({
-      type: "resolved",
-      reference: ref.string,
-      name: ref.name,
-      path: ref.path,
-      ...(tag !== undefined ? { tag } : {}),
-      digest: root.digest,
-      mediaType: root.mediaType,
-      ...(platform ? { platform } : {}),
-      layers: parsed.layers,
-    });
+    opts.onProgress?.(resolvedEvent(ref, root, parsed.layers, platform));
 
     const refs = [...(tag !== undefined ? [`${ref.name}:${tag}`] : []), `${ref.name}@${root.digest}`];
     const before = await resolveOrUndefined(store, refs[0]!);
@@ -476,6 +466,22 @@ async function readConfig(store: Store, source: ImageSource, what: string, manif
 
 function unsupported(message: string): FailedPreconditionError {
   return new FailedPreconditionError(message, { code: ImageServiceErrorCode.UNSUPPORTED_IMAGE });
+}
+
+/** The `resolved` event of a pull or push of `ref`: `root` is what the reference names there. */
+export function resolvedEvent(ref: Reference, root: { digest: Digest; mediaType: string }, layers: Descriptor[], platform?: string): RegistryEvent {
+  const tag = ref.digest === undefined ? ref.tag : undefined;
+  return {
+    type: "resolved",
+    reference: ref.string,
+    name: ref.name,
+    path: ref.path,
+    ...(tag !== undefined ? { tag } : {}),
+    digest: root.digest,
+    mediaType: root.mediaType,
+    ...(platform ? { platform } : {}),
+    layers,
+  };
 }
 
 /** A copied blob as a pull, push or copy reports it. */
