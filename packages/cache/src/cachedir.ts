@@ -15,7 +15,7 @@ import { type Digest, InvalidArgumentError } from "@berth/digest";
 import { isOwnerAlive, type LayerStore, ownerToken, parseOwnerToken, withLock, writeFileAtomic } from "@berth/layer-store";
 import { CacheErrorCode } from "./errors.js";
 import { type ChainSnapshot, ensureChainSnapshot } from "./snapshot/chain.js";
-import { openSnapshotter, type Snapshotter } from "./snapshot/snapshotter.js";
+import { openSnapshotter, SNAPSHOTS_DIR, type Snapshotter } from "./snapshot/snapshotter.js";
 
 /** A record ID, immutable or mutable: 25 hex digits. */
 export const ID_RE = /^[0-9a-f]{25}$/;
@@ -100,6 +100,16 @@ export class CacheDir {
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }
     return counts;
+  }
+
+  /** The snapshotter when the store has one already (reading usage creates no directory), else undefined. */
+  async existingSnapshotter(): Promise<Snapshotter | undefined> {
+    if (this.#snapshots) return this.#snapshots;
+    const there = await fsp.stat(path.join(this.#root, SNAPSHOTS_DIR, "records")).then(
+      () => true,
+      () => false,
+    );
+    return there ? this.snapshotter() : undefined;
   }
 
   /** The store's snapshotter (`<root>/cache/snapshots`), opened on first use. */

@@ -15,6 +15,7 @@ import type { Layer, LayerStore } from "@berth/layer-store";
 import { CacheDir, checkId } from "./cachedir.js";
 import { CacheErrorCode } from "./errors.js";
 import { type MutableRecord, MutableRecords, type MutableRef, type NewRefOptions } from "./mutable.js";
+import { pruneChainSnapshots, type SnapshotSummary, summarizeSnapshots } from "./snapshot/prune.js";
 import type { Snapshotter } from "./snapshot/snapshotter.js";
 
 /** Kinds of records, as BuildKit's `UsageRecordType`. */
@@ -112,8 +113,10 @@ export interface PruneResult {
   removed: UsageInfo[];
   /** Sum of the removed records' accounted sizes (what `docker builder prune` reports). */
   reclaimedBytes: number;
-  /** Bytes actually freed on disk by the store's GC afterwards. */
+  /** Bytes actually freed on disk: the store's GC afterwards, and the chain snapshots removed. */
   freedBytes: number;
+  /** Chain snapshots removed (their ChainIDs): no record holds their chain, nothing is prepared on them. */
+  snapshotsRemoved: string[];
 }
 
 /** A live reference to a record; the record is in use until `release()`. */
@@ -688,7 +691,23 @@ export class CacheManager {
       const gc = this.#store.gc ? () => (this.#store.gc as () => Promise<{ freedBytes: number }>)() : () => this.#store.layers.gc();
       freedBytes = (await gc()).freedBytes;
     }
-    return { removed, reclaimedBytes, freedBytes };
+    // a prune without limits also removes the extracted trees of chains no record holds (they are
+    // extracted again when asked for); one with filters or limits removes only what they select
+    const plain = alternatives.length === 0 && keepDuration === 0 && keepBytes === 0;
+    const snaps = plain ? await this.#dir.existingSnapshotter() : undefined;
+    const snapshots = snaps ? await pruneChainSnapshots(snaps, await this.#keptChains()) : { removed: [], freedBytes: 0 };
+    return { removed, reclaimedBytes, freedBytes: freedBytes + snapshots.freedBytes, snapshotsRemoved: snapshots.removed };
+  }
+
+  /** The ChainIDs cache records hold: their chain snapshots stay. */
+  async #keptChains(): Promise<Set<string>> {
+    return new Set((await this.records()).map((r) => r.chainID));
+  }
+
+  /** Disk usage of the store's snapshots (zero when it has none). */
+  async snapshotUsage(): Promise<SnapshotSummary> {
+    const snaps = await this.#dir.existingSnapshotter();
+    return snaps ? summarizeSnapshots(snaps, await this.#keptChains()) : { count: 0, active: 0, size: 0, reclaimable: 0 };
   }
 
   /**

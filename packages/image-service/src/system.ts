@@ -23,6 +23,12 @@ export interface UsageRow {
 export interface DiskUsage {
   images: UsageRow;
   buildCache: UsageRow;
+  /**
+   * The cache's snapshots: extracted layer chains (`unpack`, mutable refs'
+   * parents) and mutable refs' trees (`active`). Files on disk, not blobs:
+   * not part of `total`. Reclaimable: what `cache prune` removes.
+   */
+  snapshots: UsageRow;
   /** Bytes of blobs no image and no cache record references (garbage GC removes). */
   unreferenced: number;
   /** Bytes of every blob. */
@@ -63,11 +69,13 @@ export async function diskUsage(store: Store): Promise<DiskUsage> {
     if (u.inUse) buildCache.active++;
     if (!u.inUse && !u.shared) buildCache.reclaimable += u.size;
   }
+  const snapshots = await manager.snapshotUsage();
   let layersSize = 0;
   for (const l of await store.layers.list()) layersSize += l.contentSize ?? l.size;
   return {
     images: { count: images.length, active: tagged.length, size: imagesBytes, reclaimable: imagesBytes - sum(await blobsOf(tagged)) },
     buildCache,
+    snapshots,
     unreferenced: Math.max(0, total - imagesBytes - buildCache.size),
     total,
     layersSize,

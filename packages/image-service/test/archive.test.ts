@@ -1,3 +1,4 @@
+import { openCacheManager } from "@berth/cache";
 import { createReadStream } from "node:fs";
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -124,5 +125,27 @@ describe("disk usage", () => {
     expect(du.images.size).toBeGreaterThan(du.images.reclaimable);
     expect(du.unreferenced).toBe(0);
     expect(du.total).toBe(du.images.size);
+    expect(du.snapshots).toEqual({ count: 0, active: 0, size: 0, reclaimable: 0 });
+  });
+
+  it("counts the cache's snapshots: a mutable ref's tree is active, the chain it is on stays until a prune removes both", async () => {
+    const { svc, store } = await freshService();
+    const img = await svc.import(tarStream({ a: big(60_000) }), { tags: ["a:1"] });
+    const cm = await openCacheManager(store);
+    const ref = await cm.new((await store.images.get(img.id)).config.rootfs.diff_ids[0]!);
+    const du = await svc.diskUsage();
+    expect(du.snapshots).toMatchObject({ count: 2, active: 1, reclaimable: 0 });
+    expect(du.snapshots.size).toBeGreaterThan(100_000);
+    expect(du.total).toBe(du.images.size); // files, not blobs
+    // released, the ref stays as cache (as BuildKit's); a prune removes it, and its tree; the
+    // record of the chain it was on (made by `new`) keeps that chain's tree until `prune -a`
+    await ref.release();
+    expect((await svc.diskUsage()).snapshots).toMatchObject({ count: 2, active: 1, reclaimable: 0 });
+    const pruned = await cm.prune();
+    expect(pruned.removed.map((u) => u.mutable)).toEqual([true]);
+    expect(pruned.snapshotsRemoved).toEqual([]);
+    expect((await svc.diskUsage()).snapshots).toMatchObject({ count: 1, active: 0, reclaimable: 0 });
+    expect((await cm.prune({ all: true })).snapshotsRemoved).toHaveLength(1);
+    expect((await svc.diskUsage()).snapshots).toEqual({ count: 0, active: 0, size: 0, reclaimable: 0 });
   });
 });

@@ -67,7 +67,10 @@ export function register(program: Command, ctx: Context): void {
       const r = await mgr.prune({ all: opts.all === true, filters: opts.filter, ...(keepBytes !== undefined ? { keepBytes } : {}) });
       for (const u of r.removed) ctx.out(`Deleted: ${u.id}\n`);
       ctx.out(`Total:\t${humanSize(r.reclaimedBytes)}\n`);
-      progress.summary(`pruned ${r.removed.length} record(s), ${humanSize(r.freedBytes)} freed on disk`, { removed: r.removed.length, freedBytes: r.freedBytes });
+      progress.summary(
+        `pruned ${r.removed.length} record(s)${r.snapshotsRemoved.length > 0 ? ` and ${r.snapshotsRemoved.length} extracted chain(s)` : ""}, ${humanSize(r.freedBytes)} freed on disk`,
+        { removed: r.removed.length, snapshotsRemoved: r.snapshotsRemoved.length, freedBytes: r.freedBytes },
+      );
     });
 
   cache

@@ -7,7 +7,7 @@ export function register(program: Command, ctx: Context): void {
   const system = program.command("system").description("Store-wide information and maintenance");
   system
     .command("df")
-    .description("Show disk usage: images, layers and build cache")
+    .description("Show disk usage: images, build cache, snapshots (extracted trees) and unreferenced blobs")
     .option("--format <format>", "table (default) or json")
     .option("-v, --verbose", "list every image")
     .action(async (opts: { format?: string; verbose?: boolean }) => {
@@ -15,6 +15,7 @@ export function register(program: Command, ctx: Context): void {
       const rows = [
         { Type: "Images", TotalCount: du.images.count, Active: du.images.active, Size: du.images.size, Reclaimable: du.images.reclaimable },
         { Type: "Build Cache", TotalCount: du.buildCache.count, Active: du.buildCache.active, Size: du.buildCache.size, Reclaimable: du.buildCache.reclaimable },
+        { Type: "Snapshots", TotalCount: du.snapshots.count, Active: du.snapshots.active, Size: du.snapshots.size, Reclaimable: du.snapshots.reclaimable },
         { Type: "Unreferenced", TotalCount: 0, Active: 0, Size: du.unreferenced, Reclaimable: du.unreferenced },
       ];
       if (opts.format === "json") {
