@@ -1,7 +1,8 @@
 /**
  * `berth copy SRC DST`: one image between any two of a registry
- * (`docker://REF`), an OCI layout directory (`oci:DIR[:REF]`) and the store
- * (`berth:NAME`), as skopeo's `copy` and crane's `copy` do. Registries and
+ * (`docker://REF`), an OCI layout directory (`oci:DIR[:REF]`), an OCI
+ * archive (`oci-archive:FILE[:REF]`, written whole when the copy is) and the
+ * store (`berth:NAME`), as skopeo's `copy` and crane's `copy` do. Registries and
  * layouts are `@berth/registry`'s ends, copied byte for byte (a whole index
  * with `allPlatforms`, else the one manifest for the platform, as skopeo does
  * by default); the store is read through its own manifest and written
@@ -68,7 +69,7 @@ function invalid(message: string): InvalidArgumentError {
 }
 
 /**
- * Parse `berth:NAME`, `docker://REF` or `oci:DIR[:REF]`.
+ * Parse `berth:NAME`, `docker://REF`, `oci:DIR[:REF]` or `oci-archive:FILE[:REF]`.
  * @throws InvalidArgumentError `ERR_INVALID_LOCATION`
  */
 export function parseCopyLocation(s: string): CopyLocation {
@@ -81,8 +82,8 @@ export function parseCopyLocation(s: string): CopyLocation {
 /** A location as skopeo prints it. */
 function describe(loc: CopyLocation): string {
   if (loc.transport === "berth") return `berth:${loc.name}`;
-  if (loc.transport === "oci") return `oci:${loc.dir}${loc.refName !== undefined ? `:${loc.refName}` : ""}`;
-  return `docker://${loc.reference.string}`;
+  if (loc.transport === "docker") return `docker://${loc.reference.string}`;
+  return `${loc.transport}:${loc.transport === "oci" ? loc.dir : loc.file}${loc.refName !== undefined ? `:${loc.refName}` : ""}`;
 }
 
 /**
@@ -112,9 +113,13 @@ export async function copyBetween(store: Store, from: string | CopyLocation, to:
       const ref = parseReference(dst.name);
       if (ref.digest !== undefined) throw invalid(`cannot name an image in the store by digest (${dst.name}): give a tag`);
       const source = await openSource(src as ImageLocation, client);
-      const image = await resolveSourceImage(store, source, ends.source, { ...(opts.platform !== undefined ? { platform: opts.platform } : {}), ...call });
-      const copied = await storeImage(store, source, image, [ref.string], { ...call, resumable: src.transport === "docker" });
-      return result(ends, copied, image.platform, copied.id);
+      try {
+        const image = await resolveSourceImage(store, source, ends.source, { ...(opts.platform !== undefined ? { platform: opts.platform } : {}), ...call });
+        const copied = await storeImage(store, source, image, [ref.string], { ...call, resumable: src.transport === "docker" });
+        return result(ends, copied, image.platform, copied.id);
+      } finally {
+        await source.close?.();
+      }
     }
     let id: Digest | undefined;
     if (src.transport === "berth") {
@@ -125,12 +130,23 @@ export async function copyBetween(store: Store, from: string | CopyLocation, to:
         return { ...ends, id, ...sent };
       }
     }
-    const { destination, tag } = await openDestination(dst, client);
-    const source = id !== undefined ? storeSource(store, id, ends.source) : await openSource(src as ImageLocation, client);
     const platform = opts.allPlatforms ? undefined : opts.platform !== undefined ? parsePlatform(opts.platform) : hostPlatform();
-    const copied = await copyImage(source, destination, { ...(tag !== undefined ? { tag } : {}), ...(platform ? { platform } : {}), ...call });
-    const chosen = copied.selected?.platform;
-    return result(ends, copied, chosen ? formatPlatform(chosen) : undefined, id);
+    const source = id !== undefined ? storeSource(store, id, ends.source) : await openSource(src as ImageLocation, client);
+    try {
+      const { destination, tag } = await openDestination(dst, client);
+      let ok = false;
+      try {
+        const copied = await copyImage(source, destination, { ...(tag !== undefined ? { tag } : {}), ...(platform ? { platform } : {}), ...call });
+        ok = true;
+        const chosen = copied.selected?.platform;
+        return result(ends, copied, chosen ? formatPlatform(chosen) : undefined, id);
+      } finally {
+        // an archive is written now, whole, or not at all
+        await destination.close?.(ok);
+      }
+    } finally {
+      await source.close?.();
+    }
   });
 }
 

@@ -3,7 +3,8 @@
  * store → registry → layout → store keeps the image ID and the manifest
  * digest, skopeo and umoci read what berth wrote, berth reads the layout
  * skopeo wrote, and a registry-to-registry copy into a second repository
- * mounts every blob. Skips without the peers, fails under BERTH_REQUIRE_PEERS=1.
+ * mounts every blob; OCI archives both ways with skopeo. Skips without the
+ * peers, fails under BERTH_REQUIRE_PEERS=1.
  */
 import { join } from "node:path";
 import { execOk, type RegistryPeer, registry, requirePeer } from "@berth/peers";
@@ -62,6 +63,19 @@ describe.skipIf(!reg)("copy with docker-registry", { timeout: 120_000 }, () => {
       const stat = (await execOk(umoci, ["stat", "--image", `${dir}:v1`, "--json"])).stdout;
       expect(JSON.parse(stat)).toHaveProperty("history");
     }
+  });
+
+  it.skipIf(!skopeo)("OCI archives both ways: skopeo reads berth's, berth reads skopeo's", async () => {
+    const a = await freshService();
+    const { id } = await a.svc.build({ layers: [await makeDir(a.dir, "l", { f: "archive\n" })], tags: ["app:arch"] });
+    const mine = join(a.dir, "berth.tar");
+    const written = await a.svc.copy("berth:app:arch", `oci-archive:${mine}:x`);
+    const read = JSON.parse((await execOk(skopeo!, ["inspect", `oci-archive:${mine}:x`])).stdout) as { Digest: string };
+    expect(read.Digest).toBe(written.digest);
+    const theirs = join(a.dir, "skopeo.tar");
+    await execOk(skopeo!, ["copy", `oci-archive:${mine}:x`, `oci-archive:${theirs}:y`]);
+    const b = await freshService();
+    expect((await b.svc.copy(`oci-archive:${theirs}:y`, "berth:from-skopeo:1")).id).toBe(id);
   });
 
   it.skipIf(!skopeo)("berth copies the layout skopeo wrote into the store with skopeo's manifest digest", async () => {

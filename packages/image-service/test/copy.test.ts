@@ -87,6 +87,24 @@ describe("copy between the store and OCI layouts", () => {
     expect((await b.svc.copy(`oci:${src}:multi`, "berth:app:n")).id).toBe(hostId);
   });
 
+  it("an OCI archive: written whole when the copy is, read back into another store; a failed copy leaves no file", async () => {
+    const a = await freshService();
+    const id = await image(a.svc, a.dir, "app:1");
+    const file = join(a.dir, "app.tar");
+    const out = await a.svc.copy("berth:app:1", `oci-archive:${file}:v1`);
+    expect(out).toMatchObject({ destination: `oci-archive:${file}:v1`, id, digest: (await a.store.images.manifest(id)).digest });
+    const b = await freshService();
+    expect((await b.svc.copy(`oci-archive:${file}:v1`, "berth:back:1")).id).toBe(id);
+    expect((await b.svc.copy(`oci-archive:${file}`, "berth:back:2")).id).toBe(id); // the only entry
+    // a copy that fails (no such ref in the source) writes no archive
+    const none = join(a.dir, "none.tar");
+    await expect(b.svc.copy(`oci-archive:${file}:nope`, `oci-archive:${none}`)).rejects.toMatchObject({ code: "ERR_LAYOUT_REF_NOT_FOUND" });
+    const failing = await b.svc.copy("berth:no-such:1", `oci-archive:${none}`).catch((e: unknown) => e);
+    expect((failing as { code?: string }).code).toMatch(/NOT_FOUND/);
+    expect(await readdir(a.dir)).not.toContain("none.tar");
+    expect((await readdir(a.dir)).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+  });
+
   it("refuses bad locations and options with typed errors", async () => {
     const { svc, dir } = await freshService();
     await image(svc, dir, "app:1");

@@ -31,6 +31,8 @@ export interface ImageSource {
   manifest(desc: Descriptor, signal?: AbortSignal): Promise<Uint8Array>;
   /** A blob's bytes from `offset`, unverified (the destination verifies as it writes). */
   blob(desc: BlobDescriptor, offset: number, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+  /** Let go of what opening it took (an archive's temp layout); the opener calls it after the copy. */
+  close?(): Promise<void>;
 }
 
 /** What a destination did with a blob. */
@@ -68,6 +70,8 @@ export interface ImageDestination {
   hasManifest(desc: Descriptor, where: ManifestPlace): Promise<boolean>;
   /** Store a manifest or index; with `tag`, point the tag (ref name) at it. */
   putManifest(desc: Descriptor, bytes: Uint8Array, where: ManifestPlace): Promise<void>;
+  /** Finish after the copy (`ok`: it succeeded; an archive is written then) and let go of what opening it took; the opener calls it. */
+  close?(ok: boolean): Promise<void>;
 }
 
 /** The media type of a manifest read from a layout (the descriptor's, else sniffed from the bytes). */

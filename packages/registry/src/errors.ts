@@ -49,6 +49,8 @@ export const REGISTRY_ERROR_CODES = {
   DOCKER_CONFIG: "ERR_DOCKER_CONFIG",
   /** An OCI layout directory is malformed (no `oci-layout`, bad `index.json`). */
   LAYOUT_INVALID: "ERR_LAYOUT_INVALID",
+  /** An OCI archive (`oci-archive:`) that is not a tar of an OCI layout, or holds anything else (links, other paths). */
+  INVALID_ARCHIVE: "ERR_INVALID_ARCHIVE",
   /** No manifest with that ref name in an OCI layout's `index.json`. */
   LAYOUT_REF_NOT_FOUND: "ERR_LAYOUT_REF_NOT_FOUND",
   /** A registry host, repository or reference argument is malformed. */

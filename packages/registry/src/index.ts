@@ -65,3 +65,4 @@ export {
 } from "./endpoints.js";
 export { type CopyEvent, copyImage, type CopyOptions, type CopyResult } from "./copy.js";
 export { type ImageLocation, openDestination, openSource, parseImageLocation } from "./location.js";
+export { packOciArchive, unpackOciArchive } from "./archive.js";
