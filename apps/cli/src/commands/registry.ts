@@ -103,9 +103,9 @@ export function register(program: Command, ctx: Context): void {
 
   program
     .command("copy")
-    .description("Copy an image between a registry, an OCI layout and the store (skopeo's locations)")
-    .argument("<source>", "docker://NAME[:TAG|@DIGEST], oci:DIR[:REF] or berth:NAME")
-    .argument("<destination>", "docker://NAME[:TAG], oci:DIR[:REF] or berth:NAME[:TAG]")
+    .description("Copy an image between a registry, an OCI layout or archive and the store (skopeo's locations)")
+    .argument("<source>", "docker://NAME[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF] or berth:NAME")
+    .argument("<destination>", "docker://NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF] or berth:NAME[:TAG]")
     .option("--platform <os/arch[/variant]>", "the platform to take from a multi-platform image (default: this machine's)")
     .option("--all-platforms", "copy a multi-platform image whole, its index byte for byte (not into the store)")
     .option("--insecure", "reach registries without TLS verification, or over plain http (loopback registries always are)")
@@ -116,7 +116,7 @@ export function register(program: Command, ctx: Context): void {
     )
     .addHelpText(
       "after",
-      "\nExamples:\n  berth copy berth:app:1 docker://127.0.0.1:5000/team/app:1\n  berth copy docker://127.0.0.1:5000/team/app:1 oci:./layout:v1\n  berth copy --all-platforms docker://registry.example/app:1 docker://127.0.0.1:5000/mirror/app:1\n  berth copy oci:./layout:v1 berth:app:2",
+      "\nExamples:\n  berth copy berth:app:1 docker://127.0.0.1:5000/team/app:1\n  berth copy docker://127.0.0.1:5000/team/app:1 oci:./layout:v1\n  berth copy --all-platforms docker://registry.example/app:1 docker://127.0.0.1:5000/mirror/app:1\n  berth copy oci:./layout:v1 berth:app:2\n  berth copy berth:app:1 oci-archive:app.tar:v1",
     )
     .action(async (source: string, destination: string, opts: { platform?: string; allPlatforms?: boolean; insecure?: boolean; compression: PushCompression }) => {
       // bad locations fail before anything is shown
