@@ -134,7 +134,8 @@ describe.skipIf(!reg)("berth login and logout", { timeout: 120_000 }, () => {
       await berthOk(["import", makeRootfs(join(tmp.dir, "login-rootfs")), name], { root });
       const refused = await berth(["push", name], { root, env });
       expect(refused.code).not.toBe(0);
-      expect(refused.stderr).toMatch(/^berth: push: [^\n]*\n$/);
+      // as docker: the repository line, then the one error line
+      expect(refused.stderr).toMatch(/^(The push refers to repository \[[^\n]*\]\n)?berth: push: [^\n]*\n$/);
 
       const wrong = await berth(["login", "-u", user.username, "--password-stdin", locked.host], { root, env, input: "wrong\n" });
       expect(wrong.code).not.toBe(0);

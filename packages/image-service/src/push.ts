@@ -138,12 +138,13 @@ export async function sendImage(store: Store, id: Digest, ref: Reference, opts: 
       // a manifest this repository already has for the image (a pull recorded it) goes back as
       // it is, unless it is the one this push makes (then the HEADs find everything)
       const recorded = await recordedManifest(store, repo, ref, id, layers.predicted?.digest, opts.signal);
+      if (recorded) opts.onProgress?.(resolvedEvent(ref, recorded, INDEX_MEDIA_TYPES.has(recorded.mediaType) ? [] : parseManifest(recorded.bytes, `manifest ${recorded.digest}`).layers));
+      // layers converted on the way are reported by DiffID (their digest is learnt as they are sent), as docker does
+      else opts.onProgress?.(resolvedEvent(ref, layers.predicted ?? ownRoot, layers.manifest.layers.map((l, i) => (layers.todo.includes(i) ? { ...l, digest: layers.diffIDs[i]!, size: layers.known.get(i)?.size ?? 0 } : l))));
       const plan = recorded
         ? { source: registrySource(repo, recorded.digest), root: recorded, sent: new Map<Digest, TransferredBlob>() }
         : await convertLayers(store, repo, own, ownRoot, layers, compress, cache, opts);
       const root = plan.root;
-      opts.onProgress?.(resolvedEvent(ref, root, INDEX_MEDIA_TYPES.has(root.mediaType) ? [] : parseManifest(root.bytes, `manifest ${root.digest}`).layers));
-      for (const e of plan.events ?? []) opts.onProgress?.(e);
       const copied = await copyImage({ ...plan.source, root: async () => root }, registryDestination(repo), {
         ...(tag !== undefined ? { tag } : {}),
         // mount candidates; the DiffIDs are known here (and for converted layers recorded as they went)
@@ -170,10 +171,8 @@ export async function sendImage(store: Store, id: Digest, ref: Reference, opts: 
 interface PushPlan {
   source: ImageSource;
   root: ManifestResult;
-  /** Converted layers, already in the repository, by their compressed digest. */
+  /** Converted layers, already in the repository, by their compressed digest (their progress was reported by DiffID). */
   sent: Map<Digest, TransferredBlob>;
-  /** Their progress events, replayed after `resolved`. */
-  events?: RegistryEvent[];
 }
 
 /** Which layers of the store's manifest a push converts, and what it will send when the cache knows them all. */
@@ -240,8 +239,7 @@ async function convertLayers(
   const sent = new Map<Digest, TransferredBlob>();
   if (todo.length === 0) return { source: own, root: ownRoot, sent };
   const signal = opts.signal;
-  const events: RegistryEvent[] = [];
-  const emit = (e: RegistryEvent) => (opts.onProgress ? events.push(e) : undefined);
+  const emit = (e: RegistryEvent) => opts.onProgress?.(e);
   /** The layer's tar, converted, from `offset` of the converted bytes. */
   const source = (i: number) => (offset: number) =>
     (async function* () {
@@ -290,7 +288,6 @@ async function convertLayers(
   return {
     root,
     sent,
-    events,
     source: {
       ...own,
       manifest: async (d) => (d.digest === root.digest ? root.bytes : own.manifest(d)),

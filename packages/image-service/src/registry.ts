@@ -81,12 +81,17 @@ export type RegistryEvent =
       name: string;
       path: string;
       tag?: string;
-      /** The manifest (or, for a pull of an index, the index) the reference names. */
+      /**
+       * The manifest (or, for a pull of an index, the index) the reference
+       * names. A push that compresses layers on the way does not know it yet
+       * (unless the blob-info cache predicts it): then the store's manifest;
+       * the result has the one sent.
+       */
       digest: Digest;
       mediaType: string;
       /** A pull of an index: the platform of the manifest chosen. */
       platform?: string;
-      /** The image's layers, bottom first. */
+      /** The image's layers, bottom first; a push names the layers it compresses on the way by DiffID, as its progress events do. */
       layers: Descriptor[];
     }
   | CopyEvent;

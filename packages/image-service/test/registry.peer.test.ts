@@ -51,13 +51,16 @@ describe.skipIf(!reg)("pull and push with docker-registry", { timeout: 120_000 }
   const name = () => `${r.host}/image-service-test/app:1`;
 
   it("round trip between two stores: same ID, RepoDigest kept, second push HEADs only, second pull fetches no blob", async () => {
-    const { svc: a, id } = await twoLayerImage(name());
+    const { svc: a, store: storeA, id } = await twoLayerImage(name());
     const events: RegistryEvent[] = [];
     const pushed = await a.push(name(), { onProgress: (e) => events.push(e) });
     expect(pushed.id).toBe(id);
     expect(pushed.blobs.map((b) => b.status)).toEqual(["uploaded", "uploaded", "uploaded"]);
     expect(pushed.manifestsWritten).toBe(1);
-    expect(events[0]).toMatchObject({ type: "resolved", digest: pushed.digest });
+    // first, before anything is sent: the layers gzipped on the way are named by DiffID, the manifest is the store's
+    const diffIDs = (await a.inspect(id)).config.rootfs.diff_ids;
+    expect(events[0]).toMatchObject({ type: "resolved", digest: (await storeA.images.manifest(id)).digest });
+    expect((events[0] as { layers: { digest: string }[] }).layers.map((l) => l.digest)).toEqual(diffIDs);
     expect(events.filter((e) => e.type === "blob-done")).toHaveLength(3);
     expect((await a.inspect(name())).repoDigests).toEqual([`${r.host}/image-service-test/app@${pushed.digest}`]);
 

@@ -24,8 +24,8 @@ afterEach(async () => {
 async function tarOf(file: string, members: Array<{ name: string; body?: string; type?: "file" | "symlink" | "directory"; linkname?: string }>): Promise<void> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on("data", (c: Buffer) => chunks.push(c));
-  const done = new Promise((res) => p.on("end", res));
+  p.on("data", (c: unknown) => chunks.push(c as Buffer));
+  const done = new Promise<void>((res) => p.on("end", () => res()));
   for (const m of members) {
     if (m.type && m.type !== "file") p.entry({ name: m.name, type: m.type, ...(m.linkname ? { linkname: m.linkname } : {}) });
     else p.entry({ name: m.name }, m.body ?? "");

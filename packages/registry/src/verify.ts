@@ -27,12 +27,23 @@ export interface VerifyOptions {
 /**
  * Pass `source` through, hashing it; throws SizeMismatchError
  * (`ERR_SIZE_MISMATCH`) as soon as it runs past `desc.size` and, at its end,
- * when it is short, or DigestMismatchError (`ERR_DIGEST_MISMATCH`).
+ * when it is short, or DigestMismatchError (`ERR_DIGEST_MISMATCH`). The
+ * digest is checked before the chunk that completes the size is passed on,
+ * so a consumer (an upload) never receives the whole of a wrong blob: a
+ * registry cannot answer first with its own verdict.
  */
 export async function* verifyStream(source: AsyncIterable<Uint8Array>, desc: BlobDescriptor, options: VerifyOptions = {}): AsyncGenerator<Uint8Array> {
   const hasher = options.hasher ?? sha256.create();
   let n = options.offset ?? 0;
   const what = options.what ?? "blob";
+  let checked = false;
+  const check = () => {
+    checked = true;
+    const got = hasher.digest();
+    if (got !== desc.digest) {
+      throw new DigestMismatchError(`${what} ${desc.digest}: content hashes to ${got}`, { details: { digest: desc.digest, actual: got } });
+    }
+  };
   try {
     for await (const chunk of source) {
       n += chunk.length;
@@ -40,16 +51,15 @@ export async function* verifyStream(source: AsyncIterable<Uint8Array>, desc: Blo
         throw new SizeMismatchError(`${what} ${desc.digest}: more than the expected ${desc.size} bytes`, { details: { digest: desc.digest, expected: desc.size } });
       }
       hasher.update(chunk);
+      if (n === desc.size && !checked) check();
       options.onProgress?.(n);
       yield chunk;
     }
     if (n !== desc.size) {
       throw new SizeMismatchError(`${what} ${desc.digest}: ${n} bytes, expected ${desc.size}`, { details: { digest: desc.digest, expected: desc.size, actual: n } });
     }
-    const got = hasher.digest();
-    if (got !== desc.digest) {
-      throw new DigestMismatchError(`${what} ${desc.digest}: content hashes to ${got}`, { details: { digest: desc.digest, actual: got } });
-    }
+    // a blob that ended where it started (empty, or a resumed one already whole) was not checked above
+    if (!checked) check();
   } finally {
     hasher.destroy();
   }

@@ -105,6 +105,21 @@ describe.each(DOCKER_CLIS)("docker $name through berth serve", { timeout: 120_00
     expect((await other.pull(target)).id).toBe(imageId);
   });
 
+  it("docker push of a built image (its layers stored as tars): each layer gzipped on the way, a Pushed line per DiffID", async () => {
+    const r0 = reg as RegistryPeer;
+    const target = `${r0.host}/engine-dist/built-${cli.name.replace(/\W/g, "")}:3`;
+    const root = join(dir, `built-${cli.name}`);
+    await mkdir(join(root, "srv"), { recursive: true });
+    await writeFile(join(root, "srv", "index.html"), `built for ${cli.name} ${process.pid}\n`.repeat(500));
+    const built = await server.service.build({ layers: [root], tags: [target] });
+    const diffIDs = (await server.service.inspect(built.id)).config.rootfs.diff_ids;
+    const r = await docker(["push", target]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const d of diffIDs) expect(r.stdout).toContain(`${d.slice(7, 19)}: Pushed`);
+    const other = await service(`built-other-${cli.name}`);
+    expect((await other.pull(target)).id).toBe(built.id);
+  });
+
   it("docker login checks the credential with the registry; pulls then use it", async () => {
     const l = locked as RegistryPeer;
     const bad = await docker(["login", l.host, "-u", l.user!.username, "-p", "wrong"]);
