@@ -310,13 +310,21 @@ export class DockerClient {
 
   /**
    * Every layer chain the daemon has, as ChainIDs (from the RootFS.Layers of
-   * all its images, every prefix of each chain).
+   * all its images, every prefix of each chain). An image removed between
+   * the listing and its inspect (another client's `rmi`) is left out: its
+   * layers may be gone with it.
    */
   async layerChains(): Promise<Set<Digest>> {
     const list = await this.json<Array<{ Id: string }>>("/images/json?all=1");
     const out = new Set<Digest>();
     for (const { Id } of list) {
-      const inspect = await this.json<{ RootFS?: { Layers?: string[] } }>(`/images/${encodeURIComponent(Id)}/json`);
+      let inspect: { RootFS?: { Layers?: string[] } };
+      try {
+        inspect = await this.json<{ RootFS?: { Layers?: string[] } }>(`/images/${encodeURIComponent(Id)}/json`);
+      } catch (err) {
+        if (err instanceof DaemonError && err.status === 404) continue;
+        throw err;
+      }
       for (const c of chainIds(inspect.RootFS?.Layers ?? [])) out.add(c);
     }
     return out;

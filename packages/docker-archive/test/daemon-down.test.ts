@@ -81,3 +81,26 @@ describe("TLS to something that does not speak it", () => {
     }
   });
 });
+
+describe("layerChains() while another client removes images", () => {
+  it("leaves out an image that is gone by the time it is inspected", async () => {
+    const alive = "sha256:" + "a".repeat(64);
+    const gone = "sha256:" + "b".repeat(64);
+    const layers = ["sha256:" + "1".repeat(64), "sha256:" + "2".repeat(64)];
+    const server = createHttpServer((req, res) => {
+      const url = decodeURIComponent(req.url ?? "");
+      if (url.startsWith("/images/json")) return res.end(JSON.stringify([{ Id: gone }, { Id: alive }]));
+      if (url === `/images/${alive}/json`) return res.end(JSON.stringify({ Id: alive, RootFS: { Type: "layers", Layers: layers } }));
+      res.statusCode = 404;
+      res.end(JSON.stringify({ message: `No such image: ${gone}` }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const client = new DockerClient({ host: `tcp://127.0.0.1:${(server.address() as { port: number }).port}` });
+      const chains = await client.layerChains();
+      expect([...chains]).toEqual([layers[0], expect.stringMatching(/^sha256:[0-9a-f]{64}$/)]);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});
