@@ -11,8 +11,12 @@
  * @module
  */
 import { type Digest, InvalidArgumentError } from "@berth/digest";
-import type { Store } from "@berth/image-store";
-import { formatPlatform, hostPlatform, parsePlatform, parseReference } from "@berth/oci";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openStore, type Store } from "@berth/image-store";
+import { loadImages, saveImages } from "./archive.js";
+import { formatPlatform, hostPlatform, MEDIA_TYPE_OCI_MANIFEST, parsePlatform, parseReference } from "@berth/oci";
 import {
   copyImage,
   type CopyResult,
@@ -25,8 +29,8 @@ import {
 import { type PushCompression, sendImage } from "./push.js";
 import { type RegistryEvent, type RegistryOptions, resolveSourceImage, storeImage, storeSource, type TransferredBlob, transferred, withClient } from "./registry.js";
 
-/** Where a copy reads or writes: a registry or OCI layout location, or an image of the store. */
-export type CopyLocation = ImageLocation | { transport: "berth"; name: string };
+/** Where a copy reads or writes: a registry, OCI layout or archive location, an image of the store, or a `docker save` archive. */
+export type CopyLocation = ImageLocation | { transport: "berth"; name: string } | { transport: "docker-archive"; file: string; ref?: string };
 
 /** Options of {@link copyBetween}. */
 export interface CopyBetweenOptions extends Omit<RegistryOptions, "onProgress"> {
@@ -73,6 +77,14 @@ function invalid(message: string): InvalidArgumentError {
  * @throws InvalidArgumentError `ERR_INVALID_LOCATION`
  */
 export function parseCopyLocation(s: string): CopyLocation {
+  if (s.startsWith("docker-archive:")) {
+    // skopeo's spelling: the path may not contain `:`; what follows names an image (`repo:tag`)
+    const rest = s.slice("docker-archive:".length);
+    const i = rest.indexOf(":");
+    const file = i < 0 ? rest : rest.slice(0, i);
+    if (file === "") throw invalid(`invalid image location ${JSON.stringify(s)}: no file`);
+    return i < 0 ? { transport: "docker-archive", file } : { transport: "docker-archive", file, ref: rest.slice(i + 1) };
+  }
   if (!s.startsWith("berth:")) return parseImageLocation(s);
   const name = s.slice("berth:".length);
   if (name === "") throw invalid(`invalid image location ${JSON.stringify(s)}: no image name`);
@@ -83,6 +95,7 @@ export function parseCopyLocation(s: string): CopyLocation {
 function describe(loc: CopyLocation): string {
   if (loc.transport === "berth") return `berth:${loc.name}`;
   if (loc.transport === "docker") return `docker://${loc.reference.string}`;
+  if (loc.transport === "docker-archive") return `docker-archive:${loc.file}${loc.ref !== undefined ? `:${loc.ref}` : ""}`;
   return `${loc.transport}:${loc.transport === "oci" ? loc.dir : loc.file}${loc.refName !== undefined ? `:${loc.refName}` : ""}`;
 }
 
@@ -101,6 +114,7 @@ export async function copyBetween(store: Store, from: string | CopyLocation, to:
   const dst = typeof to === "string" ? parseCopyLocation(to) : to;
   if (src.transport === "berth" && dst.transport === "berth") throw invalid("a copy within the store is a tag: use `berth tag`");
   if (opts.allPlatforms && opts.platform !== undefined) throw invalid("give a platform or all platforms, not both");
+  if (src.transport === "docker-archive" || dst.transport === "docker-archive") return viaArchive(store, src, dst, opts);
   const ends = { source: describe(src), destination: describe(dst) };
   const call = {
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
@@ -162,4 +176,67 @@ function result(ends: { source: string; destination: string }, copied: CopyResul
     manifestsWritten: copied.manifestsWritten,
     bytesTransferred: copied.bytesTransferred,
   };
+}
+
+/**
+ * A copy with a `docker save` archive at one end, through a temporary store
+ * (as skopeo goes through a temporary directory): the archive is loaded into
+ * it and the image copied on from there, or the image is brought into it
+ * and saved from it (the file written whole, or not at all). The caller's
+ * store sees nothing but what the copy writes there. The archive's image is
+ * the one `ref` names, else its only one; written, it is tagged `ref` (else
+ * the source's name, when it has one).
+ */
+async function viaArchive(store: Store, src: CopyLocation, dst: CopyLocation, opts: CopyBetweenOptions): Promise<CopyBetweenResult> {
+  const ends = { source: describe(src), destination: describe(dst) };
+  const dir = await mkdtemp(join(tmpdir(), "berth-docker-archive-"));
+  const temp = await openStore({ root: dir });
+  try {
+    // the image as a store and an ID
+    let from: Store = temp;
+    let id: Digest;
+    if (src.transport === "docker-archive") {
+      const loaded = await loadImages(temp, src.file, opts.signal ? { signal: opts.signal } : {});
+      const only = loaded.images.length === 1 ? loaded.images[0]!.id : undefined;
+      const named = src.ref !== undefined ? await temp.references.resolve(src.ref) : only;
+      if (named === undefined) throw invalid(`${src.file} holds ${loaded.images.length} images: name one (docker-archive:${src.file}:NAME)`);
+      id = named;
+    } else if (src.transport === "berth") {
+      from = store;
+      id = await store.references.resolve(src.name);
+    } else {
+      id = (await copyBetween(temp, src, { transport: "berth", name: "berth-copy/source:latest" }, opts)).id!;
+    }
+    if (dst.transport !== "docker-archive") {
+      if (dst.transport !== "berth") return { ...(await copyBetween(from, { transport: "berth", name: id }, dst, opts)), source: ends.source };
+      // into the caller's store from the temporary one: a pull from a store source
+      const ref = parseReference(dst.name);
+      if (ref.digest !== undefined) throw invalid(`cannot name an image in the store by digest (${dst.name}): give a tag`);
+      const source = storeSource(from, id, ends.source);
+      const image = await resolveSourceImage(store, source, ends.source, opts.signal ? { signal: opts.signal } : {});
+      return result(ends, await storeImage(store, source, image, [ref.string], opts.signal ? { signal: opts.signal } : {}), undefined, id);
+    }
+    // out to an archive: the image in the temporary store under the name it gets there, then saved
+    const tag = dst.ref ?? (src.transport === "berth" ? src.name : src.transport === "docker" ? src.reference.string : undefined);
+    if (from !== temp) {
+      const source = storeSource(from, id, ends.source);
+      await storeImage(temp, source, await resolveSourceImage(temp, source, ends.source, {}), []);
+    }
+    if (tag !== undefined) await temp.references.tag(parseReference(tag).string, id, { force: true });
+    await saveImages(temp, [tag ?? id], dst.file, opts.signal ? { signal: opts.signal } : {});
+    const m = await temp.images.manifest(id);
+    return {
+      ...ends,
+      id,
+      digest: m.digest,
+      mediaType: m.manifest.mediaType ?? MEDIA_TYPE_OCI_MANIFEST,
+      size: m.bytes.length,
+      blobs: [],
+      manifestsWritten: 1,
+      bytesTransferred: 0,
+    };
+  } finally {
+    await temp.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -78,6 +78,19 @@ describe.skipIf(!reg)("copy with docker-registry", { timeout: 120_000 }, () => {
     expect((await b.svc.copy(`oci-archive:${theirs}:y`, "berth:from-skopeo:1")).id).toBe(id);
   });
 
+  it.skipIf(!skopeo)("docker save archives both ways: skopeo reads berth's, berth reads skopeo's", async () => {
+    const a = await freshService();
+    const { id } = await a.svc.build({ layers: [await makeDir(a.dir, "l", { f: "docker archive\n" })], tags: ["app:da"] });
+    const mine = join(a.dir, "berth-docker.tar");
+    await a.svc.copy("berth:app:da", `docker-archive:${mine}:team/app:da`);
+    const cfg = JSON.parse((await execOk(skopeo!, ["inspect", "--config", `docker-archive:${mine}`])).stdout) as { rootfs: { diff_ids: string[] } };
+    expect(cfg.rootfs.diff_ids).toEqual((await a.svc.inspect(id)).config.rootfs.diff_ids);
+    const theirs = join(a.dir, "skopeo-docker.tar");
+    await execOk(skopeo!, ["copy", `docker-archive:${mine}`, `docker-archive:${theirs}:from/skopeo:1`]);
+    const b = await freshService();
+    expect((await b.svc.copy(`docker-archive:${theirs}`, "berth:from-skopeo:da")).id).toBe(id);
+  });
+
   it.skipIf(!skopeo)("berth copies the layout skopeo wrote into the store with skopeo's manifest digest", async () => {
     const a = await freshService();
     const { id } = await a.svc.build({ layers: [await makeDir(a.dir, "l", { "f": "skopeo\n" })], tags: ["app:s"] });

@@ -105,6 +105,30 @@ describe("copy between the store and OCI layouts", () => {
     expect((await readdir(a.dir)).filter((n) => n.endsWith(".tmp"))).toEqual([]);
   });
 
+  it("docker save archives as ends, through a temporary store: out of the store, out of a layout, back in", async () => {
+    const a = await freshService();
+    const id = await image(a.svc, a.dir, "app:1");
+    const file = join(a.dir, "saved.tar");
+    const out = await a.svc.copy("berth:app:1", `docker-archive:${file}:team/app:2`);
+    expect(out).toMatchObject({ id, destination: `docker-archive:${file}:team/app:2` });
+    expect((await a.svc.inspect(id)).repoTags).toEqual(["app:1"]); // the archive's name is not a tag of the store
+    const b = await freshService();
+    const loaded = await b.svc.load(file);
+    expect(loaded.images.map((i) => [i.id, i.tags])).toEqual([[id, ["docker.io/team/app:2"]]]);
+    const c = await freshService();
+    expect((await c.svc.copy(`docker-archive:${file}`, "berth:back:1")).id).toBe(id);
+    expect((await c.svc.copy(`docker-archive:${file}:team/app:2`, `oci:${join(c.dir, "layout")}:v1`)).id).toBe(id);
+    const again = join(c.dir, "again.tar");
+    expect((await c.svc.copy(`oci:${join(c.dir, "layout")}:v1`, `docker-archive:${again}:x:1`)).id).toBe(id);
+    expect((await b.svc.load(again)).images[0]!.tags).toEqual(["docker.io/library/x:1"]);
+    // an archive of two images needs a name
+    const two = join(a.dir, "two.tar");
+    await image(a.svc, a.dir, "other:1");
+    await a.svc.save(["app:1", "other:1"], two);
+    await expect(c.svc.copy(`docker-archive:${two}`, "berth:y:1")).rejects.toMatchObject({ code: "ERR_INVALID_LOCATION" });
+    expect((await c.svc.copy(`docker-archive:${two}:other:1`, "berth:y:1")).id).not.toBe(id);
+  });
+
   it("refuses bad locations and options with typed errors", async () => {
     const { svc, dir } = await freshService();
     await image(svc, dir, "app:1");

@@ -104,8 +104,8 @@ export function register(program: Command, ctx: Context): void {
   program
     .command("copy")
     .description("Copy an image between a registry, an OCI layout or archive and the store (skopeo's locations)")
-    .argument("<source>", "docker://NAME[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF] or berth:NAME")
-    .argument("<destination>", "docker://NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF] or berth:NAME[:TAG]")
+    .argument("<source>", "docker://NAME[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME] or berth:NAME")
+    .argument("<destination>", "docker://NAME[:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE[:NAME] or berth:NAME[:TAG]")
     .option("--platform <os/arch[/variant]>", "the platform to take from a multi-platform image (default: this machine's)")
     .option("--all-platforms", "copy a multi-platform image whole, its index byte for byte (not into the store)")
     .option("--insecure", "reach registries without TLS verification, or over plain http (loopback registries always are)")
