@@ -331,16 +331,29 @@ export function parseInlineCache(configBytes: Uint8Array, manifest: { layers: De
   return parseCacheConfig({ layers, records }, provided, "inline");
 }
 
+/**
+ * `fn` over `items`, at most `limit` at once. After a failure no new item
+ * starts, and the first failure is thrown only once every started call has
+ * ended: nothing keeps writing after the caller has moved on.
+ */
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
+  let failed = false;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (!failed && next < items.length) {
       const i = next++;
-      out[i] = await fn(items[i] as T);
+      try {
+        out[i] = await fn(items[i] as T);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
     }
   });
-  await Promise.all(workers);
+  const settled = await Promise.allSettled(workers);
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failure) throw failure.reason;
   return out;
 }
 
