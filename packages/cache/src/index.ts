@@ -72,7 +72,7 @@ export {
 export { type ApplyOptions, type ApplyResult, applyLayer, MAX_SKIPPED_LISTED, type SkippedEntry } from "./snapshot/apply.js";
 export { type CloneResult, cloneTree } from "./snapshot/clone.js";
 export { pruneChainSnapshots, type SnapshotSummary, summarizeSnapshots } from "./snapshot/prune.js";
-export { type ChainSnapshot, type ChainSnapshotStore, type EnsureChainOptions, ensureChainSnapshot, layerChain } from "./snapshot/chain.js";
+export { applyStoredLayer, type ChainSnapshot, type ChainSnapshotStore, type EnsureChainOptions, ensureChainSnapshot, layerChain } from "./snapshot/chain.js";
 export { SnapshotErrorCode, type SnapshotErrorCodeValue } from "./errors.js";
 export { normalizeLayerPath } from "./snapshot/safepath.js";
 export {

@@ -91,6 +91,13 @@ export function parseCopyLocation(s: string): CopyLocation {
   return { transport: "berth", name };
 }
 
+/** The reference a copy into the store tags. @throws InvalidArgumentError `ERR_INVALID_LOCATION` for a digest */
+function storeName(name: string): ReturnType<typeof parseReference> {
+  const ref = parseReference(name);
+  if (ref.digest !== undefined) throw invalid(`cannot name an image in the store by digest (${name}): give a tag`);
+  return ref;
+}
+
 /** A location as skopeo prints it. */
 function describe(loc: CopyLocation): string {
   if (loc.transport === "berth") return `berth:${loc.name}`;
@@ -124,8 +131,7 @@ export async function copyBetween(store: Store, from: string | CopyLocation, to:
   return withClient(opts, async (client) => {
     if (dst.transport === "berth") {
       if (opts.allPlatforms) throw invalid("the store holds one platform's image per name: copy all platforms to a registry or an OCI layout");
-      const ref = parseReference(dst.name);
-      if (ref.digest !== undefined) throw invalid(`cannot name an image in the store by digest (${dst.name}): give a tag`);
+      const ref = storeName(dst.name);
       const source = await openSource(src as ImageLocation, client);
       try {
         const image = await resolveSourceImage(store, source, ends.source, { ...(opts.platform !== undefined ? { platform: opts.platform } : {}), ...call });
@@ -210,8 +216,7 @@ async function viaArchive(store: Store, src: CopyLocation, dst: CopyLocation, op
     if (dst.transport !== "docker-archive") {
       if (dst.transport !== "berth") return { ...(await copyBetween(from, { transport: "berth", name: id }, dst, opts)), source: ends.source };
       // into the caller's store from the temporary one: a pull from a store source
-      const ref = parseReference(dst.name);
-      if (ref.digest !== undefined) throw invalid(`cannot name an image in the store by digest (${dst.name}): give a tag`);
+      const ref = storeName(dst.name);
       const source = storeSource(from, id, ends.source);
       const image = await resolveSourceImage(store, source, ends.source, opts.signal ? { signal: opts.signal } : {});
       return result(ends, await storeImage(store, source, image, [ref.string], opts.signal ? { signal: opts.signal } : {}), undefined, id);

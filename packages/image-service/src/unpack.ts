@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { type ApplyResult, applyLayer, layerChain } from "@berth/cache";
+import { type ApplyResult, applyStoredLayer, layerChain } from "@berth/cache";
 import { AlreadyExistsError, type Digest } from "@berth/digest";
 import type { Store } from "@berth/image-store";
 import type { Layer } from "@berth/layer-store";
@@ -73,18 +73,7 @@ export async function unpackImage(store: Store, name: string, dir: string, opts:
     for (const [i, layer] of chain.entries()) {
       opts.signal?.throwIfAborted();
       opts.onLayerStart?.(i, chain.length, layer);
-      const blob = await store.content.open(layer.blob.digest);
-      let result: ApplyResult;
-      try {
-        result = await applyLayer(tmp, blob, {
-          what: `layer ${layer.diffID}`,
-          ...(opts.owners !== undefined ? { owners: opts.owners } : {}),
-          ...(opts.specialFiles !== undefined ? { specialFiles: opts.specialFiles } : {}),
-          ...(opts.signal ? { signal: opts.signal } : {}),
-        });
-      } finally {
-        blob.destroy();
-      }
+      const result = await applyStoredLayer(store.content, layer, tmp, opts);
       out.layers.push({ chainID: layer.chainID, diffID: layer.diffID, result });
       out.entries += result.entries;
       out.bytes += result.bytes;

@@ -67,18 +67,7 @@ export async function ensureChainSnapshot(store: ChainSnapshotStore, snapshots: 
     const key = `extract-${layer.chainID}-${randomBytes(4).toString("hex")}`;
     const dir = await snapshots.prepare(key, parent);
     try {
-      const blob = await store.content.open(layer.blob.digest);
-      let result: ApplyResult;
-      try {
-        result = await applyLayer(dir, blob, {
-          what: `layer ${layer.chainID}`,
-          ...(opts.owners !== undefined ? { owners: opts.owners } : {}),
-          ...(opts.specialFiles !== undefined ? { specialFiles: opts.specialFiles } : {}),
-          ...(opts.signal ? { signal: opts.signal } : {}),
-        });
-      } finally {
-        blob.destroy();
-      }
+      const result = await applyStoredLayer(store.content, layer, dir, { ...opts, what: `layer ${layer.chainID}` });
       try {
         await snapshots.commit(layer.chainID, key, { labels: { "berth.diffID": layer.diffID } });
         extracted.push(layer.chainID);
@@ -94,4 +83,27 @@ export async function ensureChainSnapshot(store: ChainSnapshotStore, snapshots: 
   }
   const top = await snapshots.stat(chainID);
   return { key: chainID, path: snapshots.treeOf(top), extracted };
+}
+
+/** The options of {@link applyLayer} that callers pass through (owners, special files, signal). */
+function pickApply(opts: Pick<ApplyOptions, "owners" | "specialFiles" | "signal">): ApplyOptions {
+  return {
+    ...(opts.owners !== undefined ? { owners: opts.owners } : {}),
+    ...(opts.specialFiles !== undefined ? { specialFiles: opts.specialFiles } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
+}
+
+/**
+ * {@link applyLayer} of a layer of the layer store: its blob as stored
+ * (tar, gzip or zstd), opened from `content` and closed however the apply
+ * ends. Only the options named in {@link pickApply} and `what` are used.
+ */
+export async function applyStoredLayer(content: Pick<ContentProvider, "open">, layer: Layer, dir: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  const blob = await content.open(layer.blob.digest);
+  try {
+    return await applyLayer(dir, blob, { ...pickApply(opts), what: opts.what ?? `layer ${layer.diffID}` });
+  } finally {
+    blob.destroy();
+  }
 }
