@@ -16,6 +16,6 @@ export {
 export { DigestSet } from "./digestset.js";
 export { type Compression, createDecompressor, type Decompressor, detectCompression } from "./decompress.js";
 export type { LayerDigestOptions, LayerDigests, LayerDigester, StreamDigest } from "./layer.js";
-export { type ByteSource, chunksOf } from "./stream.js";
+export { type ByteSource, chunksOf, coalesceChunks } from "./stream.js";
 export type { Input, Sha256Backend, Sha256Fn, Sha256Hash } from "./types.js";
 export type { DigestApi, Operation } from "./api.js";

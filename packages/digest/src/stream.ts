@@ -45,3 +45,36 @@ export async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array> 
     else throw new TypeError(`expected byte chunks, got ${typeof chunk}`);
   }
 }
+
+/**
+ * Re-chunk `source` so that every chunk but the last is at least `min` bytes:
+ * small chunks are gathered (copied once) into one, a chunk already that
+ * large passes as it is. A network body arrives in socket-sized pieces
+ * (16–64 KiB); each consumer step (a write, a hash update, a decompressor
+ * call, an `await`) costs about the same whatever the size, so consumers that
+ * do several per chunk go faster on larger ones.
+ */
+export async function* coalesceChunks(source: AsyncIterable<Uint8Array>, min: number): AsyncGenerator<Uint8Array> {
+  let parts: Uint8Array[] = [];
+  let held = 0;
+  const take = (): Uint8Array => {
+    const out = parts.length === 1 ? parts[0]! : new Uint8Array(held);
+    if (parts.length > 1) {
+      let at = 0;
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.length;
+      }
+    }
+    parts = [];
+    held = 0;
+    return out;
+  };
+  for await (const chunk of source) {
+    if (chunk.length === 0) continue;
+    parts.push(chunk);
+    held += chunk.length;
+    if (held >= min) yield take();
+  }
+  if (held > 0) yield take();
+}

@@ -26,6 +26,8 @@ import { withLock } from "@berth/layer-store";
 export const PARTIAL_DIR = join("cache", "registry", "partial");
 /** Partial downloads untouched this long are removed by the next pull. */
 export const PARTIAL_MAX_AGE_MS = 24 * 3600_000;
+/** Bytes of partial-file writes a download lets be in flight. */
+const PARTIAL_IN_FLIGHT = 8 << 20;
 
 /** The partial-download state of one blob, while a pull holds it. */
 export interface PartialDownload {
@@ -60,16 +62,26 @@ export async function withPartialDownload<T>(
       have = 0;
     }
     const chunks = (async function* () {
-      if (have > 0) yield* createReadStream(file, { end: have - 1 }) as AsyncIterable<Uint8Array>;
+      if (have > 0) yield* createReadStream(file, { end: have - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>;
       if (have === desc.size) return;
-      const out = await open(file, "a");
+      // The copy is written beside the pull, not before it: a chunk goes on while earlier writes
+      // are in flight. They run one after another, so what a killed pull leaves is a prefix.
+      const fh = await open(file, "a");
+      let tail = Promise.resolve();
+      let queued = 0;
       try {
         for await (const chunk of fetch(have)) {
-          await out.write(chunk);
+          queued += chunk.length;
+          tail = tail.then(async () => {
+            await fh.appendFile(chunk);
+            queued -= chunk.length;
+          });
+          tail.catch(() => {});
+          if (queued > PARTIAL_IN_FLIGHT) await tail;
           yield chunk;
         }
       } finally {
-        await out.close();
+        await tail.finally(() => fh.close());
       }
     })();
     try {

@@ -6,7 +6,7 @@
  * @module
  */
 import { Readable } from "node:stream";
-import { type Digest, FailedPreconditionError, isDigest, NotFoundError, parseDigest, sha256 } from "@berth/digest";
+import { coalesceChunks, type Digest, FailedPreconditionError, isDigest, NotFoundError, parseDigest, sha256 } from "@berth/digest";
 import { type Descriptor, type OciIndex, parseIndex } from "@berth/oci";
 import type { RegistryClient, RepositoryOptions } from "./client.js";
 import { invalidName, protocolError, REGISTRY_ERROR_CODES, registryError } from "./errors.js";
@@ -40,6 +40,13 @@ export interface CallOptions {
 }
 
 /** Options of {@link Repository.openBlob}. */
+/**
+ * Blob bodies reach their consumer in pieces of at least this size (a
+ * socket's are 16–64 KiB): each piece costs a consumer the same few steps —
+ * a write, a hash update, a decompressor call, awaits — whatever its size.
+ */
+const BLOB_CHUNK = 1 << 20;
+
 export interface OpenBlobOptions extends CallOptions, Pick<VerifyOptions, "hasher" | "onProgress"> {
   /** Start at this byte (a resumed download). `hasher` must then hold the first `offset` bytes. */
   offset?: number;
@@ -298,7 +305,7 @@ export class Repository {
   async *blobChunks(desc: BlobDescriptor, options: OpenBlobOptions = {}): AsyncGenerator<Uint8Array> {
     const url = await this.url(`blobs/${parseDigest(desc.digest)}`, options.signal);
     const offset = options.offset ?? 0;
-    const body = resumableBody(
+    const body = coalesceChunks(resumableBody(
       (req) => this.send(req.method, req.url, { ...(req.headers ? { headers: req.headers } : {}), ...(req.signal ? { signal: req.signal } : {}) }),
       { method: "GET", url, ...(options.signal ? { signal: options.signal } : {}) },
       {
@@ -307,7 +314,7 @@ export class Repository {
         onError: (res) => this.failure(res, `blob ${desc.digest}`, REGISTRY_ERROR_CODES.BLOB_NOT_FOUND),
         ...(options.onConnect ? { onConnect: options.onConnect } : {}),
       },
-    );
+    ), BLOB_CHUNK);
     if (options.unverified) {
       yield* body;
       return;
