@@ -151,6 +151,13 @@ export interface ReferenceStore {
    * @throws NotFoundError `ERR_IMAGE_NOT_FOUND`; AmbiguousPrefixError; InvalidArgumentError `ERR_INVALID_REFERENCE`
    */
   resolve(nameOrIdOrPrefix: string): Promise<Digest>;
+  /**
+   * {@link resolve}, resolving to undefined where it would throw
+   * `ERR_IMAGE_NOT_FOUND` (no error is built: for callers that ask for names
+   * that are often not there, as a registry does). Still throws for an
+   * invalid reference or an ambiguous prefix.
+   */
+  find(nameOrIdOrPrefix: string): Promise<Digest | undefined>;
   /** Normalised references of an image, sorted. */
   referencesOf(id: Digest | string): Promise<string[]>;
   /** Every reference, sorted by reference. */
@@ -225,6 +232,15 @@ export interface Store {
   readonly pins: PinStore;
   /** A lease protecting what is created under it from GC. */
   lease(): Promise<Lease>;
+  /**
+   * A small document blob (a manifest, index or config, at most 16 MiB) read
+   * whole and checked against its digest; from a bounded in-memory cache when
+   * it was read and verified before (content addressed, so never stale).
+   * What the registry face serves over and over.
+   * @throws NotFoundError `ERR_BLOB_NOT_FOUND` when the store does not hold it; DataIntegrityError
+   *   `ERR_DIGEST_MISMATCH` when the stored bytes hash otherwise (run fsck)
+   */
+  readDocument(digest: Digest): Promise<Uint8Array>;
   /** Remove layers and blobs no image, tag, lease, pin or other tool's index.json entry references. */
   gc(opts?: GcOptions): Promise<GcResult>;
   /**

@@ -119,12 +119,8 @@ export class Core {
    * disk, and what it finds damaged is no longer served from memory either).
    */
   async readVerified(d: Digest, what: string, opts: { cached?: boolean } = {}): Promise<Uint8Array> {
-    if (opts.cached === false) this.#documents.delete(d);
-    const known = this.#documents.get(d);
-    if (known) return known.slice();
-    let bytes: Uint8Array;
     try {
-      bytes = await this.content.readBytes(d, MAX_DOCUMENT_SIZE);
+      return await this.readDocument(d, what, opts);
     } catch (err) {
       if (err instanceof NotFoundError) {
         throw new DataIntegrityError(`${what} ${d}: blob missing from the store (run fsck)`, {
@@ -135,6 +131,14 @@ export class Core {
       }
       throw err;
     }
+  }
+
+  /** {@link readVerified} with the content store's NotFoundError as it is (a blob that may be absent). */
+  async readDocument(d: Digest, what: string, opts: { cached?: boolean } = {}): Promise<Uint8Array> {
+    if (opts.cached === false) this.#documents.delete(d);
+    const known = this.#documents.get(d);
+    if (known) return known.slice();
+    const bytes = await this.content.readBytes(d, MAX_DOCUMENT_SIZE);
     const got = sha256(bytes);
     if (got !== d) {
       throw new DataIntegrityError(`${what} ${d}: stored blob hashes to ${got} (run fsck)`, {

@@ -104,6 +104,11 @@ export class FsStore implements Store {
     return this.#core.layers.lease();
   }
 
+  readDocument(digest: Digest): Promise<Uint8Array> {
+    if (this.#core.closed) return Promise.reject(closedError());
+    return this.#core.readDocument(parseDigest(digest), "document");
+  }
+
   /** Blobs and layers every image, pin (and other tools' index.json entries) need. @internal */
   async roots(): Promise<{ blobs: Set<Digest>; layers: Set<Digest> }> {
     const core = this.#core;

@@ -481,15 +481,8 @@ export class Journal {
   refresh(): void {
     const fd = this.#fd;
     if (fd === undefined) {
-      // No journal when we loaded: has a writer started one?
-      let exists = false;
-      try {
-        statSync(this.journalPath);
-        exists = true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      }
-      if (exists) this.load();
+      // No journal when we loaded: has a writer started one? (no error built when not: this runs per lookup)
+      if (statSync(this.journalPath, { throwIfNoEntry: false })) this.load();
       return;
     }
     const st = fstatSync(fd);

@@ -72,6 +72,17 @@ export class FsReferenceStore implements ReferenceStore {
   }
 
   async resolve(input: string): Promise<Digest> {
+    const id = this.#find(input);
+    if (id === undefined) throw imageNotFound(input);
+    return id;
+  }
+
+  async find(input: string): Promise<Digest | undefined> {
+    return this.#find(input);
+  }
+
+  /** {@link resolve}, with undefined where it would throw `ERR_IMAGE_NOT_FOUND`. */
+  #find(input: string): Digest | undefined {
     const core = this.#core;
     if (typeof input !== "string" || input.length === 0) {
       throw new InvalidArgumentError(`invalid reference ${JSON.stringify(input)}: empty`, { code: ImageStoreErrorCode.INVALID_REFERENCE });
@@ -80,8 +91,7 @@ export class FsReferenceStore implements ReferenceStore {
     const state = core.state;
     if (FULL_HEX_RE.test(input) || /^sha256:[a-f0-9]{64}$/.test(input)) {
       const id = parseImageId(input);
-      if (state.images.has(id)) return id;
-      throw imageNotFound(input);
+      return state.images.has(id) ? id : undefined;
     }
     let ref: Reference | undefined;
     let refError: unknown;
@@ -116,7 +126,7 @@ export class FsReferenceStore implements ReferenceStore {
       }
     }
     if (!ref) throw refError;
-    throw imageNotFound(input);
+    return undefined;
   }
 
   async referencesOf(idArg: Digest | string): Promise<string[]> {

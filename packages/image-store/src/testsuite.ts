@@ -305,6 +305,18 @@ export function imageStoreSuite<S extends SuiteStore>(name: string, factory: () 
       expect((await store.images.delete(image.id, { onlyIf: dangling })).deleted).toEqual([]);
     });
 
+    it("readDocument: a manifest or config by digest, verified; a blob the store lacks is ERR_BLOB_NOT_FOUND", async () => {
+      const { store } = await fixture();
+      const { image } = await baseImage(store, "doc");
+      const m = await store.images.manifest(image.id);
+      expect(Buffer.from(await store.readDocument(m.digest)).equals(Buffer.from(m.bytes))).toBe(true);
+      // the cached copy is the caller's to change: the next read is the stored bytes again
+      const first = await store.readDocument(image.id);
+      first.fill(0);
+      expect(sha256(await store.readDocument(image.id))).toBe(image.id);
+      await expectCode(store.readDocument(`sha256:${"e".repeat(64)}`), "ERR_BLOB_NOT_FOUND");
+    });
+
     it("map and len", async () => {
       const { store } = await fixture();
       const { image } = await baseImage(store, "one");
@@ -369,6 +381,18 @@ export function referenceStoreSuite<S extends SuiteStore>(name: string, factory:
       await expectCode(store.references.resolve("host:5000/x/y:other"), "ERR_IMAGE_NOT_FOUND");
       await expectCode(store.references.resolve(`sha256:${"f".repeat(64)}`), "ERR_IMAGE_NOT_FOUND");
       await expectCode(store.references.resolve("Not/Valid"), "ERR_INVALID_REFERENCE");
+    });
+
+    it("find: resolve's answers, undefined for what resolve does not find", async () => {
+      const { store } = await fixture();
+      const { image } = await baseImage(store, "find");
+      await store.references.tag("host:5000/x/y:t", image.id);
+      expect(await store.references.find("host:5000/x/y:t")).toBe(image.id);
+      expect(await store.references.find(`host:5000/x/y@${image.manifestDigest}`)).toBe(image.id);
+      expect(await store.references.find(image.id.slice(7, 19))).toBe(image.id);
+      expect(await store.references.find("host:5000/x/y:other")).toBeUndefined();
+      expect(await store.references.find(`sha256:${"f".repeat(64)}`)).toBeUndefined();
+      await expectCode(store.references.find("Not/Valid"), "ERR_INVALID_REFERENCE");
     });
 
     it("untag, referencesOf, list", async () => {

@@ -40,9 +40,6 @@ import {
 import { UploadSessions } from "./uploads.js";
 import { openBlobReader } from "./blob-reader.js";
 
-/** Largest manifest read back from the content store. */
-const MAX_MANIFEST_SIZE = 4 << 20;
-
 /** Options of {@link StoreRegistryBackend}. */
 export interface StoreRegistryBackendOptions {
   /** An upload session idle this long is discarded with what it received. Default 1 h. */
@@ -189,7 +186,7 @@ export class StoreRegistryBackend implements RegistryBackend {
   // ---- manifests and tags ----
 
   async #readStored(digest: Digest, entry: ManifestEntry): Promise<StoredManifest> {
-    return { digest, mediaType: entry.mediaType, content: await this.store.content.readBytes(digest, MAX_MANIFEST_SIZE) };
+    return { digest, mediaType: entry.mediaType, content: await this.store.readDocument(digest) };
   }
 
   /** A pushed manifest of `rec` that is image `id` (the one `preferred` names first), else the store's own manifest of it. */

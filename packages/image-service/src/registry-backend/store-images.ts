@@ -5,7 +5,7 @@
  * blobs those images bring into the repository.
  * @module
  */
-import { type Digest, hasCode } from "@berth/digest";
+import type { Digest } from "@berth/digest";
 import type { Store } from "@berth/image-store";
 import { MEDIA_TYPE_OCI_MANIFEST } from "@berth/oci";
 import { splitStoreReference } from "./names.js";
@@ -48,13 +48,8 @@ export class StoreImages {
     return this.#resolve(`${name}@${digest}`);
   }
 
-  async #resolve(ref: string): Promise<Digest | undefined> {
-    try {
-      return await this.store.references.resolve(ref);
-    } catch (err) {
-      if (hasCode(err, "ERR_IMAGE_NOT_FOUND") || hasCode(err, "ERR_REFERENCE_NOT_FOUND")) return undefined;
-      throw err;
-    }
+  #resolve(ref: string): Promise<Digest | undefined> {
+    return this.store.references.find(ref);
   }
 
   /** The OCI manifest the store wrote for image `id`. */
