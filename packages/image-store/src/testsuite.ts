@@ -305,18 +305,6 @@ export function imageStoreSuite<S extends SuiteStore>(name: string, factory: () 
       expect((await store.images.delete(image.id, { onlyIf: dangling })).deleted).toEqual([]);
     });
 
-    it("readDocument: a manifest or config by digest, verified; a blob the store lacks is ERR_BLOB_NOT_FOUND", async () => {
-      const { store } = await fixture();
-      const { image } = await baseImage(store, "doc");
-      const m = await store.images.manifest(image.id);
-      expect(Buffer.from(await store.readDocument(m.digest)).equals(Buffer.from(m.bytes))).toBe(true);
-      // the cached copy is the caller's to change: the next read is the stored bytes again
-      const first = await store.readDocument(image.id);
-      first.fill(0);
-      expect(sha256(await store.readDocument(image.id))).toBe(image.id);
-      await expectCode(store.readDocument(`sha256:${"e".repeat(64)}`), "ERR_BLOB_NOT_FOUND");
-    });
-
     it("map and len", async () => {
       const { store } = await fixture();
       const { image } = await baseImage(store, "one");

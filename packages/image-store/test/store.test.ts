@@ -266,6 +266,26 @@ describe("search, parents, metadata", () => {
   });
 });
 
+describe("readDocument", () => {
+  it("reads a manifest or config by digest, verified; the cached copy is the caller's; an absent blob is ERR_BLOB_NOT_FOUND", async () => {
+    const { image } = await twoLayerImage();
+    const m = await store.images.manifest(image.id);
+    expect(Buffer.from(await store.readDocument(m.digest)).equals(Buffer.from(m.bytes))).toBe(true);
+    const first = await store.readDocument(image.id);
+    first.fill(0);
+    expect(sha256(await store.readDocument(image.id))).toBe(image.id);
+    expect((await errorOf(store.readDocument(`sha256:${"e".repeat(64)}`))).code).toBe("ERR_BLOB_NOT_FOUND");
+  });
+
+  it("refuses a stored document that no longer hashes to its digest (ERR_DIGEST_MISMATCH)", async () => {
+    const doc = new TextEncoder().encode('{"kind":"document"}');
+    const { digest } = await store.content.put(doc);
+    await fsp.chmod(path.join(root, "blobs", "sha256", digest.slice(7)), 0o644);
+    await fsp.writeFile(path.join(root, "blobs", "sha256", digest.slice(7)), '{"kind":"damaged!"}');
+    expect((await errorOf(store.readDocument(digest))).code).toBe("ERR_DIGEST_MISMATCH");
+  });
+});
+
 describe("delete and gc", () => {
   it("releases the layer, untags, and gc frees bytes nothing else references", async () => {
     const { a, b, image } = await twoLayerImage();
