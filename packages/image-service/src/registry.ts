@@ -361,6 +361,12 @@ class StoreDestination implements ImageDestination {
         name: `layer ${desc.digest}`,
         ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
       });
+    if (plan.resumable && (await store.content.has(desc.digest))) {
+      // a blob the store holds (pushed to berth serve, pulled for another image) is scanned where it
+      // is, not fetched: the ingest takes the stored copy (and lets this source go after one chunk)
+      this.#facts.set(desc.digest, await ingest(contentFrom(store, desc.digest, 0)));
+      return { status: "exists", bytes: 0 };
+    }
     if (!plan.resumable) {
       this.#facts.set(desc.digest, await ingest(source(0)));
       return { status: "written", bytes: desc.size };

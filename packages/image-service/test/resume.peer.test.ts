@@ -90,4 +90,23 @@ describe.skipIf(!reg)("resumable pulls", { timeout: 120_000 }, () => {
     expect(await blobBytes(r, mark, [layer.digest])).toBe(layer.size);
     expect(await partials(b.store.root)).toEqual([]);
   });
+
+  it("a layer blob the store holds as content (a registry push to berth serve, say) is scanned there, not fetched", async () => {
+    const name = `${r.host}/resume-test/held:1`;
+    const a = await freshService();
+    const { id } = await a.svc.import(tarStream({ "data/d.txt": randomBytes(1 << 20).toString("hex") }), { tags: [name] });
+    const layer = (await a.svc.push(name)).blobs.find((x) => x.digest !== id);
+    expect(layer).toBeDefined();
+
+    const b = await freshService();
+    // the pushed gzip blob, as content only: no layer, no image
+    const res = await fetch(`${r.url}/v2/resume-test/held/blobs/${layer!.digest}`);
+    await b.store.content.put(new Uint8Array(await res.arrayBuffer()), { digest: layer!.digest });
+    const mark = (await r.accessLog()).length;
+    const pulled = await b.svc.pull(name);
+    expect(pulled.id).toBe(id);
+    expect(await blobBytes(r, mark, [layer!.digest])).toBe(0);
+    expect(pulled.blobs.find((x) => x.digest === layer!.digest)).toMatchObject({ status: "exists", bytes: 0 });
+    expect((await b.store.fsck()).ok).toBe(true);
+  });
 });

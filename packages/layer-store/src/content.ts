@@ -217,6 +217,18 @@ export class FsContentStore implements ContentStore {
     }
   }
 
+  async hold(digest: Digest | string, opts: WriterOptions = {}): Promise<BlobInfo | undefined> {
+    const d = checkDigest(digest);
+    if (!(await this.has(d))) return undefined;
+    if (opts.lease) await this.#leases.check(opts.lease);
+    // under the lock, as a commit: a GC cannot take the blob between the look and the lease
+    return withLock(this.#paths.root, STORE_LOCK, async () => {
+      const info = await this.info(d).catch(() => undefined);
+      if (info && opts.lease) await this.#leases.addBlob(opts.lease, d);
+      return info;
+    });
+  }
+
   /**
    * Make a finished (fsynced, closed, verified) ingest file the blob `digest`.
    * Must run under the store lock. Returns whether the blob existed already.

@@ -10,11 +10,11 @@
  */
 import { type ByteSource, type Digest, DigestMismatchError } from "@berth/digest";
 import { layerMediaType } from "@berth/oci";
-import { checkSize } from "./content-common.js";
+import { checkSize, verifyExpected } from "./content-common.js";
 import { checkDigest } from "./paths.js";
-import { LayerScan } from "./scan.js";
+import { LayerScan, type ScanFacts } from "./scan.js";
 import { claimSource } from "./source.js";
-import type { ContentStore, IngestLayerOptions, LayerBlobFacts } from "./types.js";
+import type { BlobInfo, ContentStore, IngestLayerOptions, LayerBlobFacts } from "./types.js";
 
 const DEFAULT_MAX_UNCOMPRESSED = 2 ** 40;
 
@@ -31,17 +31,30 @@ export function checkIngestOptions(opts: IngestLayerOptions): void {
  * Stream a layer blob (tar, gzip or zstd) from `source` into `content` and
  * learn its facts. Verified before visible: expected size, digest and DiffID,
  * and the content must be a tar (`ERR_INVALID_TAR`); on any failure the
- * ingest is discarded and the source released.
+ * ingest is discarded and the source released. When `expectedDigest` names a
+ * blob the store holds already (pushed to the registry face, pulled for
+ * another image), the source is released unread and the stored copy is
+ * scanned instead: nothing is written or fetched twice.
  */
 export async function ingestLayerBlob(content: ContentStore, source: ByteSource, opts: IngestLayerOptions = {}): Promise<LayerBlobFacts> {
   checkIngestOptions(opts);
   const expDiff = opts.expectedDiffID === undefined ? undefined : checkDigest(opts.expectedDiffID, "expected DiffID");
+  const expDigest = opts.expectedDigest === undefined ? undefined : checkDigest(opts.expectedDigest, "expected digest");
   const input = claimSource(source);
+  const held = expDigest === undefined ? undefined : await content.hold(expDigest, opts.lease ? { lease: opts.lease } : {}).catch((err: unknown) => {
+    input.release();
+    throw err;
+  });
+  if (held) {
+    input.release();
+    verifyExpected("layer blob", held, opts.expectedSize, expDigest);
+    return scanStored(content, held, opts, expDiff);
+  }
   const writer = await content.writer(opts.lease ? { lease: opts.lease } : {}).catch((err: unknown) => {
     input.release();
     throw err;
   });
-  const scan = new LayerScan({ name: opts.name ?? "layer blob", maxUncompressedSize: opts.maxUncompressedSize ?? DEFAULT_MAX_UNCOMPRESSED });
+  const scan = newScan(opts);
   try {
     let read = 0;
     for await (const chunk of input) {
@@ -50,36 +63,66 @@ export async function ingestLayerBlob(content: ContentStore, source: ByteSource,
       opts.onProgress?.(read);
     }
     const facts = await scan.finish();
-    if (facts.notTar) throw facts.notTar;
-    if (expDiff !== undefined && facts.diffID !== undefined && facts.diffID !== expDiff) throw diffMismatch(expDiff, facts.diffID);
-    // an uncompressed blob's DiffID is its digest: an expected digest other than the expected DiffID
-    // means one of the two does not hold (the commit checks the digest, so it is the DiffID that differs)
-    if (expDiff !== undefined && facts.compression === "none" && opts.expectedDigest !== undefined) {
-      const expDigest = checkDigest(opts.expectedDigest, "expected digest");
-      if (expDigest !== expDiff) throw diffMismatch(expDiff, expDigest);
-    }
+    checkScan(facts, expDiff, expDigest);
     // an uncompressed blob's DiffID is its digest: the commit verifies it
-    const expectedDigest = opts.expectedDigest ?? (facts.compression === "none" ? expDiff : undefined);
+    const expectedDigest = expDigest ?? (facts.compression === "none" ? expDiff : undefined);
     let committed: { digest: Digest; size: number };
     try {
       committed = await writer.commit(opts.expectedSize, expectedDigest);
     } catch (err) {
       // the expected digest was the expected DiffID: say so
-      if (expDiff !== undefined && opts.expectedDigest === undefined && err instanceof DigestMismatchError) throw diffMismatch(expDiff, String(err.details?.actual ?? ""));
+      if (expDiff !== undefined && expDigest === undefined && err instanceof DigestMismatchError) throw diffMismatch(expDiff, String(err.details?.actual ?? ""));
       throw err;
     }
-    return {
-      blob: { mediaType: layerMediaType(facts.compression, opts.mediaType), digest: committed.digest, size: committed.size },
-      compression: facts.compression,
-      diffID: facts.diffID ?? committed.digest,
-      uncompressedSize: facts.uncompressedSize,
-      contentSize: facts.contentSize ?? 0,
-    };
+    return blobFacts(facts, committed, opts);
   } catch (err) {
     scan.abort();
     await writer.abort().catch(() => {});
     throw err;
   }
+}
+
+/** The facts of a blob the content store holds (`held`), read back from it. */
+async function scanStored(content: ContentStore, held: BlobInfo, opts: IngestLayerOptions, expDiff: Digest | undefined): Promise<LayerBlobFacts> {
+  const scan = newScan(opts);
+  try {
+    let read = 0;
+    for await (const chunk of await content.open(held.digest)) {
+      await scan.push(chunk);
+      read += chunk.length;
+      opts.onProgress?.(read);
+    }
+    const facts = await scan.finish();
+    checkScan(facts, expDiff, held.digest);
+    return blobFacts(facts, held, opts);
+  } catch (err) {
+    scan.abort();
+    throw err;
+  }
+}
+
+function newScan(opts: IngestLayerOptions): LayerScan {
+  return new LayerScan({ name: opts.name ?? "layer blob", maxUncompressedSize: opts.maxUncompressedSize ?? DEFAULT_MAX_UNCOMPRESSED });
+}
+
+/** What a scan must show before its blob may become a layer: a tar, and the DiffID expected. */
+function checkScan(facts: ScanFacts, expDiff: Digest | undefined, digest: Digest | undefined): void {
+  if (facts.notTar) throw facts.notTar;
+  if (expDiff === undefined) return;
+  if (facts.diffID !== undefined && facts.diffID !== expDiff) throw diffMismatch(expDiff, facts.diffID);
+  // an uncompressed blob's DiffID is its digest: a digest other than the expected DiffID
+  // means one of the two does not hold (the digest is checked, so it is the DiffID that differs)
+  if (facts.compression === "none" && digest !== undefined && digest !== expDiff) throw diffMismatch(expDiff, digest);
+}
+
+function blobFacts(facts: ScanFacts, blob: { digest: Digest; size: number }, opts: IngestLayerOptions): LayerBlobFacts {
+  return {
+    blob: { mediaType: layerMediaType(facts.compression, opts.mediaType), digest: blob.digest, size: blob.size },
+    compression: facts.compression,
+    diffID: facts.diffID ?? blob.digest,
+    uncompressedSize: facts.uncompressedSize,
+    contentSize: facts.contentSize ?? 0,
+  };
 }
 
 function diffMismatch(expected: Digest, actual: string): DigestMismatchError {

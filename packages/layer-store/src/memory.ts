@@ -177,6 +177,13 @@ class MemoryContentStore implements ContentStore {
     await w.write(bytes);
     return w.commit(expected.size, expected.digest);
   }
+  async hold(digest: Digest | string, opts: WriterOptions = {}): Promise<BlobInfo | undefined> {
+    const d = checkDigest(digest);
+    const b = this.#state.blobs.get(d);
+    if (!b) return undefined;
+    if (opts.lease) this.#state.lease(opts.lease).blobs.add(d);
+    return { digest: d, size: b.length };
+  }
 }
 
 class MemoryLayerStore implements LayerStore {

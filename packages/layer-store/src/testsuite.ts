@@ -298,6 +298,38 @@ export function layerStoreSuite(name: string, make: () => Promise<SuiteFixture<L
     );
 
     it(
+      "ingestLayer of a blob the store holds scans the stored copy: the source is released, the lease protects the blob, expectations still checked",
+      withStore(async (s) => {
+        const t = tar(28);
+        const g = gzipSync(t);
+        // a blob that is content, not a layer (what a registry upload leaves)
+        await s.content.put(g);
+        // the claim asks a source for its first chunk at once (see source.ts); no more is read
+        let pulled = 0;
+        const source = (async function* () {
+          for (;;) {
+            pulled++;
+            yield new Uint8Array(1024); // not the blob: the stored copy is what counts
+          }
+        })();
+        const lease = await s.lease();
+        const facts = await s.ingestLayer(source, { lease, expectedDigest: sha256(g), expectedSize: g.length, expectedDiffID: sha256(t) });
+        expect(pulled <= 1).toBe(true);
+        await s.gc(); // the lease holds the blob now
+        expect(await s.content.has(sha256(g))).toBe(true);
+        expect(facts).toMatchObject({ blob: { digest: sha256(g), size: g.length }, compression: "gzip", diffID: sha256(t), uncompressedSize: t.length, contentSize: 3000 });
+        expect((await s.recordLayer(facts, null, { lease })).chainID).toBe(sha256(t));
+        await expectCode(s.ingestLayer([g], { expectedDigest: sha256(g), expectedSize: g.length + 1 }), "ERR_SIZE_MISMATCH");
+        await expectCode(s.ingestLayer([g], { expectedDigest: sha256(g), expectedDiffID: sha256("other") }), "ERR_DIGEST_MISMATCH");
+        // a stored blob that is not a tar does not become a layer either
+        const junk = randomBytesFor(29, 5000);
+        await s.content.put(junk);
+        await expectCode(s.ingestLayer([junk], { expectedDigest: sha256(junk) }), "ERR_INVALID_TAR");
+        await lease.release();
+      }),
+    );
+
+    it(
       "ingestLayer refuses what is not a tar and a wrong DiffID, leaving nothing stored",
       withStore(async (s) => {
         const before = await listDigests(s.content);

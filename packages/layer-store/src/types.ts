@@ -125,6 +125,12 @@ export interface ContentIngester {
   fileWriter?(opts?: WriterOptions): Promise<FileWriter>;
   /** Store `bytes` (one-shot writer), verifying `expected` when given. */
   put(bytes: Uint8Array, expected?: { digest?: Digest | string; size?: number }, opts?: WriterOptions): Promise<CommitResult>;
+  /**
+   * When the blob is stored: protect it with `opts.lease` (as a writer's commit
+   * of the same content would) and return its info; else undefined. Lets a
+   * caller that was about to write a blob use the stored copy instead.
+   */
+  hold(digest: Digest | string, opts?: WriterOptions): Promise<BlobInfo | undefined>;
 }
 
 /** Content-addressed blob store: `blobs/sha256/<hex>` under the root. */
