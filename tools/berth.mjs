@@ -16,5 +16,5 @@ if (build.status !== 0) {
   process.stderr.write(`${build.stdout ?? ""}${build.stderr ?? ""}berth: building the CLI failed\n`);
   process.exit(build.status ?? 1);
 }
-const cli = spawnSync(process.execPath, [join(root, "apps", "cli", "dist", "main.js"), ...process.argv.slice(2)], { stdio: "inherit" });
+const cli = spawnSync(process.execPath, [join(root, "apps", "cli", "dist", "berth.js"), ...process.argv.slice(2)], { stdio: "inherit" });
 process.exit(cli.status ?? (cli.signal ? 128 + 2 : 1));

@@ -8,7 +8,7 @@ import { gzipSync } from "node:zlib";
 import { pack as tarPack } from "tar-stream";
 
 /** The built CLI entry (turbo builds it before tests). */
-export const BERTH = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+export const BERTH = fileURLToPath(new URL("../dist/berth.js", import.meta.url));
 
 export interface RunResult {
   code: number;

@@ -28,7 +28,8 @@ export type EngineRequestHandler = (req: IncomingMessage, res: ServerResponse) =
 
 function packageVersion(): string {
   try {
-    return (createRequire(import.meta.url)("../../package.json") as { version?: string }).version ?? "0.0.0";
+    // by the package's own name: the same file whether this module runs from dist/ or bundled into the CLI
+    return (createRequire(import.meta.url)("@berth/server/package.json") as { version?: string }).version ?? "0.0.0";
   } catch {
     return "0.0.0";
   }
