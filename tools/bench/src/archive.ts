@@ -151,7 +151,7 @@ export async function run(): Promise<ArchiveBenchResult> {
   const self = fileURLToPath(import.meta.url);
   const rows: ArchiveBenchRow[] = [];
   const rm = (p: string) => rmSync(p, { recursive: true, force: true });
-  const cli = join(repoRoot, "apps/cli/dist/main.js");
+  const cli = join(repoRoot, "apps/cli/dist/berth.js");
   const berthCmd = (root: string, ...args: string[]): [string, string[]] => [process.execPath, [cli, "--root", root, "--progress", "none", ...args]];
 
   /** One tool of a group: how to prepare a run, the command, the bytes it counts. */

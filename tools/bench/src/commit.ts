@@ -80,7 +80,7 @@ export async function run(_args: string[] = []): Promise<CommitBenchRow[]> {
   const files = Math.max(PER_DIR, Math.round((mb << 20) / FILE));
   const work = process.env.BERTH_BENCH_DIR ?? mkdtempSync(join(tmpdir(), "berth-bench-commit-"));
   mkdirSync(work, { recursive: true });
-  const cli = join(repoRoot, "apps/cli/dist/main.js");
+  const cli = join(repoRoot, "apps/cli/dist/berth.js");
   const root = join(work, "store");
   const berth = (args: string[]) => sh(process.execPath, [cli, "--root", root, "-q", ...args]);
   try {

@@ -26,7 +26,7 @@ import Docker from "dockerode";
 import { buildImage, dockerEnv, median, sh, timed } from "./archive.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const cli = resolve(here, "../../../apps/cli/dist/main.js");
+const cli = resolve(here, "../../../apps/cli/dist/berth.js");
 const DOCKER = "/usr/bin/docker";
 
 /** `berth serve` on a socket over `root`; resolves once it answers. */

@@ -22,7 +22,7 @@ import { dockerEnv, median, sh } from "./archive.js";
 import { serve, stop } from "./engine.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const cli = resolve(here, "../../../apps/cli/dist/main.js");
+const cli = resolve(here, "../../../apps/cli/dist/berth.js");
 
 /** `docker rmi -f` in the daemon of `env`; nothing when it has no such image. */
 function rmi(ref: string, env: NodeJS.ProcessEnv): void {

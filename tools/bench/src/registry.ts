@@ -61,7 +61,7 @@ import { median, sh } from "./archive.js";
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "../../..");
 const peersDist = pathToFileURL(join(repoRoot, "tools/peers/dist/index.js")).href;
-const cli = join(repoRoot, "apps/cli/dist/main.js");
+const cli = join(repoRoot, "apps/cli/dist/berth.js");
 const DOCKER = "/usr/bin/docker";
 const MiB = 1 << 20;
 
@@ -77,7 +77,7 @@ interface Peers {
   dockerdPaths(): { pidFile: string };
 }
 
-interface Measure {
+export interface Measure {
   seconds: number;
   maxRssKiB: number;
   user: number;
@@ -87,7 +87,7 @@ interface Measure {
 }
 
 /** Run a command under /usr/bin/time: wall seconds, peak RSS, CPU, and what it printed. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measure> {
+export function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measure> {
   return new Promise((ok, fail) => {
     execFile("/usr/bin/time", ["-f", "BENCH %e %M %U %S", cmd, ...args], { env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       if (err) return fail(new Error(`${cmd} ${args.join(" ")} failed: ${stderr.slice(-2000)}`));
@@ -156,7 +156,7 @@ class LayerTar {
 }
 
 /** What {@link benchArchive} made. */
-interface BenchImage {
+export interface BenchImage {
   file: string;
   /** The image ID (config digest). */
   id: string;
@@ -168,7 +168,7 @@ interface BenchImage {
 }
 
 /** The bench image as a docker-archive (made once per size, kept in the work dir). */
-function benchArchive(work: string, mb: number): BenchImage {
+export function benchArchive(work: string, mb: number): BenchImage {
   const marker = join(work, `image-${mb}mb.json`);
   if (existsSync(marker)) {
     const done = JSON.parse(readFileSync(marker, "utf8")) as BenchImage;
@@ -678,11 +678,11 @@ function commands(image: BenchImage, skopeo: string): string[] {
     "Reproduce:",
     `  npx -y pnpm@10.34.8 build && ${env}node tools/bench/dist/registry.js`,
     "The commands timed (HOST: a docker-registry started for the run, 127.0.0.1:PORT):",
-    `  BERTH_ROOT=STORE node apps/cli/dist/main.js push HOST/bench/berth-cli:N      # STORE: berth load -i ${image.file}; then the same again (re-push)`,
+    `  BERTH_ROOT=STORE node apps/cli/dist/berth.js push HOST/bench/berth-cli:N      # STORE: berth load -i ${image.file}; then the same again (re-push)`,
     `  node tools/bench/dist/registry.js child push STORE HOST/bench/berth-lib:N   # ImageService.push in a process of its own`,
     `  ${skopeo} copy --quiet --dest-tls-verify=false docker-archive:${image.file} docker://HOST/bench/skopeo:N`,
     `  ${DOCKER} push HOST/bench/docker:N                                       # after docker load -i ${image.file}; docker tag`,
-    `  BERTH_ROOT=EMPTY node apps/cli/dist/main.js pull HOST/bench/image:1`,
+    `  BERTH_ROOT=EMPTY node apps/cli/dist/berth.js pull HOST/bench/image:1`,
     `  node tools/bench/dist/registry.js child pull EMPTY HOST/bench/image:1`,
     `  ${skopeo} copy --quiet --src-tls-verify=false docker://HOST/bench/image:1 oci:EMPTY:bench   # and the same && sync`,
     `  ${DOCKER} pull HOST/bench/image:1                                           # after docker rmi -f ${image.id.slice(0, 19)}…`,

@@ -11,8 +11,12 @@
  *
  *   node tools/bench/dist/serve-registry.js
  *
+ * - `skopeo copy docker:// oci:` and `docker pull` of the registry bench's
+ *   1 GiB image from each (see {@link imagePulls}).
+ *
  * Environment: BERTH_BENCH_BLOB_MB (default 256), BERTH_BENCH_RUNS (default
- * 3), BERTH_BENCH_WRK_SECONDS (default 10).
+ * 3), BERTH_BENCH_WRK_SECONDS (default 10), BERTH_BENCH_PULL_MB (default
+ * 1024; 0 leaves the image pulls out), BERTH_BENCH_DIR (where the image is kept).
  * @module
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -24,10 +28,11 @@ import { dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { median } from "./archive.js";
+import { benchArchive, timed } from "./registry.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "../../..");
-const cli = join(repoRoot, "apps/cli/dist/main.js");
+const cli = join(repoRoot, "apps/cli/dist/berth.js");
 const peersDist = pathToFileURL(join(repoRoot, "tools/peers/dist/index.js")).href;
 
 interface Target {
@@ -156,6 +161,69 @@ async function startBerth(root: string, port: number): Promise<{ child: ChildPro
   throw new Error("berth serve did not start");
 }
 
+/**
+ * The registry bench's image (`BERTH_BENCH_PULL_MB`, default 1 GiB, the same file as
+ * `registry.js` makes) pushed into both servers by skopeo, then pulled from each,
+ * alternated: `skopeo copy docker://… oci:` into a fresh directory and `docker pull`
+ * (after `docker rmi -f`; the shared dockerd of `@berth/peers`). Prints a second table:
+ * medians, berth's time ÷ the registry's (issue 13: ≤ 1, "no slower").
+ */
+async function imagePulls(targets: Target[], mb: number, runs: number): Promise<void> {
+  const peers = (await import(peersDist)) as { dockerd(): Promise<{ env: NodeJS.ProcessEnv } | undefined> };
+  const denv = process.env.DOCKER_HOST ? process.env : (await peers.dockerd())?.env;
+  if (!denv) throw new Error("the image pulls need dockerd (@berth/peers could not start it)");
+  const image = benchArchive(process.env.BERTH_BENCH_DIR ?? "/tmp/berth-bench-registry", mb);
+  const host = (t: Target) => t.url.replace(/^https?:\/\//, "");
+  const ref = (t: Target) => `${host(t)}/bench/pull:1`;
+  const docker = (args: string[]) => execFileSync("/usr/bin/docker", args, { env: denv, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const dropImage = () => {
+    try {
+      docker(["rmi", "-f", image.id]);
+    } catch {
+      // not there
+    }
+  };
+  for (const t of targets) execFileSync("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `docker-archive:${image.file}`, `docker://${ref(t)}`]);
+  const out = mkdtempSync(join(tmpdir(), "berth-bench-pull-"));
+  const times = new Map<string, { skopeo: number[]; docker: number[] }>(targets.map((t) => [t.name, { skopeo: [], docker: [] }]));
+  try {
+    for (let i = 0; i < runs; i++) {
+      const order = i % 2 === 0 ? targets : [...targets].reverse();
+      for (const t of order) {
+        const dir = join(out, "oci");
+        rmSync(dir, { recursive: true, force: true });
+        execFileSync("sync");
+        const m = await timed("skopeo", ["copy", "--quiet", "--src-tls-verify=false", `docker://${ref(t)}`, `oci:${dir}:bench`]);
+        times.get(t.name)!.skopeo.push(m.seconds);
+        rmSync(dir, { recursive: true, force: true });
+      }
+      for (const t of order) {
+        dropImage();
+        execFileSync("sync");
+        const m = await timed("/usr/bin/docker", ["pull", ref(t)], denv);
+        if (/Already exists/.test(m.stdout)) throw new Error(`docker pull from ${t.name} found layers already there`);
+        const id = docker(["image", "inspect", "--format", "{{.Id}}", ref(t)]).trim();
+        if (id !== image.id) throw new Error(`docker pull from ${t.name}: image ID ${id}, expected ${image.id}`);
+        times.get(t.name)!.docker.push(m.seconds);
+      }
+      process.stdout.write(`pull round ${i + 1}: ${[...times].map(([n, x]) => `${n} skopeo ${x.skopeo.at(-1)!.toFixed(2)} s, docker ${x.docker.at(-1)!.toFixed(2)} s`).join("; ")}\n`);
+    }
+  } finally {
+    dropImage();
+    rmSync(out, { recursive: true, force: true });
+  }
+  const [b, r] = targets.map((t) => times.get(t.name)!) as [{ skopeo: number[]; docker: number[] }, { skopeo: number[]; docker: number[] }];
+  process.stdout.write(`\n${mb} MiB bench image (${image.layers} layers), ${runs} alternated runs, medians, seconds\n\n`);
+  process.stdout.write("| pull | from berth serve | from docker-registry | berth ÷ registry (time) |\n|---|---:|---:|---:|\n");
+  for (const [key, label] of [
+    ["skopeo", "skopeo copy docker:// oci:"],
+    ["docker", "docker pull"],
+  ] as const) {
+    process.stdout.write(`| ${label} | ${median(b[key]).toFixed(2)} | ${median(r[key]).toFixed(2)} | ${(median(b[key]) / median(r[key])).toFixed(2)} |\n`);
+  }
+  process.stdout.write(`| server peak RSS after the pulls, MiB | ${peakRss(targets[0]!.pid).toFixed(0)} | ${peakRss(targets[1]!.pid).toFixed(0)} | |\n`);
+}
+
 /** Run the benchmark; prints a Markdown table. */
 export async function run(): Promise<void> {
   const mb = Number(process.env.BERTH_BENCH_BLOB_MB ?? 256);
@@ -203,6 +271,8 @@ export async function run(): Promise<void> {
       process.stdout.write(`| ${label} | ${m(b[key]).toFixed(1)} | ${m(r[key]).toFixed(1)} | ${(m(b[key]) / m(r[key])).toFixed(2)} |\n`);
     }
     process.stdout.write(`| peak RSS after the runs, MiB | ${rss.get("berth serve")!.toFixed(0)} | ${rss.get("docker-registry")!.toFixed(0)} | |\n`);
+    const pullMb = Number(process.env.BERTH_BENCH_PULL_MB ?? 1024);
+    if (pullMb > 0) await imagePulls(targets, pullMb, runs);
   } finally {
     berth.child.kill("SIGTERM");
     await reg.stop();

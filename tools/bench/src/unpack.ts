@@ -65,7 +65,7 @@ export async function run(): Promise<UnpackBenchRow[]> {
   const env = dockerEnv();
   const tag = buildImage(env, dir, mb);
   const storeRoot = join(dir, "store");
-  const cli = join(repoRoot, "apps/cli/dist/main.js");
+  const cli = join(repoRoot, "apps/cli/dist/berth.js");
   const self = fileURLToPath(import.meta.url);
   rm(storeRoot);
   const archive = join(dir, "docker.tar");
