@@ -33,8 +33,9 @@ export function checkIngestOptions(opts: IngestLayerOptions): void {
  * and the content must be a tar (`ERR_INVALID_TAR`); on any failure the
  * ingest is discarded and the source released. When `expectedDigest` names a
  * blob the store holds already (pushed to the registry face, pulled for
- * another image), the source is released unread and the stored copy is
- * scanned instead: nothing is written or fetched twice.
+ * another image), the source is let go (after the one chunk its claim asked
+ * for) and the stored copy is scanned instead: nothing is written or fetched
+ * twice.
  */
 export async function ingestLayerBlob(content: ContentStore, source: ByteSource, opts: IngestLayerOptions = {}): Promise<LayerBlobFacts> {
   checkIngestOptions(opts);
