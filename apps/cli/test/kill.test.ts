@@ -1,6 +1,7 @@
 /**
- * kill -9 at random moments of the CLI's writing operations (issue 17): load,
- * import, save -o, tag, rmi, image prune, cache prune, the GC of
+ * kill -9 at random moments of the CLI's writing operations (issue 17): load
+ * (3 MB layers on the calling thread; a 16 MB layer through its worker
+ * threads), import, save -o, tag, rmi, image prune, cache prune, the GC of
  * `fsck --repair`, and `berth serve` receiving a push. Each trial copies a
  * prepared store, starts the operation, kills it with SIGKILL at a random
  * point of its measured duration, and checks: the store opens, fsck finds no
@@ -40,6 +41,8 @@ const template = join(tmp.dir, "template");
 /** The template plus 60 build cache records (only cache prune's trials pay for copying them). */
 const cacheTemplate = join(tmp.dir, "template-cache");
 const archive = join(tmp.dir, "app.tar");
+/** app:2 saved: its 16 MB layer is past load's worker-thread threshold (8 MiB), so that load runs the worker path. */
+const bigArchive = join(tmp.dir, "app2.tar");
 const bigDir = join(tmp.dir, "big");
 const smallDir = join(tmp.dir, "small");
 const source = join(tmp.dir, "source");
@@ -67,6 +70,7 @@ beforeAll(async () => {
   mkdirSync(pushDir);
   writeFileSync(join(pushDir, "d.bin"), randomBytes(16_000_000));
   await berthOk(["import", "-q", pushDir, "--base", "app:1", "app:2"], { root: source });
+  await berthOk(["save", "-q", "-o", bigArchive, "app:2"], { root: source });
   // build cache records for cache prune: a chain of 60 (3 MB, then 59 of 50 kB)
   await cacheLayout(join(tmp.dir, "cache-layout"), [randomBytes(3_000_000), ...Array.from({ length: 59 }, () => randomBytes(50_000))]);
   execFileSync("cp", ["-a", template, cacheTemplate]);
@@ -167,6 +171,7 @@ function servePush(root: string, trial: string): Running {
 
 const OPS: Op[] = [
   { name: "load -i", start: cli(() => ["load", "-q", "-i", archive]), keeps: ["base:1", "victim:1"] },
+  { name: "load -i (worker threads)", start: cli(() => ["load", "-q", "-i", bigArchive]), keeps: ["base:1", "victim:1"] },
   { name: "import", start: cli((t) => ["import", "-q", bigDir, `imported:${t}`]), keeps: ["base:1", "victim:1"] },
   {
     name: "save -o",
