@@ -289,6 +289,63 @@ describe("mutable refs", () => {
     expect((await (await after.snapshotter()).stat(base.chainID)).kind).toBe("committed");
   });
 
+  it("a process killed (SIGKILL) at random moments of a commit leaves a whole layer and record, or garbage that repair removes", { timeout: 180_000 }, async () => {
+    const trials = Number(process.env.BERTH_COMMIT_KILL_TRIALS ?? 6);
+    const base = await layers.register([await makeTarGz({ "base.txt": "base" })]);
+    const here = fileURLToPath(new URL(".", import.meta.url));
+    const start = () => {
+      const child = spawn(
+        process.execPath,
+        ["--conditions=source", "--import", path.join(here, "../../layer-store/test/register-ts.mjs"), path.join(here, "workers/mutable-crash.ts"), root, base.chainID, "commit"],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      let out = "";
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_c, signal) => resolve(signal)));
+      const committing = new Promise<number>((resolve, reject) => {
+        child.stdout?.on("data", (c: Buffer) => {
+          out += c.toString();
+          if (out.includes("committing\n")) resolve(performance.now());
+        });
+        void exited.then(() => reject(new Error(`worker ended before committing: ${out}`)));
+      });
+      committing.catch(() => {});
+      return { child, exited, committing, output: () => out };
+    };
+    // how long an undisturbed commit takes, from "committing" to its exit
+    const first = start();
+    const t0 = await first.committing;
+    expect(await first.exited).toBe(null);
+    const duration = performance.now() - t0;
+    expect(first.output()).toMatch(/committed sha256:/);
+    let killedBefore = 0;
+    for (let t = 0; t < trials; t++) {
+      const w = start();
+      await w.committing;
+      await new Promise((r) => setTimeout(r, Math.random() * duration * 1.1));
+      w.child.kill("SIGKILL");
+      const signal = await w.exited;
+      const chain = /committed (sha256:[0-9a-f]{64})/.exec(w.output())?.[1];
+      if (signal === "SIGKILL" && !chain) killedBefore++;
+      const where = `trial ${t} (${signal ?? "exited"}, ${chain ? "committed" : "not committed"})`;
+
+      const after = await openCacheManager({ root, layers }, { now });
+      await after.repair();
+      // no mutable record or active snapshot of a dead process is left
+      expect(await after.mutableRecords(), where).toEqual([]);
+      expect((await (await after.snapshotter()).walk((s) => s.kind === "active")).length, where).toBe(0);
+      // every record names a layer the store has whole; the base's is kept; the layer store has no damage
+      const records = await after.records();
+      for (const r of records) expect(await layers.has(r.chainID), where).toBe(true);
+      expect(records.map((r) => r.chainID), where).toContain(base.chainID);
+      if (chain) expect(records.map((r) => r.chainID), where).toContain(chain);
+      const report = await layers.fsck();
+      expect(report.problems.filter((p) => !p.garbage), where).toEqual([]);
+    }
+    if (process.env.BERTH_KILL_DEBUG) console.log(`commit kills: ${killedBefore} of ${trials} before the commit was done (commit ${duration.toFixed(0)} ms)`);
+    // the kill points reach into the commit (not all after it)
+    expect(killedBefore).toBeGreaterThan(0);
+  });
+
   it("a mutable record left by a dead process is garbage: repair and prune remove it", async () => {
     const m = await cm.new(null, { description: "crashed" });
     await writeFile(path.join(await m.mount(), "half"), "half-written");
