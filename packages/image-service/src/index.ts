@@ -110,7 +110,7 @@ export { explainRemoteImage, type RemoteExploreOptions, remoteLayerView } from "
 export { type RemoteImage, resolveRemoteImage, resolveSourceImage, storeImage } from "./registry.js";
 export { type PushCompression, type PushOptions, type PushResult, pushImage } from "./push.js";
 export { BLOB_INFO_CACHE_DIR, withBlobInfoCache } from "./registry.js";
-export { type RegistryCacheOptions, registryFetcher, withRegistryCache } from "./registry-cache.js";
+export { type CacheSourceOptions, type RegistryCacheOptions, registryFetcher, withCacheSource, withRegistryCache } from "./registry-cache.js";
 export { type CopyBetweenOptions, type CopyBetweenResult, type CopyLocation, type CopyProgress, copyBetween, parseCopyLocation } from "./copy.js";
 export { type EntryStatus, type MarkedEntry, sameContent, type StackedFile, StackedTree, stackLayers } from "./stack.js";
 export { computeEfficiency, type EfficiencyReport, type PathOccurrence, type WastedPath } from "./efficiency.js";

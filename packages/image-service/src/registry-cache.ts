@@ -10,11 +10,12 @@
  * not a failure (buildkit#2836); content that does not verify still fails.
  * @module
  */
+import { stat } from "node:fs/promises";
 import type { Readable } from "node:stream";
-import { type BlobRef, CacheErrorCode, type CacheImport, type CacheManager, type Fetcher, importCache, verifyBytes } from "@berth/cache";
+import { type BlobRef, CacheErrorCode, type CacheImport, type CacheManager, contentStoreFetcher, type Fetcher, importCache, verifyBytes } from "@berth/cache";
 import { type Digest, FailedPreconditionError, NotFoundError, parseDigest } from "@berth/digest";
 import type { Store } from "@berth/image-store";
-import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, parseReference } from "@berth/oci";
+import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MEDIA_TYPE_OCI_MANIFEST, parseReference } from "@berth/oci";
 import type { ManifestResult, Repository } from "@berth/registry";
 import { type RegistryOptions, withClient } from "./registry.js";
 
@@ -57,6 +58,39 @@ export async function withRegistryCache<T>(
     });
     return fn(imp, { digest: top.digest, mediaType: top.mediaType });
   });
+}
+
+/** Options of {@link withCacheSource}: the registry's, and the layout's manifest choice. */
+export interface CacheSourceOptions extends RegistryCacheOptions {
+  /** For an OCI layout: which manifest of its `index.json` (default: the only one, or `latest`). */
+  tag?: string;
+}
+
+/**
+ * Open the BuildKit cache `source` names, as `berth cache import` takes it,
+ * and run `fn` with the importer while its source is open:
+ * `docker://HOST/REPO:TAG` a registry cache ({@link withRegistryCache}); an
+ * existing path an OCI layout directory or tar; an image of the store its
+ * inline cache. An argument that looks like a path (`./x`, `/x`, `x.tar`)
+ * but is not there is a missing file, not an image name.
+ * @throws NotFoundError `ENOENT` for such a path; the store's `ERR_IMAGE_NOT_FOUND`;
+ *   what {@link withRegistryCache} and `importCache` throw
+ */
+export async function withCacheSource<T>(
+  store: Store,
+  source: string,
+  opts: CacheSourceOptions,
+  fn: (cache: CacheImport) => Promise<T>,
+): Promise<T> {
+  if (source.startsWith("docker://")) return withRegistryCache(store, source.slice("docker://".length), opts, (imp) => fn(imp));
+  const common = { ...(opts.manager ? { manager: opts.manager } : {}), ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) };
+  if (await stat(source).then(() => true, () => false)) return fn(await importCache(store, source, { ...common, ...(opts.tag ? { tag: opts.tag } : {}) }));
+  if (/^\.{0,2}\//.test(source) || /\.tar(\.gz)?$/.test(source)) {
+    throw new NotFoundError(`${source}: no such file or directory`, { code: "ENOENT" });
+  }
+  const m = await store.images.manifest(await store.references.resolve(source));
+  const manifest = { digest: m.digest, size: m.bytes.length, mediaType: m.manifest.mediaType ?? MEDIA_TYPE_OCI_MANIFEST };
+  return fn(await importCache(store, contentStoreFetcher(store.content), { ...common, manifest }));
 }
 
 /** `@berth/cache`'s Fetcher over a repository: manifests through the manifest endpoint, blobs through the blob one. */

@@ -1,4 +1,3 @@
-import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { type Context, openContextStore } from "../context.js";
 import { UsageError } from "../exit.js";
@@ -99,29 +98,12 @@ export function register(program: Command, ctx: Context): void {
         }
         progress.summary(`Imported ${found} of ${imp.keys().length} cache key(s) (${imp.kind}), chains of up to ${layers} layer(s)`, { keys: found, layers });
       };
-      if (source.startsWith("docker://")) {
-        const { withRegistryCache } = await import("@berth/image-service");
-        await withRegistryCache(store, source.slice("docker://".length), { manager: mgr, insecure: opts.insecure === true, onWarning: (m) => progress.note(`warning: ${m}`) }, report);
-        return;
-      }
-      let src: Parameters<typeof cacheMod.importCache>[1];
-      let manifest: { digest: string; size: number; mediaType: string } | undefined;
-      const isPath = await stat(source).then(
-        () => true,
-        () => false,
+      const { withCacheSource } = await import("@berth/image-service");
+      await withCacheSource(
+        store,
+        source,
+        { manager: mgr, insecure: opts.insecure === true, ...(opts.tag ? { tag: opts.tag } : {}), onWarning: (m) => progress.note(`warning: ${m}`) },
+        report,
       );
-      if (isPath) {
-        src = source;
-      } else if (/^\.{0,2}\//.test(source) || /\.tar(\.gz)?$/.test(source)) {
-        // meant as a path, not an image
-        const { NotFoundError } = await import("@berth/digest");
-        throw new NotFoundError(`${source}: no such file or directory`, { code: "ENOENT" });
-      } else {
-        const id = await store.references.resolve(source);
-        const m = await store.images.manifest(id);
-        src = cacheMod.contentStoreFetcher(store.content);
-        manifest = { digest: m.digest, size: m.bytes.length, mediaType: m.manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json" };
-      }
-      await report(await cacheMod.importCache(store, src, { manager: mgr, ...(opts.tag ? { tag: opts.tag } : {}), ...(manifest ? { manifest: manifest as never } : {}) }));
     });
 }
