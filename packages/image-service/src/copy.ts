@@ -195,6 +195,7 @@ function result(ends: { source: string; destination: string }, copied: CopyResul
  */
 async function viaArchive(store: Store, src: CopyLocation, dst: CopyLocation, opts: CopyBetweenOptions): Promise<CopyBetweenResult> {
   const ends = { source: describe(src), destination: describe(dst) };
+  const call = opts.signal ? { signal: opts.signal } : {};
   const dir = await mkdtemp(join(tmpdir(), "berth-docker-archive-"));
   const temp = await openStore({ root: dir });
   try {
@@ -202,7 +203,7 @@ async function viaArchive(store: Store, src: CopyLocation, dst: CopyLocation, op
     let from: Store = temp;
     let id: Digest;
     if (src.transport === "docker-archive") {
-      const loaded = await loadImages(temp, src.file, opts.signal ? { signal: opts.signal } : {});
+      const loaded = await loadImages(temp, src.file, call);
       const only = loaded.images.length === 1 ? loaded.images[0]!.id : undefined;
       const named = src.ref !== undefined ? await temp.references.resolve(src.ref) : only;
       if (named === undefined) throw invalid(`${src.file} holds ${loaded.images.length} images: name one (docker-archive:${src.file}:NAME)`);
@@ -218,17 +219,17 @@ async function viaArchive(store: Store, src: CopyLocation, dst: CopyLocation, op
       // into the caller's store from the temporary one: a pull from a store source
       const ref = storeName(dst.name);
       const source = storeSource(from, id, ends.source);
-      const image = await resolveSourceImage(store, source, ends.source, opts.signal ? { signal: opts.signal } : {});
-      return result(ends, await storeImage(store, source, image, [ref.string], opts.signal ? { signal: opts.signal } : {}), undefined, id);
+      const image = await resolveSourceImage(store, source, ends.source, call);
+      return result(ends, await storeImage(store, source, image, [ref.string], call), undefined, id);
     }
     // out to an archive: the image in the temporary store under the name it gets there, then saved
     const tag = dst.ref ?? (src.transport === "berth" ? src.name : src.transport === "docker" ? src.reference.string : undefined);
     if (from !== temp) {
       const source = storeSource(from, id, ends.source);
-      await storeImage(temp, source, await resolveSourceImage(temp, source, ends.source, {}), []);
+      await storeImage(temp, source, await resolveSourceImage(temp, source, ends.source, call), [], call);
     }
     if (tag !== undefined) await temp.references.tag(parseReference(tag).string, id, { force: true });
-    await saveImages(temp, [tag ?? id], dst.file, opts.signal ? { signal: opts.signal } : {});
+    await saveImages(temp, [tag ?? id], dst.file, call);
     const m = await temp.images.manifest(id);
     return {
       ...ends,

@@ -8,6 +8,8 @@
  * manifest and the cache config are read up front, a layer blob only when a
  * lookup needs it. A blob the registry cannot give is a miss with a warning,
  * not a failure (buildkit#2836); content that does not verify still fails.
+ * {@link withCacheSource} is `berth cache import`'s rule for what its
+ * argument names: this registry cache, an OCI layout, or a store image.
  * @module
  */
 import { stat } from "node:fs/promises";
