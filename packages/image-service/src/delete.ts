@@ -97,7 +97,20 @@ class Deletion {
   async deleteWithParents(id: Digest, items: DeleteItem[], prune: boolean): Promise<void> {
     const parent = await this.store.images.getParent(id);
     await this.deleteImage(id, items);
-    if (!prune || !parent) return;
+    if (prune && parent) await this.#pruneParent(parent, items);
+  }
+
+  /**
+   * Delete `id` if it has no references and no children at the moment of the
+   * delete (judged under the store's lock: another process may have tagged it
+   * or built on it since), then, with `prune`, its untagged childless parents.
+   */
+  async deleteIfUnreferenced(id: Digest, items: DeleteItem[], prune: boolean): Promise<void> {
+    const parent = await this.store.images.getParent(id).catch(() => null);
+    if ((await this.pruneImage(id, items, false)) && prune && parent) await this.#pruneParent(parent, items);
+  }
+
+  async #pruneParent(parent: Digest, items: DeleteItem[]): Promise<void> {
     const refs = await this.store.references.referencesOf(parent).catch(() => ["?"]);
     const children = await this.store.images.children(parent).catch(() => ["?"]);
     if (refs.length === 0 && children.length === 0) await this.deleteWithParents(parent, items, true);
@@ -153,8 +166,7 @@ async function removeOne(store: Store, deletion: Deletion, name: string, items: 
     await store.references.untag(byRef);
     items.push({ untagged: repoTag(byRef).familiar });
     // the image goes with its last reference; one with children is then left untagged (moby's quiet conflict)
-    if (refs.length > 1 || (await store.images.children(id)).length > 0) return;
-    await deletion.deleteWithParents(id, items, prune);
+    await deletion.deleteIfUnreferenced(id, items, prune);
     return;
   }
   // moby checks the hard conflict (children) before the soft one (several repositories)
