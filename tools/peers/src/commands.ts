@@ -82,6 +82,7 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   "docker-registry": "docker-registry",
   busybox: "busybox-static",
   tar: "tar",
+  "mkfs.xfs": "xfsprogs",
 };
 
 /**

@@ -2,7 +2,8 @@
  * `@berth/peers`: launchers for the real tools berth is tested against —
  * one shared dockerd (with its own containerd), Debian's docker client,
  * docker-registry, and lookups for skopeo, umoci, podman, zstd, openssl,
- * chromium, tmux. Tests skip when a peer is missing, unless
+ * chromium, tmux, and a small XFS file system with reflinks (`mountReflinkFs`).
+ * Tests skip when a peer is missing, unless
  * `BERTH_REQUIRE_PEERS=1` (CI), where a missing peer is an error.
  *
  * @packageDocumentation
@@ -31,6 +32,7 @@ export {
   PeerUnavailableError,
   type PeerErrorOptions,
 } from "./errors.js";
+export { mountReflinkFs, type ReflinkFs, type ReflinkFsOptions } from "./reflinkfs.js";
 export { exec, execOk, type ExecOptions, type ExecResult } from "./exec.js";
 export {
   BUSYBOX_TAG,

@@ -1,0 +1,55 @@
+/**
+ * `prepare` on a file system with reflinks (XFS in a loop file, from
+ * `@berth/peers`): the child's files share the parent's blocks, so a second
+ * writable snapshot on a large parent costs almost no space, and writing into
+ * the child still leaves the parent alone. Skips when it cannot mount one (not
+ * root, no loop device); a missing mkfs.xfs fails under BERTH_REQUIRE_PEERS=1.
+ */
+import { randomBytes } from "node:crypto";
+import { open, readFile, statfs, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { mountReflinkFs } from "@berth/peers";
+import { afterAll, describe, expect, it } from "vitest";
+import { openSnapshotter } from "../src/snapshot/snapshotter.js";
+import { tempDir } from "./helpers.js";
+
+const work = await tempDir();
+const fs = await mountReflinkFs(work.dir, { sizeMiB: 512 });
+if ("skipped" in fs) console.warn(`reflink tests skipped: ${fs.skipped}`);
+
+afterAll(async () => {
+  if (!("skipped" in fs)) await fs.unmount();
+  await work.cleanup();
+});
+
+const used = async (dir: string) => {
+  const s = await statfs(dir);
+  return (s.blocks - s.bfree) * s.bsize;
+};
+
+describe.skipIf("skipped" in fs)("prepare on a reflink file system", () => {
+  it("shares the parent's blocks, and a write into the child copies only what it changes", async () => {
+    const root = (fs as { dir: string }).dir;
+    const snaps = await openSnapshotter({ root: join(root, "snapshots") });
+    const dir = await snaps.prepare("work");
+    const data = randomBytes(64 << 20);
+    await writeFile(join(dir, "big.bin"), data);
+    await snaps.commit("base", "work");
+    const parent = snaps.treeOf(await snaps.stat("base"));
+
+    const before = await used(root);
+    const child = await snaps.prepare("child", "base");
+    const grown = (await used(root)) - before;
+    expect(snaps.lastClone).toMatchObject({ files: 1, bytes: 64 << 20 });
+    expect(grown).toBeLessThan(4 << 20); // a full copy would be 64 MiB
+
+    // copy-on-write: the child's first MiB changes, the parent's does not
+    const fh = await open(join(child, "big.bin"), "r+");
+    await fh.write(Buffer.alloc(1 << 20, 7), 0, 1 << 20, 0);
+    await fh.close();
+    expect((await readFile(join(parent, "big.bin"))).equals(data)).toBe(true);
+    const changed = await readFile(join(child, "big.bin"));
+    expect(changed.subarray(0, 1 << 20).every((b) => b === 7)).toBe(true);
+    expect(changed.subarray(1 << 20).equals(data.subarray(1 << 20))).toBe(true);
+  });
+});
