@@ -23,7 +23,10 @@
  *
  * Environment: BERTH_BENCH_UNPACK_MB (image size, default 256: under two
  * minutes here once the image is built), BERTH_BENCH_RUNS (3), BERTH_BENCH_DIR
- * (/tmp/berth-bench-unpack), DOCKER_HOST (else the shared test dockerd is started).
+ * (/tmp/berth-bench-unpack), DOCKER_HOST (else the shared test dockerd is started),
+ * BERTH_BENCH_REFLINK=1: the store, the snapshots and every tool's output on an
+ * XFS file system with reflinks (`mountReflinkFs` of `@berth/peers`, as root),
+ * where `prepare` clones instead of copying.
  * @module
  */
 import { execFileSync } from "node:child_process";
@@ -33,6 +36,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { ensureChainSnapshot, openSnapshotter } from "@berth/cache";
 import { openStore } from "@berth/image-store";
 import { unpackImage } from "@berth/image-service";
+import { mountReflinkFs } from "@berth/peers";
 import { buildImage, dockerEnv, median, sh, timed } from "./archive.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -64,7 +68,14 @@ export async function run(): Promise<UnpackBenchRow[]> {
   mkdirSync(dir, { recursive: true });
   const env = dockerEnv();
   const tag = buildImage(env, dir, mb);
-  const storeRoot = join(dir, "store");
+  let work = dir;
+  let unmount = async () => {};
+  if (process.env.BERTH_BENCH_REFLINK === "1") {
+    const fs = await mountReflinkFs(join(dir, "reflink"), { sizeMiB: mb * 8 + 1024 });
+    if ("skipped" in fs) throw new Error(`BERTH_BENCH_REFLINK=1: ${fs.skipped}`);
+    ({ dir: work, unmount } = fs);
+  }
+  const storeRoot = join(work, "store");
   const cli = join(repoRoot, "apps/cli/dist/berth.js");
   const self = fileURLToPath(import.meta.url);
   rm(storeRoot);
@@ -73,8 +84,8 @@ export async function run(): Promise<UnpackBenchRow[]> {
   sh(process.execPath, [cli, "--root", storeRoot, "--progress", "none", "load", "-i", archive]);
   rm(archive);
   const ref = `docker.io/${tag}`;
-  const out = join(dir, "out");
-  const theirs = join(dir, "bundle");
+  const out = join(work, "out");
+  const theirs = join(work, "bundle");
 
   const tools: Array<{ tool: string; before: () => void; cmd: () => [string, string[]]; after?: () => void }> = [
     { tool: "berth unpack (CLI)", before: () => rm(out), cmd: () => [process.execPath, [cli, "--root", storeRoot, "--progress", "none", "unpack", tag, out]] },
@@ -128,13 +139,14 @@ export async function run(): Promise<UnpackBenchRow[]> {
   const usage = await snaps.usage(chainID);
   await store.close();
   rm(storeRoot);
+  await unmount();
   rows.push(
     { tool: "ensureChainSnapshot (extract into committed snapshots)", medianSeconds: ensure, runs: [ensure], peakRssMiB: 0, cpuSeconds: 0 },
     { tool: "prepare on the extracted top snapshot (clone)", medianSeconds: median(prep), runs: prep, peakRssMiB: 0, cpuSeconds: 0 },
   );
 
   const of = (prefix: string) => rows.find((r) => r.tool.startsWith(prefix))!.medianSeconds;
-  process.stdout.write(`image ${tag}: ${mb} MB, snapshot ${(usage.size / 2 ** 20).toFixed(0)} MiB on disk, ${usage.inodes} inodes; ${runs} runs\n`);
+  process.stdout.write(`${work === dir ? "" : "on XFS with reflinks: "}image ${tag}: ${mb} MB, snapshot ${(usage.size / 2 ** 20).toFixed(0)} MiB on disk, ${usage.inodes} inodes; ${runs} runs\n`);
   for (const r of rows) {
     const extra = r.peakRssMiB ? `${r.peakRssMiB.toFixed(0).padStart(5)} MiB  cpu ${r.cpuSeconds.toFixed(2).padStart(6)} s` : " ".repeat(23);
     process.stdout.write(`${r.tool.padEnd(56)} ${r.medianSeconds.toFixed(2).padStart(7)} s  ${extra}  runs ${r.runs.map((x) => x.toFixed(2)).join(" / ")}\n`);
