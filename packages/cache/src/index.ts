@@ -30,6 +30,7 @@ export {
   type CacheManagerStore,
   type CacheRecord,
   type CacheRef,
+  type GetRefOptions,
   type DuOptions,
   openCacheManager,
   parseDuration,

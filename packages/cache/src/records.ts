@@ -119,12 +119,21 @@ export interface PruneResult {
   snapshotsRemoved: string[];
 }
 
-/** A live reference to a record; the record is in use until `release()`. */
+/**
+ * A live reference to a record; the record is in use until `release()`.
+ * A record made by a commit is final at once: berth keeps no writable twin of
+ * it (BuildKit's `equalMutable`), so there is nothing for a `Finalize` to do.
+ */
 export interface CacheRef {
   readonly id: string;
   readonly chainID: Digest;
+  /** The record as it was when the ref was taken (see {@link info} for now). */
   readonly record: CacheRecord;
-  /** Release the ref: updates last-used time and usage count (idempotent). */
+  /**
+   * Release the ref (idempotent). Updates the record's last-used time and
+   * usage count, unless the ref was taken with `noUpdateLastUsed` (only looked
+   * at, as `cache du` and exporters do).
+   */
   release(): Promise<void>;
   /**
    * A read-only view of the layer chain's filesystem: the directory of its
@@ -132,6 +141,30 @@ export interface CacheRef {
    * children prepare copies of it, so writing into it would change them all.
    */
   mount(): Promise<string>;
+  /**
+   * BuildKit's `Extract`: make sure the chain's committed snapshot exists
+   * (each missing layer extracted on the one below) without asking for a
+   * mount. Returns the ChainIDs it extracted, bottom first (empty when all were).
+   */
+  extract(): Promise<Digest[]>;
+  /** Another live ref to the same record, released on its own; it keeps this ref's `noUpdateLastUsed`. */
+  clone(): Promise<CacheRef>;
+  /** A live ref to the parent record (the layer below; release it too), or `null` for a base layer. */
+  parent(): Promise<CacheRef | null>;
+  /** The record as stored now (usage count, last use, blob size once computed). */
+  info(): Promise<CacheRecord>;
+  /**
+   * Sizes of the record's own layer: `blob`, its stored (usually compressed)
+   * bytes; `unpacked`, the bytes of its files as dockerd counts a layer's size;
+   * `tar`, the uncompressed tar.
+   */
+  size(): Promise<{ blob: number; unpacked: number; tar: number }>;
+}
+
+/** Options of taking a ref to an existing record. */
+export interface GetRefOptions {
+  /** The ref only looks: its release leaves last-used time and usage count alone (BuildKit's `NoUpdateLastUsed`). */
+  noUpdateLastUsed?: boolean;
 }
 
 /** Options of creating records. */
@@ -379,7 +412,7 @@ export class CacheManager {
     return (await this.records()).find((r) => r.chainID === chainID);
   }
 
-  async #ref(r: CacheRecord): Promise<CacheRef> {
+  async #ref(r: CacheRecord, opts: GetRefOptions = {}): Promise<CacheRef> {
     const marker = await this.#dir.addRef(r.id);
     let released = false;
     return {
@@ -393,9 +426,11 @@ export class CacheManager {
           await this.#dir.dropRef(marker);
           const cur = await this.#read(r.id);
           if (!cur) return;
-          cur.lastUsedAt = this.#dir.now().toISOString();
-          cur.usageCount += 1;
-          await this.#write(cur);
+          if (!opts.noUpdateLastUsed) {
+            cur.lastUsedAt = this.#dir.now().toISOString();
+            cur.usageCount += 1;
+            await this.#write(cur);
+          }
           if (cur.retain === "default" && !(await this.#dir.refCounts()).has(cur.id)) {
             const children = (await this.records()).filter((x) => x.parent === cur.id);
             const mutableChildren = (await this.mutableRecords()).filter((x) => x.parent === cur.id);
@@ -404,6 +439,14 @@ export class CacheManager {
         });
       },
       mount: async () => (await this.#dir.chainSnapshot(r.chainID)).path,
+      extract: async () => (await this.#dir.chainSnapshot(r.chainID)).extracted,
+      clone: () => this.#ref(r, opts),
+      parent: async () => (r.parent === null ? null : this.#ref(await this.record(r.parent), opts)),
+      info: () => this.record(r.id),
+      size: async () => {
+        const layer = await this.#store.layers.get(r.chainID);
+        return { blob: await this.size(r.id), unpacked: layer.contentSize ?? layer.size, tar: layer.size };
+      },
     };
   }
 
@@ -517,8 +560,8 @@ export class CacheManager {
   }
 
   /** A ref to an existing record. @throws NotFoundError `ERR_CACHE_RECORD_NOT_FOUND` */
-  async get(id: string): Promise<CacheRef> {
-    return this.#ref(await this.record(id));
+  async get(id: string, opts: GetRefOptions = {}): Promise<CacheRef> {
+    return this.#ref(await this.record(id), opts);
   }
 
   /** Change a record's description or retain policy. */

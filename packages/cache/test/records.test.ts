@@ -84,6 +84,40 @@ describe("records", () => {
     await expect(again.record("../etc")).rejects.toMatchObject({ code: "ERR_CACHE_RECORD_ID" });
   });
 
+  it("a ref clones, gives its parent, extracts its chain and tells its sizes; a ref that only looks leaves last use alone", async () => {
+    const l1 = await layer("a", 3000);
+    const l2 = await layer("b", 500, l1.chainID);
+    const ref = await cm.getByLayer(l2.chainID);
+    const copy = await cm.get(ref.id, { noUpdateLastUsed: true });
+    const twin = await copy.clone();
+    const below = await ref.parent();
+    expect(below?.chainID).toBe(l1.chainID);
+    expect(await below?.parent()).toBeNull();
+    expect((await cm.du({ filters: ["inuse"] })).map((u) => u.id).sort()).toEqual([ref.id, below!.id].sort());
+
+    // extract: the chain's snapshot, layer by layer; a second call has nothing to do; mount gives its tree
+    expect(await ref.extract()).toEqual([l1.chainID, l2.chainID]);
+    expect(await twin.extract()).toEqual([]);
+    expect(existsSync(path.join(await ref.mount(), "b"))).toBe(true);
+    expect(existsSync(path.join(await below!.mount(), "b"))).toBe(false);
+
+    const size = await ref.size();
+    expect(size).toEqual({ blob: l2.blob.size, unpacked: 500, tar: l2.size });
+    expect(size.tar).toBeGreaterThan(size.unpacked);
+
+    // the refs that only looked: released, they change nothing; the real one counts once
+    clock += 1000;
+    await copy.release();
+    await twin.release();
+    expect(await ref.info()).toMatchObject({ usageCount: 0 });
+    expect((await ref.info()).lastUsedAt).toBeUndefined();
+    await ref.release();
+    await below!.release();
+    expect(await cm.record(ref.id)).toMatchObject({ usageCount: 1, lastUsedAt: new Date(clock).toISOString() });
+    expect((await cm.record(below!.id)).usageCount).toBe(1);
+    expect(await cm.du({ filters: ["inuse"] })).toEqual([]);
+  });
+
   it("computes sizes lazily, once, single flight under concurrency", async () => {
     const l1 = await layer("a", 3000);
     const ref = await cm.getByLayer(l1.chainID);
