@@ -289,8 +289,8 @@ describe("mutable refs", () => {
     expect((await (await after.snapshotter()).stat(base.chainID)).kind).toBe("committed");
   });
 
-  it("a process killed (SIGKILL) at random moments of a commit leaves a whole layer and record, or garbage that repair removes", { timeout: 180_000 }, async () => {
-    const trials = Number(process.env.BERTH_COMMIT_KILL_TRIALS ?? 6);
+  it("a process killed (SIGKILL) at random moments of a commit leaves a whole layer and record, or garbage that repair removes", { timeout: 60_000 + Number(process.env.BERTH_COMMIT_KILL_TRIALS ?? 20) * 10_000 }, async () => {
+    const trials = Number(process.env.BERTH_COMMIT_KILL_TRIALS ?? 20);
     const base = await layers.register([await makeTarGz({ "base.txt": "base" })]);
     const here = fileURLToPath(new URL(".", import.meta.url));
     const start = () => {

@@ -11,7 +11,7 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 // the layer store's TypeScript loader hooks let a child run the sources on Node 20
 const hooks = join(here, "../../../layer-store/test/register-ts.mjs");
 const worker = join(here, "../../test/workers/snapshot-crash.ts");
-const TRIALS = Number(process.env.BERTH_CRASH_TRIALS ?? 6);
+const TRIALS = Number(process.env.BERTH_CRASH_TRIALS ?? 20);
 
 function run(root: string, name: string): { child: ChildProcess; lines: string[]; exited: Promise<NodeJS.Signals | null> } {
   const child = spawn(process.execPath, ["--conditions=source", "--import", hooks, worker, root, name], { stdio: ["ignore", "pipe", "pipe"] });
@@ -37,6 +37,7 @@ describe("snapshotter crash safety (SIGKILL while preparing, applying, committin
       await snaps.commit("base", "work");
       const baseList = await listTree(base);
       let committed = 0;
+      let leftGarbage = 0; // kills inside a prepare or a commit: cleanup had something to remove
       for (let t = 0; t < TRIALS; t++) {
         const w = run(root, `w${t}`);
         for (let waited = 0; !w.lines.includes("ready") && waited < 60_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
@@ -47,7 +48,9 @@ describe("snapshotter crash safety (SIGKILL while preparing, applying, committin
         committed += w.lines.filter((l) => l.startsWith("committed")).length;
 
         const after = await openSnapshotter({ root });
-        await after.cleanup();
+        const { removed } = await after.cleanup();
+        if (removed.length > 0) leftGarbage++;
+        if (process.env.BERTH_KILL_DEBUG) console.log(`snapshot trial ${t}: last step "${w.lines.at(-1)}", cleanup removed ${removed.length}`);
         const records = await after.walk();
         // every record names a tree, every tree is named, nothing is left in tmp/
         const ids = new Set(records.map((r) => r.id));
@@ -66,6 +69,8 @@ describe("snapshotter crash safety (SIGKILL while preparing, applying, committin
         for (const r of records.filter((x) => x.kind === "active")) await after.remove(r.key);
       }
       expect(committed).toBeGreaterThan(0);
+      // the kill points reach into the operations, not only between them
+      expect(leftGarbage).toBeGreaterThan(0);
     } finally {
       await rm(root, { recursive: true, force: true });
     }
