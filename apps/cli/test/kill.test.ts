@@ -2,7 +2,9 @@
  * kill -9 at random moments of the CLI's writing operations (issue 17): load
  * (3 MB layers on the calling thread; a 16 MB layer through its worker
  * threads), import, save -o, tag, rmi, image prune, cache prune, the GC of
- * `fsck --repair`, and `berth serve` receiving a push. Each trial copies a
+ * `fsck --repair`, `berth serve` receiving a push, and a `berth pull` resuming
+ * one killed before (against docker-registry; skipped without it, unless
+ * BERTH_REQUIRE_PEERS=1). Each trial copies a
  * prepared store, starts the operation, kills it with SIGKILL at a random
  * point of its measured duration, and checks: the store opens, fsck finds no
  * damage, every image committed before is intact, `save -o` left no
@@ -15,8 +17,9 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { registry } from "@berth/peers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BERTH, berthOk, cacheLayout, makeRootfs, tempDir } from "./helpers.js";
 
@@ -46,7 +49,37 @@ const bigArchive = join(tmp.dir, "app2.tar");
 const bigDir = join(tmp.dir, "big");
 const smallDir = join(tmp.dir, "small");
 const source = join(tmp.dir, "source");
-afterAll(() => tmp.cleanup());
+/** The template with a pull of app:2 from the registry killed half-way: partial downloads to resume. */
+const resumeTemplate = join(tmp.dir, "template-resume");
+const reg = await registry();
+const pulled = reg ? `${reg.host}/kill/app:2` : "";
+let pulledId = "";
+afterAll(async () => {
+  await reg?.stop();
+  tmp.cleanup();
+});
+
+/** Bytes in a store root's partial-download files. */
+function partialBytes(root: string): number {
+  const dir = join(root, "cache", "registry", "partial");
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir)
+    .filter((f) => /^[0-9a-f]{64}$/.test(f))
+    .reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+}
+
+/** Start `berth pull` of app:2 into a copy of the template, and kill it once 10 MB of its partial downloads are written. */
+async function killedPull(root: string): Promise<void> {
+  execFileSync("cp", ["-a", template, root]);
+  const child = spawn(process.execPath, [BERTH, "pull", "-q", pulled], { env: { ...process.env, BERTH_ROOT: root }, stdio: "ignore" });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  let done = false;
+  void exited.then(() => (done = true));
+  while (!done && partialBytes(root) < 10 << 20) await new Promise((r) => setTimeout(r, 2));
+  child.kill("SIGKILL");
+  await exited;
+  expect(partialBytes(root), "the pull finished before it could be killed half-way").toBeGreaterThan(0);
+}
 
 beforeAll(async () => {
   // base:1 (busybox rootfs) and victim:1 (two 3 MB layers), plus app.tar (three 3 MB layers) to load
@@ -75,6 +108,13 @@ beforeAll(async () => {
   await cacheLayout(join(tmp.dir, "cache-layout"), [randomBytes(3_000_000), ...Array.from({ length: 59 }, () => randomBytes(50_000))]);
   execFileSync("cp", ["-a", template, cacheTemplate]);
   await berthOk(["cache", "import", join(tmp.dir, "cache-layout")], { root: cacheTemplate });
+  if (reg) {
+    // app:2 in the registry uncompressed (random bytes), and a store with its pull cut short
+    await berthOk(["tag", "app:2", pulled], { root: source });
+    await berthOk(["push", "-q", "--compression", "none", pulled], { root: source });
+    pulledId = (await berthOk(["images", "-q", "--no-trunc", "app:2"], { root: source })).stdout.trim();
+    await killedPull(resumeTemplate);
+  }
 }, 120_000);
 
 /** 20 blobs of 200 kB that nothing references: what the GC of `fsck --repair` removes. */
@@ -169,7 +209,7 @@ function servePush(root: string, trial: string): Running {
   return { kill, started, done: run() };
 }
 
-const OPS: Op[] = [
+const ALL_OPS: Op[] = [
   { name: "load -i", start: cli(() => ["load", "-q", "-i", archive]), keeps: ["base:1", "victim:1"] },
   { name: "load -i (worker threads)", start: cli(() => ["load", "-q", "-i", bigArchive]), keeps: ["base:1", "victim:1"] },
   { name: "import", start: cli((t) => ["import", "-q", bigDir, `imported:${t}`]), keeps: ["base:1", "victim:1"] },
@@ -214,7 +254,21 @@ const OPS: Op[] = [
       if (finished) await berthOk(["image", "inspect", `pushed:${t}`], { root });
     },
   },
+  {
+    name: "pull resuming a killed pull",
+    template: resumeTemplate,
+    start: cli(() => ["pull", "-q", pulled]),
+    keeps: ["base:1", "victim:1"],
+    // whatever the kill left, the next pull finishes with the registry's image and no partial file
+    async check(root, _t, finished) {
+      if (!finished) await berthOk(["pull", "-q", pulled], { root });
+      expect((await berthOk(["images", "-q", "--no-trunc", pulled], { root })).stdout.trim()).toBe(pulledId);
+      expect(partialBytes(root)).toBe(0);
+    },
+  },
 ];
+/** Without docker-registry (and not required), the pull row skips. */
+const OPS = ALL_OPS.filter((op) => reg || !op.name.startsWith("pull"));
 
 async function timeOf(op: Op): Promise<number> {
   const root = join(tmp.dir, `measure-${op.name.replace(/\W/g, "")}`);
