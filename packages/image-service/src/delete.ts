@@ -165,6 +165,7 @@ async function removeOne(store: Store, deletion: Deletion, name: string, items: 
   if (byRef) {
     await store.references.untag(byRef);
     items.push({ untagged: repoTag(byRef).familiar });
+    if (!byRef.includes("@")) await untagDigestsOfRepository(store, id, byRef, items);
     // the image goes with its last reference; one with children is then left untagged (moby's quiet conflict)
     await deletion.deleteIfUnreferenced(id, items, prune);
     return;
@@ -181,6 +182,21 @@ async function removeOne(store: Store, deletion: Deletion, name: string, items: 
     });
   }
   await deletion.deleteWithParents(id, items, prune);
+}
+
+/**
+ * moby: when the tag removed was its repository's last tag of the image, the
+ * image's digest references in that repository (`name@sha256:…`, recorded by
+ * a pull) go too, so `rmi name:tag` after a pull deletes the image.
+ */
+async function untagDigestsOfRepository(store: Store, id: Digest, tag: string, items: DeleteItem[]): Promise<void> {
+  const repo = parseReference(tag).name;
+  const refs = (await store.references.referencesOf(id)).filter((r) => parseReference(r, { defaultTag: false }).name === repo);
+  if (refs.some((r) => !r.includes("@"))) return;
+  for (const r of refs) {
+    await store.references.untag(r);
+    items.push({ untagged: repoTag(r).familiar });
+  }
 }
 
 /** The reference `name` spells, when it is one of the image's references (not an ID or prefix). */

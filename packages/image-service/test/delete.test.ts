@@ -40,6 +40,26 @@ describe("remove (moby's ImageDelete rules)", () => {
     expect(await store.layers.has(img.layers[0]!.chainID)).toBe(false);
   });
 
+  it("the last tag of a repository takes the image's digest references in it along (moby; as dockerd answered after a pull)", async () => {
+    const { svc, store } = await freshService();
+    const img = await svc.import(tarStream({ p: "1" }), { tags: ["127.0.0.1:5000/full/big:1", "127.0.0.1:5000/full/big:2", "other/big:2"] });
+    const digestRef = `127.0.0.1:5000/full/big@sha256:${"e8".repeat(32)}`;
+    await store.references.tag(digestRef, img.id);
+    // another tag of the repository stays: so does the digest reference
+    let [r] = await svc.remove(["127.0.0.1:5000/full/big:1"]);
+    expect(r!.items).toEqual([{ untagged: "127.0.0.1:5000/full/big:1" }]);
+    [r] = await svc.remove(["127.0.0.1:5000/full/big:2"]);
+    expect(r!.items).toEqual([{ untagged: "127.0.0.1:5000/full/big:2" }, { untagged: digestRef }]);
+    expect(await store.images.has(img.id)).toBe(true);
+    [r] = await svc.remove(["other/big:2"]);
+    expect(r!.items.slice(0, 2)).toEqual([{ untagged: "other/big:2" }, { deleted: img.id }]);
+    // a pulled image's only tag: rmi deletes it
+    const pulled = await svc.import(tarStream({ q: "1" }), { tags: ["127.0.0.1:5000/app:1"] });
+    await store.references.tag(`127.0.0.1:5000/app@sha256:${"ab".repeat(32)}`, pulled.id);
+    [r] = await svc.remove(["127.0.0.1:5000/app:1"]);
+    expect(r!.items.slice(0, 3)).toEqual([{ untagged: "127.0.0.1:5000/app:1" }, { untagged: `127.0.0.1:5000/app@sha256:${"ab".repeat(32)}` }, { deleted: pulled.id }]);
+  });
+
   it("by ID: several repositories need force; children refuse even with force (checked first)", async () => {
     const { svc, store } = await freshService();
     const solo = await svc.import(tarStream({ s: "1" }), { tags: ["solo:1", "elsewhere/solo:1"] });
