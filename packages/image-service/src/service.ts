@@ -208,19 +208,26 @@ export class ImageService {
    * leases and what only they protected; see `Store.collectGarbage`), then
    * the write runs under a lease of its own, so that if it is killed in
    * turn, the next write knows to collect (a delete killed before its GC
-   * leaves unprotected blobs that only a dead lease points at). Collection is
-   * best effort: its failure is not the write's (fsck reports what stays).
-   * Streams the write reads are taken over by the caller before it (`done`
-   * releases them).
+   * leaves unprotected blobs that only a dead lease points at). A write that
+   * fails removes what only it wrote before it returns: a GC once its lease
+   * is gone (a pull or commit cut short by a full disk has stored some blobs
+   * and no image). Collection is best effort: its failure is not the write's
+   * (fsck reports what stays). Streams the write reads are taken over by the
+   * caller before it (`done` releases them).
    */
   async #write<T>(fn: () => Promise<T>, done?: () => void): Promise<T> {
     try {
       await this.store.collectGarbage().catch(() => undefined);
       const marker = await this.store.lease();
+      let failed = false;
       try {
         return await fn();
+      } catch (err) {
+        failed = true;
+        throw err;
       } finally {
         await marker.release().catch(() => undefined);
+        if (failed) await this.store.gc().catch(() => undefined);
       }
     } finally {
       done?.();
