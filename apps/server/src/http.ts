@@ -18,11 +18,19 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
+/** What an error answer still reads (and drops) of a request body left unread: up to this many bytes… */
+export const DRAIN_MAX_BYTES = 64 << 20;
+/** …for at most this long. */
+export const DRAIN_MAX_MS = 10_000;
+
 /**
  * Answer an error as the spec's JSON (once headers are sent, only the
- * connection can be cut). If the request body has not been read, the
- * connection is closed after the answer instead of reading what may be
- * gigabytes of an upload nobody wants.
+ * connection can be cut). If the request body has not been read (an upload
+ * the store refused half-way, say for a full disk), the rest is read and
+ * dropped first, up to {@link DRAIN_MAX_BYTES} for {@link DRAIN_MAX_MS}, so
+ * a client still writing it gets to read the answer instead of a broken pipe;
+ * then the connection is closed after the answer, as it is at once when the
+ * rest is larger (gigabytes of an upload nobody wants are not read).
  */
 export function sendError(req: IncomingMessage, res: ServerResponse, err: RegistryError): void {
   requestContext(req).errorCode = err.code;
@@ -32,9 +40,38 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: Regist
   }
   const body = err.body();
   const headers: OutgoingHttpHeaders = { ...err.headers, "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) };
-  if (hasUnreadBody(req)) headers.Connection = "close";
-  res.writeHead(err.status, headers);
-  res.end(req.method === "HEAD" ? undefined : body);
+  const answer = () => {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(err.status, headers);
+    res.end(req.method === "HEAD" ? undefined : body);
+  };
+  if (!hasUnreadBody(req)) return answer();
+  headers.Connection = "close";
+  drainBody(req, answer);
+}
+
+/** Read and drop what is left of `req`'s body (bounded, see {@link sendError}), then call `then` once. */
+function drainBody(req: IncomingMessage, then: () => void): void {
+  let bytes = 0;
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    req.off("data", onData);
+    then();
+  };
+  const onData = (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > DRAIN_MAX_BYTES) finish();
+  };
+  const timer = setTimeout(finish, DRAIN_MAX_MS);
+  if (req.destroyed) return finish();
+  req.on("data", onData);
+  req.once("end", finish);
+  req.once("close", finish);
+  req.once("error", finish);
+  req.resume();
 }
 
 /** True when the request has a body (a length above 0, or chunked) that has not been read to its end. */

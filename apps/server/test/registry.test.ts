@@ -259,6 +259,47 @@ describe("uploads", () => {
   });
 });
 
+describe("a store that fails to write", () => {
+  /** A PATCH of `size` bytes written in 64 KiB pieces by node:http; resolves with the answer, or the client's error. */
+  const patch = (path: string, size: number) =>
+    new Promise<{ status: number; body: string } | { error: string }>((resolve) => {
+      const req = httpRequest(new URL(berth.server.url), { path, method: "PATCH", headers: { "content-type": "application/octet-stream", "content-length": size } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (b: Buffer) => chunks.push(b));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      });
+      req.on("error", (e) => resolve({ error: (e as NodeJS.ErrnoException).code ?? e.message }));
+      const piece = randomBytes(64 * 1024);
+      let left = size;
+      const write = () => {
+        while (left > 0) {
+          const n = Math.min(left, piece.length);
+          left -= n;
+          if (!req.write(piece.subarray(0, n))) return void req.once("drain", write);
+        }
+        req.end();
+      };
+      write();
+    });
+
+  it("a full disk mid-upload: 507 with the file system's word, read by a client still writing its body (not a broken pipe)", async () => {
+    const post = await c.request("POST", "/v2/<name>/blobs/uploads/");
+    const full = Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", errno: -28, syscall: "write" });
+    const spy = vi.spyOn(backend, "appendUpload").mockImplementationOnce(async (_repo, _id, chunk) => {
+      for await (const _ of chunk.body) throw full; // the first piece arrives, the disk is full
+      throw full;
+    });
+    try {
+      const r = await patch(post.location(), 48 << 20);
+      expect(r).toMatchObject({ status: 507 });
+      const body = JSON.parse((r as { body: string }).body);
+      expect(body.errors[0]).toMatchObject({ code: "UNKNOWN", message: "insufficient storage: no space left on device" });
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
 describe("manifests", () => {
   it("serves by tag only what Accept lists; by digest always; HEAD has the headers docker needs", async () => {
     const { digest, manifest } = await pushImage("team/app", "neg", DOCKER_MANIFEST);

@@ -107,5 +107,18 @@ export function toRegistryError(err: unknown): RegistryError {
       return new RegistryError(503, "TOOMANYREQUESTS", err.message, { headers: { "Retry-After": "1" }, cause: err });
     }
   }
+  // The store's file system said no: say so (not a bug of the server's); the path stays out.
+  const fs = fileSystemCode(err);
+  if (fs === "ENOSPC" || fs === "EDQUOT") return new RegistryError(507, "UNKNOWN", "insufficient storage: no space left on device", { cause: err });
+  if (fs === "EROFS") return new RegistryError(503, "UNKNOWN", "the store is on a read-only file system", { cause: err });
   return new RegistryError(500, "UNKNOWN", "internal server error", { cause: err });
+}
+
+/** The `code` of a Node system error at `err` or along its causes (ENOSPC, EROFS, …). */
+function fileSystemCode(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && /^E[A-Z]+$/.test(code) && (e as NodeJS.ErrnoException).syscall !== undefined) return code;
+  }
+  return undefined;
 }
