@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -195,4 +195,13 @@ export async function cacheLayout(
   writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
   writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType, ...top, annotations: { "org.opencontainers.image.ref.name": "latest" } }] }));
   return { keys, chainIDs };
+}
+
+/** Bytes in the partial-download files of a store root (what a killed pull keeps to resume). */
+export function partialBytes(root: string): number {
+  const dir = join(root, "cache", "registry", "partial");
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir)
+    .filter((f) => /^[0-9a-f]{64}$/.test(f))
+    .reduce((n, f) => n + statSync(join(dir, f)).size, 0);
 }

@@ -17,11 +17,11 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { registry } from "@berth/peers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BERTH, berthOk, cacheLayout, makeRootfs, tempDir } from "./helpers.js";
+import { BERTH, berthOk, cacheLayout, makeRootfs, partialBytes, tempDir } from "./helpers.js";
 
 const TRIALS = Number(process.env.BERTH_KILL_TRIALS ?? 20);
 const SEED = Number(process.env.BERTH_KILL_SEED ?? Date.now() % 2 ** 31);
@@ -58,15 +58,6 @@ afterAll(async () => {
   await reg?.stop();
   tmp.cleanup();
 });
-
-/** Bytes in a store root's partial-download files. */
-function partialBytes(root: string): number {
-  const dir = join(root, "cache", "registry", "partial");
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir)
-    .filter((f) => /^[0-9a-f]{64}$/.test(f))
-    .reduce((n, f) => n + statSync(join(dir, f)).size, 0);
-}
 
 /** Start `berth pull` of app:2 into a copy of the template, and kill it once 10 MB of its partial downloads are written. */
 async function killedPull(root: string): Promise<void> {

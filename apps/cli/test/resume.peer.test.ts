@@ -7,11 +7,11 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type RegistryPeer, registry } from "@berth/peers";
 import { afterAll, describe, expect, it } from "vitest";
-import { BERTH, berth, berthOk, tempDir } from "./helpers.js";
+import { BERTH, berth, berthOk, partialBytes, tempDir } from "./helpers.js";
 
 const reg = await registry();
 const tmp = tempDir();
@@ -19,18 +19,6 @@ afterAll(async () => {
   await reg?.stop();
   tmp.cleanup();
 });
-
-/** Bytes in the partial-download files of a store root. */
-function partialBytes(root: string): number {
-  const dir = join(root, "cache", "registry", "partial");
-  let n = 0;
-  try {
-    for (const f of readdirSync(dir)) if (/^[0-9a-f]{64}$/.test(f)) n += statSync(join(dir, f)).size;
-  } catch {
-    // not there yet
-  }
-  return n;
-}
 
 describe.skipIf(!reg)("berth pull after kill -9", { timeout: 180_000 }, () => {
   it("resumes: the second run fetches only the rest, and the image is whole", async () => {
