@@ -208,7 +208,7 @@ const commands = [
 ];
 
 describe("the upload state machine, as random sequences", () => {
-  it("answers every step as the model says; the store has no damage after", { timeout: 600_000 }, async () => {
+  it("answers every step as the model says; the store has no damage after", { timeout: 120_000 + RUNS * 50 }, async () => {
     await fc.assert(
       fc.asyncProperty(fc.commands(commands, { maxCommands: 25 }), async (cmds) => {
         const model: Model = { sessions: [], gone: [], blobs: new Map(REPOS.map((r) => [r, new Set<string>()])) };
