@@ -36,6 +36,18 @@ describe("build and import", () => {
     expect((await store.fsck()).ok).toBe(true);
   });
 
+  it("a build that fails after storing a layer removes it before it returns (a GC once its lease is gone)", async () => {
+    const { svc, store } = await freshService();
+    const before = await blobCount(store);
+    const failing = (async function* () {
+      yield makeTar({ "half.txt": "x".repeat(100_000) }).subarray(0, 2048);
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", syscall: "write" });
+    })();
+    await expect(svc.build({ layers: [tarStream({ "stored.txt": "the first layer goes in whole" }), failing], tags: ["never:1"] })).rejects.toThrow(/no space left/);
+    expect(await blobCount(store)).toBe(before);
+    expect((await store.fsck()).problems).toEqual([]);
+  });
+
   it("refuses a tar with an entry outside the root and keeps nothing of it", async () => {
     const { svc, store, dir } = await freshService();
     const before = await blobCount(store);
