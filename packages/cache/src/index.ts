@@ -71,7 +71,7 @@ export {
   restoreParentChain,
 } from "./archive.js";
 export { type ApplyOptions, type ApplyResult, applyLayer, MAX_SKIPPED_LISTED, type SkippedEntry } from "./snapshot/apply.js";
-export { type CloneResult, cloneTree } from "./snapshot/clone.js";
+export { type CloneResult, type CopyResult, cloneTree, copyTree } from "./snapshot/clone.js";
 export { pruneChainSnapshots, type SnapshotSummary, summarizeSnapshots } from "./snapshot/prune.js";
 export { applyStoredLayer, type ChainSnapshot, type ChainSnapshotStore, type EnsureChainOptions, ensureChainSnapshot, layerChain } from "./snapshot/chain.js";
 export { SnapshotErrorCode, type SnapshotErrorCodeValue } from "./errors.js";

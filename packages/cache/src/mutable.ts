@@ -301,8 +301,8 @@ export class MutableRecords {
     const treeOpts = opts.idMapping ? { idMapping: opts.idMapping } : {};
     let lower: Tree = emptyTree();
     if (rec.parentChainID) lower = directoryTree((await this.#dir.chainSnapshot(rec.parentChainID)).path, treeOpts);
-    // The snapshot's copy kept times to the millisecond only (Node's utimes): an unchanged file is
-    // up to 1 ms off its parent's. Flooring both sides to the millisecond was flaky at the boundary.
+    // A snapshot copied by Node's calls (no GNU cp) keeps times to the millisecond only (utimes): an
+    // unchanged file is up to 1 ms off its parent's. Flooring both sides to the millisecond was flaky.
     const changes = await diffTrees(lower, directoryTree(dir, treeOpts), { mtimeTolerance: 0.001, ...(opts.compareContent ? { compareContent: true } : {}) });
     const tar = writeLayer(directoryTree(dir, treeOpts), changes, { mtime: opts.mtime ?? 0, ...(opts.keepMtimes ? { keepMtimes: true } : {}) });
     const lease = await this.#layers.lease();

