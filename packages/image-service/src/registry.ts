@@ -93,6 +93,13 @@ export type RegistryEvent =
       platform?: string;
       /** The image's layers, bottom first; a push names the layers it compresses on the way by DiffID, as its progress events do. */
       layers: Descriptor[];
+      /**
+       * A pull: the store already holds this image (its ID, so its layers),
+       * and nothing needs fetching but references — what dockerd checks
+       * before it reports any layer step (`docker pull` of an image it has
+       * shows no layer lines).
+       */
+      present?: boolean;
     }
   | CopyEvent;
 
@@ -175,7 +182,7 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
     const repo = client.repository(ref);
     const { root, manifest, parsed, config, platform } = await resolveRemoteImage(store, repo, ref, opts);
     const tag = ref.digest === undefined ? ref.tag : undefined;
-    opts.onProgress?.(resolvedEvent(ref, root, parsed.layers, platform));
+    if (opts.onProgress) opts.onProgress(resolvedEvent(ref, root, parsed.layers, platform, await store.images.has(parsed.config.digest)));
 
     const refs = [...(tag !== undefined ? [`${ref.name}:${tag}`] : []), `${ref.name}@${root.digest}`];
     const before = await resolveOrUndefined(store, refs[0]!);
@@ -479,8 +486,8 @@ function unsupported(message: string): FailedPreconditionError {
   return new FailedPreconditionError(message, { code: ImageServiceErrorCode.UNSUPPORTED_IMAGE });
 }
 
-/** The `resolved` event of a pull or push of `ref`: `root` is what the reference names there. */
-export function resolvedEvent(ref: Reference, root: { digest: Digest; mediaType: string }, layers: Descriptor[], platform?: string): RegistryEvent {
+/** The `resolved` event of a pull or push of `ref`: `root` is what the reference names there; `present`: a pull of an image the store holds. */
+export function resolvedEvent(ref: Reference, root: { digest: Digest; mediaType: string }, layers: Descriptor[], platform?: string, present?: boolean): RegistryEvent {
   const tag = ref.digest === undefined ? ref.tag : undefined;
   return {
     type: "resolved",
@@ -492,6 +499,7 @@ export function resolvedEvent(ref: Reference, root: { digest: Digest; mediaType:
     mediaType: root.mediaType,
     ...(platform ? { platform } : {}),
     layers,
+    ...(present !== undefined ? { present } : {}),
   };
 }
 
