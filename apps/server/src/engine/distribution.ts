@@ -7,11 +7,12 @@
  * per layer step, the ID a layer's short blob digest.
  *
  * Errors before the first message are ordinary error responses (dockerd
- * answers a pull of a missing image with 404); after it, they are in-stream
+ * answers a pull of a missing image with 404, in its words: `manifest for
+ * NAME:TAG not found: manifest unknown: …`); after it, they are in-stream
  * `errorDetail` messages, as dockerd writes them.
  * @module
  */
-import { type Digest, InvalidArgumentError } from "@berth/digest";
+import { BerthError, type Digest, hasCode, InvalidArgumentError, NotFoundError } from "@berth/digest";
 import type { RegistryCredential, RegistryEvent } from "@berth/image-service";
 import { isValidTag, parseReference } from "@berth/oci";
 import { progressBar } from "./archive.js";
@@ -92,11 +93,17 @@ class LazyStream {
   }
 }
 
-/** Layer steps as dockerd words them, for the layer blobs of a resolved image (the config blob is not shown). */
-function layerMessages(out: LazyStream, first: (id: string) => string, done: (e: Extract<RegistryEvent, { type: "blob-done" }>) => string, moving: string) {
+/**
+ * Layer steps as dockerd words them, for the layer blobs of a resolved image
+ * (the config blob is not shown; a pull of an image the store holds shows
+ * none, as dockerd checks for the image before any layer). `done` gives the
+ * statuses of a finished layer, in order.
+ */
+function layerMessages(out: LazyStream, first: (id: string) => string, done: (e: Extract<RegistryEvent, { type: "blob-done" }>) => string[], moving: string) {
   const layers = new Set<Digest>();
   return (e: RegistryEvent) => {
     if (e.type === "resolved") {
+      if (e.present) return;
       for (const l of e.layers) {
         if (layers.has(l.digest)) continue;
         layers.add(l.digest);
@@ -107,7 +114,7 @@ function layerMessages(out: LazyStream, first: (id: string) => string, done: (e:
     if (e.type === "manifest" || !layers.has(e.digest)) return;
     if (e.type === "blob-progress")
       out.write({ status: moving, progressDetail: { current: e.bytes, total: e.size }, progress: progressBar(e.bytes, e.size), id: short(e.digest) });
-    else if (e.type === "blob-done") out.write({ status: done(e), progressDetail: {}, id: short(e.digest) });
+    else if (e.type === "blob-done") for (const status of done(e)) out.write({ status, progressDetail: {}, id: short(e.digest) });
   };
 }
 
@@ -138,7 +145,8 @@ export async function pullImage(ctx: EngineContext): Promise<void> {
   const layers = layerMessages(
     out,
     () => "Pulling fs layer",
-    (e) => (e.status === "exists" ? "Already exists" : "Pull complete"),
+    // dockerd: the download's end (its digest verified), then the layer's registration
+    (e) => (e.status === "exists" ? ["Already exists"] : ["Verifying Checksum", "Download complete", "Pull complete"]),
     "Downloading",
   );
   try {
@@ -154,10 +162,32 @@ export async function pullImage(ctx: EngineContext): Promise<void> {
     out.write({ status: `Digest: ${r.digest}` });
     out.write({ status: `Status: ${r.status === "up-to-date" ? "Image is up to date" : "Downloaded newer image"} for ${r.familiar}` });
   } catch (err) {
-    if (!out.started) throw err;
+    if (!out.started) throw dockerdNotFound(err, reference);
     await out.fail(err);
   }
   out.end();
+}
+
+/** The lower-case messages of the Distribution spec's error codes, as docker's errcode package prints them. */
+const ERROR_CODE_MESSAGES: Record<string, string> = {
+  MANIFEST_UNKNOWN: "manifest unknown",
+  NAME_UNKNOWN: "repository name not known to registry",
+};
+
+/**
+ * A registry's 404 for a pull in dockerd's words (moby's
+ * `distribution.notFoundError`): `manifest for NAME:TAG not found: CODE: MESSAGE`,
+ * `repository NAME not found: CODE: MESSAGE`; other errors as they are.
+ */
+function dockerdNotFound(err: unknown, reference: string): unknown {
+  const manifest = hasCode(err, "ERR_MANIFEST_NOT_FOUND");
+  if (!(err instanceof BerthError) || !(manifest || hasCode(err, "ERR_REPOSITORY_NOT_FOUND"))) return err;
+  const first = (err.details?.errors as Array<{ code?: unknown; message?: unknown }> | undefined)?.[0];
+  if (typeof first?.code !== "string") return err;
+  const cause = `${ERROR_CODE_MESSAGES[first.code] ?? first.code.toLowerCase().replace(/_/g, " ")}: ${typeof first.message === "string" ? first.message : ""}`;
+  const ref = parseReference(reference);
+  const message = manifest ? `manifest for ${ref.familiar} not found: ${cause}` : `repository ${ref.familiarName} not found: ${cause}`;
+  return new NotFoundError(message, { code: err.code, details: err.details, cause: err });
 }
 
 /** `POST /images/{name}/push?tag=`: `docker push` of one tag (an empty tag: the name's tag, else `latest`). */
@@ -177,7 +207,7 @@ export async function pushImage(ctx: EngineContext): Promise<void> {
   const layers = layerMessages(
     out,
     () => "Preparing",
-    (e) => (e.status === "exists" ? "Layer already exists" : e.status === "mounted" && e.mountedFrom ? `Mounted from ${e.mountedFrom}` : "Pushed"),
+    (e) => [e.status === "exists" ? "Layer already exists" : e.status === "mounted" && e.mountedFrom ? `Mounted from ${e.mountedFrom}` : "Pushed"],
     "Pushing",
   );
   try {
