@@ -17,11 +17,18 @@
  * `load.tar`: engine-rec/loaded:1, two new layers of 384 KiB of
  * pseudo-random bytes (so a TTY load shows progress bars). `bad.tar`: not an
  * archive at all. `rootfs.tar`: base's layer, for `docker import`.
+ *
+ * `registryImage`: the same `loaded` image as a registry holds it (an image
+ * manifest, the config, its layers gzipped by node:zlib), for the pull
+ * scenarios: `seedRegistry` (registry.ts) uploads these bytes over plain
+ * HTTP, so the registry's manifest digest is the same whether dockerd or
+ * berth pulls it, in the recording and in the replay.
  * @module
  */
 import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { pack } from "tar-stream";
 
 const MTIME = new Date("2020-01-01T00:00:00Z");
@@ -93,6 +100,7 @@ interface BuiltImage {
   id: string;
   config: Buffer;
   diffIds: string[];
+  layers: Buffer[];
 }
 
 function configOf(spec: ImageSpec): Buffer {
@@ -128,7 +136,7 @@ async function archiveOf(specs: ImageSpec[]): Promise<{ tar: Buffer; images: Bui
     const config = configOf(spec);
     const id = sha(config);
     const diffIds = spec.layers.map((l) => sha(l));
-    built.set(spec.key, { key: spec.key, id: `sha256:${id}`, config, diffIds: diffIds.map((d) => `sha256:${d}`) });
+    built.set(spec.key, { key: spec.key, id: `sha256:${id}`, config, diffIds: diffIds.map((d) => `sha256:${d}`), layers: spec.layers });
     files.push({ name: `${id}.json`, content: config });
     spec.layers.forEach((layer, i) => {
       const d = diffIds[i]!;
@@ -149,6 +157,32 @@ async function archiveOf(specs: ImageSpec[]): Promise<{ tar: Buffer; images: Bui
   return { tar: await tarOf(files), images: [...built.values()] };
 }
 
+/** An image as a registry holds it: its manifest and every blob (config and layers) by digest. */
+export interface RegistryImage {
+  /** The Docker image manifest (schema 2), as uploaded. */
+  manifest: Buffer;
+  mediaType: string;
+  /** `sha256:…` of {@link manifest}. */
+  digest: string;
+  /** The config blob and the gzipped layers, by digest. */
+  blobs: Map<string, Buffer>;
+}
+
+/** `image` as a registry holds it: layers gzipped (level 6, node:zlib, no name or time in the header: the same bytes every run). */
+function registryImageOf(image: BuiltImage): RegistryImage {
+  const blobs = new Map<string, Buffer>();
+  const descriptor = (mediaType: string, bytes: Buffer) => {
+    const digest = `sha256:${sha(bytes)}`;
+    blobs.set(digest, bytes);
+    return { mediaType, size: bytes.length, digest };
+  };
+  const config = descriptor("application/vnd.docker.container.image.v1+json", image.config);
+  const layers = image.layers.map((l) => descriptor("application/vnd.docker.image.rootfs.diff.tar.gzip", gzipSync(l, { level: 6 })));
+  const mediaType = "application/vnd.docker.distribution.manifest.v2+json";
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, config, layers }, null, 3));
+  return { manifest, mediaType, digest: `sha256:${sha(manifest)}`, blobs };
+}
+
 /** What {@link writeFixtureArchives} wrote. */
 export interface FixtureArchives {
   dir: string;
@@ -159,6 +193,8 @@ export interface FixtureArchives {
   rootfs: string;
   /** Image IDs by key: base, mid, app, solo, dangling, loaded. */
   ids: Record<string, string>;
+  /** The `loaded` image as a registry holds it (not written to `dir`: `seedRegistry` uploads it). */
+  registryImage: RegistryImage;
 }
 
 /** Write the fixture archives into `dir` (same bytes every time). */
@@ -252,6 +288,7 @@ export async function writeFixtureArchives(dir: string): Promise<FixtureArchives
     bad: join(dir, "bad.tar"),
     rootfs: join(dir, "rootfs.tar"),
     ids: Object.fromEntries([...main.images, ...extra.images].map((i) => [i.key, i.id])),
+    registryImage: registryImageOf(extra.images[0]!),
   };
   await writeFile(out.images, main.tar);
   await writeFile(out.load, extra.tar);

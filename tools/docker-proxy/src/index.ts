@@ -6,7 +6,20 @@
  * @module
  */
 export { BodyRecorder, classify, MAX_ANALYSED_BODY, parseJsonStream, type RecordedBody, type RecordedTarEntry, tarEntries } from "./body.js";
-export { type FixtureArchives, pseudoRandom, writeFixtureArchives } from "./fixtures.js";
+export { type FixtureArchives, pseudoRandom, type RegistryImage, writeFixtureArchives } from "./fixtures.js";
 export { type Exchange, type ProxyListen, type RecordingProxy, type RecordingProxyOptions, startRecordingProxy } from "./proxy.js";
-export { CLI_SCENARIOS, CLIS, type CliRun, type CliScenario, RAW_SCENARIOS, type RawScenario, resolveArgs, runCli } from "./scenarios.js";
+export { SEEDED_REPOSITORY, SEEDED_TAG, SeedError, seedRegistry, seededRegistry } from "./registry.js";
+export {
+  CLI_SCENARIOS,
+  CLIS,
+  type CliRun,
+  type CliScenario,
+  NoRegistryError,
+  PrepareError,
+  prepareRun,
+  RAW_SCENARIOS,
+  type RawScenario,
+  resolveArgs,
+  runCli,
+} from "./scenarios.js";
 export type { RawRecording, RecordedRun, Recording } from "./record.js";

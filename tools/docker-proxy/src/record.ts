@@ -8,7 +8,9 @@
  * BERTH_PEERS_DIR, default /tmp/berth-engine-rec): scenarios delete every
  * image between runs and list the whole store, which must not touch, or see,
  * the images other test processes keep in the shared daemon. It is stopped at
- * the end (`--keep-daemon` leaves it running).
+ * the end (`--keep-daemon` leaves it running). A scenario that needs a
+ * registry gets a fresh seeded docker-registry per run (registry.ts); dockerd
+ * reaches it over plain http (127.0.0.0/8 registries are insecure to it).
  * @module
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -20,7 +22,8 @@ import { parseArgs } from "node:util";
 import { type DockerPeer, exec, startDockerd, stopDockerd } from "@berth/peers";
 import { type FixtureArchives, writeFixtureArchives } from "./fixtures.js";
 import { type Exchange, type RecordingProxy, startRecordingProxy } from "./proxy.js";
-import { CLI_SCENARIOS, CLIS, type CliRun, type CliScenario, RAW_SCENARIOS, type RawScenario, runCli } from "./scenarios.js";
+import { seededRegistry } from "./registry.js";
+import { CLI_SCENARIOS, CLIS, type CliRun, type CliScenario, prepareRun, RAW_SCENARIOS, type RawScenario, runCli } from "./scenarios.js";
 
 const SHARED_PEERS_DIR = "/tmp/berth-peers";
 
@@ -32,6 +35,8 @@ export interface RecordedRun extends CliRun {
   exchanges: Exchange[];
   /** `docker images -a --no-trunc` afterwards, when the scenario asks for it. */
   after?: string;
+  /** The run's registry (`127.0.0.1:PORT`), for scenarios that use one: what `{registry}` stood for. */
+  registry?: string;
 }
 
 /** A recording file. */
@@ -108,13 +113,21 @@ async function main(): Promise<void> {
       const runs: RecordedRun[] = [];
       for (const cli of CLIS) {
         await resetDaemon(peer, fx, scenario.setup ?? "images");
-        await proxy.take();
-        const run = await runCli(cli.path, scenario, fx, env, scratch);
-        const exchanges = await proxy.take();
-        const recorded: RecordedRun = { cli: cli.name, args: scenario.args, ...run, exchanges };
-        if (scenario.after) recorded.after = (await peer.run(scenario.after)).stdout;
-        runs.push(recorded);
-        process.stdout.write(`${scenario.name} [${cli.name}]: exit ${run.exitCode}, ${exchanges.length} requests\n`);
+        const reg = scenario.registry ? await seededRegistry(fx) : undefined;
+        if (scenario.registry && !reg) throw new Error(`${scenario.name} needs docker-registry`);
+        try {
+          await prepareRun(cli.path, scenario, fx, env, reg?.host);
+          await proxy.take();
+          const run = await runCli(cli.path, scenario, fx, env, scratch, reg?.host);
+          const exchanges = await proxy.take();
+          const recorded: RecordedRun = { cli: cli.name, args: scenario.args, ...run, exchanges, ...(reg ? { registry: reg.host } : {}) };
+          if (scenario.after) recorded.after = (await peer.run(scenario.after)).stdout;
+          runs.push(recorded);
+        } finally {
+          await reg?.stop();
+        }
+        const run = runs.at(-1)!;
+        process.stdout.write(`${scenario.name} [${cli.name}]: exit ${run.exitCode}, ${run.exchanges.length} requests\n`);
       }
       const recording: Recording = { scenario, ids: fx.ids, runs };
       await writeFile(join(outDir, `${scenario.name}.json`), `${JSON.stringify(recording, null, 2)}\n`);

@@ -20,7 +20,9 @@ export const CLIS = [
 /**
  * One CLI command. Arguments may hold placeholders: `{images}`, `{load}`,
  * `{bad}`, `{rootfs}` (the fixture archives), `{out}` (a file in a scratch directory),
- * `{id:KEY}` (full image ID), `{short:KEY}` (12 hex), `{prefix:KEY}` (5 hex).
+ * `{id:KEY}` (full image ID), `{short:KEY}` (12 hex), `{prefix:KEY}` (5 hex),
+ * `{registry}` (the `127.0.0.1:PORT` of the run's registry: its port differs
+ * between the recording and a replay).
  */
 export interface CliScenario {
   name: string;
@@ -35,6 +37,13 @@ export interface CliScenario {
   setup?: "images" | "empty";
   /** After the command, also record `docker images -a` (for commands that change the store). */
   after?: string[];
+  /**
+   * The run needs a registry: a fresh docker-registry holding the fixture
+   * image `loaded` as `engine-rec/pulled:1` (registry.ts), named by `{registry}`.
+   */
+  registry?: boolean;
+  /** docker commands run after the setup, before the command (not recorded): a pull, a tag. */
+  prepare?: string[][];
 }
 
 /** One raw request sent through the proxy (not by the CLI): versions out of range, unknown paths. */
@@ -45,6 +54,9 @@ export interface RawScenario {
 }
 
 const IMAGES_AFTER = ["images", "-a", "--no-trunc"];
+/** The listing after a pull or an rmi of a pulled image shows its digest too. */
+const IMAGES_DIGESTS_AFTER = ["images", "-a", "--digests", "--no-trunc"];
+const PULLED = "{registry}/engine-rec/pulled:1";
 
 /** The commands issue 14 names, in recording order. */
 export const CLI_SCENARIOS: CliScenario[] = [
@@ -99,6 +111,16 @@ export const CLI_SCENARIOS: CliScenario[] = [
   { name: "image-prune-nothing", args: ["image", "prune", "-f"], setup: "empty" },
   { name: "image-prune-label", args: ["image", "prune", "-f", "-a", "--filter", "label=org.example.engine=solo"], after: IMAGES_AFTER },
   { name: "image-prune-all", args: ["image", "prune", "-a", "-f"], after: IMAGES_AFTER },
+  { name: "pull", args: ["pull", PULLED], registry: true, after: IMAGES_DIGESTS_AFTER },
+  { name: "pull-present", args: ["pull", PULLED], registry: true, prepare: [["pull", PULLED]] },
+  { name: "pull-no-such", args: ["pull", "{registry}/engine-rec/pulled:nope"], registry: true },
+  {
+    name: "push",
+    args: ["push", "{registry}/engine-rec/pushed:1"],
+    registry: true,
+    prepare: [["tag", "engine-rec/app:1", "{registry}/engine-rec/pushed:1"]],
+  },
+  { name: "rmi-pulled", args: ["rmi", PULLED], registry: true, prepare: [["pull", PULLED]], after: IMAGES_DIGESTS_AFTER },
   { name: "system-df", args: ["system", "df"] },
   { name: "system-df-v", args: ["system", "df", "-v"] },
   { name: "ps", args: ["ps"] },
@@ -122,10 +144,19 @@ export const RAW_SCENARIOS: RawScenario[] = [
   { name: "containers-json", method: "GET", path: "/v1.41/containers/json" },
 ];
 
-/** Substitute the placeholders of a scenario's arguments. */
-export function resolveArgs(args: readonly string[], fx: FixtureArchives, outFile: string): string[] {
+/** A scenario names `{registry}` but the run has none. */
+export class NoRegistryError extends Error {
+  override name = "NoRegistryError";
+}
+
+/** Substitute the placeholders of a scenario's arguments; `registry` is the run's registry host (`127.0.0.1:PORT`). */
+export function resolveArgs(args: readonly string[], fx: FixtureArchives, outFile: string, registry?: string): string[] {
   return args.map((a) =>
     a
+      .replace("{registry}", () => {
+        if (!registry) throw new NoRegistryError(`${a}: the run has no registry`);
+        return registry;
+      })
       .replace("{images}", fx.images)
       .replace("{load}", fx.load)
       .replace("{bad}", fx.bad)
@@ -151,16 +182,30 @@ export interface CliRun {
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** Run one scenario's command with a docker client against `host`. */
+/** A scenario's `prepare` command failed. */
+export class PrepareError extends Error {
+  override name = "PrepareError";
+}
+
+/** Run a scenario's `prepare` commands (their output is not recorded); a failure throws. */
+export async function prepareRun(cli: string, scenario: CliScenario, fx: FixtureArchives, env: NodeJS.ProcessEnv, registry?: string): Promise<void> {
+  for (const cmd of scenario.prepare ?? []) {
+    const r = await exec(cli, resolveArgs(cmd, fx, "", registry), { env, timeoutMs: 120_000 });
+    if (r.code !== 0) throw new PrepareError(`${scenario.name}: prepare ${cmd.join(" ")}: exit ${r.code}: ${r.stderr.trim()}`);
+  }
+}
+
+/** Run one scenario's command with a docker client against `host`; `registry` is the run's registry host, for `{registry}`. */
 export async function runCli(
   cli: string,
   scenario: CliScenario,
   fx: FixtureArchives,
   env: NodeJS.ProcessEnv,
   scratch: string,
+  registry?: string,
 ): Promise<CliRun> {
   const outFile = join(scratch, `${scenario.name}.out.tar`);
-  const args = resolveArgs(scenario.args, fx, outFile);
+  const args = resolveArgs(scenario.args, fx, outFile, registry);
   const input = scenario.stdin ? await readFile(fx[scenario.stdin]) : undefined;
   let r: { code: number; stdout: string; stderr: string };
   if (scenario.tty) {
