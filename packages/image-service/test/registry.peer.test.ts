@@ -72,7 +72,9 @@ describe.skipIf(!reg)("pull and push with docker-registry", { timeout: 120_000 }
     expect(new Set((await requestsSince(r, mark)).map((e) => e.method))).toEqual(new Set(["HEAD"]));
 
     const { svc: b, store } = await freshService();
-    const pulled = await b.pull(name());
+    const firstPull: RegistryEvent[] = [];
+    const pulled = await b.pull(name(), { onProgress: (e) => firstPull.push(e) });
+    expect(firstPull[0]).toMatchObject({ type: "resolved", present: false });
     expect(pulled).toMatchObject({ id, digest: pushed.digest, manifestDigest: pushed.digest, status: "downloaded", tag: "1", name: `${r.host}/image-service-test/app`, path: "image-service-test/app" });
     expect(pulled.blobs.map((x) => x.status)).toEqual(["written", "written", "written"]);
     const details = await b.inspect(name());
@@ -83,8 +85,10 @@ describe.skipIf(!reg)("pull and push with docker-registry", { timeout: 120_000 }
     expect((await store.images.manifest(id)).digest).toBe(pushed.digest);
 
     mark = (await r.accessLog()).length;
-    const second = await b.pull(name());
+    const secondPull: RegistryEvent[] = [];
+    const second = await b.pull(name(), { onProgress: (e) => secondPull.push(e) });
     expect(second.status).toBe("up-to-date");
+    expect(secondPull[0]).toMatchObject({ type: "resolved", present: true }); // the store holds the image: dockerd shows no layer step
     expect(second.blobs.every((x) => x.status === "exists" && x.bytes === 0)).toBe(true);
     expect((await requestsSince(r, mark)).filter((e) => e.path.includes("/blobs/"))).toEqual([]);
 
