@@ -8,23 +8,37 @@
  * version, commit, build time, Go version are its own), and the client's
  * "API version" line (the negotiated version differs: dockerd offered 1.41,
  * berth offers 1.52). Labels, order and the Client section must be equal.
+ *
+ * And the registry scenarios (`docker pull`, `docker push`, `docker rmi` of a
+ * pulled image) replayed against `berth serve` over a real store, each run
+ * with a fresh docker-registry seeded with the same bytes as in the recording
+ * (`seededRegistry` of @berth/docker-proxy), pinned to the recording's API
+ * version: exit code, stdout, stderr, every exchange field by field
+ * (replay.ts's normalisation: the registry's port, progress bars, the
+ * interleaving of layers) and `docker images` afterwards.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CLI_SCENARIOS, type FixtureArchives, prepareRun, seededRegistry, writeFixtureArchives } from "@berth/docker-proxy";
 import { exec, requirePeer } from "@berth/peers";
 import Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API_VERSION, compareVersions, MIN_API_VERSION } from "../../src/engine/index.js";
+import { serveStore } from "../../src/index.js";
 import { DOCKER_CLIS, recording, type Served, serve, serviceNotExpected } from "./helpers.js";
+import { compareRuns, normaliseOutput, replay } from "./replay.js";
 
 await requirePeer("docker"); // Debian's 20.10 client; a failure in CI when missing
+const registryPeer = await requirePeer("docker-registry"); // the registry scenarios' peer; a failure in CI when missing
 
 let served: Served;
 let config: string;
+let fx: FixtureArchives;
 beforeAll(async () => {
   served = await serve({ service: serviceNotExpected(), identity: { version: "9.9.9-test" } });
   config = await mkdtemp(join(tmpdir(), "berth-engine-cli-"));
+  fx = await writeFixtureArchives(join(config, "fixtures"));
 });
 afterAll(async () => {
   await served.close();
@@ -121,5 +135,60 @@ describe("dockerode", () => {
   it("a container call fails with the images-only message and status 501", async () => {
     const d = new Docker({ socketPath: served.socketPath });
     await expect(d.listContainers()).rejects.toMatchObject({ statusCode: 501, json: { message: expect.stringMatching(/^berth serves images only/) } });
+  });
+});
+
+/** What berth answers differently on purpose in the registry scenarios, and why. */
+const PING_EXTRAS = [
+  "$[0].header.builder-version", // dockerd ≥ API 1.42 sends it; 20.10 left it out with no builder configured
+  "$[0].header.swarm", // the same
+];
+const REGISTRY_SCENARIOS: Array<[scenario: string, opts: { allowed: string[]; replace?: Array<[RegExp, string]> }]> = [
+  ["pull", { allowed: PING_EXTRAS }],
+  ["pull-present", { allowed: PING_EXTRAS }],
+  ["pull-no-such", { allowed: PING_EXTRAS }],
+  [
+    "push",
+    {
+      allowed: [...PING_EXTRAS, "$[1].response[8].aux.Size"],
+      // the manifest of a pushed image names its layers as compressed on the way: dockerd's Go
+      // compress/gzip and berth's zlib write other bytes, so its digest and size are each one's own
+      replace: [
+        [/digest: sha256:[0-9a-f]{64} size: \d+/g, "digest: <manifest> size: <size>"],
+        [/^sha256:[0-9a-f]{64}$/g, "<manifest>"],
+      ],
+    },
+  ],
+  ["rmi-pulled", { allowed: PING_EXTRAS }],
+];
+
+describe.each(DOCKER_CLIS)("docker $name against berth serve and docker-registry, pinned to API 1.41: as dockerd", { timeout: 180_000 }, (cli) => {
+  it.skipIf(!registryPeer).each(REGISTRY_SCENARIOS)("%s", async (name, opts) => {
+    const scenario = CLI_SCENARIOS.find((s) => s.name === name)!;
+    const rec = (await recording(name)).runs.find((r) => r.cli === cli.name)!;
+    const dir = await mkdtemp(join(tmpdir(), `berth-engine-reg-${name}-`));
+    const server = await serveStore({ root: join(dir, "store"), port: 0, socketPath: join(dir, "berth.sock"), log: { format: "none" }, sweepIntervalMs: 0 });
+    const reg = await seededRegistry(fx);
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${server.socketPath}`, DOCKER_CONFIG: join(dir, "docker-config"), DOCKER_API_VERSION: "1.41" };
+      for (const k of ["DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"]) delete env[k];
+      // the recordings' starting state: the fixture images, then the scenario's own steps (a pull, a tag)
+      const loaded = await exec(cli.path, ["load", "-q", "-i", fx.images], { env, timeoutMs: 60_000 });
+      expect(loaded.code, loaded.stderr).toBe(0);
+      await prepareRun(cli.path, scenario, fx, env, reg!.host);
+      const berth = await replay(cli, scenario, { socketPath: server.socketPath!, fx, env, scratch: dir, registry: reg!.host });
+      expect(compareRuns(rec, berth, opts)).toEqual([]);
+      if (scenario.after) {
+        // column widths follow the CREATED and REPOSITORY texts (the port's digits): compare cells, the registry named alike
+        const cells = (t: string, host: string) => normaliseOutput(t.split(host).join("<registry>")).replace(/ {2,}/g, "  ");
+        const rows = (t: string, host: string) => cells(t, host).split("\n").sort();
+        const after = await exec(cli.path, scenario.after, { env });
+        expect(rows(after.stdout, reg!.host)).toEqual(rows(rec.after ?? "", rec.registry!));
+      }
+    } finally {
+      await reg?.stop();
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

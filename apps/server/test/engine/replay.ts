@@ -9,8 +9,20 @@
  * - the `Date`, `Server`, `Api-Version` response headers and the
  *   `User-Agent`, `Host`, `Content-Length` request headers (values);
  * - relative times in CLI output (`6 years ago`);
+ * - the registry's `127.0.0.1:PORT` (a fresh docker-registry per run, its
+ *   port the kernel's choice: each run records its own as `registry`) as
+ *   `<registry>`, in the output and in every exchange field;
+ * - in pulls and pushes: the progress messages of a JSON stream (those with
+ *   a `progress` bar: how many there are and their byte counts follow the
+ *   timing of the transfer; the CLI prints them only on a terminal) are left
+ *   out, and the interleaving of different layers' steps (consecutive
+ *   messages or `ID: status` lines of 12-hex layer IDs, put in ID order, each
+ *   layer's own steps kept in their order): dockerd moves layers
+ *   concurrently, so which finishes first is timing, run to run;
  * - whatever a scenario lists in `allowed` (JSON paths whose values are
- *   berth's own: versions, error words), each with its reason at the call site.
+ *   berth's own: versions, error words) or `replace` (patterns in every
+ *   string, for values of berth's own inside a text), each with its reason
+ *   at the call site.
  */
 import { join } from "node:path";
 import type { CliRun, CliScenario, Exchange, FixtureArchives, RecordedBody, RecordedRun } from "@berth/docker-proxy";
@@ -20,13 +32,13 @@ import { runCli, startRecordingProxy } from "@berth/docker-proxy";
 export async function replay(
   cli: { name: string; path: string },
   scenario: CliScenario,
-  opts: { socketPath: string; fx: FixtureArchives; env: NodeJS.ProcessEnv; scratch: string },
+  opts: { socketPath: string; fx: FixtureArchives; env: NodeJS.ProcessEnv; scratch: string; registry?: string },
 ): Promise<RecordedRun> {
   // a unix socket, as in the recording (over TCP the Go client adds Accept-Encoding)
   const proxy = await startRecordingProxy({ upstreamSocket: opts.socketPath, listen: { socketPath: join(opts.scratch, `replay-${cli.name}.sock`) } });
   try {
-    const run: CliRun = await runCli(cli.path, scenario, opts.fx, { ...opts.env, DOCKER_HOST: proxy.host }, opts.scratch);
-    return { cli: cli.name, args: scenario.args, ...run, exchanges: await proxy.take() };
+    const run: CliRun = await runCli(cli.path, scenario, opts.fx, { ...opts.env, DOCKER_HOST: proxy.host }, opts.scratch, opts.registry);
+    return { cli: cli.name, args: scenario.args, ...run, exchanges: await proxy.take(), ...(opts.registry ? { registry: opts.registry } : {}) };
   } finally {
     await proxy.close();
   }
@@ -39,6 +51,69 @@ const IGNORED_REQUEST_HEADERS = new Set(["user-agent", "host", "content-length",
 /** Relative times as the CLI prints them (`About an hour ago`, `6 years ago`, `Less than a second ago`). */
 export function normaliseOutput(text: string): string {
   return text.replace(/\b(?:About an? \w+|Less than a second|\d+ \w+?s?) ago\b/g, "<ago>");
+}
+
+const LAYER_ID = /^[0-9a-f]{12}$/;
+
+/**
+ * Runs of consecutive items that belong to a layer (`idOf` gives its 12-hex
+ * ID) put in ID order, each layer's items keeping their order (a stable sort).
+ */
+function layersInIdOrder<T>(items: readonly T[], idOf: (item: T) => string | undefined): T[] {
+  const out: T[] = [];
+  for (let i = 0; i < items.length; ) {
+    if (idOf(items[i]!) === undefined) {
+      out.push(items[i++]!);
+      continue;
+    }
+    let j = i;
+    while (j < items.length && idOf(items[j]!) !== undefined) j++;
+    out.push(...items.slice(i, j).sort((a, b) => (idOf(a)! < idOf(b)! ? -1 : idOf(a)! > idOf(b)! ? 1 : 0)));
+    i = j;
+  }
+  return out;
+}
+
+/** CLI output with the lines of different layers (`0123456789ab: Pull complete`) in ID order. */
+export function layerLinesInOrder(text: string): string {
+  return layersInIdOrder(text.split("\n"), (l) => /^([0-9a-f]{12}): /.exec(l)?.[1]).join("\n");
+}
+
+/** A progress stream's messages without the progress-bar ones, the layers' steps in ID order. */
+function streamWithoutBars(messages: readonly unknown[]): unknown[] {
+  const steps = messages.filter((m) => !(m && typeof m === "object" && typeof (m as { progress?: unknown }).progress === "string"));
+  return layersInIdOrder(steps, (m) => {
+    const id = m && typeof m === "object" ? (m as { id?: unknown }).id : undefined;
+    return typeof id === "string" && LAYER_ID.test(id) ? id : undefined;
+  });
+}
+
+/** `value` with `map` applied to every string in it (keys included). */
+function mapStrings<T>(value: T, map: (s: string) => string): T {
+  if (typeof value === "string") return map(value) as T;
+  if (Array.isArray(value)) return value.map((v) => mapStrings(v, map)) as T;
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [map(k), mapStrings(v, map)])) as T;
+  return value;
+}
+
+/** A run with its registry host (and the `replace` patterns) normalised in every string, and pull/push streams without their bars. */
+function normaliseRun(run: RecordedRun, replace: ReadonlyArray<readonly [RegExp, string]>): RecordedRun {
+  const host = run.registry;
+  const map = (s: string) => {
+    let out = host ? s.split(host).join("<registry>") : s;
+    for (const [pattern, by] of replace) out = out.replace(pattern, by);
+    return out;
+  };
+  const mapped = mapStrings({ ...run, registry: undefined }, map);
+  if (!host) return mapped;
+  return {
+    ...mapped,
+    stdout: layerLinesInOrder(mapped.stdout),
+    stderr: layerLinesInOrder(mapped.stderr),
+    exchanges: mapped.exchanges.map((e) =>
+      e.responseBody.kind === "json-stream" ? { ...e, responseBody: { ...e.responseBody, messages: streamWithoutBars(e.responseBody.messages) } } : e,
+    ),
+  };
 }
 
 /** Differences between two JSON values, as `path: a ≠ b` lines; `allowed` paths may differ in value. */
@@ -94,10 +169,14 @@ export interface CompareOptions {
   allowed?: readonly string[];
   /** The runs negotiated different API versions: compare paths with the version replaced. */
   versionsDiffer?: boolean;
+  /** Patterns replaced in every string of both runs (output, paths, headers, bodies): values of berth's own inside a text. */
+  replace?: ReadonlyArray<readonly [RegExp, string]>;
 }
 
 /** Every difference between a recorded dockerd run and berth's, after the normalisation above. */
-export function compareRuns(recorded: RecordedRun, berth: RecordedRun, opts: CompareOptions = {}): string[] {
+export function compareRuns(recordedRun: RecordedRun, berthRun: RecordedRun, opts: CompareOptions = {}): string[] {
+  const recorded = normaliseRun(recordedRun, opts.replace ?? []);
+  const berth = normaliseRun(berthRun, opts.replace ?? []);
   const allowed = new Set(opts.allowed ?? []);
   const out: string[] = [];
   const cmp = (k: "exitCode" | "stdout" | "stderr", norm: (v: string) => string = (v) => v) => {

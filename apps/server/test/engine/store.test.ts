@@ -23,8 +23,8 @@ import { normaliseOutput } from "./replay.js";
 
 await requirePeer("docker");
 
-/** Scenarios judged elsewhere: the server's identity (cli.test.ts) and the terminal progress bars (their own test below). */
-const ELSEWHERE = new Set(["version", "info", "ps", "load-tty"]);
+/** Scenarios judged elsewhere: the server's identity and the registry scenarios (cli.test.ts), the terminal progress bars (their own test below). */
+const ELSEWHERE = new Set(["version", "info", "ps", "load-tty", ...CLI_SCENARIOS.filter((s) => s.registry).map((s) => s.name)]);
 
 let dir: string;
 let fx: FixtureArchives;
