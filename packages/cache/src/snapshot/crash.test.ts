@@ -28,7 +28,7 @@ function run(root: string, name: string): { child: ChildProcess; lines: string[]
 }
 
 describe("snapshotter crash safety (SIGKILL while preparing, applying, committing)", () => {
-  it(`after ${TRIALS} kills only garbage is left, and cleanup removes all of it`, { timeout: 60_000 + TRIALS * 10_000 }, async () => {
+  it(`after ${TRIALS} kills only garbage is left, and cleanup removes all of it`, { timeout: 60_000 + TRIALS * 30_000 }, async () => {
     const root = await mkdtemp(join(tmpdir(), "berth-snap-crash-"));
     try {
       const snaps = await openSnapshotter({ root });
