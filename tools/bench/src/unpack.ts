@@ -14,9 +14,10 @@
  *
  * Then the snapshotter: the committed snapshot of the image's ChainID made by
  * `ensureChainSnapshot` (each layer prepared on the one below, applied,
- * committed), and `prepare` of a writable snapshot on it — the copy of the
- * whole tree (`copyTree`: GNU `cp -a --reflink=auto`, a reflink where the
- * file system has them, else an in-kernel copy) — as a % of the extraction.
+ * committed), and `prepare` of a writable snapshot on it — on btrfs a
+ * snapshot of the parent's subvolume, elsewhere a copy of the whole tree
+ * (`copyTree`: GNU `cp -a --reflink=auto`, a reflink where the file system
+ * has them, else an in-kernel copy) — as a % of the extraction.
  *
  *   npx -y pnpm@10.34.8 build && node tools/bench/dist/unpack.js
  *   BERTH_BENCH_UNPACK_MB=1024 BERTH_BENCH_RUNS=3 node tools/bench/dist/unpack.js
@@ -26,7 +27,8 @@
  * (/tmp/berth-bench-unpack), DOCKER_HOST (else the shared test dockerd is started),
  * BERTH_BENCH_REFLINK=1: the store, the snapshots and every tool's output on an
  * XFS file system with reflinks (`mountReflinkFs` of `@berth/peers`, as root),
- * where `prepare` clones instead of copying.
+ * where `prepare` clones instead of copying; BERTH_BENCH_REFLINK=btrfs: the
+ * same on btrfs, where `prepare` is a subvolume snapshot.
  * @module
  */
 import { execFileSync } from "node:child_process";
@@ -70,9 +72,11 @@ export async function run(): Promise<UnpackBenchRow[]> {
   const tag = buildImage(env, dir, mb);
   let work = dir;
   let unmount = async () => {};
-  if (process.env.BERTH_BENCH_REFLINK === "1") {
-    const fs = await mountReflinkFs(join(dir, "reflink"), { sizeMiB: mb * 8 + 1024 });
-    if ("skipped" in fs) throw new Error(`BERTH_BENCH_REFLINK=1: ${fs.skipped}`);
+  const reflink = process.env.BERTH_BENCH_REFLINK;
+  const fsName = reflink === "btrfs" ? "btrfs" : reflink === "1" ? "XFS with reflinks" : undefined;
+  if (fsName) {
+    const fs = await mountReflinkFs(join(dir, "reflink"), { sizeMiB: mb * 8 + 1024, type: reflink === "btrfs" ? "btrfs" : "xfs" });
+    if ("skipped" in fs) throw new Error(`BERTH_BENCH_REFLINK=${reflink}: ${fs.skipped}`);
     ({ dir: work, unmount } = fs);
   }
   const storeRoot = join(work, "store");
@@ -146,7 +150,7 @@ export async function run(): Promise<UnpackBenchRow[]> {
   );
 
   const of = (prefix: string) => rows.find((r) => r.tool.startsWith(prefix))!.medianSeconds;
-  process.stdout.write(`${work === dir ? "" : "on XFS with reflinks: "}image ${tag}: ${mb} MB, snapshot ${(usage.size / 2 ** 20).toFixed(0)} MiB on disk, ${usage.inodes} inodes; ${runs} runs\n`);
+  process.stdout.write(`${fsName ? `on ${fsName}: ` : ""}image ${tag}: ${mb} MB, snapshot ${(usage.size / 2 ** 20).toFixed(0)} MiB on disk, ${usage.inodes} inodes; ${runs} runs\n`);
   for (const r of rows) {
     const extra = r.peakRssMiB ? `${r.peakRssMiB.toFixed(0).padStart(5)} MiB  cpu ${r.cpuSeconds.toFixed(2).padStart(6)} s` : " ".repeat(23);
     process.stdout.write(`${r.tool.padEnd(56)} ${r.medianSeconds.toFixed(2).padStart(7)} s  ${extra}  runs ${r.runs.map((x) => x.toFixed(2)).join(" / ")}\n`);

@@ -83,6 +83,10 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   busybox: "busybox-static",
   tar: "tar",
   "mkfs.xfs": "xfsprogs",
+  "mkfs.btrfs": "btrfs-progs",
+  btrfs: "btrfs-progs",
+  setfattr: "attr",
+  getfattr: "attr",
 };
 
 /**

@@ -1,6 +1,8 @@
 /**
  * Copy a snapshot's tree into a new directory — what `prepare` does on a
- * parent, as containerd's native snapshotter does (`fs.CopyDir`), never with
+ * parent. On btrfs, where the parent is a subvolume, {@link copyTree} takes a
+ * writable snapshot of it (see `subvolume.ts`): no inode is copied. Elsewhere
+ * it copies as containerd's native snapshotter does (`fs.CopyDir`), never with
  * a hard link between the two trees, so writing into the copy never changes
  * the parent. Hard links inside the tree stay hard links, symlinks are
  * copied as links, modes, times and (as root) owners are kept.
@@ -22,11 +24,12 @@ import { execFile, spawn } from "node:child_process";
 import { constants as C, type Stats } from "node:fs";
 import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink } from "node:fs/promises";
 import { promisify } from "node:util";
+import { snapshotSubvolume } from "./subvolume.js";
 
 const run = promisify(execFile);
 
-/** What {@link cloneTree} copied (`tool: "node"`), or that `cp` did (counts not known). */
-export type CopyResult = { tool: "cp" } | ({ tool: "node" } & CloneResult);
+/** What {@link cloneTree} copied (`tool: "node"`), or that `cp` copied or btrfs snapshotted (counts not known). */
+export type CopyResult = { tool: "btrfs" } | { tool: "cp" } | ({ tool: "node" } & CloneResult);
 
 /** What {@link cloneTree} copied. */
 export interface CloneResult {
@@ -178,14 +181,12 @@ function findGnuCp(): Promise<{ cp: string; setpriv?: string } | undefined> {
 }
 
 /**
- * Copy the tree `src` into `dst`, which must not exist (its parent must):
- * with GNU cp where there is one, else {@link cloneTree} (see the module doc).
- * `tool` forces one of them.
- * @throws the file system's errors (`EEXIST` when `dst` exists); cp's, with its words
+ * Copy the tree `src` into `dst`, which must not exist (its parent must): a
+ * btrfs snapshot where `src` is a subvolume, else with GNU cp where there is
+ * one, else {@link cloneTree} (see the module doc). `tool` forces one of them.
+ * @throws the file system's errors (`EEXIST` when `dst` exists); cp's and btrfs's, with their words
  */
-export async function copyTree(src: string, dst: string, opts: { tool?: "cp" | "node" } = {}): Promise<CopyResult> {
-  const gnu = opts.tool === "node" ? undefined : await findGnuCp();
-  if (!gnu) return { tool: "node", ...(await cloneTree(src, dst)) };
+export async function copyTree(src: string, dst: string, opts: { tool?: "btrfs" | "cp" | "node" } = {}): Promise<CopyResult> {
   await lstat(dst).then(
     () => {
       throw Object.assign(new Error(`EEXIST: file already exists, copy '${src}' -> '${dst}'`), { code: "EEXIST", syscall: "copy", path: dst });
@@ -194,6 +195,12 @@ export async function copyTree(src: string, dst: string, opts: { tool?: "cp" | "
       if (err.code !== "ENOENT") throw err;
     },
   );
+  if (opts.tool === undefined || opts.tool === "btrfs") {
+    if (await snapshotSubvolume(src, dst)) return { tool: "btrfs" };
+    if (opts.tool === "btrfs") throw Object.assign(new Error(`${src} is not a btrfs subvolume (or there is no btrfs command)`), { code: "ENOTSUP", path: src });
+  }
+  const gnu = opts.tool === "node" ? undefined : await findGnuCp();
+  if (!gnu) return { tool: "node", ...(await cloneTree(src, dst)) };
   const args = ["-a", "--reflink=auto", "-T", "--", src, dst];
   const [cmd, argv] = gnu.setpriv ? [gnu.setpriv, ["--pdeathsig", "KILL", "--", gnu.cp, ...args]] : [gnu.cp, args];
   await new Promise<void>((resolve, reject) => {

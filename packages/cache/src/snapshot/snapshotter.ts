@@ -3,7 +3,8 @@
  * (`snapshots/native`), over `<root>/cache/snapshots/`:
  *
  * - `prepare(key, parent?)` makes a writable directory holding the parent's
- *   tree (a copy, see {@link copyTree}); `view(key, parent)` a read-only one
+ *   tree (a copy, see {@link copyTree}: on btrfs a snapshot of the parent's
+ *   subvolume, so no inode is copied); `view(key, parent)` a read-only one
  *   (the committed parent's own directory: nothing is copied, so the caller
  *   must not write into it); `commit(name, key)` turns a prepared snapshot
  *   into a committed one, which children share; `remove`, `stat`, `usage`
@@ -27,6 +28,7 @@ import { join } from "node:path";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@berth/digest";
 import { currentOwner, fsyncDir, isOwnerAlive, ownerToken, parseOwnerToken, withLock, writeFileAtomic } from "@berth/layer-store";
 import { type CopyResult, copyTree } from "./clone.js";
+import { createSubvolume, removeTree } from "./subvolume.js";
 import { SnapshotErrorCode } from "../errors.js";
 
 /** What a snapshot is: writable (`active`), read-only over a committed parent (`view`), or `committed`. */
@@ -168,7 +170,8 @@ export class Snapshotter {
     try {
       if (p) this.lastClone = await copyTree(this.treeOf(p), tmp);
       else {
-        await mkdir(tmp, 0o755);
+        // a subvolume on btrfs, so that children can be snapshots of it once it is committed
+        if (!(await createSubvolume(tmp))) await mkdir(tmp, 0o755);
         this.lastClone = undefined;
       }
       return await this.#lock(async () => {
@@ -181,7 +184,7 @@ export class Snapshotter {
         return this.path("fs", id);
       });
     } finally {
-      await rm(tmp, { recursive: true, force: true }).catch(() => {});
+      await removeTree(tmp).catch(() => {});
     }
   }
 
@@ -257,7 +260,7 @@ export class Snapshotter {
       await rename(this.treeOf(rec), to);
       return to;
     });
-    if (trash) await rm(trash, { recursive: true, force: true });
+    if (trash) await removeTree(trash);
   }
 
   /** Every snapshot's record (in no particular order). */
@@ -322,7 +325,7 @@ export class Snapshotter {
       }
       for (const name of await readdir(this.path("records"))) if (name.includes(".berth-tmp")) await rm(this.path("records", name), { force: true });
     });
-    for (const t of trash) await rm(t, { recursive: true, force: true });
+    for (const t of trash) await removeTree(t);
     return { removed };
   }
 
