@@ -44,8 +44,11 @@ export interface UnpackResult {
   bytes: number;
   /** Entries not created (devices and fifos when not root) — see each layer's `result.skipped`. */
   skipped: number;
-  /** Extended attributes not set (Node cannot set them). */
+  /** Extended attributes set (with `setfattr`; see `@berth/cache`'s `applyLayer`). */
+  xattrs: number;
+  /** Extended attributes not set, and why (the first few reasons). */
   xattrsSkipped: number;
+  xattrNotes: string[];
   /** Entries whose owner was not applied (not root). */
   ownersNotApplied: number;
 }
@@ -68,7 +71,7 @@ export async function unpackImage(store: Store, name: string, dir: string, opts:
   await mkdir(dirname(target), { recursive: true });
   const tmp = join(dirname(target), `.${basename(target)}.berth-unpack-${randomBytes(6).toString("hex")}`);
   await mkdir(tmp, 0o755);
-  const out: UnpackResult = { id, dir: target, layers: [], entries: 0, bytes: 0, skipped: 0, xattrsSkipped: 0, ownersNotApplied: 0 };
+  const out: UnpackResult = { id, dir: target, layers: [], entries: 0, bytes: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, xattrNotes: [], ownersNotApplied: 0 };
   try {
     for (const [i, layer] of chain.entries()) {
       opts.signal?.throwIfAborted();
@@ -78,7 +81,9 @@ export async function unpackImage(store: Store, name: string, dir: string, opts:
       out.entries += result.entries;
       out.bytes += result.bytes;
       out.skipped += result.skippedCount;
+      out.xattrs += result.xattrs;
       out.xattrsSkipped += result.xattrsSkipped;
+      for (const n of result.xattrNotes) if (out.xattrNotes.length < 5) out.xattrNotes.push(n);
       out.ownersNotApplied += result.ownersNotApplied;
       opts.onLayer?.(i, chain.length, layer, result);
     }

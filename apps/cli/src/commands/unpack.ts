@@ -52,7 +52,7 @@ async function unpackAction(ctx: Context, image: string, dir: string, opts: { ow
     throw err;
   });
   const notes: string[] = [];
-  if (result.xattrsSkipped) notes.push(`${result.xattrsSkipped} extended attribute(s) not set`);
+  if (result.xattrsSkipped) notes.push(`${result.xattrsSkipped} extended attribute(s) not set${result.xattrNotes[0] ? ` (${result.xattrNotes[0]})` : ""}`);
   if (result.ownersNotApplied) notes.push(`owners of ${result.ownersNotApplied} entr${result.ownersNotApplied === 1 ? "y" : "ies"} not applied (not root)`);
   for (const n of notes) progress.note(`warning: ${n}`);
   progress.summary(`Unpacked ${result.id.slice(7, 19)} into ${result.dir}: ${result.layers.length} layer(s), ${result.entries} entries, ${humanSize(result.bytes)}`, {
@@ -62,6 +62,7 @@ async function unpackAction(ctx: Context, image: string, dir: string, opts: { ow
     entries: result.entries,
     bytes: result.bytes,
     skipped: result.skipped,
+    xattrs: result.xattrs,
     xattrsSkipped: result.xattrsSkipped,
   });
   progress.stop();

@@ -44,6 +44,7 @@ import { uncompressedChunks } from "@berth/layer-store";
 import { extract, type Header } from "tar-stream";
 import { SnapshotErrorCode } from "../errors.js";
 import { baseOf, normalizeLayerPath, parentOf, SafeRoot } from "./safepath.js";
+import { paxXattrs, setXattrs } from "./xattr.js";
 
 const run = promisify(execFile);
 const WHITEOUT = ".wh.";
@@ -84,8 +85,12 @@ export interface ApplyResult {
   /** Entries not created (devices and fifos when not root, unknown types); at most {@link MAX_SKIPPED_LISTED} listed. */
   skipped: SkippedEntry[];
   skippedCount: number;
-  /** Extended attributes (PAX `SCHILY.xattr.*`) not applied: Node has no setxattr. */
+  /** Extended attributes (PAX `SCHILY.xattr.*`) set on the entries (with `setfattr`, see `xattr.ts`). */
+  xattrs: number;
+  /** Extended attributes not set: no `setfattr`, refused (`security.*` without root, a file system without them), a value tar-stream could not read, or their entry not created. */
   xattrsSkipped: number;
+  /** Why some were not set (at most five: setfattr's messages, or its absence). */
+  xattrNotes: string[];
   /** Entries whose owner in the tar was not applied (not running as root, or `owners: false`), with an owner other than 0:0. */
   ownersNotApplied: number;
 }
@@ -188,13 +193,15 @@ async function drain(body: AsyncIterable<unknown>): Promise<void> {
 
 /** The state of one layer's application. */
 class Applier {
-  readonly result: ApplyResult = { entries: 0, bytes: 0, whiteouts: 0, skipped: [], skippedCount: 0, xattrsSkipped: 0, ownersNotApplied: 0 };
+  readonly result: ApplyResult = { entries: 0, bytes: 0, whiteouts: 0, skipped: [], skippedCount: 0, xattrs: 0, xattrsSkipped: 0, xattrNotes: [], ownersNotApplied: 0 };
   /** Paths this layer wrote (an opaque marker keeps them). */
   readonly written = new Set<string>();
   /** Directories created empty by this layer (no lstat needed for a new name in them). */
   readonly fresh = new Set<string>();
   /** Directories whose mode, owner and mtime are set at the end. */
   readonly dirs = new Map<string, DirMeta>();
+  /** Extended attributes of created entries, set at the end. */
+  readonly xattrs = new Map<string, Array<[string, string]>>();
   readonly #created = (rel: string) => this.fresh.add(rel);
 
   constructor(
@@ -206,8 +213,12 @@ class Applier {
 
   async entry(h: Header, body: AsyncIterable<Uint8Array>): Promise<void> {
     const rel = normalizeLayerPath(h.name, `${this.what}: entry`);
-    if (h.pax) for (const k of Object.keys(h.pax)) if (k.startsWith("SCHILY.xattr.")) this.result.xattrsSkipped++;
-    if (rel === "") return drain(body); // the root itself: containerd ignores it too
+    const xattrs = paxXattrs(h.pax as Record<string, string> | undefined);
+    this.xattrs.delete(rel);
+    if (rel === "") {
+      this.result.xattrsSkipped += xattrs.length;
+      return drain(body); // the root itself: containerd ignores it too
+    }
     const base = baseOf(rel);
     const parent = parentOf(rel);
     if (base.startsWith(WHITEOUT)) {
@@ -284,6 +295,7 @@ class Applier {
         const root = isRoot();
         if (!this.special || (type !== "fifo" && !root)) {
           this.#skip(rel, type, root ? "special files not asked for" : "device nodes need root");
+          this.result.xattrsSkipped += xattrs.length;
           this.written.delete(rel);
           return;
         }
@@ -297,9 +309,11 @@ class Applier {
       default:
         await drain(body);
         this.#skip(rel, type, "entry type not extracted");
+        this.result.xattrsSkipped += xattrs.length;
         this.written.delete(rel);
         return;
     }
+    if (xattrs.length > 0) this.xattrs.set(rel, xattrs);
     this.result.entries++;
   }
 
@@ -361,19 +375,36 @@ class Applier {
     if (this.result.skipped.length < MAX_SKIPPED_LISTED) this.result.skipped.push({ path, type, reason });
   }
 
-  /** Directories last: owner, mode, mtime once nothing more is written into them. */
+  /** The absolute path of a directory the layer made, or undefined when a later entry of the layer removed or replaced it. */
+  async #dirNow(rel: string): Promise<string | undefined> {
+    try {
+      return await this.safe.dir(rel, false);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === SnapshotErrorCode.UNSAFE_LINK || code === SnapshotErrorCode.NOT_A_DIRECTORY) return undefined; // replaced later in the layer
+      throw err;
+    }
+  }
+
+  /** Extended attributes, then directories: owner, mode, mtime once nothing more is written into them. */
   async finish(): Promise<void> {
     this.safe.forget();
-    for (const [rel, m] of this.dirs) {
-      let abs: string | undefined;
-      try {
-        abs = await this.safe.dir(rel, false);
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code === SnapshotErrorCode.UNSAFE_LINK || code === SnapshotErrorCode.NOT_A_DIRECTORY) continue; // replaced later in the layer
-        throw err;
+    if (this.xattrs.size > 0) {
+      const items: Array<{ path: string; attrs: Array<[string, string]> }> = [];
+      for (const [rel, attrs] of this.xattrs) {
+        const dirAbs = await this.#dirNow(parentOf(rel));
+        const abs = dirAbs === undefined ? undefined : `${dirAbs}/${baseOf(rel)}`;
+        if (abs !== undefined && lstatOrUndefined(abs)) items.push({ path: abs, attrs });
+        else this.result.xattrsSkipped += attrs.length; // removed later in the layer
       }
-      if (abs === undefined) continue; // removed later in the layer
+      const r = await setXattrs(items);
+      this.result.xattrs += r.applied;
+      this.result.xattrsSkipped += r.notApplied;
+      this.result.xattrNotes.push(...r.reasons);
+    }
+    for (const [rel, m] of this.dirs) {
+      const abs = await this.#dirNow(rel);
+      if (abs === undefined) continue; // removed or replaced later in the layer
       if (this.owners) lchownSync(abs, m.uid, m.gid);
       chmodSync(abs, m.mode);
       lutimesSync(abs, m.mtime, m.mtime);
