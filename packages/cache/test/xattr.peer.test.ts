@@ -4,20 +4,23 @@
  * read back with `getfattr`; what cannot be set is counted with a reason.
  * Needs setfattr/getfattr (the `attr` package; a missing one fails under
  * BERTH_REQUIRE_PEERS=1) and a file system with user xattrs (ext4, XFS,
- * btrfs, tmpfs). `security.capability` only as root.
+ * btrfs, tmpfs). `security.capability` only as root. The rootless case runs
+ * a worker as nobody when the test runs as root.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { requirePeer } from "@berth/peers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { applyLayer } from "../src/snapshot/apply.js";
+import { type ApplyResult, applyLayer } from "../src/snapshot/apply.js";
 import { tarOf } from "./snapshot-util.js";
 
 const setfattr = await requirePeer("setfattr");
 const getfattr = await requirePeer("getfattr");
 const isRoot = process.getuid?.() === 0;
+const here = dirname(fileURLToPath(import.meta.url));
 
 let root: string;
 beforeEach(async () => {
@@ -73,5 +76,35 @@ describe.skipIf(!setfattr || !getfattr)("applyLayer: extended attributes", () =>
     expect(res.xattrsSkipped).toBe(3); // the unreadable value, the whited-out file's, the root's
     expect(res.xattrNotes.join("\n")).toMatch(/not valid UTF-8/);
     expect(xattrsOf(join(root, "bin"))).toEqual({});
+  });
+});
+
+describe.skipIf(!setfattr || !getfattr)("without root: owners recorded in user.rootlesscontainers and read back", () => {
+  it("records what it cannot chown, sets read-only files' modes after their attributes, and a commit's tree sees the image's owners", async () => {
+    const tar = await tarOf([
+      { name: "etc/", type: "directory" },
+      { name: "etc/shadow", body: "s", mode: 0o640, gid: 42 },
+      { name: "srv/", type: "directory", uid: 33, gid: 33, mode: 0o555 },
+      { name: "srv/index.html", body: "<p>hi</p>", uid: 33, gid: 33, mode: 0o444 },
+      { name: "plain", body: "root's" },
+    ]);
+    await writeFile(join(root, "layer.tar"), tar);
+    const dir = join(root, "rootfs");
+    await mkdir(dir);
+    const worker = join(here, "workers/rootless-apply.ts");
+    const node = [process.execPath, "--conditions=source", "--import", join(here, "../../layer-store/test/register-ts.mjs"), worker, dir, join(root, "layer.tar")];
+    // as root, the worker runs as nobody (the temp directory handed to it)
+    if (isRoot) execFileSync("chown", ["-R", "65534:65534", root]);
+    const argv = isRoot ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", ...node] : node;
+    const out = JSON.parse(execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8", env: { ...process.env, TMPDIR: root } })) as { uid: number; result: ApplyResult; entries: Record<string, string> };
+    expect(out.uid).not.toBe(0);
+    expect(out.result).toMatchObject({ ownersNotApplied: 3, ownersRecorded: 3, xattrsSkipped: 0 });
+    expect(out.entries).toEqual({
+      etc: "0:0 755",
+      "etc/shadow": "0:42 640",
+      srv: "33:33 555",
+      "srv/index.html": "33:33 444",
+      plain: "0:0 644",
+    });
   });
 });

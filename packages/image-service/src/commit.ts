@@ -37,6 +37,14 @@ export interface CommitOptions {
   keepMtimes?: boolean;
   /** Host owners in `dir` → container owners (a rootless tree); default the owners on disk. */
   idMapping?: IdentityMapping;
+  /**
+   * `dir` was unpacked without root: use the owners recorded in
+   * `user.rootlesscontainers` attributes (by `unpack`, or umoci's
+   * `--rootless`), read the current user's files as 0:0 (unless `idMapping`),
+   * and do not take the base's device nodes and fifos, which such an unpack
+   * cannot create, for removals. Default: when not running as root.
+   */
+  rootlessOwners?: boolean;
   /** Creation time of the image; default SOURCE_DATE_EPOCH, else now. */
   created?: Date;
   /** Diff against this tree instead of the base image's filesystem (e.g. a snapshot's parent directory); the image is still built on `base`. */
@@ -63,8 +71,11 @@ export interface CommittedImage extends BuiltImage {
 export async function commitDirectory(store: Store, opts: CommitOptions): Promise<CommittedImage> {
   const lower = opts.lower ?? (opts.base !== undefined ? await imageTree(store, opts.base) : emptyTree());
   opts.signal?.throwIfAborted();
+  const rootless = opts.rootlessOwners ?? process.getuid?.() !== 0;
   const changes = await diffDirectory(lower, opts.dir, {
     ...(opts.idMapping ? { idMapping: opts.idMapping } : {}),
+    rootlessOwners: rootless,
+    keepMissingSpecial: rootless,
     ...(opts.compareContent ? { compareContent: true } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });

@@ -21,6 +21,8 @@ import { ImageServiceErrorCode } from "./errors.js";
 export interface UnpackOptions {
   /** Keep the layers' owners (lchown). Default: when running as root. */
   owners?: boolean;
+  /** Where owners are not kept, record them in `user.rootlesscontainers` (see `@berth/cache`'s `applyLayer`). Default: when owners are not kept. */
+  recordOwners?: boolean;
   /** Create device nodes and fifos. Default: when running as root. */
   specialFiles?: boolean;
   /** Stop between entries; nothing stays at `dir`. */
@@ -51,6 +53,8 @@ export interface UnpackResult {
   xattrNotes: string[];
   /** Entries whose owner was not applied (not root). */
   ownersNotApplied: number;
+  /** Of those, the owners recorded in `user.rootlesscontainers` for a later commit. */
+  ownersRecorded: number;
 }
 
 /**
@@ -71,7 +75,7 @@ export async function unpackImage(store: Store, name: string, dir: string, opts:
   await mkdir(dirname(target), { recursive: true });
   const tmp = join(dirname(target), `.${basename(target)}.berth-unpack-${randomBytes(6).toString("hex")}`);
   await mkdir(tmp, 0o755);
-  const out: UnpackResult = { id, dir: target, layers: [], entries: 0, bytes: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, xattrNotes: [], ownersNotApplied: 0 };
+  const out: UnpackResult = { id, dir: target, layers: [], entries: 0, bytes: 0, skipped: 0, xattrs: 0, xattrsSkipped: 0, xattrNotes: [], ownersNotApplied: 0, ownersRecorded: 0 };
   try {
     for (const [i, layer] of chain.entries()) {
       opts.signal?.throwIfAborted();
@@ -85,6 +89,7 @@ export async function unpackImage(store: Store, name: string, dir: string, opts:
       out.xattrsSkipped += result.xattrsSkipped;
       for (const n of result.xattrNotes) if (out.xattrNotes.length < 5) out.xattrNotes.push(n);
       out.ownersNotApplied += result.ownersNotApplied;
+      out.ownersRecorded += result.ownersRecorded;
       opts.onLayer?.(i, chain.length, layer, result);
     }
     opts.signal?.throwIfAborted();

@@ -8,10 +8,11 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { lstat, readdir, readFile, readlink } from "node:fs/promises";
+import { lstat, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { readRootlessOwners, ROOTLESS_XATTR } from "@berth/cache";
 import { DockerClient } from "@berth/docker-archive";
 import { openStore, type Store } from "@berth/image-store";
 import { dockerSave, dockerd, filesImage, requirePeer } from "@berth/peers";
@@ -21,8 +22,9 @@ import { ImageService } from "../src/index.js";
 
 const peer = await dockerd();
 const umoci = await requirePeer("umoci");
+const getfattr = await requirePeer("getfattr");
 const work = mkdtempSync(join(tmpdir(), "berth-unpack-peers-"));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => process.env.KEEP || rmSync(work, { recursive: true, force: true }));
 const root = process.getuid?.() === 0;
 
 /** One line per entry (sorted by path): type, mode, size and content hash, link target, rdev, owners as root. */
@@ -109,6 +111,62 @@ describe.skipIf(!peer || !umoci)("berth unpack = umoci unpack (dockerd-built ima
     expect(ours.some((l) => l.startsWith("data/to-delete.txt "))).toBe(false);
     expect(ours.some((l) => l.startsWith(`data/fifo ${root ? "p" : ""}`))).toBe(root);
     expect(ours).toContain(`data/link-dangling l 777 -> does-not-exist${root ? " 0:0" : ""}`);
+  });
+});
+
+describe.skipIf(!umoci || !getfattr)("owners without root: user.rootlesscontainers as umoci --rootless writes it", () => {
+  let store: Store;
+  let svc: ImageService;
+  const tag = "berth-test/rootless:1";
+  beforeAll(async () => {
+    store = await openStore({ root: join(work, "store-rootless") });
+    svc = new ImageService(store);
+    const tar = await tarOf([
+      { name: "etc/", type: "directory" },
+      { name: "etc/shadow", body: "root:*:1::::::\n", mode: 0o640, gid: 42 },
+      { name: "srv/", type: "directory", uid: 33, gid: 33, mode: 0o750 },
+      { name: "srv/index.html", body: "<p>hi</p>", uid: 33, gid: 33, mode: 0o444 },
+      { name: "srv/big-ids", body: "x", uid: 100_000, gid: 200_000 },
+      { name: "srv/hard", type: "link", linkname: "srv/index.html" },
+      { name: "home/", type: "directory" },
+      { name: "home/user/", type: "directory", uid: 1000, gid: 1000, mode: 0o700 },
+      { name: "home/user/link", type: "symlink", linkname: "../../srv", uid: 1000, gid: 1000 },
+      { name: "plain", body: "root's" },
+    ]);
+    await svc.build({ layers: [{ stream: (async function* () { yield gzipSync(tar); })(), name: "layer.tar" }], tags: [tag] });
+  });
+  afterAll(() => store?.close());
+
+  it("records the owners it cannot apply as umoci does, and a commit of the tree restores them", async () => {
+    const bundle = join(work, "rootless-bundle");
+    execFileSync(umoci!, ["unpack", "--rootless", "--image", `${store.root}:docker.io/${tag}`, bundle], { stdio: "pipe" });
+    const out = join(work, "rootless-berth");
+    const res = await svc.unpack(tag, out, { owners: false });
+    expect(res.ownersRecorded).toBe(5); // etc/shadow, srv, srv/index.html, srv/big-ids, home/user (srv/hard shares index.html's inode; not the symlink)
+    const ours = await readRootlessOwners(out);
+    expect(Object.fromEntries(ours)).toEqual({
+      "etc/shadow": { gid: 42 }, // uid 0 is umoci's "as on disk" (root's, in a rootless tree)
+      srv: { uid: 33, gid: 33 },
+      "srv/index.html": { uid: 33, gid: 33 },
+      "srv/hard": { uid: 33, gid: 33 },
+      "srv/big-ids": { uid: 100_000, gid: 200_000 },
+      "home/user": { uid: 1000, gid: 1000 },
+    });
+    expect(Object.fromEntries(await readRootlessOwners(join(bundle, "rootfs")))).toEqual(Object.fromEntries(ours));
+    expect((await lstat(join(out, "srv/index.html"))).mode & 0o7777).toBe(0o444);
+    // the same bytes as umoci's attribute
+    const raw = (p: string) => execFileSync(getfattr!, ["-h", "--only-values", "-n", ROOTLESS_XATTR, p]);
+    expect(raw(join(out, "srv/big-ids")).equals(raw(join(bundle, "rootfs/srv/big-ids")))).toBe(true);
+    // committed back onto the image, either tree changes only the symlink owned by 1000 (Linux keeps
+    // no user.* attribute on a link, so its owner is not recorded, as with umoci) and its parents
+    for (const dir of [out, join(bundle, "rootfs")]) {
+      const c = await svc.commit({ dir, base: tag, rootlessOwners: true });
+      expect(c.counts).toEqual({ added: 0, changed: 3, removed: 0 }); // home, home/user, home/user/link
+    }
+    // an edit keeps the recorded owners of what it did not touch
+    await writeFile(join(out, "srv/new"), "new");
+    const c = await svc.commit({ dir: out, base: tag, rootlessOwners: true });
+    expect(c.counts).toEqual({ added: 1, changed: 4, removed: 0 }); // srv/new, srv as its parent, and the three above
   });
 });
 

@@ -53,7 +53,11 @@ async function unpackAction(ctx: Context, image: string, dir: string, opts: { ow
   });
   const notes: string[] = [];
   if (result.xattrsSkipped) notes.push(`${result.xattrsSkipped} extended attribute(s) not set${result.xattrNotes[0] ? ` (${result.xattrNotes[0]})` : ""}`);
-  if (result.ownersNotApplied) notes.push(`owners of ${result.ownersNotApplied} entr${result.ownersNotApplied === 1 ? "y" : "ies"} not applied (not root)`);
+  if (result.ownersNotApplied) {
+    const n = result.ownersNotApplied;
+    const recorded = result.ownersRecorded ? `; ${result.ownersRecorded} recorded in user.rootlesscontainers, which berth commit reads` : "";
+    notes.push(`owners of ${n} entr${n === 1 ? "y" : "ies"} not applied (not root)${recorded}`);
+  }
   for (const n of notes) progress.note(`warning: ${n}`);
   progress.summary(`Unpacked ${result.id.slice(7, 19)} into ${result.dir}: ${result.layers.length} layer(s), ${result.entries} entries, ${humanSize(result.bytes)}`, {
     id: result.id,

@@ -289,6 +289,22 @@ describe("diffTrees against a caller-given entry list", () => {
     expect(summary(await diffTrees(lower, upper, { sameContent: () => false }))).toEqual([]); // only with compareContent
   });
 
+  it("keepMissingSpecial: devices and fifos an unprivileged unpack could not make are not removals", async () => {
+    const dev = { ...base, mode: 0o755, type: "dir" as const };
+    const lower = entriesTree([
+      { path: "dev", ...dev },
+      { path: "dev/null", type: "char", ...base, mode: 0o666, rdev: 259 },
+      { path: "dev/pipe", type: "fifo", ...base },
+      { path: "dev/gone", type: "file", ...base },
+    ]);
+    const upper = entriesTree([{ path: "dev", ...dev }]);
+    expect(summary(await diffTrees(lower, upper))).toEqual(["C dev (opaque)", "D dev/gone", "D dev/null", "D dev/pipe"]);
+    // the file is still a removal; dev is not opaque (its special files remain)
+    const kept = await diffTrees(lower, upper, { keepMissingSpecial: true });
+    expect(summary(kept)).toEqual(["C dev", "D dev/gone"]);
+    expect(kept[0]!.opaque).toBeUndefined();
+  });
+
   it("refuses duplicates, .. and paths under files", () => {
     const f = { type: "file" as const, ...base };
     expect(() => entriesTree([{ path: "a", ...f }, { path: "./a", ...f }])).toThrow(expect.objectContaining({ code: DiffErrorCode.INVALID_TREE_ENTRY }));

@@ -34,6 +34,12 @@ export interface DiffOptions {
    * only milliseconds (Node's `utimes`). Default 0: Docker's rule alone.
    */
   mtimeTolerance?: number;
+  /**
+   * A device node or fifo of `lower` that `upper` lacks is not a removal:
+   * for an upper tree extracted without the right to create them (an unpack
+   * without root skips and lists them). Default false.
+   */
+  keepMissingSpecial?: boolean;
 }
 
 /**
@@ -118,7 +124,8 @@ class Walk {
       const u = upperKids.get(name);
       const l = lowerKids?.get(name);
       if (!u) {
-        this.out.push({ path, kind: "removed", lower: l! });
+        if (this.opts.keepMissingSpecial && (l!.type === "char" || l!.type === "block" || l!.type === "fifo")) remaining++;
+        else this.out.push({ path, kind: "removed", lower: l! });
         continue;
       }
       if (!l) {

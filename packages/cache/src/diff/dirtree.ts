@@ -1,7 +1,8 @@
 /**
  * A directory on disk as a {@link Tree}: `lstat` of each child, never
  * following a symbolic link, owners mapped to container IDs when an
- * identity mapping is given.
+ * identity mapping is given, and owners recorded in `user.rootlesscontainers`
+ * (by an extraction without root, see `rootless.ts`) taking their place.
  * @module
  */
 import { createReadStream, lstatSync, readlinkSync, type Stats } from "node:fs";
@@ -10,12 +11,22 @@ import { join } from "node:path";
 import { InvalidArgumentError } from "@berth/digest";
 import { DiffErrorCode } from "../errors.js";
 import type { IdentityMapping } from "./idmap.js";
+import { type RecordedOwner, readRootlessOwners } from "./rootless.js";
 import type { FileType, Tree, TreeEntry } from "./types.js";
 
 /** Options of {@link directoryTree}. */
 export interface DirectoryTreeOptions {
   /** Host owners on disk → container owners in the entries (`ERR_UNMAPPED_ID` for an owner outside it). */
   idMapping?: IdentityMapping;
+  /**
+   * Read the owners recorded in `user.rootlesscontainers` attributes (one
+   * `getfattr` run over the tree, on the first `readDir`) and use them
+   * instead of those on disk; without an `idMapping`, the current user's
+   * and group's files are 0:0 (the tree of an extraction without root, as
+   * umoci's rootless mode maps them). Default: when not running as root —
+   * where an extraction could not chown and recorded owners instead.
+   */
+  rootlessOwners?: boolean;
 }
 
 function typeOf(st: Stats): FileType {
@@ -45,9 +56,13 @@ export function entryOfStats(st: Stats, idMapping: IdentityMapping | undefined, 
  * entries.
  */
 export function directoryTree(root: string, opts: DirectoryTreeOptions = {}): Tree & { root: string } {
+  let recorded: Promise<Map<string, RecordedOwner>> | undefined;
+  const rootless = opts.rootlessOwners ?? process.getuid?.() !== 0;
+  const me = rootless && !opts.idMapping ? { uid: process.getuid?.(), gid: process.getgid?.() } : undefined;
   return {
     root,
     async readDir(path: string): Promise<ReadonlyMap<string, TreeEntry> | undefined> {
+      const owners = rootless ? await (recorded ??= readRootlessOwners(root)) : undefined;
       const abs = path === "" ? root : join(root, path);
       let names: string[];
       try {
@@ -67,6 +82,13 @@ export function directoryTree(root: string, opts: DirectoryTreeOptions = {}): Tr
         const p = join(abs, name);
         const e = entryOfStats(lstatSync(p), opts.idMapping, p);
         if (e.type === "symlink") e.link = readlinkSync(p);
+        if (me && e.uid === me.uid) e.uid = 0;
+        if (me && e.gid === me.gid) e.gid = 0;
+        const r = owners?.get(path === "" ? name : `${path}/${name}`);
+        if (r) {
+          e.uid = r.uid ?? e.uid;
+          e.gid = r.gid ?? e.gid;
+        }
         out.set(name, e);
       }
       return out;

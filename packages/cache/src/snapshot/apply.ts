@@ -45,6 +45,7 @@ import { extract, type Header } from "tar-stream";
 import { SnapshotErrorCode } from "../errors.js";
 import { baseOf, normalizeLayerPath, parentOf, SafeRoot } from "./safepath.js";
 import { paxXattrs, setXattrs } from "./xattr.js";
+import { encodeRootlessOwner, ROOTLESS_XATTR } from "../diff/rootless.js";
 
 const run = promisify(execFile);
 const WHITEOUT = ".wh.";
@@ -57,6 +58,12 @@ export const MAX_SKIPPED_LISTED = 1000;
 export interface ApplyOptions {
   /** Keep the owners of the tar (lchown). Default: when running as root. */
   owners?: boolean;
+  /**
+   * Where owners are not kept, record each entry's owner other than 0:0 in
+   * its `user.rootlesscontainers` attribute (as umoci's rootless unpack
+   * does), so a commit of the tree restores it. Default: when owners are not kept.
+   */
+  recordOwners?: boolean;
   /** Create device nodes and fifos (needs root for devices). Default: when running as root. */
   specialFiles?: boolean;
   /** What errors call the layer. Default `layer`. */
@@ -93,6 +100,8 @@ export interface ApplyResult {
   xattrNotes: string[];
   /** Entries whose owner in the tar was not applied (not running as root, or `owners: false`), with an owner other than 0:0. */
   ownersNotApplied: number;
+  /** Of those, the owners recorded in `user.rootlesscontainers` (symbolic links cannot carry one; one not set counts in `xattrsSkipped`). */
+  ownersRecorded: number;
 }
 
 interface DirMeta {
@@ -118,7 +127,8 @@ export async function applyLayer(dir: string, source: ByteSource, opts: ApplyOpt
   if (!st?.isDirectory()) {
     throw new NotFoundError(`${dir}: not a directory to apply ${what} onto`, { code: SnapshotErrorCode.TARGET_NOT_FOUND, details: { path: dir } });
   }
-  const applier = new Applier(new SafeRoot(dir), what, opts.owners ?? isRoot(), opts.specialFiles ?? isRoot());
+  const owners = opts.owners ?? isRoot();
+  const applier = new Applier(new SafeRoot(dir), what, owners, opts.recordOwners ?? !owners, opts.specialFiles ?? isRoot());
   if ((await readdir(dir)).length === 0) applier.fresh.add("");
   const chunks = uncompressedChunks(source, { what, ...(opts.maxUncompressedSize !== undefined ? { maxUncompressedSize: opts.maxUncompressedSize } : {}) });
   // allowUnknownFormat: old v7 headers are read as Go's archive/tar reads them (absent from the typings)
@@ -193,27 +203,28 @@ async function drain(body: AsyncIterable<unknown>): Promise<void> {
 
 /** The state of one layer's application. */
 class Applier {
-  readonly result: ApplyResult = { entries: 0, bytes: 0, whiteouts: 0, skipped: [], skippedCount: 0, xattrs: 0, xattrsSkipped: 0, xattrNotes: [], ownersNotApplied: 0 };
+  readonly result: ApplyResult = { entries: 0, bytes: 0, whiteouts: 0, skipped: [], skippedCount: 0, xattrs: 0, xattrsSkipped: 0, xattrNotes: [], ownersNotApplied: 0, ownersRecorded: 0 };
   /** Paths this layer wrote (an opaque marker keeps them). */
   readonly written = new Set<string>();
   /** Directories created empty by this layer (no lstat needed for a new name in them). */
   readonly fresh = new Set<string>();
   /** Directories whose mode, owner and mtime are set at the end. */
   readonly dirs = new Map<string, DirMeta>();
-  /** Extended attributes of created entries, set at the end. */
-  readonly xattrs = new Map<string, Array<[string, string]>>();
+  /** Extended attributes of created entries, set at the end, and the mode of a file that waits for them. */
+  readonly xattrs = new Map<string, { attrs: Array<[string, string | Uint8Array]>; mode?: number }>();
   readonly #created = (rel: string) => this.fresh.add(rel);
 
   constructor(
     readonly safe: SafeRoot,
     readonly what: string,
     readonly owners: boolean,
+    readonly recordOwners: boolean,
     readonly special: boolean,
   ) {}
 
   async entry(h: Header, body: AsyncIterable<Uint8Array>): Promise<void> {
     const rel = normalizeLayerPath(h.name, `${this.what}: entry`);
-    const xattrs = paxXattrs(h.pax as Record<string, string> | undefined);
+    const xattrs: Array<[string, string | Uint8Array]> = paxXattrs(h.pax as Record<string, string> | undefined);
     this.xattrs.delete(rel);
     if (rel === "") {
       this.result.xattrsSkipped += xattrs.length;
@@ -247,7 +258,15 @@ class Applier {
     const gid = h.gid ?? 0;
     const mtime = h.mtime ?? new Date(0);
     const chown = this.owners;
-    if (!chown && (uid !== 0 || gid !== 0)) this.result.ownersNotApplied++;
+    if (!chown && (uid !== 0 || gid !== 0)) {
+      this.result.ownersNotApplied++;
+      if (this.recordOwners && type !== "symlink" && type !== "link") {
+        xattrs.push([ROOTLESS_XATTR, encodeRootlessOwner({ uid, gid })]);
+        this.result.ownersRecorded++;
+      }
+    }
+    // without root, a file's user.* attributes need write permission: its mode comes after them
+    const modeLater = xattrs.length > 0 && !isRoot();
     switch (type) {
       case "directory": {
         if (!existingDir) {
@@ -269,7 +288,7 @@ class Applier {
             this.result.bytes += chunk.length;
           }
           if (chown) fchownSync(fd, uid, gid);
-          fchmodSync(fd, mode);
+          if (!modeLater) fchmodSync(fd, mode);
           futimesSync(fd, mtime, mtime);
         } finally {
           closeSync(fd);
@@ -313,7 +332,7 @@ class Applier {
         this.written.delete(rel);
         return;
     }
-    if (xattrs.length > 0) this.xattrs.set(rel, xattrs);
+    if (xattrs.length > 0) this.xattrs.set(rel, { attrs: xattrs, ...(modeLater && type !== "directory" ? { mode } : {}) });
     this.result.entries++;
   }
 
@@ -390,17 +409,18 @@ class Applier {
   async finish(): Promise<void> {
     this.safe.forget();
     if (this.xattrs.size > 0) {
-      const items: Array<{ path: string; attrs: Array<[string, string]> }> = [];
-      for (const [rel, attrs] of this.xattrs) {
+      const items: Array<{ path: string; attrs: Array<[string, string | Uint8Array]>; mode?: number }> = [];
+      for (const [rel, { attrs, mode }] of this.xattrs) {
         const dirAbs = await this.#dirNow(parentOf(rel));
         const abs = dirAbs === undefined ? undefined : `${dirAbs}/${baseOf(rel)}`;
-        if (abs !== undefined && lstatOrUndefined(abs)) items.push({ path: abs, attrs });
+        if (abs !== undefined && lstatOrUndefined(abs)) items.push({ path: abs, attrs, ...(mode !== undefined ? { mode } : {}) });
         else this.result.xattrsSkipped += attrs.length; // removed later in the layer
       }
       const r = await setXattrs(items);
       this.result.xattrs += r.applied;
       this.result.xattrsSkipped += r.notApplied;
       this.result.xattrNotes.push(...r.reasons);
+      for (const { path, mode } of items) if (mode !== undefined) chmodSync(path, mode);
     }
     for (const [rel, m] of this.dirs) {
       const abs = await this.#dirNow(rel);

@@ -57,20 +57,21 @@ function quote(s: string): string {
 
 /**
  * Set `attrs` on each absolute `path` (no links followed) in one `setfattr`
- * run. Never throws for an attribute that cannot be set: it is counted.
+ * run; a string value is written as its UTF-8 bytes. Never throws for an
+ * attribute that cannot be set: it is counted.
  */
-export async function setXattrs(items: Array<{ path: string; attrs: Array<[string, string]> }>): Promise<XattrResult> {
+export async function setXattrs(items: Array<{ path: string; attrs: Array<[string, string | Uint8Array]> }>): Promise<XattrResult> {
   const res: XattrResult = { applied: 0, notApplied: 0, reasons: [] };
   let dump = "";
   let wanted = 0;
   for (const { path, attrs } of items) {
-    const ok = attrs.filter(([, v]) => !v.includes("\uFFFD"));
+    const ok = attrs.filter(([, v]) => typeof v !== "string" || !v.includes("\uFFFD"));
     if (ok.length < attrs.length) {
       res.notApplied += attrs.length - ok.length;
       if (res.reasons.length < 5) res.reasons.push(`${path}: a value that is not valid UTF-8 (tar-stream reads PAX values as UTF-8)`);
     }
     if (ok.length === 0) continue;
-    dump += `# file: ${quote(path)}\n${ok.map(([n, v]) => `${quote(n)}=0x${Buffer.from(v, "utf8").toString("hex")}\n`).join("")}\n`;
+    dump += `# file: ${quote(path)}\n${ok.map(([n, v]) => `${quote(n)}=0x${(typeof v === "string" ? Buffer.from(v, "utf8") : Buffer.from(v)).toString("hex")}\n`).join("")}\n`;
     wanted += ok.length;
   }
   if (wanted === 0) return res;
