@@ -9,33 +9,20 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, link, lstat, mkdir, open, readdir, readFile, statfs, symlink, writeFile } from "node:fs/promises";
+import { chmod, link, lstat, mkdir, open, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { openStore } from "@berth/image-store";
 import { ownerToken } from "@berth/layer-store";
-import { mountReflinkFs } from "@berth/peers";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ensureChainSnapshot } from "../src/snapshot/chain.js";
 import { copyTree } from "../src/snapshot/clone.js";
 import { openSnapshotter } from "../src/snapshot/snapshotter.js";
 import { createSubvolume, isSubvolume } from "../src/snapshot/subvolume.js";
-import { tempDir } from "./helpers.js";
+import { loopFs, usedBytes } from "./helpers.js";
 import { listTree, tarOf } from "./snapshot-util.js";
 
-const work = await tempDir();
-const fs = await mountReflinkFs(work.dir, { sizeMiB: 512, type: "btrfs" });
-if ("skipped" in fs) console.warn(`btrfs tests skipped: ${fs.skipped}`);
-
-afterAll(async () => {
-  if (!("skipped" in fs)) await fs.unmount();
-  await work.cleanup();
-});
-
-const used = async (dir: string) => {
-  const s = await statfs(dir);
-  return (s.blocks - s.bfree) * s.bsize;
-};
+const fs = await loopFs("btrfs");
 
 describe.skipIf("skipped" in fs)("the snapshotter on btrfs", () => {
   const mnt = () => (fs as { dir: string }).dir;
@@ -55,10 +42,10 @@ describe.skipIf("skipped" in fs)("the snapshotter on btrfs", () => {
     const parent = snaps.treeOf(await snaps.stat("base"));
 
     execFileSync("sync"); // the parent's blocks allocated before measuring (btrfs allocates at commit)
-    const before = await used(mnt());
+    const before = await usedBytes(mnt());
     const child = await snaps.prepare("child", "base");
     expect(snaps.lastClone).toEqual({ tool: "btrfs" });
-    expect((await used(mnt())) - before).toBeLessThan(4 << 20); // a full copy would be 64 MiB
+    expect((await usedBytes(mnt())) - before).toBeLessThan(4 << 20); // a full copy would be 64 MiB
     expect(await isSubvolume(child)).toBe(true);
     expect(await listTree(child, { owners: true, mtimes: true })).toEqual(await listTree(parent, { owners: true, mtimes: true }));
     const [a, b] = await Promise.all([lstat(join(child, "etc/passwd")), lstat(join(child, "etc/passwd.link"))]);

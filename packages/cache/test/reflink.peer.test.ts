@@ -6,27 +6,14 @@
  * root, no loop device); a missing mkfs.xfs fails under BERTH_REQUIRE_PEERS=1.
  */
 import { randomBytes } from "node:crypto";
-import { open, readFile, statfs, writeFile } from "node:fs/promises";
+import { open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { mountReflinkFs } from "@berth/peers";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { copyTree } from "../src/snapshot/clone.js";
 import { openSnapshotter } from "../src/snapshot/snapshotter.js";
-import { tempDir } from "./helpers.js";
+import { loopFs, usedBytes } from "./helpers.js";
 
-const work = await tempDir();
-const fs = await mountReflinkFs(work.dir, { sizeMiB: 512 });
-if ("skipped" in fs) console.warn(`reflink tests skipped: ${fs.skipped}`);
-
-afterAll(async () => {
-  if (!("skipped" in fs)) await fs.unmount();
-  await work.cleanup();
-});
-
-const used = async (dir: string) => {
-  const s = await statfs(dir);
-  return (s.blocks - s.bfree) * s.bsize;
-};
+const fs = await loopFs("xfs");
 
 describe.skipIf("skipped" in fs)("prepare on a reflink file system", () => {
   it("shares the parent's blocks, and a write into the child copies only what it changes", async () => {
@@ -38,15 +25,15 @@ describe.skipIf("skipped" in fs)("prepare on a reflink file system", () => {
     await snaps.commit("base", "work");
     const parent = snaps.treeOf(await snaps.stat("base"));
 
-    const before = await used(root);
+    const before = await usedBytes(root);
     const child = await snaps.prepare("child", "base");
-    const grown = (await used(root)) - before;
+    const grown = (await usedBytes(root)) - before;
     expect(snaps.lastClone).toEqual({ tool: "cp" });
     expect(grown).toBeLessThan(4 << 20); // a full copy would be 64 MiB
     // Node's own copy (where there is no GNU cp) clones too
-    const mark = await used(root);
+    const mark = await usedBytes(root);
     await copyTree(parent, join(root, "by-node"), { tool: "node" });
-    expect((await used(root)) - mark).toBeLessThan(4 << 20);
+    expect((await usedBytes(root)) - mark).toBeLessThan(4 << 20);
 
     // copy-on-write: the child's first MiB changes, the parent's does not
     const fh = await open(join(child, "big.bin"), "r+");
