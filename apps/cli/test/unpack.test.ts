@@ -39,6 +39,6 @@ describe("berth unpack", () => {
     expect(h.code).toBe(0);
     expect(h.stdout).toContain("Usage: berth unpack [options] <image> <dir>");
     const c = await berth(["completion", "bash"]);
-    expect(c.stdout).toMatch(/"unpack"\) words="--no-owners --help"/);
+    expect(c.stdout).toMatch(/"unpack"\) words="--no-owners --uidmap --gidmap --help"/);
   });
 });

@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { type ApplyResult, applyStoredLayer, layerChain } from "@berth/cache";
+import { type ApplyResult, applyStoredLayer, type IdentityMapping, layerChain } from "@berth/cache";
 import { AlreadyExistsError, type Digest } from "@berth/digest";
 import type { Store } from "@berth/image-store";
 import type { Layer } from "@berth/layer-store";
@@ -23,6 +23,8 @@ export interface UnpackOptions {
   owners?: boolean;
   /** Where owners are not kept, record them in `user.rootlesscontainers` (see `@berth/cache`'s `applyLayer`). Default: when owners are not kept. */
   recordOwners?: boolean;
+  /** Container owners → host owners on disk, where owners are kept (see `@berth/cache`'s `applyLayer`). */
+  idMapping?: IdentityMapping;
   /** Create device nodes and fifos. Default: when running as root. */
   specialFiles?: boolean;
   /** Stop between entries; nothing stays at `dir`. */

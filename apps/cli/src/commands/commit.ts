@@ -4,27 +4,24 @@
  * this file parses and formats.
  * @module
  */
-import { IdentityMapping } from "@berth/cache";
 import type { Command } from "commander";
 import { type Context, openContextService } from "../context.js";
-import { UsageError } from "../exit.js";
+import { type IdMapFlags, idMapOptions, parseIdMapFlags } from "../idmap.js";
 
-interface CommitOptions {
+interface CommitOptions extends IdMapFlags {
   base?: string;
   change: string[];
   tag: string[];
   message?: string;
   compareContent?: boolean;
   keepMtimes?: boolean;
-  uidmap: string[];
-  gidmap: string[];
 }
 
 const repeat = (v: string, p: string[]) => [...p, v];
 
 /** `berth commit DIR`. */
 export function register(program: Command, ctx: Context): void {
-  program
+  const cmd = program
     .command("commit")
     .description("Make an image from an edited root filesystem: its difference from the base image as one new layer")
     .argument("<dir>", "the edited root filesystem (e.g. an unpacked image)")
@@ -34,9 +31,8 @@ export function register(program: Command, ctx: Context): void {
     .option("-t, --tag <reference>", "tag the new image (repeatable)", repeat, [])
     .option("-m, --message <text>", "commit message stored in the history")
     .option("--compare-content", "also compare the bytes of files whose size and mtime are unchanged (where the base can give them)")
-    .option("--keep-mtimes", "keep the files' mtimes in the layer (default: SOURCE_DATE_EPOCH, else 0)")
-    .option("--uidmap <container:host:size>", "files owned by these host uids are these container uids (repeatable)", repeat, [])
-    .option("--gidmap <container:host:size>", "the same for groups (default: as --uidmap)", repeat, [])
+    .option("--keep-mtimes", "keep the files' mtimes in the layer (default: SOURCE_DATE_EPOCH, else 0)");
+  idMapOptions(cmd, "that own their files in the directory")
     .addHelpText(
       "after",
       `
@@ -53,12 +49,7 @@ Examples:
 }
 
 async function commitAction(ctx: Context, dir: string, reference: string | undefined, opts: CommitOptions): Promise<void> {
-  let idMapping: IdentityMapping | undefined;
-  try {
-    if (opts.uidmap.length > 0 || opts.gidmap.length > 0) idMapping = IdentityMapping.parse(opts.uidmap, opts.gidmap.length > 0 ? opts.gidmap : opts.uidmap);
-  } catch (err) {
-    throw new UsageError(`--uidmap/--gidmap: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const idMapping = parseIdMapFlags(opts);
   const svc = await openContextService(ctx);
   const built = await svc.commit({
     dir,

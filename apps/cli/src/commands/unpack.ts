@@ -1,35 +1,46 @@
 import type { Command } from "commander";
 import { humanSize } from "../format.js";
 import { type Context, openContextService } from "../context.js";
+import { type IdMapFlags, idMapOptions, parseIdMapFlags } from "../idmap.js";
 import { interruptible } from "../interrupt.js";
+
+interface UnpackFlags extends IdMapFlags {
+  owners: boolean;
+}
 
 /** `berth unpack IMAGE DIR`. */
 export function register(program: Command, ctx: Context): void {
-  program
+  const cmd = program
     .command("unpack")
     .description("Write an image's root filesystem into a directory (what umoci unpack's rootfs or docker export of a new container holds)")
     .argument("<image>", "name, ID or unique ID prefix")
     .argument("<dir>", "target directory: absent or empty")
-    .option("--no-owners", "do not apply the layers' owners (default: applied when running as root)")
+    .option("--no-owners", "do not apply the layers' owners (default: applied when running as root)");
+  idMapOptions(cmd, "to give their files (a tree for a user-namespaced container)")
     .addHelpText(
       "after",
       `
 Layers are applied bottom-up with Docker's semantics: whiteouts remove what
 lower layers put there, opaque directories hide it, hard links, symlinks,
-modes and mtimes are kept; owners, device nodes and fifos only as root
-(otherwise counted and reported). Extended attributes are not set. A layer
+modes and mtimes are kept; owners (mapped with --uidmap/--gidmap), device
+nodes and fifos only as root. Without root, owners other than 0:0 are
+recorded in the user.rootlesscontainers attribute (as umoci --rootless does),
+which berth commit reads back, and device nodes are skipped and reported.
+Extended attributes are set with setfattr (Debian's attr). A layer
 that names a path outside the directory, or writes through a symlink, fails
 the unpack. The tree is built beside DIR and renamed into place when
 complete: on failure or Ctrl-C nothing is left at DIR.
 
 Examples:
   berth unpack busybox:latest ./rootfs
-  sudo berth unpack app:1 /srv/app/rootfs`,
+  sudo berth unpack app:1 /srv/app/rootfs
+  sudo berth unpack app:1 ./rootfs --uidmap 0:100000:65536`,
     )
-    .action(async (image: string, dir: string, opts: { owners: boolean }) => unpackAction(ctx, image, dir, opts));
+    .action(async (image: string, dir: string, opts: UnpackFlags) => unpackAction(ctx, image, dir, opts));
 }
 
-async function unpackAction(ctx: Context, image: string, dir: string, opts: { owners: boolean }): Promise<void> {
+async function unpackAction(ctx: Context, image: string, dir: string, opts: UnpackFlags): Promise<void> {
+  const idMapping = parseIdMapFlags(opts);
   const svc = await openContextService(ctx);
   const progress = ctx.progress();
   const stop = new AbortController();
@@ -37,6 +48,7 @@ async function unpackAction(ctx: Context, image: string, dir: string, opts: { ow
     () =>
       svc.unpack(image, dir, {
         ...(opts.owners === false ? { owners: false } : {}),
+        ...(idMapping ? { idMapping } : {}),
         signal: stop.signal,
         onLayerStart: (i, n, layer) => progress.start(layer.chainID, `layer ${i + 1}/${n} ${layer.diffID.slice(7, 19)}`, layer.blob.size),
         onLayer: (_i, _n, layer, r) => {

@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { listTree, type TarEntry, tarOf } from "../../test/snapshot-util.js";
+import { diffDirectory, entriesTree, IdentityMapping } from "../diff/index.js";
 import { applyLayer } from "./apply.js";
 
 let base: string;
@@ -113,6 +114,33 @@ describe("applyLayer: a plain layer", () => {
     ]);
     expect(await listTree(root)).toEqual([`owned f 644 1 ${hash("x")}`]);
     expect((await stat(join(root, "owned"))).uid).toBe(process.getuid?.());
+  });
+
+  it.skipIf(!isRoot)("with an identity mapping, chowns to the host owners and a diff with the same mapping sees no change", async () => {
+    const idMapping = IdentityMapping.parse(["0:100000:65536"], ["0:200000:65536"]);
+    const entries: TarEntry[] = [
+      { name: "srv/", type: "directory", uid: 33, gid: 33 },
+      { name: "srv/index.html", body: "hi", uid: 33, gid: 34 },
+      { name: "link", type: "symlink", linkname: "srv", uid: 1000, gid: 1000 },
+      { name: "plain", body: "x" },
+    ];
+    await apply(entries, { idMapping });
+    const owner = async (p: string) => {
+      const st = await lstat(join(root, p));
+      return `${st.uid}:${st.gid}`;
+    };
+    expect([await owner("srv"), await owner("srv/index.html"), await owner("link"), await owner("plain")]).toEqual(["100033:200033", "100033:200034", "101000:201000", "100000:200000"]);
+    const lower = entriesTree([
+      { path: "srv", type: "dir", mode: 0o755, size: 0, uid: 33, gid: 33, mtime: 0 },
+      { path: "srv/index.html", type: "file", mode: 0o644, size: 2, uid: 33, gid: 34, mtime: 0 },
+      { path: "link", type: "symlink", mode: 0o777, size: 0, uid: 1000, gid: 1000, mtime: 0, link: "srv" },
+      { path: "plain", type: "file", mode: 0o644, size: 1, uid: 0, gid: 0, mtime: 0 },
+    ]);
+    expect(await diffDirectory(lower, root, { idMapping })).toEqual([]);
+    // an owner outside the mapping is refused
+    await rm(root, { recursive: true });
+    await mkdir(root);
+    await expect(apply([{ name: "far", body: "x", uid: 70_000 }], { idMapping })).rejects.toMatchObject({ code: "ERR_UNMAPPED_ID" });
   });
 
   it("counts extended attributes it cannot set", async () => {

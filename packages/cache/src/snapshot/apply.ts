@@ -45,6 +45,7 @@ import { extract, type Header } from "tar-stream";
 import { SnapshotErrorCode } from "../errors.js";
 import { baseOf, normalizeLayerPath, parentOf, SafeRoot } from "./safepath.js";
 import { paxXattrs, setXattrs } from "./xattr.js";
+import type { IdentityMapping } from "../diff/idmap.js";
 import { encodeRootlessOwner, ROOTLESS_XATTR } from "../diff/rootless.js";
 
 const run = promisify(execFile);
@@ -64,6 +65,13 @@ export interface ApplyOptions {
    * does), so a commit of the tree restores it. Default: when owners are not kept.
    */
   recordOwners?: boolean;
+  /**
+   * Container owners of the layer → host owners on disk (moby's idtools, as
+   * for a user-namespaced container): where owners are kept, each entry is
+   * chowned to its host owner (`ERR_UNMAPPED_ID` for an owner outside the
+   * ranges). Recorded owners stay container IDs. Default: none (as in the tar).
+   */
+  idMapping?: IdentityMapping;
   /** Create device nodes and fifos (needs root for devices). Default: when running as root. */
   specialFiles?: boolean;
   /** What errors call the layer. Default `layer`. */
@@ -128,7 +136,7 @@ export async function applyLayer(dir: string, source: ByteSource, opts: ApplyOpt
     throw new NotFoundError(`${dir}: not a directory to apply ${what} onto`, { code: SnapshotErrorCode.TARGET_NOT_FOUND, details: { path: dir } });
   }
   const owners = opts.owners ?? isRoot();
-  const applier = new Applier(new SafeRoot(dir), what, owners, opts.recordOwners ?? !owners, opts.specialFiles ?? isRoot());
+  const applier = new Applier(new SafeRoot(dir), what, owners, opts.recordOwners ?? !owners, opts.specialFiles ?? isRoot(), opts.idMapping);
   if ((await readdir(dir)).length === 0) applier.fresh.add("");
   const chunks = uncompressedChunks(source, { what, ...(opts.maxUncompressedSize !== undefined ? { maxUncompressedSize: opts.maxUncompressedSize } : {}) });
   // allowUnknownFormat: old v7 headers are read as Go's archive/tar reads them (absent from the typings)
@@ -220,6 +228,7 @@ class Applier {
     readonly owners: boolean,
     readonly recordOwners: boolean,
     readonly special: boolean,
+    readonly idMapping: IdentityMapping | undefined,
   ) {}
 
   async entry(h: Header, body: AsyncIterable<Uint8Array>): Promise<void> {
@@ -254,14 +263,14 @@ class Applier {
     }
     this.written.add(rel);
     const mode = (h.mode ?? 0o644) & 0o7777;
-    const uid = h.uid ?? 0;
-    const gid = h.gid ?? 0;
+    const owner = { uid: h.uid ?? 0, gid: h.gid ?? 0 };
+    const { uid, gid } = this.owners && this.idMapping && !this.idMapping.empty ? this.idMapping.toHost(owner, `${this.what}: ${rel}`) : owner;
     const mtime = h.mtime ?? new Date(0);
     const chown = this.owners;
-    if (!chown && (uid !== 0 || gid !== 0)) {
+    if (!chown && (owner.uid !== 0 || owner.gid !== 0)) {
       this.result.ownersNotApplied++;
       if (this.recordOwners && type !== "symlink" && type !== "link") {
-        xattrs.push([ROOTLESS_XATTR, encodeRootlessOwner({ uid, gid })]);
+        xattrs.push([ROOTLESS_XATTR, encodeRootlessOwner(owner)]);
         this.result.ownersRecorded++;
       }
     }

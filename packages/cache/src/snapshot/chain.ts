@@ -20,7 +20,7 @@ export interface ChainSnapshotStore {
 }
 
 /** Options of {@link ensureChainSnapshot}. */
-export interface EnsureChainOptions extends Pick<ApplyOptions, "owners" | "recordOwners" | "specialFiles" | "signal"> {
+export interface EnsureChainOptions extends Pick<ApplyOptions, "owners" | "recordOwners" | "idMapping" | "specialFiles" | "signal"> {
   /** Told after each layer it extracted. */
   onLayer?(layer: Layer, result: ApplyResult): void;
 }
@@ -86,8 +86,9 @@ export async function ensureChainSnapshot(store: ChainSnapshotStore, snapshots: 
 }
 
 /** The options of {@link applyLayer} that callers pass through (owners, special files, signal). */
-function pickApply(opts: Pick<ApplyOptions, "owners" | "recordOwners" | "specialFiles" | "signal">): ApplyOptions {
+function pickApply(opts: Pick<ApplyOptions, "owners" | "recordOwners" | "idMapping" | "specialFiles" | "signal">): ApplyOptions {
   return {
+    ...(opts.idMapping ? { idMapping: opts.idMapping } : {}),
     ...(opts.owners !== undefined ? { owners: opts.owners } : {}),
     ...(opts.recordOwners !== undefined ? { recordOwners: opts.recordOwners } : {}),
     ...(opts.specialFiles !== undefined ? { specialFiles: opts.specialFiles } : {}),
