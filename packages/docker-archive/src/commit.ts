@@ -129,11 +129,17 @@ export class LoadTransaction implements BlobSink {
     }
   }
 
-  /** Point `step.ref` at `step.id`; returns the normalized ref. */
-  async tag(step: TagStep): Promise<string> {
-    const r = await this.store.references.tag(step.ref, step.id, { force: step.force });
-    this.record.tags.push({ ref: r.ref, ...(r.previous ? { previous: r.previous } : {}) });
-    return r.ref;
+  /** Point each `step.ref` at its `step.id` (as one write where the store can); returns the normalized refs, in order. */
+  async tag(steps: readonly TagStep[]): Promise<string[]> {
+    const { references } = this.store;
+    const done = (r: { ref: string; previous?: Digest }) => {
+      this.record.tags.push({ ref: r.ref, ...(r.previous ? { previous: r.previous } : {}) });
+      return r.ref;
+    };
+    if (references.tagMany) return (await references.tagMany(steps)).map(done);
+    const out: string[] = [];
+    for (const s of steps) out.push(done(await references.tag(s.ref, s.id, { force: s.force })));
+    return out;
   }
 
   /**
@@ -290,7 +296,9 @@ export async function commitPlan(tx: LoadTransaction, plan: { images: PlannedIma
   );
   for (const im of images) im.manifestDigest = (await store.images.get(im.id)).manifestDigest;
   for (const p of plan.images) if (p.parent && (await imageExists(store, p.parent))) await store.images.setParent(p.id, p.parent);
-  for (const t of plan.tags) images.find((im) => im.id === t.id)!.tags.push(await tx.tag(t));
+  const refs = await tx.tag(plan.tags);
+  const byId = new Map(images.map((im) => [im.id, im]));
+  plan.tags.forEach((t, i) => byId.get(t.id)!.tags.push(refs[i]!));
   for (const im of images) im.tags.sort();
   return images;
 }

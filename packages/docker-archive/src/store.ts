@@ -127,6 +127,8 @@ export interface ArchiveImages {
 /** The reference (tag) store role. */
 export interface ArchiveReferences {
   tag(ref: string, id: Digest | string, opts?: { force?: boolean }): Promise<{ ref: string; previous?: Digest }>;
+  /** Many tags as one write, all refused when one is (a load of thousands of tagged images writes its tags once). */
+  tagMany?(steps: ReadonlyArray<{ ref: string; id: Digest | string; force?: boolean }>): Promise<Array<{ ref: string; previous?: Digest }>>;
   untag(ref: string): Promise<Digest>;
   resolve(nameOrIdOrPrefix: string): Promise<Digest>;
   referencesOf(id: Digest | string): Promise<string[]>;

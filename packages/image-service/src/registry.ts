@@ -402,7 +402,7 @@ class StoreDestination implements ImageDestination {
     const existed = await store.images.has(plan.id);
     await tx.createImages([plan.config], new Set(existed ? [plan.id] : []));
     // a pull moves the tag, as docker's does; a digest reference names this image or nothing
-    for (const ref of plan.refs) await tx.tag({ ref, id: plan.id, force: !ref.includes("@") });
+    await tx.tag(plan.refs.map((ref) => ({ ref, id: plan.id, force: !ref.includes("@") })));
   }
 }
 

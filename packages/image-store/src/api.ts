@@ -143,6 +143,13 @@ export interface ReferenceStore {
    * @throws InvalidArgumentError `ERR_INVALID_REFERENCE`; NotFoundError `ERR_IMAGE_NOT_FOUND`
    */
   tag(ref: string, id: Digest | string, opts?: TagOptions): Promise<{ ref: string; previous?: Digest }>;
+  /**
+   * {@link tag} for many references as one write (one journal record, one
+   * `index.json`): each step is checked against what the steps before it
+   * leave, and a refused step refuses them all, before anything is written.
+   * Returns one result per step, in order.
+   */
+  tagMany(steps: ReadonlyArray<{ ref: string; id: Digest | string; force?: boolean }>): Promise<Array<{ ref: string; previous?: Digest }>>;
   /** Remove a reference; returns the image it pointed at. @throws NotFoundError `ERR_REFERENCE_NOT_FOUND` */
   untag(ref: string): Promise<Digest>;
   /**

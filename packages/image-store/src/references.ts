@@ -21,36 +21,55 @@ export class FsReferenceStore implements ReferenceStore {
   }
 
   async tag(refArg: string, idArg: Digest | string, opts: TagOptions = {}): Promise<{ ref: string; previous?: Digest }> {
+    return (await this.tagMany([{ ref: refArg, id: idArg, ...(opts.force ? { force: true } : {}) }]))[0]!;
+  }
+
+  async tagMany(steps: ReadonlyArray<{ ref: string; id: Digest | string; force?: boolean }>): Promise<Array<{ ref: string; previous?: Digest }>> {
     const core = this.#core;
-    const ref = parseReference(refArg);
-    if (ref.tag !== undefined && ref.digest !== undefined) {
-      throw new InvalidArgumentError(`invalid reference ${JSON.stringify(refArg)}: refusing to create a tag with a digest reference`, {
-        code: ImageStoreErrorCode.INVALID_REFERENCE,
-        details: { reference: refArg },
-      });
-    }
-    const id = parseImageId(idArg);
-    return core.locked(async () => {
-      core.record(id);
-      const old = core.state.refs.get(ref.string);
-      if (old === id) return { ref: ref.string };
-      if (old !== undefined) {
-        if (ref.digest !== undefined) {
-          throw new AlreadyExistsError(`cannot overwrite digest reference ${ref.string}: it points at image ${old}`, {
-            code: ImageStoreErrorCode.TAG_CONFLICT,
-            details: { ref: ref.string, existing: old, id },
-          });
-        }
-        if (!opts.force) {
-          throw new AlreadyExistsError(
-            `conflict: tag ${ref.familiar} is already set to image ${old}; use force to move it to ${id}`,
-            { code: ImageStoreErrorCode.TAG_CONFLICT, details: { ref: ref.string, existing: old, id } },
-          );
-        }
+    const parsed = steps.map((s) => {
+      const ref = parseReference(s.ref);
+      if (ref.tag !== undefined && ref.digest !== undefined) {
+        throw new InvalidArgumentError(`invalid reference ${JSON.stringify(s.ref)}: refusing to create a tag with a digest reference`, {
+          code: ImageStoreErrorCode.INVALID_REFERENCE,
+          details: { reference: s.ref },
+        });
       }
-      await core.append([["t", ref.string, id]]);
-      if (hasIndexEntry(ref.string)) await core.writeIndex();
-      return old === undefined ? { ref: ref.string } : { ref: ref.string, previous: old };
+      return { ref, id: parseImageId(s.id), force: s.force === true };
+    });
+    return core.locked(async () => {
+      // every step checked against the state as the steps before it leave it, before anything is written
+      const now = new Map<string, Digest | undefined>();
+      const out: Array<{ ref: string; previous?: Digest }> = [];
+      const ops: Array<["t", string, Digest]> = [];
+      for (const { ref, id, force } of parsed) {
+        core.record(id);
+        const old = now.has(ref.string) ? now.get(ref.string) : core.state.refs.get(ref.string);
+        if (old === id) {
+          out.push({ ref: ref.string });
+          continue;
+        }
+        if (old !== undefined) {
+          if (ref.digest !== undefined) {
+            throw new AlreadyExistsError(`cannot overwrite digest reference ${ref.string}: it points at image ${old}`, {
+              code: ImageStoreErrorCode.TAG_CONFLICT,
+              details: { ref: ref.string, existing: old, id },
+            });
+          }
+          if (!force) {
+            throw new AlreadyExistsError(
+              `conflict: tag ${ref.familiar} is already set to image ${old}; use force to move it to ${id}`,
+              { code: ImageStoreErrorCode.TAG_CONFLICT, details: { ref: ref.string, existing: old, id } },
+            );
+          }
+        }
+        now.set(ref.string, id);
+        ops.push(["t", ref.string, id]);
+        out.push(old === undefined ? { ref: ref.string } : { ref: ref.string, previous: old });
+      }
+      if (ops.length === 0) return out;
+      await core.append(ops);
+      if (ops.some(([, r]) => hasIndexEntry(r))) await core.writeIndex();
+      return out;
     });
   }
 

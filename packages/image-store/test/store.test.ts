@@ -409,6 +409,35 @@ describe("references", () => {
     expect((await errorOf(store.references.resolve("UPPER"))).code).toBe("ERR_INVALID_REFERENCE");
   });
 
+  it("tagMany: many tags as one write, each step against the ones before it, all or nothing", async () => {
+    const { image } = await twoLayerImage();
+    const { image: other } = await twoLayerImage(store, ["other"]);
+    await store.references.tag("keep:1", image.id);
+    const journal = path.join(root, "images", "journal.log");
+    const before = (await fsp.readFile(journal)).length;
+    expect(
+      await store.references.tagMany([
+        { ref: "a:1", id: image.id },
+        { ref: "a:1", id: other.id, force: true }, // moves the tag the step before set
+        { ref: "b:1", id: other.id },
+        { ref: "keep:1", id: image.id }, // already so: nothing to write
+      ]),
+    ).toEqual([
+      { ref: "docker.io/library/a:1" },
+      { ref: "docker.io/library/a:1", previous: image.id },
+      { ref: "docker.io/library/b:1" },
+      { ref: "docker.io/library/keep:1" },
+    ]);
+    expect(await store.references.resolve("a:1")).toBe(other.id);
+    expect(await store.references.resolve("b:1")).toBe(other.id);
+    expect((await fsp.readFile(journal)).length).toBeGreaterThan(before);
+    // a conflict anywhere refuses every step
+    const size = (await fsp.readFile(journal)).length;
+    expect((await errorOf(store.references.tagMany([{ ref: "c:1", id: image.id }, { ref: "b:1", id: image.id }]))).code).toBe("ERR_TAG_CONFLICT");
+    expect((await errorOf(store.references.resolve("c:1"))).code).toBe("ERR_IMAGE_NOT_FOUND");
+    expect((await fsp.readFile(journal)).length).toBe(size);
+  });
+
   it("mirrors tags into index.json (OCI layout) and keeps other tools' entries", async () => {
     const { image } = await twoLayerImage();
     expect(JSON.parse(await fsp.readFile(path.join(root, "oci-layout"), "utf8"))).toEqual({ imageLayoutVersion: "1.0.0" });
