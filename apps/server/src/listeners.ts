@@ -10,7 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { lstat, unlink, chmod } from "node:fs/promises";
-import { type RequestListener, type Server, createServer as createHttpServer } from "node:http";
+import { type IncomingMessage, type RequestListener, type Server, type ServerResponse, createServer as createHttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { connect, type Socket } from "node:net";
 import { InvalidArgumentError } from "@berth/digest";
@@ -73,6 +73,21 @@ export function makeServer(handler: RequestListener, limits: ResolvedLimits, tls
     server = createHttpServer(httpOptions, handler);
   }
   server.timeout = limits.idleTimeoutMs;
+  // A connection idle that long is closed when the client is the one not moving: no request in
+  // flight, a body not fully received, or an answer it stops reading. Not while the server itself
+  // works on a request it has whole (a load of thousands of images can commit for minutes).
+  const inFlight = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    inFlight.set(req.socket, { req, res });
+    res.once("close", () => {
+      if (inFlight.get(req.socket)?.res === res) inFlight.delete(req.socket);
+    });
+  });
+  server.on("timeout", (socket: Socket) => {
+    const cur = inFlight.get(socket);
+    if (cur && cur.req.complete && !cur.res.writableEnded && !cur.res.writableNeedDrain) return;
+    socket.destroy();
+  });
   server.maxConnections = limits.maxConnections;
   server.on("clientError", onClientError);
   return server;

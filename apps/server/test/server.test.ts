@@ -171,6 +171,31 @@ describe("limits", () => {
   });
 });
 
+describe("the idle timeout", () => {
+  it("closes a connection the client leaves idle, not one the server is still answering", async () => {
+    const engine = async (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => {
+      for await (const _ of req); // the whole body, then work past the idle timeout before answering
+      await new Promise((r) => setTimeout(r, 900));
+      res.writeHead(200, { "Content-Type": "text/plain" }).end("done");
+    };
+    const { server } = await startBerth({ engine, limits: { idleTimeoutMs: 300 } });
+    try {
+      const slowWork = await get({ port: server.port, path: "/_ping" });
+      expect(slowWork).toEqual({ status: 200, body: "done" });
+      // a connection that sends nothing is closed after the idle time
+      const closedAfter = await new Promise<number>((resolve, reject) => {
+        const t = Date.now();
+        const sock = connect(server.port, "127.0.0.1");
+        sock.on("error", reject);
+        sock.on("close", () => resolve(Date.now() - t));
+      });
+      expect(closedAfter).toBeGreaterThanOrEqual(250);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("faces", () => {
   it("the mount table: off loopback, TCP clients do not reach the engine and ui faces", () => {
     const f = (name: string) => Object.assign(async () => {}, { label: name });
