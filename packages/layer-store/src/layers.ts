@@ -1,4 +1,4 @@
-import { promises as fsp } from "node:fs";
+import { promises as fsp, statSync } from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import {
@@ -209,7 +209,8 @@ export class FsLayerStore implements LayerStore {
 
   async has(chainID: Digest | string): Promise<boolean> {
     const id = checkDigest(chainID, "ChainID");
-    return (await readIfExists(this.#paths.layerRecord(id))) !== undefined;
+    // one stat, on the calling thread: listing 10,000 images asks this 10,000 times
+    return statSync(this.#paths.layerRecord(id), { throwIfNoEntry: false })?.isFile() === true;
   }
 
   async list(): Promise<Layer[]> {
