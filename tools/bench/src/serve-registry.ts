@@ -246,6 +246,7 @@ export async function run(): Promise<void> {
   const targets: Target[] = [berth.target, { name: "docker-registry", url: reg.url, pid: reg.pid }];
   const rows = new Map<string, Record<string, number[]>>(targets.map((t) => [t.name, { upload: [], get1: [], get16: [], rss16: [], rps: [], p99: [] }]));
   const row = (t: Target) => rows.get(t.name)!;
+  const wholeRss = new Map<string, number>();
   try {
     for (let i = 0; i < runs; i++) {
       const blob = blobFile(join(dir, `blob-${i}`), mb);
@@ -254,6 +255,8 @@ export async function run(): Promise<void> {
       for (const t of order) row(t).upload!.push(await upload(t, `bench/r${i}`, blob));
       for (const t of order) row(t).get1!.push(await download(t, `bench/r${i}`, blob, 1, 1));
       for (const t of order) {
+        // the whole run's peak: what VmHWM held before this reset
+        wholeRss.set(t.name, Math.max(wholeRss.get(t.name) ?? 0, peakRss(t.pid)));
         resetPeakRss(t.pid);
         row(t).get16!.push(await download(t, `bench/r${i}`, blob, 16, 3));
         row(t).rss16!.push(peakRss(t.pid));
@@ -266,7 +269,7 @@ export async function run(): Promise<void> {
       }
       rmSync(blob.path, { force: true });
     }
-    const rss = new Map(targets.map((t) => [t.name, peakRss(t.pid)]));
+    const rss = new Map(targets.map((t) => [t.name, Math.max(wholeRss.get(t.name) ?? 0, peakRss(t.pid))]));
     const [b, r] = targets.map((t) => row(t)) as [Record<string, number[]>, Record<string, number[]>];
     const m = (xs: number[] | undefined) => median(xs ?? []);
     process.stdout.write(`\nblob ${mb} MiB, ${runs} alternated runs, medians; wrk -t2 -c32 -d${seconds}s\n\n`);
