@@ -702,6 +702,17 @@ export class CacheManager {
     const keepDuration = opts.keepDuration ?? until ?? 0;
     const keepBytes = opts.keepBytes ?? 0;
     if (keepBytes < 0 || keepDuration < 0) throw new InvalidArgumentError("prune: keepBytes and keepDuration must not be negative", { code: CacheErrorCode.CACHE_PRUNE_OPTIONS });
+    // A marker lease from the first removal to the end of the GC: a prune killed in between leaves
+    // a dead lease, which tells the store's next write to collect what the prune let go.
+    const marker = await this.#store.layers.lease();
+    try {
+      return await this.#prune(opts, alternatives, keepDuration, keepBytes);
+    } finally {
+      await marker.release().catch(() => undefined);
+    }
+  }
+
+  async #prune(opts: PruneOptions, alternatives: ReturnType<typeof parseFilters>["alternatives"], keepDuration: number, keepBytes: number): Promise<PruneResult> {
     const removed: UsageInfo[] = await this.#dir.lock(async () => {
       const out: UsageInfo[] = [];
       for (;;) {
