@@ -1,7 +1,7 @@
 /**
  * `docker push` from the store. Layers go compressed as asked (gzip by
  * default, as docker sends them, made in parallel blocks by `gzip.ts`; `zstd`
- * where Node's zlib has it; `none`),
+ * by Node's zlib or the `zstd` program, `zstd.ts`; `none`),
  * each layer stored otherwise converted once, as it is sent: its compressed
  * digest is not known before the bytes are made, so it is uploaded in one
  * streamed PATCH and the digest it hashed to is remembered against its DiffID
@@ -17,8 +17,6 @@
  * changes nothing and sends only HEADs.
  * @module
  */
-import { pipeline, Readable } from "node:stream";
-import * as zlib from "node:zlib";
 import { chainIds, type Compression, type Digest, FailedPreconditionError, hasCode, InvalidArgumentError, sha256 } from "@berth/digest";
 import type { Store } from "@berth/image-store";
 import {
@@ -35,6 +33,7 @@ import { type BlobInfoCache, copyImage, type ImageSource, type ManifestResult, t
 import pLimit from "p-limit";
 import { ImageServiceErrorCode } from "./errors.js";
 import { parallelGzip } from "./gzip.js";
+import { type Compress, zstdCompressor } from "./zstd.js";
 import { fromOffset, type RegistryEvent, type RegistryOptions, resolvedEvent, storeSource, type TransferredBlob, transferred, withBlobInfoCache, withClient } from "./registry.js";
 
 /** How a push sends layers. */
@@ -69,28 +68,22 @@ export interface PushResult {
   bytesTransferred: number;
 }
 
-/** A layer tar's bytes, compressed. */
-type Compress = (tar: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>;
-
 /**
  * How `compression` is made: gzip by {@link parallelGzip} (blocks side by
- * side, random-looking ones stored), zstd by Node's zlib where it has it,
- * `none` as it is. @throws FailedPreconditionError `ERR_COMPRESSION_UNSUPPORTED`
+ * side, random-looking ones stored), zstd by Node's zlib or the `zstd`
+ * program (`zstd.ts`), `none` as it is.
+ * @throws FailedPreconditionError `ERR_COMPRESSION_UNSUPPORTED`
  */
-function compressor(compression: PushCompression): Compress {
+async function compressor(compression: PushCompression): Promise<Compress> {
   if (compression === "none") return (tar) => tar;
   if (compression === "gzip") return (tar) => parallelGzip(tar);
-  const zstd = (zlib as { createZstdCompress?: () => NodeJS.ReadWriteStream }).createZstdCompress;
+  const zstd = await zstdCompressor();
   if (!zstd) {
-    throw new FailedPreconditionError(`zstd compression needs Node's zlib zstd (Node 22.15 or later; this is ${process.version}); use gzip or none`, {
+    throw new FailedPreconditionError(`zstd compression needs Node's zlib zstd (Node 22.15 or later; this is ${process.version}) or the zstd program; use gzip or none`, {
       code: ImageServiceErrorCode.COMPRESSION_UNSUPPORTED,
     });
   }
-  return (tar) => {
-    const out = zstd();
-    pipeline(Readable.from(tar), out, () => undefined); // an error of either ends the other, and the reader sees it
-    return out as unknown as AsyncIterable<Uint8Array>;
-  };
+  return zstd;
 }
 
 /**
@@ -127,7 +120,7 @@ export async function sendImage(store: Store, id: Digest, ref: Reference, opts: 
   if (!["gzip", "zstd", "none"].includes(compression)) {
     throw new InvalidArgumentError(`invalid compression ${JSON.stringify(compression)}: want gzip, zstd or none`, { code: ImageServiceErrorCode.INVALID_COMPRESSION });
   }
-  const compress = compressor(compression);
+  const compress = await compressor(compression);
   const tag = ref.digest === undefined ? ref.tag : undefined;
   return withBlobInfoCache(store, opts.blobInfoCache, (cache) =>
     withClient(opts, async (client) => {

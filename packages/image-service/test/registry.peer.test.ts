@@ -24,6 +24,7 @@ import { freshService, makeDir } from "./helpers.js";
 const reg = await registry();
 const peer = await dockerd();
 const skopeo = await requirePeer("skopeo");
+const zstdProgram = await requirePeer("zstd");
 afterAll(async () => {
   await reg?.stop();
 });
@@ -134,7 +135,18 @@ describe.skipIf(!reg)("pull and push with docker-registry", { timeout: 120_000 }
     const plain = await a.push(`${r.host}/image-service-test/plain:1`, { compression: "none" });
     expect(plain.blobs.slice(1).map((b) => b.digest)).toEqual(diffIDs);
     await expect(a.push(`${r.host}/image-service-test/plain:1`, { compression: "lz4" as "gzip" })).rejects.toMatchObject({ code: "ERR_INVALID_COMPRESSION" });
-    if (!("createZstdCompress" in zlib)) {
+    // zstd (Node's zlib, or the zstd program on Node 20): zstd layers, the same blobs again without the cache, pulled back as the same image
+    if ("createZstdCompress" in zlib || zstdProgram) {
+      await a.tag(`${r.host}/image-service-test/gz:1`, `${r.host}/image-service-test/zst:1`);
+      const z = await a.push(`${r.host}/image-service-test/zst:1`, { compression: "zstd" });
+      const zm = JSON.parse(new TextDecoder().decode((await new RegistryClient().repository(`${r.host}/image-service-test/zst`).getManifest("1")).bytes)) as { layers: Array<{ mediaType: string }> };
+      expect(zm.layers.map((l) => l.mediaType)).toEqual(["application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.oci.image.layer.v1.tar+zstd"]);
+      await rm(join(store.root, BLOB_INFO_CACHE_DIR), { recursive: true, force: true });
+      await a.tag(`${r.host}/image-service-test/gz:1`, `${r.host}/image-service-test/zst2:1`);
+      expect((await a.push(`${r.host}/image-service-test/zst2:1`, { compression: "zstd" })).digest).toBe(z.digest);
+      const { svc: c } = await freshService();
+      expect(await c.pull(`${r.host}/image-service-test/zst:1`)).toMatchObject({ id, digest: z.digest });
+    } else {
       await expect(a.push(`${r.host}/image-service-test/plain:1`, { compression: "zstd" })).rejects.toMatchObject({ code: "ERR_COMPRESSION_UNSUPPORTED" });
     }
 

@@ -77,7 +77,7 @@ export function register(program: Command, ctx: Context): void {
     .argument("<name>", "NAME[:TAG] (a tag in the store; :latest when none is given)")
     .option("--insecure", "reach the registry without TLS verification, or over plain http (loopback registries always are)")
     .addOption(
-      new Option("--compression <format>", "how layers are sent; one stored otherwise is converted once, its digest remembered (zstd needs Node 22.15+)")
+      new Option("--compression <format>", "how layers are sent; one stored otherwise is converted once, its digest remembered (zstd: Node 22.15+'s zlib, else the zstd program)")
         .choices(["gzip", "zstd", "none"])
         .default("gzip"),
     )
