@@ -24,7 +24,7 @@ const peer = await dockerd();
 const umoci = await requirePeer("umoci");
 const getfattr = await requirePeer("getfattr");
 const work = mkdtempSync(join(tmpdir(), "berth-unpack-peers-"));
-afterAll(() => process.env.KEEP || rmSync(work, { recursive: true, force: true }));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 const root = process.getuid?.() === 0;
 
 /** One line per entry (sorted by path): type, mode, size and content hash, link target, rdev, owners as root. */
