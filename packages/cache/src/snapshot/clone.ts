@@ -24,6 +24,7 @@ import { execFile, spawn } from "node:child_process";
 import { constants as C, type Stats } from "node:fs";
 import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink } from "node:fs/promises";
 import { promisify } from "node:util";
+import { programVersion } from "./programs.js";
 import { snapshotSubvolume } from "./subvolume.js";
 
 const run = promisify(execFile);
@@ -168,14 +169,9 @@ export async function cloneTree(src: string, dst: string): Promise<CloneResult> 
 let gnuCp: Promise<{ cp: string; setpriv?: string } | undefined> | undefined;
 
 function findGnuCp(): Promise<{ cp: string; setpriv?: string } | undefined> {
-  const version = (cmd: string) =>
-    run(cmd, ["--version"]).then(
-      (r) => r.stdout,
-      () => "",
-    );
   gnuCp ??= (async () => {
-    if (process.platform !== "linux" || !(await version("cp")).includes("GNU coreutils")) return undefined;
-    return (await version("setpriv")).includes("util-linux") ? { cp: "cp", setpriv: "setpriv" } : { cp: "cp" };
+    if (process.platform !== "linux" || !(await programVersion("cp"))?.includes("GNU coreutils")) return undefined;
+    return (await programVersion("setpriv"))?.includes("util-linux") ? { cp: "cp", setpriv: "setpriv" } : { cp: "cp" };
   })();
   return gnuCp;
 }

@@ -22,6 +22,7 @@ import { execFile } from "node:child_process";
 import { chmod, lstat, rm, statfs } from "node:fs/promises";
 import { dirname } from "node:path";
 import { promisify } from "node:util";
+import { programVersion } from "./programs.js";
 
 const run = promisify(execFile);
 
@@ -30,15 +31,9 @@ const BTRFS_SUPER_MAGIC = 0x9123683e;
 /** The inode number of every subvolume's root directory (`BTRFS_FIRST_FREE_OBJECTID`). */
 const SUBVOLUME_ROOT_INO = 256;
 
-let btrfsTool: Promise<string | undefined> | undefined;
-
-/** The `btrfs` command of btrfs-progs, looked up once; undefined when there is none. */
-function findBtrfs(): Promise<string | undefined> {
-  btrfsTool ??= run("btrfs", ["--version"]).then(
-    (r) => (r.stdout.includes("btrfs-progs") ? "btrfs" : undefined),
-    () => undefined,
-  );
-  return btrfsTool;
+/** Whether btrfs-progs' `btrfs` runs here. */
+async function haveBtrfs(): Promise<boolean> {
+  return (await programVersion("btrfs"))?.includes("btrfs-progs") === true;
 }
 
 /** True when `dir` is on a btrfs file system. */
@@ -69,7 +64,7 @@ async function btrfs(args: string[]): Promise<void> {
  * btrfs or no `btrfs` command.
  */
 export async function createSubvolume(dst: string): Promise<boolean> {
-  if (!(await findBtrfs()) || !(await onBtrfs(dirname(dst)))) return false;
+  if (!(await haveBtrfs()) || !(await onBtrfs(dirname(dst)))) return false;
   await btrfs(["subvolume", "create", dst]);
   await chmod(dst, 0o755);
   return true;
@@ -81,7 +76,7 @@ export async function createSubvolume(dst: string): Promise<boolean> {
  * no `btrfs` command.
  */
 export async function snapshotSubvolume(src: string, dst: string): Promise<boolean> {
-  if (!(await findBtrfs()) || !(await isSubvolume(src))) return false;
+  if (!(await haveBtrfs()) || !(await isSubvolume(src))) return false;
   await btrfs(["subvolume", "snapshot", src, dst]);
   return true;
 }
@@ -92,7 +87,7 @@ export async function snapshotSubvolume(src: string, dst: string): Promise<boole
  * subvolume nested inside) as `rm -rf` does.
  */
 export async function removeTree(dir: string): Promise<void> {
-  if (process.getuid?.() === 0 && (await findBtrfs()) && (await isSubvolume(dir).catch(() => false))) {
+  if (process.getuid?.() === 0 && (await haveBtrfs()) && (await isSubvolume(dir).catch(() => false))) {
     if (await btrfs(["subvolume", "delete", dir]).then(() => true, () => false)) return;
   }
   await rm(dir, { recursive: true, force: true });

@@ -13,10 +13,9 @@
  * its bytes and is not applied (counted), rather than set wrong.
  * @module
  */
-import { execFile, spawn } from "node:child_process";
-import { promisify } from "node:util";
+import { spawn } from "node:child_process";
+import { programVersion } from "./programs.js";
 
-const run = promisify(execFile);
 const PREFIX = "SCHILY.xattr.";
 
 /** The extended attributes of a PAX header, as name → value. */
@@ -35,16 +34,6 @@ export interface XattrResult {
   reasons: string[];
 }
 
-let tool: Promise<boolean> | undefined;
-
-/** True when `setfattr` runs here (looked up once). */
-export function haveSetfattr(): Promise<boolean> {
-  tool ??= run("setfattr", ["--version"]).then(
-    () => true,
-    () => false,
-  );
-  return tool;
-}
 
 /** A name in `getfattr --dump` quoting: every byte outside printable ASCII, and `\`, `=`, as `\ooo`. */
 function quote(s: string): string {
@@ -75,7 +64,7 @@ export async function setXattrs(items: Array<{ path: string; attrs: Array<[strin
     wanted += ok.length;
   }
   if (wanted === 0) return res;
-  if (!(await haveSetfattr())) {
+  if ((await programVersion("setfattr")) === undefined) {
     res.notApplied += wanted;
     res.reasons.push("setfattr is not installed (Debian: apt-get install attr)");
     return res;
