@@ -13,6 +13,8 @@ export {
   type SavedImage,
   archiveSize,
   planChunks,
+  writePlan,
+  type WritePlanOptions,
   planEntryRanges,
   type PlanEntryRange,
   planSave,

@@ -12,10 +12,10 @@ import { once } from "node:events";
 import { open, rename, unlink } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
 import { Readable, type Writable } from "node:stream";
-import { type Digest, InvalidArgumentError, NotFoundError, SizeMismatchError, chunksOf, digestHex, sha256, isSha256Digest } from "@berth/digest";
+import { type Digest, InvalidArgumentError, NotFoundError, SizeMismatchError, UnavailableError, chunksOf, digestHex, sha256, isSha256Digest } from "@berth/digest";
 import { parseReference } from "@berth/image-store";
-import { PositionalWriter } from "@berth/layer-store";
-import { digestMismatch } from "./errors.js";
+import { type ContentReader, PositionalWriter, pumpReader } from "@berth/layer-store";
+import { ArchiveErrorCode, digestMismatch } from "./errors.js";
 import type { ArchiveStore } from "./store.js";
 import { TAR_TRAILER_SIZE, tarEntrySize, tarHeader, tarPadding } from "./tar.js";
 import {
@@ -100,6 +100,8 @@ interface PlanEntry {
   size: number;
   bytes?: Uint8Array;
   open?: () => Promise<AsyncIterable<Uint8Array>>;
+  /** The stored blob as it goes into the archive, for positional reads (see {@link writePlan}). */
+  reader?: () => Promise<ContentReader>;
   digest?: Digest;
 }
 
@@ -247,6 +249,7 @@ export async function planSave(store: ArchiveStore, refs: readonly string[], opt
     size: unc(l) ? l.size : l.blob.size,
     digest: unc(l) ? l.diffID : l.blob.digest,
     open: async () => chunksOf(unc(l) ? await store.layers.openUncompressed(l.chainID) : await store.layers.open(l.chainID)),
+    ...(!unc(l) && store.content.openReader ? { reader: () => store.content.openReader!(l.blob.digest) } : {}),
   });
 
   const legacy: Array<{ Config: string; RepoTags: string[] | null; Layers: string[] }> = [];
@@ -261,7 +264,7 @@ export async function planSave(store: ArchiveStore, refs: readonly string[], opt
       const name = format === "docker" ? `${digestHex(src.digest)}/layer.tar` : blobName(src.digest);
       layerNamesSeen.add(name);
       if (omit?.has(l.chainID)) omittedNames.add(name);
-      else addFile({ name, type: "file", size: src.size, open: src.open, digest: src.digest });
+      else addFile({ name, type: "file", ...src });
       layerNames.push(name);
     }
     if (img.manifest) {
@@ -346,6 +349,29 @@ export async function archiveSize(store: ArchiveStore, refs: readonly string[], 
   return (await planSave(store, refs, options)).size;
 }
 
+/** Counts (and with `verify`, hashes) a streamed entry's body and checks it at the end. */
+class BodyCheck {
+  #n = 0;
+  readonly #h;
+  constructor(
+    private readonly e: PlanEntry,
+    verify: boolean | undefined,
+  ) {
+    this.#h = verify && e.digest && isSha256Digest(e.digest) ? sha256.create() : undefined;
+  }
+  add(c: Uint8Array): void {
+    this.#n += c.length;
+    if (this.#n > this.e.size) throw new SizeMismatchError(`blob ${this.e.digest} for ${this.e.name} is larger than ${this.e.size} bytes`);
+    this.#h?.update(c);
+  }
+  end(): void {
+    const { e } = this;
+    if (this.#n !== e.size) throw new SizeMismatchError(`blob ${e.digest} for ${e.name} is ${this.#n} bytes, expected ${e.size}`);
+    const got = this.#h?.digest();
+    if (got !== undefined && got !== e.digest) throw digestMismatch(`blob for ${e.name}`, e.digest!, got);
+  }
+}
+
 /** The archive bytes of a plan, as chunks (headers, bodies, padding, trailer). */
 export async function* planChunks(plan: SavePlan, options: { verify?: boolean } = {}): AsyncGenerator<Uint8Array> {
   for (const e of plan.entries) {
@@ -354,24 +380,82 @@ export async function* planChunks(plan: SavePlan, options: { verify?: boolean } 
     if (e.bytes) {
       yield e.bytes;
     } else if (e.open) {
-      let n = 0;
-      const h = options.verify ? sha256.create() : undefined;
+      const check = new BodyCheck(e, options.verify);
       for await (const c of await e.open()) {
-        n += c.length;
-        if (n > e.size) throw new SizeMismatchError(`blob ${e.digest} for ${e.name} is larger than ${e.size} bytes`);
-        h?.update(c);
+        check.add(c);
         yield c;
       }
-      if (n !== e.size) throw new SizeMismatchError(`blob ${e.digest} for ${e.name} is ${n} bytes, expected ${e.size}`);
-      if (h && e.digest && isSha256Digest(e.digest)) {
-        const got = h.digest();
-        if (got !== e.digest) throw digestMismatch(`blob for ${e.name}`, e.digest, got);
-      }
+      check.end();
     }
     const pad = tarPadding(e.size);
     if (pad.length) yield pad;
   }
   yield new Uint8Array(TAR_TRAILER_SIZE);
+}
+
+/** Options of {@link writePlan}. */
+export interface WritePlanOptions {
+  /** Hash every blob while writing and fail on a mismatch. */
+  verify?: boolean;
+  /** Stops the write between chunks with `signal.reason`. */
+  signal?: AbortSignal;
+  /** Bytes handed to `out` so far, with the plan's total. */
+  onProgress?: (p: { bytesWritten: number; total: number }) => void;
+}
+
+/**
+ * Write a plan's archive to `out` (an HTTP response, stdout) without ending
+ * it: the bytes of {@link planChunks}, with stored blobs copied through a few
+ * reused buffers (`pumpReader`) instead of a fresh buffer per read. Resolves
+ * with the byte count once everything is handed to `out`.
+ * @throws SizeMismatchError / DigestMismatchError (`verify`) for a blob that
+ *   changed; `ERR_OUTPUT_CLOSED` when `out` closes first; `signal.reason`
+ */
+export async function writePlan(plan: SavePlan, out: Writable, opts: WritePlanOptions = {}): Promise<number> {
+  const { signal, onProgress } = opts;
+  let written = 0;
+  const progress = (n: number) => {
+    written += n;
+    onProgress?.({ bytesWritten: written, total: plan.size });
+  };
+  const put = async (c: Uint8Array) => {
+    signal?.throwIfAborted();
+    progress(c.length);
+    if (!out.write(c)) await waitDrain(out, signal);
+  };
+  for (const e of plan.entries) {
+    await put(tarHeader({ name: e.name, type: e.type, size: e.size, mtime: plan.mtime }));
+    if (e.type !== "file") continue;
+    if (e.bytes) await put(e.bytes);
+    else if (e.reader) {
+      const check = new BodyCheck(e, opts.verify);
+      const reader = await e.reader();
+      try {
+        if (reader.size !== e.size) throw new SizeMismatchError(`blob ${e.digest} for ${e.name} is ${reader.size} bytes, expected ${e.size}`);
+        await pumpReader(reader, out, {
+          ...(signal ? { signal } : {}),
+          onChunk: (c) => {
+            check.add(c);
+            progress(c.length);
+          },
+        });
+      } finally {
+        await reader.close();
+      }
+      check.end();
+    } else if (e.open) {
+      const check = new BodyCheck(e, opts.verify);
+      for await (const c of await e.open()) {
+        check.add(c);
+        await put(c);
+      }
+      check.end();
+    }
+    const pad = tarPadding(e.size);
+    if (pad.length) await put(pad);
+  }
+  await put(new Uint8Array(TAR_TRAILER_SIZE));
+  return written;
 }
 
 /** A Node Readable of the archive (errors destroy the stream; no partial archive looks complete). */
@@ -440,13 +524,9 @@ export async function save(store: ArchiveStore, refs: readonly string[], out: st
     }
     return result;
   }
-  let written = 0;
+  let written: number;
   try {
-    for await (const c of planChunks(plan, options)) {
-      written += c.length;
-      options.onProgress?.({ bytesWritten: written, total: plan.size });
-      if (!out.write(c)) await waitDrain(out);
-    }
+    written = await writePlan(plan, out, options);
     out.end();
     await once(out, "finish");
   } catch (err) {
@@ -487,25 +567,33 @@ export function planEntryRanges(plan: SavePlan): PlanEntryRange[] {
 /** Bytes of archive writes in flight at once (reading, the thread pool and the disk overlap). */
 const WRITE_AHEAD = 32 << 20;
 
-function waitDrain(w: Writable): Promise<void> {
+function waitDrain(w: Writable, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onDrain = () => {
+    const cleanup = () => {
+      w.off("drain", onDrain);
       w.off("error", onError);
       w.off("close", onClose);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onDrain = () => {
+      cleanup();
       resolve();
     };
     const onError = (err: Error) => {
-      w.off("drain", onDrain);
-      w.off("close", onClose);
+      cleanup();
       reject(err);
     };
     const onClose = () => {
-      w.off("drain", onDrain);
-      w.off("error", onError);
-      reject(new Error("output stream closed before the archive was complete"));
+      cleanup();
+      reject(new UnavailableError("output stream closed before the archive was complete", { code: ArchiveErrorCode.OUTPUT_CLOSED }));
     };
-    w.once("drain", onDrain);
-    w.once("error", onError);
-    w.once("close", onClose);
+    const onAbort = () => {
+      cleanup();
+      reject(signal!.reason);
+    };
+    w.on("drain", onDrain);
+    w.on("error", onError);
+    w.on("close", onClose);
+    signal?.addEventListener("abort", onAbort);
   });
 }

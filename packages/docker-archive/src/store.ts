@@ -6,6 +6,7 @@
  */
 import type { Readable } from "node:stream";
 import type { ByteSource, Digest } from "@berth/digest";
+import type { ContentReader } from "@berth/layer-store";
 
 /** A GC lease (see `@berth/layer-store`). */
 export interface ArchiveLease {
@@ -54,6 +55,11 @@ export interface ArchiveContent {
   has(digest: Digest | string): Promise<boolean>;
   info(digest: Digest | string): Promise<{ digest: Digest; size: number }>;
   open(digest: Digest | string): Promise<Readable>;
+  /**
+   * Optional (both `@berth/layer-store` stores have it): with it, a save to a
+   * stream copies layers through a few reused buffers (`pumpReader`).
+   */
+  openReader?(digest: Digest | string): Promise<ContentReader>;
   readBytes(digest: Digest | string, maxSize: number): Promise<Uint8Array>;
   writer(opts?: { lease?: ArchiveLease }): Promise<ArchiveBlobWriter>;
   /**

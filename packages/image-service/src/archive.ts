@@ -12,7 +12,7 @@ import {
   load,
   type LoadOptions,
   type LoadResult,
-  planChunks,
+  writePlan,
   planSave,
   type SaveOptions,
   type SavePlan,
@@ -76,8 +76,13 @@ export interface OpenedSave {
   plan: SavePlan;
   /** Intermediate configs carried with `withParents`. */
   carried: number;
-  /** The archive's bytes; breaking out of the iteration stops the save. */
-  chunks: AsyncIterable<Uint8Array>;
+  /**
+   * Write the archive's bytes to `out` (an HTTP response, stdout) without
+   * ending it; resolves with the byte count. Layers go through a few reused
+   * buffers (docker-archive's `writePlan`). Stops with the open's `signal`.
+   * @throws `ERR_OUTPUT_CLOSED` when `out` closes first; the signal's reason
+   */
+  writeTo(out: Writable, opts?: { onProgress?: (bytesWritten: number) => void }): Promise<number>;
 }
 
 /**
@@ -125,7 +130,17 @@ async function planFor(store: Store, names: readonly string[], opts: SaveImagesO
  */
 export async function openSave(store: Store, names: readonly string[], opts: SaveImagesOptions = {}): Promise<OpenedSave> {
   const { plan, options, carried } = await planFor(store, names, opts);
-  return { plan, carried, chunks: abortable(planChunks(plan, options), opts.signal) };
+  const { signal } = opts;
+  return {
+    plan,
+    carried,
+    writeTo: (out, w = {}) =>
+      writePlan(plan, out, {
+        ...(options.verify ? { verify: true } : {}),
+        ...(signal ? { signal } : {}),
+        ...(w.onProgress ? { onProgress: (p) => w.onProgress!(p.bytesWritten) } : {}),
+      }),
+  };
 }
 
 /**

@@ -2,6 +2,7 @@ import { openCacheManager } from "@berth/cache";
 import { createReadStream } from "node:fs";
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { readTar, type SavePlan } from "@berth/docker-archive";
 import { openStore } from "@berth/image-store";
 import { describe, expect, it } from "vitest";
@@ -40,8 +41,13 @@ describe("save and load", () => {
     const { svc, dir } = await freshService();
     const img = await svc.import(tarStream({ a: "1" }), { tags: ["s:1"] });
     const opened = await svc.openSave(["s:1"]);
+    // a PassThrough holds chunks after their write callbacks: writeTo must not reuse them
+    const out = new PassThrough({ highWaterMark: 64 << 20 });
+    const n = await opened.writeTo(out);
+    out.end();
     const chunks: Uint8Array[] = [];
-    for await (const c of opened.chunks) chunks.push(c);
+    for await (const c of out) chunks.push(c as Buffer);
+    expect(n).toBe(opened.plan.size);
     expect(chunks.reduce((n, c) => n + c.length, 0)).toBe(opened.plan.size);
     const other = new ImageService(await openStore({ root: join(dir, "other") }));
     try {

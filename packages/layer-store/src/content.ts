@@ -15,7 +15,7 @@ import { fsyncDir, mkdirp, ownerToken, readdirIfExists } from "./fsutil.js";
 import type { FsLeases } from "./leases.js";
 import { withLock } from "./lock.js";
 import { checkDigest, isHex64, type StorePaths } from "./paths.js";
-import type { BlobInfo, BlobWriter, CommitResult, ContentStore, FileWriter, Lease, WriterOptions } from "./types.js";
+import type { BlobInfo, BlobWriter, CommitResult, ContentReader, ContentStore, FileWriter, Lease, WriterOptions } from "./types.js";
 import { LayerStoreErrorCode } from "./errors.js";
 import { PositionalWriter } from "./poswriter.js";
 
@@ -145,6 +145,29 @@ export class FsContentStore implements ContentStore {
     // 1.21 s with 512 KiB, 1.74 s with 1 MiB (system time 0.9 against 2.0 s),
     // 1.32 s with 256 KiB (more user time per chunk).
     return fh.createReadStream({ highWaterMark: 512 * 1024 });
+  }
+
+  async openReader(digest: Digest | string): Promise<ContentReader> {
+    const d = checkDigest(digest);
+    const fh = await this.#openBlob(d);
+    let size: number;
+    try {
+      size = (await fh.stat()).size;
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    let closed = false;
+    return {
+      digest: d,
+      size,
+      read: async (into, position) => (await fh.read(into, 0, into.byteLength, position)).bytesRead,
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        await fh.close();
+      },
+    };
   }
 
   async readBytes(digest: Digest | string, maxSize: number): Promise<Uint8Array> {

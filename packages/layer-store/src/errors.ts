@@ -54,6 +54,10 @@ export const LayerStoreErrorCode = {
   LAYER_RECORD_CORRUPT: "ERR_LAYER_RECORD_CORRUPT",
   /** A byte source taken over by `claimSource` iterated a second time, or after it was released (FailedPreconditionError). */
   SOURCE_ALREADY_READ: "ERR_SOURCE_ALREADY_READ",
+  /** `pumpReader`'s Writable closed or failed before the copy was complete (UnavailableError). */
+  OUTPUT_CLOSED: "ERR_OUTPUT_CLOSED",
+  /** A blob ended before the bytes `pumpReader` was asked for (DataIntegrityError). */
+  BLOB_TRUNCATED: "ERR_BLOB_TRUNCATED",
   /** The store lock was not acquired in time (UnavailableError). */
   LOCK_TIMEOUT: "ERR_LOCK_TIMEOUT",
 } as const;

@@ -21,6 +21,7 @@ import type {
   BlobInfo,
   BlobWriter,
   CommitResult,
+  ContentReader,
   ContentStore,
   FsckOptions,
   FsckProblem,
@@ -151,6 +152,19 @@ class MemoryContentStore implements ContentStore {
   async open(digest: Digest | string): Promise<Readable> {
     const b = this.#get(digest);
     return Readable.from([Buffer.from(b)], { objectMode: false });
+  }
+  async openReader(digest: Digest | string): Promise<ContentReader> {
+    const b = this.#get(digest);
+    return {
+      digest: digest as Digest,
+      size: b.length,
+      read: async (into, position) => {
+        const n = Math.max(0, Math.min(into.byteLength, b.length - position));
+        into.set(b.subarray(position, position + n));
+        return n;
+      },
+      close: async () => {},
+    };
   }
   async readBytes(digest: Digest | string, maxSize: number): Promise<Uint8Array> {
     checkSize(maxSize, "maxSize");

@@ -40,6 +40,14 @@ export interface BlobInfo {
   size: number;
 }
 
+/** An open blob read at positions into the caller's buffers (a `FileHandle`'s `read`). */
+export interface ContentReader extends BlobInfo {
+  /** Read up to `into.byteLength` bytes at `position`; resolves with the count (0 only at the end). */
+  read(into: Uint8Array, position: number): Promise<number>;
+  /** Release the blob (idempotent). */
+  close(): Promise<void>;
+}
+
 /** Result of committing a blob. `existed` is true when the blob was already stored. */
 export interface CommitResult extends BlobInfo {
   existed: boolean;
@@ -88,6 +96,13 @@ export interface ContentProvider {
   has(digest: Digest | string): Promise<boolean>;
   /** A Node stream of the blob's bytes. @throws NotFoundError `ERR_BLOB_NOT_FOUND` */
   open(digest: Digest | string): Promise<Readable>;
+  /**
+   * The blob for positional reads into the caller's buffers (see
+   * `pumpReader`, which reuses a few buffers instead of allocating one per
+   * chunk as a stream does). Close it when done.
+   * @throws NotFoundError `ERR_BLOB_NOT_FOUND`
+   */
+  openReader(digest: Digest | string): Promise<ContentReader>;
   /** The whole blob, for small documents. @throws FailedPreconditionError `ERR_BLOB_TOO_LARGE` when larger than `maxSize` */
   readBytes(digest: Digest | string, maxSize: number): Promise<Uint8Array>;
   /** Every stored blob. */

@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { rm, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { shortId as short } from "@berth/digest";
@@ -224,17 +223,16 @@ export function register(program: Command, ctx: Context): void {
         } else {
           const opened = await svc.openSave(images, { ...options, onPlan });
           carried = opened.carried;
+          let written = 0;
           await interruptible(
-            async () => {
-              for await (const chunk of opened.chunks) {
-                if (!process.stdout.write(chunk)) await once(process.stdout, "drain");
-                tracker?.advance(chunk.length);
-              }
-            },
-            (err) => {
-              stop.abort(err);
-              process.stdout.emit("drain");
-            },
+            () =>
+              opened.writeTo(process.stdout, {
+                onProgress: (n) => {
+                  tracker?.advance(n - written);
+                  written = n;
+                },
+              }),
+            (err) => stop.abort(err),
           ).catch((err: unknown) => {
             progress.stop();
             throw err;

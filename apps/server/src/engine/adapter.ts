@@ -89,7 +89,7 @@ export function engineService(svc: ImageService): EngineImageService {
     },
     async save(names, opts) {
       const opened = await svc.openSave(names, { signal: opts.signal });
-      return { size: opened.plan.size, stream: opened.chunks };
+      return { size: opened.plan.size, writeTo: (out) => opened.writeTo(out) };
     },
     async load(archive, opts) {
       // docker load moves tags that name another image

@@ -3,7 +3,6 @@
  * archives streamed both ways, never held in memory.
  * @module
  */
-import { once } from "node:events";
 import { LOAD_LEASE_PARAM } from "@berth/docker-archive";
 import { pullImage } from "./distribution.js";
 import type { EngineContext } from "./context.js";
@@ -32,11 +31,9 @@ export async function saveImages(ctx: EngineContext): Promise<void> {
   res.setHeader("Content-Type", "application/x-tar");
   if (saved.size !== undefined) res.setHeader("Content-Length", saved.size);
   try {
-    for await (const chunk of saved.stream) {
-      if (ctx.signal.aborted) break;
-      if (!res.write(chunk)) await Promise.race([once(res, "drain"), once(res, "close")]);
-    }
+    await saved.writeTo(res);
   } catch (err) {
+    if (ctx.signal.aborted || res.destroyed) return; // the client left: nothing to tell it
     // the headers are out: all that is left is to cut the connection, so the client sees a short archive
     res.destroy(err instanceof Error ? err : new Error(messageOf(err)));
     return;

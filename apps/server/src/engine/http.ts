@@ -51,11 +51,21 @@ export class JsonMessageStream {
     res.setHeader("Content-Type", "application/json");
   }
 
-  /** Write one message. Resolves when the socket took it (back-pressure). */
+  /** Write one message. Resolves when the socket took it (back-pressure) or the client left. */
   write(message: Record<string, unknown>): Promise<void> {
     if (this.res.destroyed || this.res.writableEnded) return Promise.resolve();
-    const ok = this.res.write(`${JSON.stringify(message)}\r\n`);
-    return ok ? Promise.resolve() : new Promise((resolve) => this.res.once("drain", () => resolve()));
+    const { res } = this;
+    if (res.write(`${JSON.stringify(message)}\r\n`)) return Promise.resolve();
+    // a client that left never drains: its close ends the wait (later writes are dropped)
+    return new Promise((resolve) => {
+      const done = () => {
+        res.off("drain", done);
+        res.off("close", done);
+        resolve();
+      };
+      res.on("drain", done);
+      res.on("close", done);
+    });
   }
 
   /** Write dockerd's in-stream error message. */

@@ -15,6 +15,7 @@
  * and the face writes the not-found text itself from the name it asked for.
  * @module
  */
+import type { Writable } from "node:stream";
 import type { Digest } from "@berth/digest";
 import type { LayerLookupAnswer } from "@berth/docker-archive";
 import type { PullResult, PushResult, RegistryEvent } from "@berth/image-service";
@@ -164,8 +165,11 @@ export interface LoadOptions {
 export interface SaveStream {
   /** Archive size when known in advance (sent as Content-Length). */
   size?: number;
-  /** The archive bytes. Breaking out of the iteration cancels the save. */
-  stream: AsyncIterable<Uint8Array>;
+  /**
+   * Write the archive to `out` (not ending it); the save's signal stops it.
+   * @throws when `out` closes first (`ERR_OUTPUT_CLOSED`) or a blob fails
+   */
+  writeTo(out: Writable): Promise<number>;
 }
 
 /** Disk usage (`GET /system/df`, images part). */

@@ -2,19 +2,18 @@
  * Blob reads and deletes: `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`,
  * with `Range` (206, `Content-Range`), `ETag` and `If-None-Match`.
  *
- * Bytes go out in 1 MiB reads, the next read running while the previous
- * chunk is written, and writes wait for the socket to drain: memory per
- * download stays at about two chunks whatever the blob's size.
+ * Bytes go out through `@berth/layer-store`'s `pumpReader`: 512 KiB reads
+ * into four buffers reused once the socket took them, the next read running
+ * while the last chunk is written, and writes wait for the socket to drain —
+ * memory per download is those four buffers whatever the blob's size.
  * @module
  */
 import type { ServerResponse } from "node:http";
 import type { Digest } from "@berth/digest";
+import { pumpReader } from "@berth/layer-store";
 import type { BlobReader } from "./backend.js";
 import { type Call, blobScope, deleteDisabled, sendEmpty } from "./call.js";
 import { parseRange } from "./range.js";
-
-/** Bytes per read of a blob. */
-export const BLOB_CHUNK = 1024 * 1024;
 
 function blobHeaders(digest: Digest): Record<string, string> {
   return {
@@ -35,45 +34,9 @@ export function notModified(header: string | undefined, etag: string): boolean {
   });
 }
 
-function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", gone);
-      signal.removeEventListener("abort", gone);
-      resolve();
-    };
-    const gone = () => {
-      res.off("drain", done);
-      res.off("close", gone);
-      signal.removeEventListener("abort", gone);
-      reject(signal.reason ?? new Error("client disconnected"));
-    };
-    res.on("drain", done);
-    res.on("close", gone);
-    signal.addEventListener("abort", gone);
-  });
-}
-
 /** Write bytes `[start, end)` of a blob to the response and end it. */
-export async function pumpBlob(res: ServerResponse, reader: BlobReader, start: number, end: number, signal: AbortSignal): Promise<void> {
-  const read = async (pos: number): Promise<Uint8Array> => {
-    const buf = Buffer.allocUnsafe(Math.min(BLOB_CHUNK, end - pos));
-    const n = await reader.read(buf, pos);
-    if (n <= 0) throw new Error(`blob ${reader.digest} ended at ${pos} of ${reader.size} bytes`);
-    return n === buf.byteLength ? buf : buf.subarray(0, n);
-  };
-  let pos = start;
-  let next: Promise<Uint8Array> | undefined = pos < end ? read(pos) : undefined;
-  while (next) {
-    const chunk = await next;
-    pos += chunk.byteLength;
-    next = pos < end ? read(pos) : undefined;
-    // Do not leave a rejected read unobserved if the write below throws.
-    next?.catch(() => {});
-    if (signal.aborted) throw signal.reason;
-    if (!res.write(chunk)) await drained(res, signal);
-  }
+async function sendBlob(res: ServerResponse, reader: BlobReader, start: number, end: number, signal: AbortSignal): Promise<void> {
+  await pumpReader(reader, res, { start, end, signal });
   res.end();
 }
 
@@ -102,11 +65,11 @@ export async function getBlob(call: Call, name: string, digest: Digest, head: bo
         "Content-Length": range.end - range.start,
         "Content-Range": `bytes ${range.start}-${range.end - 1}/${reader.size}`,
       });
-      await pumpBlob(res, reader, range.start, range.end, ctx.signal);
+      await sendBlob(res, reader, range.start, range.end, ctx.signal);
       return;
     }
     res.writeHead(200, { ...blobHeaders(reader.digest), "Content-Length": reader.size });
-    await pumpBlob(res, reader, 0, reader.size, ctx.signal);
+    await sendBlob(res, reader, 0, reader.size, ctx.signal);
   } finally {
     await reader.close();
   }

@@ -38,7 +38,6 @@ import {
   type UploadStatus,
 } from "./types.js";
 import { UploadSessions } from "./uploads.js";
-import { openBlobReader } from "./blob-reader.js";
 
 /** Options of {@link StoreRegistryBackend}. */
 export interface StoreRegistryBackendOptions {
@@ -122,7 +121,11 @@ export class StoreRegistryBackend implements RegistryBackend {
 
   async openBlob(scope: BlobScope, digest: Digest): Promise<BlobReader> {
     await this.#visible(scope, digest);
-    return openBlobReader(this.store, digest, () => blobUnknown(scope.repository, digest));
+    try {
+      return await this.store.content.openReader(digest);
+    } catch (err) {
+      throw hasCode(err, "ERR_BLOB_NOT_FOUND") ? blobUnknown(scope.repository, digest) : err;
+    }
   }
 
   async deleteBlob(scope: BlobScope, digest: Digest): Promise<void> {

@@ -17,6 +17,7 @@
  * @module
  */
 import type { Digest } from "@berth/digest";
+import type { ContentReader } from "@berth/layer-store";
 import type { Descriptor } from "@berth/oci";
 export { REGISTRY_ERROR_CODES, type RegistryErrorCode } from "../errors.js";
 
@@ -44,18 +45,10 @@ export interface BlobInfo {
 }
 
 /**
- * An open blob. The HTTP layer reads it with its own large buffers
- * (≥ 512 KiB per read) and closes it when the response ends or fails.
+ * An open blob: positional reads (the store's `ContentReader`). The HTTP
+ * layer copies it with `pumpReader` and closes it when the response ends or fails.
  */
-export interface BlobReader extends BlobInfo {
-  /**
-   * Read up to `into.byteLength` bytes at `position` into `into`; resolves with
-   * the number of bytes read (0 only at the end). Like `FileHandle.read`.
-   */
-  read(into: Uint8Array, position: number): Promise<number>;
-  /** Release the blob (idempotent). */
-  close(): Promise<void>;
-}
+export type BlobReader = ContentReader;
 
 /** A manifest or tag reference in a request: exactly one of the two. */
 export type ManifestRef = { tag: string; digest?: undefined } | { digest: Digest; tag?: undefined };
