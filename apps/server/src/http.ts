@@ -45,7 +45,10 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: Regist
     res.writeHead(err.status, headers);
     res.end(req.method === "HEAD" ? undefined : body);
   };
-  if (!hasUnreadBody(req)) return answer();
+  if (!hasUnreadBody(req)) {
+    answer();
+    return;
+  }
   headers.Connection = "close";
   drainBody(req, answer);
 }
@@ -66,7 +69,10 @@ function drainBody(req: IncomingMessage, then: () => void): void {
     if (bytes > DRAIN_MAX_BYTES) finish();
   };
   const timer = setTimeout(finish, DRAIN_MAX_MS);
-  if (req.destroyed) return finish();
+  if (req.destroyed) {
+    finish();
+    return;
+  }
   req.on("data", onData);
   req.once("end", finish);
   req.once("close", finish);
