@@ -298,7 +298,7 @@ export async function commitPlan(tx: LoadTransaction, plan: { images: PlannedIma
   for (const p of plan.images) if (p.parent && (await imageExists(store, p.parent))) await store.images.setParent(p.id, p.parent);
   const refs = await tx.tag(plan.tags);
   const byId = new Map(images.map((im) => [im.id, im]));
-  plan.tags.forEach((t, i) => byId.get(t.id)!.tags.push(refs[i]!));
+  for (const [i, t] of plan.tags.entries()) byId.get(t.id)!.tags.push(refs[i]!);
   for (const im of images) im.tags.sort();
   return images;
 }
