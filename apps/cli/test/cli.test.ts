@@ -35,6 +35,7 @@ const VERBS = [
   ["cache", "du"],
   ["cache", "prune"],
   ["cache", "import"],
+  ["cache", "export"],
   ["digest"],
   ["completion"],
 ];

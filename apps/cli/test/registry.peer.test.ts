@@ -122,6 +122,49 @@ describe.skipIf(!reg)("berth cache import from a registry", { timeout: 120_000 }
   });
 });
 
+describe.skipIf(!reg)("berth cache export to a registry and a layout", { timeout: 120_000 }, () => {
+  it("relays a BuildKit cache: exported in image-manifest form, a second export sends only HEADs, imports back with every lookup hitting", async () => {
+    const r = reg as RegistryPeer;
+    const layout = join(tmp.dir, "export-source");
+    const { keys, chainIDs } = await cacheLayout(layout, ["one\n".repeat(3000), "two\n".repeat(5000), "three\n".repeat(7000)], "index");
+    const root = join(tmp.dir, "cache-export");
+    const dest = `docker://${r.host}/cli-cache/export:buildcache`;
+    const mark = (await r.accessLog()).length;
+    const first = await berthOk(["cache", "export", "--progress", "plain", dest, "--from", layout], { root });
+    expect(first.stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    expect(first.stderr).toContain(`Exported ${keys.length} cache key(s), ${keys.length} with a layer chain (${keys.length} of ${keys.length} found in the source): 4 blob(s) sent`);
+    const pushed = (await r.accessLog()).slice(mark);
+    expect(pushed.filter((e) => e.method === "PUT" && e.path.includes("/manifests/buildcache") && e.status === 201)).toHaveLength(1);
+
+    // the manifest as BuildKit writes it with image-manifest=true
+    const m = await fetch(`http://${r.host}/v2/cli-cache/export/manifests/buildcache`, { headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } });
+    const manifest = (await m.json()) as { config: { mediaType: string }; layers: Array<{ annotations: Record<string, string> }> };
+    expect(manifest.config.mediaType).toBe("application/vnd.buildkit.cacheconfig.v0");
+    expect(manifest.layers).toHaveLength(3);
+    expect(manifest.layers.every((l) => l.annotations["containerd.io/uncompressed"]?.startsWith("sha256:"))).toBe(true);
+
+    // unchanged: HEADs only, no upload, the manifest already there
+    const mark2 = (await r.accessLog()).length;
+    const again = await berthOk(["cache", "export", "--progress", "plain", dest, "--from", layout], { root });
+    expect(again.stdout).toBe(first.stdout);
+    expect(again.stderr).toContain("0 blob(s) sent, 0 mounted, 4 already there; manifest already there");
+    const second = (await r.accessLog()).slice(mark2).filter((e) => e.path.startsWith("/v2/cli-cache/export/"));
+    expect(second.filter((e) => e.method === "POST" || e.method === "PATCH" || e.method === "PUT")).toEqual([]);
+
+    // another store imports it back from the registry: every key, the same chains
+    const imported = await berthOk(["cache", "import", dest], { root: join(tmp.dir, "cache-export-b") });
+    expect(imported.stdout).toBe(keys.map((k, i) => `${k}\t${chainIDs[i]}\n`).join(""));
+
+    // and relayed on from the registry into a layout directory, which imports the same
+    const dir = join(tmp.dir, "export-layout");
+    await berthOk(["cache", "export", dir, "--from", dest], { root: join(tmp.dir, "cache-export-c") });
+    const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8")) as { manifests: Array<{ annotations: Record<string, string> }> };
+    expect(index.manifests.map((e) => e.annotations["org.opencontainers.image.ref.name"])).toEqual(["latest"]);
+    const fromLayout = await berthOk(["cache", "import", dir], { root: join(tmp.dir, "cache-export-d") });
+    expect(fromLayout.stdout).toBe(imported.stdout);
+  });
+});
+
 describe.skipIf(!reg)("berth login and logout", { timeout: 120_000 }, () => {
   it("a wrong password is refused and nothing kept; the right one is kept in DOCKER_CONFIG, push uses it, logout forgets it", async () => {
     const locked = (await registry({ auth: { kind: "htpasswd" } }))!;

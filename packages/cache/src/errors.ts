@@ -40,6 +40,8 @@ export const CacheErrorCode = {
   CACHE_MANIFEST_NOT_FOUND: "ERR_CACHE_MANIFEST_NOT_FOUND",
   /** The layout path does not exist (NotFoundError). */
   CACHE_SOURCE_NOT_FOUND: "ERR_CACHE_SOURCE_NOT_FOUND",
+  /** `planCacheExport`: a key that is not a sha256 digest, an input linking to a key not exported (InvalidArgumentError). */
+  INVALID_CACHE_RECORD: "ERR_INVALID_CACHE_RECORD",
   /** No index.json in the directory or tar (NotFoundError). */
   NOT_OCI_LAYOUT: "ERR_NOT_OCI_LAYOUT",
   /** An image manifest whose config has no inline cache (NotFoundError). */

@@ -25,6 +25,13 @@ const MAX_DOC = 4 << 20; // BuildKit reads cache configs up to 1 MiB; allow more
 const INDEX_TYPES = new Set(["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"]);
 const MANIFEST_TYPES = new Set(["application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"]);
 
+/** A link from a cache record to a key it was computed from (BuildKit's `CacheInput`). */
+export interface CacheInput {
+  key: Digest;
+  /** BuildKit's selector (a content checksum for content-based keys, a path); empty when none. */
+  selector?: string;
+}
+
 /** A layer blob of the cache, with what is known about it. */
 export interface CacheLayerBlob {
   digest: Digest;
@@ -73,6 +80,13 @@ export interface CacheImport {
    * content key (BuildKit's content-based selectors).
    */
   contentMapping(contentKey: Digest | string): Digest[];
+  /**
+   * What `key` was computed from, as the cache config links it: per input,
+   * the keys (and selectors) it may come from. Empty for the items and inline
+   * formats' keys without links. With {@link lookup}'s ChainIDs this is an
+   * `ExportRecord` (`planCacheExport`): how a cache is relayed.
+   */
+  inputs(key: Digest | string): CacheInput[][];
 }
 
 /** Options of {@link importCache}. */
@@ -164,6 +178,8 @@ interface Parsed {
   kind: CacheImport["kind"];
   byKey: Map<Digest, CacheChain[]>;
   byContent: Map<Digest, Digest[]>;
+  /** Records' input links, by key (records format only). */
+  inputs?: Map<Digest, CacheInput[][]>;
 }
 
 /** The records format (`layers` + `records`), given the blobs the source provides. */
@@ -222,6 +238,7 @@ export function parseCacheConfig(config: unknown, provided: Map<Digest, Desc>, k
   };
   const byKey = new Map<Digest, CacheChain[]>();
   const byContent = new Map<Digest, Digest[]>();
+  const inputsOf = new Map<Digest, CacheInput[][]>();
   recordsRaw.forEach((r, idx) => {
     if (!isObj(r)) throw bad(`records[${idx}] is not an object`);
     const key = optDigest(r.digest, `records[${idx}].digest`);
@@ -247,20 +264,27 @@ export function parseCacheConfig(config: unknown, provided: Map<Digest, Desc>, k
       if (ok) chains.push({ layers: c, ...(typeof res.createdAt === "string" ? { createdAt: res.createdAt } : {}) });
     }
     const inputs = Array.isArray(r.inputs) ? r.inputs : [];
+    const links: CacheInput[][] = [];
     for (const [j, group] of inputs.entries()) {
       if (!Array.isArray(group) || group.length === 0) throw bad(`invalid empty input ${j} for record ${idx}`);
+      const linked: CacheInput[] = [];
       for (const inp of group) {
         if (!isObj(inp) || typeof inp.link !== "number" || inp.link < 0 || inp.link >= recordsRaw.length) throw bad(`records[${idx}].inputs[${j}] has an invalid link`);
         const sel = typeof inp.selector === "string" && isSha256Digest(inp.selector) ? inp.selector : undefined;
         if (sel && key) byContent.set(sel, [...(byContent.get(sel) ?? []), key]);
+        const target = recordsRaw[inp.link] as unknown;
+        const linkKey = isObj(target) ? optDigest(target.digest, `records[${inp.link}].digest`) : undefined;
+        if (linkKey) linked.push({ key: linkKey, ...(typeof inp.selector === "string" && inp.selector ? { selector: inp.selector } : {}) });
       }
+      if (linked.length > 0) links.push(linked);
     }
+    if (key && links.length > 0) inputsOf.set(key, [...(inputsOf.get(key) ?? []), ...links]);
     if (key) {
       chains.sort((a, b) => (b.createdAt ?? "").localeCompare(a.createdAt ?? ""));
       byKey.set(key, [...(byKey.get(key) ?? []), ...chains]);
     }
   });
-  return { kind, byKey, byContent };
+  return { kind, byKey, byContent, inputs: inputsOf };
 }
 
 /** The early v0 `Items` format (Blobsum, CacheKey, ContentKey, DiffID, Parent). */
@@ -455,6 +479,10 @@ class Importer implements CacheImport {
 
   contentMapping(contentKey: Digest | string): Digest[] {
     return [...(this.parsed.byContent.get(contentKey as Digest) ?? [])];
+  }
+
+  inputs(key: Digest | string): CacheInput[][] {
+    return (this.parsed.inputs?.get(key as Digest) ?? []).map((g) => g.map((i) => ({ ...i })));
   }
 
   lookup(key: Digest | string): Promise<LookupResult | undefined> {

@@ -44,11 +44,13 @@ export {
 } from "./records.js";
 export type { CommitRefOptions, MutableRecord, MutableRef, NewRefOptions } from "./mutable.js";
 export { type BlobRef, contentStoreFetcher, type Fetcher, layoutDirFetcher, layoutTarFetcher, openLayout, verifyBytes } from "./fetcher.js";
+export { type CacheExportPlan, type ExportDescriptor, type ExportRecord, planCacheExport } from "./export.js";
 export {
   ANNOTATION_UNCOMPRESSED,
   CACHE_CONFIG_MEDIA_TYPE,
   type CacheChain,
   type CacheImport,
+  type CacheInput,
   type CacheLayerBlob,
   type ImportCacheOptions,
   importCache,

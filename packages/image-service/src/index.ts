@@ -111,6 +111,7 @@ export { type RemoteImage, resolveRemoteImage, resolveSourceImage, storeImage } 
 export { type PushCompression, type PushOptions, type PushResult, pushImage } from "./push.js";
 export { BLOB_INFO_CACHE_DIR, withBlobInfoCache } from "./registry.js";
 export { type CacheSourceOptions, type RegistryCacheOptions, registryFetcher, withCacheSource, withRegistryCache } from "./registry-cache.js";
+export { type CopyCacheOptions, type CopyCacheResult, copyCache, type ExportCacheOptions, type ExportCacheResult, exportCache } from "./cache-export.js";
 export { type CopyBetweenOptions, type CopyBetweenResult, type CopyLocation, type CopyProgress, copyBetween, parseCopyLocation } from "./copy.js";
 export { type EntryStatus, type MarkedEntry, sameContent, type StackedFile, StackedTree, stackLayers } from "./stack.js";
 export { computeEfficiency, type EfficiencyReport, type PathOccurrence, type WastedPath } from "./efficiency.js";

@@ -266,8 +266,8 @@ export function storeSource(store: Store, id: Digest, description = `berth:${id}
   };
 }
 
-/** A stored blob's bytes from `offset`. */
-async function* contentFrom(store: Store, digest: Digest, offset: number): AsyncGenerator<Uint8Array> {
+/** A stored blob's bytes from `offset` (what store sources send). */
+export async function* contentFrom(store: Store, digest: Digest, offset: number): AsyncGenerator<Uint8Array> {
   yield* fromOffset(await store.content.open(digest), offset);
 }
 

@@ -3,7 +3,7 @@ import { type Context, openContextStore } from "../context.js";
 import { UsageError } from "../exit.js";
 import { ago, humanSize, parseSize, table } from "../format.js";
 
-/** Register `cache du`, `cache prune`, `cache import`. */
+/** Register `cache du`, `cache prune`, `cache import`, `cache export`. */
 export function register(program: Command, ctx: Context): void {
   const cache = program.command("cache").alias("builder").description("Manage the build cache");
   const collect = (v: string, p: string[]) => [...p, v];
@@ -105,5 +105,41 @@ export function register(program: Command, ctx: Context): void {
         { manager: mgr, insecure: opts.insecure === true, ...(opts.tag ? { tag: opts.tag } : {}), onWarning: (m) => progress.note(`warning: ${m}`) },
         report,
       );
+    });
+
+  cache
+    .command("export")
+    .description("Export a BuildKit cache to a registry or an OCI layout (image-manifest form), relayed from a cache source")
+    .argument("<destination>", "docker://HOST/REPO:TAG, oci:DIR[:TAG], oci-archive:FILE[:TAG], or a directory (an OCI layout, tag latest)")
+    .requiredOption("--from <source>", "the cache to export: anything `cache import` takes (registry cache, OCI layout dir or tar, image with inline cache)")
+    .option("--tag <tag>", "which manifest of the source layout's index.json (default: the only one, or latest)")
+    .option("--insecure", "reach registries without TLS verification, or over plain http (loopback registries always are)")
+    .addHelpText(
+      "after",
+      "\nEvery key of the source is looked up (its layers fetched into the store and kept as cache records),\nthen the keys, their links and the chains that resolved are written where BuildKit's\n--cache-from type=registry / type=local and `berth cache import` read them.\n\nExamples:\n  berth cache export docker://127.0.0.1:5000/team/app:buildcache --from ./cache-layout\n  berth cache export ./cache-copy --from docker://registry.example/team/app:buildcache",
+    )
+    .action(async (destination: string, opts: { from: string; tag?: string; insecure?: boolean }) => {
+      const store = await openContextStore(ctx);
+      const { openCacheManager } = await import("@berth/cache");
+      const { copyCache } = await import("@berth/image-service");
+      const { copyReporter } = await import("./registry.js");
+      const progress = ctx.progress();
+      progress.note(`Exporting cache ${opts.from} to ${destination}`);
+      const r = await copyCache(store, opts.from, destination, {
+        manager: await openCacheManager(store),
+        insecure: opts.insecure === true,
+        ...(opts.tag ? { tag: opts.tag } : {}),
+        onWarning: (m) => progress.note(`warning: ${m}`),
+        onProgress: copyReporter(progress),
+      }).catch((err: unknown) => {
+        progress.stop();
+        throw err;
+      });
+      const count = (s: string) => r.blobs.filter((b) => b.status === s).length;
+      progress.summary(
+        `Exported ${r.records} cache key(s), ${r.results} with a layer chain (${r.found} of ${r.keys} found in the source): ${count("uploaded") + count("written")} blob(s) sent, ${count("mounted")} mounted, ${count("exists")} already there; manifest ${r.manifestsWritten > 0 ? "written" : "already there"}`,
+        { destination: r.destination, digest: r.digest, records: r.records, results: r.results, keys: r.keys, found: r.found, blobs: r.blobs.length },
+      );
+      ctx.out(`${r.digest}\n`);
     });
 }

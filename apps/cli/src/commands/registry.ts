@@ -7,7 +7,7 @@
  * shown the same way, the digest written on stdout.
  */
 import { parseCopyLocation, type PushCompression, type RegistryEvent } from "@berth/image-service";
-import { IMAGE_CONFIG_MEDIA_TYPES } from "@berth/oci";
+import { IMAGE_CONFIG_MEDIA_TYPES, MEDIA_TYPE_BUILDKIT_CACHE_CONFIG } from "@berth/oci";
 import { type Command, Option } from "commander";
 import { type Context, openContextService } from "../context.js";
 import { humanSize } from "../format.js";
@@ -17,13 +17,13 @@ const short = (digest: string) => digest.replace(/^sha256:/, "").slice(0, 12);
 
 /**
  * Progress of a copy, one item per layer (the config is not shown, as
- * docker does not); `resolved` gets the first event.
+ * docker does not; nor a cache's config); `resolved` gets the first event.
  */
-function copyReporter(progress: Progress, resolved: (e: Extract<RegistryEvent, { type: "resolved" }>) => void = () => {}): (e: RegistryEvent) => void {
+export function copyReporter(progress: Progress, resolved: (e: Extract<RegistryEvent, { type: "resolved" }>) => void = () => {}): (e: RegistryEvent) => void {
   const layers = new Set<string>();
   return (e) => {
     if (e.type === "resolved") resolved(e);
-    else if (e.type === "blob-start" && !IMAGE_CONFIG_MEDIA_TYPES.has(e.mediaType)) {
+    else if (e.type === "blob-start" && !IMAGE_CONFIG_MEDIA_TYPES.has(e.mediaType) && e.mediaType !== MEDIA_TYPE_BUILDKIT_CACHE_CONFIG) {
       layers.add(e.digest);
       progress.start(e.digest, short(e.digest), e.size);
     } else if (e.type === "blob-progress" && layers.has(e.digest)) progress.update(e.digest, e.bytes);
