@@ -23,8 +23,6 @@ export const ArchiveErrorCode = {
   DUPLICATE_ENTRY: "ERR_DUPLICATE_ENTRY",
   /** A JSON document (manifest.json, index.json, config, manifest) is larger than the limit. */
   JSON_TOO_LARGE: "ERR_JSON_TOO_LARGE",
-  /** The stream a save writes to closed before the archive was complete (UnavailableError; `pumpReader`'s code in @berth/layer-store too). */
-  OUTPUT_CLOSED: "ERR_OUTPUT_CLOSED",
   /** The archive ends in the middle of a header or an entry. */
   TRUNCATED: "ERR_TRUNCATED",
   /** A tar header is corrupt (bad checksum, bad number field). */

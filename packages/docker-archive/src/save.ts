@@ -12,10 +12,10 @@ import { once } from "node:events";
 import { open, rename, unlink } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
 import { Readable, type Writable } from "node:stream";
-import { type Digest, InvalidArgumentError, NotFoundError, SizeMismatchError, UnavailableError, chunksOf, digestHex, sha256, isSha256Digest } from "@berth/digest";
+import { type Digest, InvalidArgumentError, NotFoundError, SizeMismatchError, chunksOf, digestHex, sha256, isSha256Digest } from "@berth/digest";
 import { parseReference } from "@berth/image-store";
-import { type ContentReader, PositionalWriter, pumpReader } from "@berth/layer-store";
-import { ArchiveErrorCode, digestMismatch } from "./errors.js";
+import { type ContentReader, drained, PositionalWriter, pumpReader } from "@berth/layer-store";
+import { digestMismatch } from "./errors.js";
 import type { ArchiveStore } from "./store.js";
 import { TAR_TRAILER_SIZE, tarEntrySize, tarHeader, tarPadding } from "./tar.js";
 import {
@@ -421,7 +421,7 @@ export async function writePlan(plan: SavePlan, out: Writable, opts: WritePlanOp
   const put = async (c: Uint8Array) => {
     signal?.throwIfAborted();
     progress(c.length);
-    if (!out.write(c)) await waitDrain(out, signal);
+    if (!out.write(c)) await drained(out, signal);
   };
   for (const e of plan.entries) {
     await put(tarHeader({ name: e.name, type: e.type, size: e.size, mtime: plan.mtime }));
@@ -567,33 +567,3 @@ export function planEntryRanges(plan: SavePlan): PlanEntryRange[] {
 /** Bytes of archive writes in flight at once (reading, the thread pool and the disk overlap). */
 const WRITE_AHEAD = 32 << 20;
 
-function waitDrain(w: Writable, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      w.off("drain", onDrain);
-      w.off("error", onError);
-      w.off("close", onClose);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const onDrain = () => {
-      cleanup();
-      resolve();
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const onClose = () => {
-      cleanup();
-      reject(new UnavailableError("output stream closed before the archive was complete", { code: ArchiveErrorCode.OUTPUT_CLOSED }));
-    };
-    const onAbort = () => {
-      cleanup();
-      reject(signal!.reason);
-    };
-    w.on("drain", onDrain);
-    w.on("error", onError);
-    w.on("close", onClose);
-    signal?.addEventListener("abort", onAbort);
-  });
-}

@@ -40,7 +40,7 @@ export { layerMediaType, MEDIA_TYPES } from "@berth/oci";
 export { createMemoryLayerStore } from "./memory.js";
 export { type LockOptions, withLock } from "./lock.js";
 export { fsyncDir, writeFileAtomic, TEMP_SUFFIX } from "./fsutil.js";
-export { PUMP_BUFFERS, PUMP_CHUNK, type PumpOptions, pumpReader } from "./pump.js";
+export { drained, PUMP_BUFFERS, PUMP_CHUNK, type PumpOptions, pumpReader } from "./pump.js";
 export { EARLY_SYNC, PositionalWriter, type PositionalWriterOptions } from "./poswriter.js";
 export { currentOwner, isOwnerAlive, ownerToken, parseOwnerToken, type ProcessOwner } from "./fsutil.js";
 export { checkDigest } from "./paths.js";

@@ -51,7 +51,7 @@ function handsChunksOn(out: Writable): boolean {
  * only for Writables that are done with a chunk at its write callback
  * (sockets, HTTP responses, file streams, stdout); others get a new buffer
  * per chunk, as a stream would give them. Does not close `reader`.
- * @throws UnavailableError `ERR_OUTPUT_CLOSED` when `out` closes or fails first;
+ * @throws the Writable's own error; UnavailableError `ERR_OUTPUT_CLOSED` when it closes first;
  *   DataIntegrityError `ERR_BLOB_TRUNCATED` when the blob ends before `end`;
  *   `signal.reason` on abort
  */
@@ -85,7 +85,7 @@ export async function pumpReader(reader: ContentReader, out: Writable, opts: Pum
       signal?.throwIfAborted();
       onChunk?.(chunk);
       written += chunk.byteLength;
-      if (!out.write(chunk, () => ring.release(buf))) await ring.drained();
+      if (!out.write(chunk, () => ring.release(buf))) await drained(out, signal);
     }
   } finally {
     // a read still in flight (the loop failed) ends without being waited for
@@ -122,7 +122,7 @@ class BufferRing {
         this.#made++;
         return Buffer.allocUnsafe(this.size);
       }
-      await this.#until(undefined);
+      await this.#released();
     }
   }
 
@@ -141,40 +141,53 @@ class BufferRing {
     w?.();
   }
 
-  /** Resolves on `drain`. */
-  drained(): Promise<void> {
-    return this.#until("drain");
-  }
-
-  /** Wait for `event` on the Writable, or (without one) for the next release. */
-  #until(event: "drain" | undefined): Promise<void> {
-    const { out, signal } = this;
-    return new Promise<void>((resolve, reject) => {
-      const cleanup = () => {
-        if (event) out.off(event, done);
-        else this.#wake = undefined;
-        out.off("close", gone);
-        out.off("error", gone);
-        signal?.removeEventListener("abort", gone);
+  /** Wait for the next release (or the ring's end). */
+  #released(): Promise<void> {
+    return untilOr(this.out, this.signal, (wake) => {
+      this.#wake = wake;
+      return () => {
+        this.#wake = undefined;
       };
-      const done = () => {
-        cleanup();
-        resolve();
-      };
-      const gone = () => {
-        cleanup();
-        reject(
-          signal?.aborted
-            ? signal.reason
-            : new UnavailableError("the output closed before the copy was complete", { code: LayerStoreErrorCode.OUTPUT_CLOSED }),
-        );
-      };
-      if (signal?.aborted || out.destroyed) return gone();
-      if (event) out.on(event, done);
-      else this.#wake = done;
-      out.on("close", gone);
-      out.on("error", gone);
-      signal?.addEventListener("abort", gone);
     });
   }
+}
+
+/**
+ * Resolves on the Writable's `drain`; rejects with its error, with
+ * `ERR_OUTPUT_CLOSED` when it closes first, or with the signal's reason.
+ */
+export function drained(out: Writable, signal?: AbortSignal): Promise<void> {
+  return untilOr(out, signal, (wake) => {
+    out.on("drain", wake);
+    return () => out.off("drain", wake);
+  });
+}
+
+/** Wait for what `arm` hooks up (it returns its unhook), unless `out` fails or closes, or `signal` aborts first. */
+function untilOr(out: Writable, signal: AbortSignal | undefined, arm: (wake: () => void) => () => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let disarm = () => {};
+    const cleanup = () => {
+      disarm();
+      out.off("close", onClose);
+      out.off("error", onError);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const fail = (err: unknown) => {
+      cleanup();
+      reject(err);
+    };
+    const onAbort = () => fail(signal!.reason);
+    const onError = (err: Error) => fail(err);
+    const onClose = () => fail(new UnavailableError("the output closed before the copy was complete", { code: LayerStoreErrorCode.OUTPUT_CLOSED }));
+    if (signal?.aborted) return onAbort();
+    if (out.destroyed) return onClose();
+    disarm = arm(() => {
+      cleanup();
+      resolve();
+    });
+    out.on("close", onClose);
+    out.on("error", onError);
+    signal?.addEventListener("abort", onAbort);
+  });
 }

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { InvalidArgumentError } from "@berth/digest";
+import { drained } from "@berth/layer-store";
 import { EngineErrorCode } from "./errors.js";
 
 /**
@@ -57,15 +58,7 @@ export class JsonMessageStream {
     const { res } = this;
     if (res.write(`${JSON.stringify(message)}\r\n`)) return Promise.resolve();
     // a client that left never drains: its close ends the wait (later writes are dropped)
-    return new Promise((resolve) => {
-      const done = () => {
-        res.off("drain", done);
-        res.off("close", done);
-        resolve();
-      };
-      res.on("drain", done);
-      res.on("close", done);
-    });
+    return drained(res).catch(() => {});
   }
 
   /** Write dockerd's in-stream error message. */
