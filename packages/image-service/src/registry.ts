@@ -535,9 +535,11 @@ export async function withClient<T>(opts: Pick<RegistryOptions, "client" | "inse
 /** Where the store keeps its blob-info cache, under its root. */
 export const BLOB_INFO_CACHE_DIR = join("cache", "registry");
 
-/** Run `fn` with `given`, or with the store's blob-info cache, flushed afterwards (a failed flush costs hints, never the push). */
+/** Run `fn` with `given`, or with the store's blob-info cache, flushed afterwards (a failed flush costs hints, never the push); a memory store's lasts the call. */
 export async function withBlobInfoCache<T>(store: Store, given: BlobInfoCache | undefined, fn: (cache: BlobInfoCache) => Promise<T>): Promise<T> {
   if (given) return fn(given);
+  // a store without a file system (openMemoryStore) keeps its hints for the call
+  if (store.root.startsWith("memory:")) return fn(BlobInfoCache.memory());
   const dir = join(store.root, BLOB_INFO_CACHE_DIR);
   await mkdir(dir, { recursive: true });
   const cache = await BlobInfoCache.open(dir);
