@@ -73,9 +73,7 @@ export class UploadSessions {
     }
     s.busy = true;
     try {
-      for await (const c of chunk.body) {
-        if (c.byteLength > 0) await s.writer.write(c);
-      }
+      await writeBody(s.writer, chunk.body);
     } finally {
       s.busy = false;
       s.touched = Date.now();
@@ -127,4 +125,46 @@ export class UploadSessions {
   async close(): Promise<void> {
     for (const s of [...this.#sessions.values()]) await this.#end(s);
   }
+}
+
+/** Pieces an upload body is gathered into before each write (a socket delivers 64 KiB at a time). */
+const UPLOAD_PIECE = 1 << 20;
+/** Writes of one upload in flight at once. */
+const UPLOAD_WRITES = 4;
+
+/**
+ * Write a request body into the ingest: gathered into 1 MiB pieces and up to
+ * four writes in flight (the writer hashes in call order and writes each piece
+ * at its own offset), instead of one 64 KiB write awaited at a time — a
+ * 256 MiB PATCH waited on 4,096 round trips to the thread pool. A body that
+ * fails part way still has what came written (the client resumes from the
+ * offset). Every write has settled when this returns or throws.
+ */
+async function writeBody(writer: BlobWriter, body: AsyncIterable<Uint8Array>): Promise<void> {
+  const inFlight: Promise<void>[] = [];
+  let parts: Uint8Array[] = [];
+  let held = 0;
+  const flush = () => {
+    if (held === 0) return;
+    inFlight.push(writer.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, held)));
+    parts = [];
+    held = 0;
+  };
+  let stopped: { err: unknown } | undefined;
+  try {
+    for await (const c of body) {
+      if (c.byteLength === 0) continue;
+      parts.push(c);
+      held += c.byteLength;
+      if (held < UPLOAD_PIECE) continue;
+      flush();
+      if (inFlight.length >= UPLOAD_WRITES) await inFlight.shift();
+    }
+  } catch (err) {
+    stopped = { err };
+  }
+  flush();
+  const failed = (await Promise.allSettled(inFlight)).find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (stopped) throw stopped.err;
+  if (failed) throw failed.reason;
 }
