@@ -8,13 +8,16 @@
  * facts.
  * @module
  */
-import { type ByteSource, type Digest, DigestMismatchError } from "@berth/digest";
+import { type ByteSource, coalesceChunks, type Digest, DigestMismatchError } from "@berth/digest";
 import { layerMediaType } from "@berth/oci";
 import { checkSize, verifyExpected } from "./content-common.js";
 import { checkDigest } from "./paths.js";
 import { LayerScan, type ScanFacts } from "./scan.js";
 import { claimSource } from "./source.js";
 import type { BlobInfo, ContentStore, IngestLayerOptions, LayerBlobFacts } from "./types.js";
+
+/** Bytes gathered before each write and scan of a streamed blob (chunks at least this large pass as they are). */
+const INGEST_PIECE = 512 << 10;
 
 const DEFAULT_MAX_UNCOMPRESSED = 2 ** 40;
 
@@ -58,7 +61,10 @@ export async function ingestLayerBlob(content: ContentStore, source: ByteSource,
   const scan = newScan(opts);
   try {
     let read = 0;
-    for await (const chunk of input) {
+    // pipes and sockets deliver 64 KiB at a time, and each piece costs a write
+    // and a scan round trip whatever its size: small chunks are gathered first
+    // (`berth import -` of a 512 MiB tar from a pipe: 1.34–1.41 → 1.20–1.22 s)
+    for await (const chunk of coalesceChunks(input, INGEST_PIECE)) {
       await Promise.all([writer.write(chunk), scan.push(chunk)]);
       read += chunk.length;
       opts.onProgress?.(read);

@@ -146,7 +146,9 @@ async function writeBody(writer: BlobWriter, body: AsyncIterable<Uint8Array>): P
   let held = 0;
   const flush = () => {
     if (held === 0) return;
-    inFlight.push(writer.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, held)));
+    const w = writer.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, held));
+    w.catch(() => {}); // a write that fails while an earlier one is awaited is seen below, not unhandled
+    inFlight.push(w);
     parts = [];
     held = 0;
   };
