@@ -162,6 +162,11 @@ describe.skipIf(!reg)("berth cache export to a registry and a layout", { timeout
     expect(index.manifests.map((e) => e.annotations["org.opencontainers.image.ref.name"])).toEqual(["latest"]);
     const fromLayout = await berthOk(["cache", "import", dir], { root: join(tmp.dir, "cache-export-d") });
     expect(fromLayout.stdout).toBe(imported.stdout);
+
+    // a destination that names nothing fails at once (exit 2), before the source is read
+    const bad = await berth(["cache", "export", "docker://", "--from", join(tmp.dir, "nowhere")], { root });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('invalid image location "docker://"');
   });
 });
 

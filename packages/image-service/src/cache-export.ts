@@ -129,6 +129,7 @@ export interface CopyCacheResult extends ExportCacheResult {
  */
 export async function copyCache(store: Store, source: string, dest: string, opts: CopyCacheOptions = {}): Promise<CopyCacheResult> {
   const { onProgress, now, ...from } = opts;
+  cacheDestination(dest); // a bad destination fails before any lookup fetches a layer
   return withCacheSource(store, source, from, async (imp: CacheImport) => {
     const records: ExportRecord[] = [];
     let found = 0;
