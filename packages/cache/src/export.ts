@@ -112,13 +112,12 @@ export async function planCacheExport(store: { layers: Pick<LayerStore, "get"> }
     }
     if (rec.inputs.length > 0) {
       out.inputs = rec.inputs.map((group, i) =>
-        (group ?? []).map((inp) => {
+        group.map((inp) => {
           const link = keyIndex.get(inp.key);
           if (link === undefined) throw badRecord(`record ${key}: input ${i} links to ${inp.key}, which is not exported`);
           return { ...(inp.selector ? { selector: inp.selector } : {}), link };
         }),
       );
-      if ((out.inputs as unknown[]).some((g) => (g as unknown[]).length === 0)) throw badRecord(`record ${key}: an input lists no key`);
     }
     outRecords.push(out);
   }
@@ -141,17 +140,18 @@ export async function planCacheExport(store: { layers: Pick<LayerStore, "get"> }
   });
   const configBytes = new TextEncoder().encode(JSON.stringify({ layers: configLayers, records: outRecords }));
   const config = { bytes: configBytes, digest: sha256(configBytes), size: configBytes.length };
+  const manifestLayers = [...blobs.values()];
   const manifestDoc = {
     schemaVersion: 2,
     mediaType: MEDIA_TYPE_OCI_MANIFEST,
     config: { mediaType: CACHE_CONFIG_MEDIA_TYPE, digest: config.digest, size: config.size },
-    layers: [...blobs.values()],
+    layers: manifestLayers,
   };
   const manifestBytes = new TextEncoder().encode(JSON.stringify(manifestDoc));
   return {
     manifest: { bytes: manifestBytes, digest: sha256(manifestBytes), mediaType: MEDIA_TYPE_OCI_MANIFEST, size: manifestBytes.length },
     config,
-    layers: [...blobs.values()],
+    layers: manifestLayers,
     records: outRecords.length,
     results,
   };

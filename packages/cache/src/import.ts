@@ -10,20 +10,19 @@
  */
 import { coalesceChunks, DataIntegrityError, type Digest, hasCode, InvalidArgumentError, isSha256Digest, NotFoundError, parseDigest } from "@berth/digest";
 import type { LayerStore } from "@berth/layer-store";
+import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MEDIA_TYPE_BUILDKIT_CACHE_CONFIG } from "@berth/oci";
 import { type BlobRef, type Fetcher, openLayout } from "./fetcher.js";
 import type { CacheManager, CacheRef } from "./records.js";
 import { CacheErrorCode } from "./errors.js";
 
 /** Media type of BuildKit's cache config blob (both the records and the old items format). */
-export const CACHE_CONFIG_MEDIA_TYPE = "application/vnd.buildkit.cacheconfig.v0";
+export const CACHE_CONFIG_MEDIA_TYPE = MEDIA_TYPE_BUILDKIT_CACHE_CONFIG;
 /** The image-config field BuildKit's inline cache lives in. */
 export const INLINE_CACHE_FIELD = "moby.buildkit.cache.v0";
 /** Annotation carrying a layer's DiffID (containerd's `LabelUncompressed`). */
 export const ANNOTATION_UNCOMPRESSED = "containerd.io/uncompressed";
 
 const MAX_DOC = 4 << 20; // BuildKit reads cache configs up to 1 MiB; allow more, still bounded
-const INDEX_TYPES = new Set(["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"]);
-const MANIFEST_TYPES = new Set(["application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"]);
 
 /** A link from a cache record to a key it was computed from (BuildKit's `CacheInput`). */
 export interface CacheInput {
@@ -167,8 +166,8 @@ function field(o: Record<string, unknown>, name: string): unknown {
 
 function detectType(doc: Record<string, unknown>, declared?: string): "index" | "manifest" {
   const mt = typeof doc.mediaType === "string" ? doc.mediaType : declared;
-  if (mt && INDEX_TYPES.has(mt)) return "index";
-  if (mt && MANIFEST_TYPES.has(mt)) return "manifest";
+  if (mt && INDEX_MEDIA_TYPES.has(mt)) return "index";
+  if (mt && MANIFEST_MEDIA_TYPES.has(mt)) return "manifest";
   if (Array.isArray(doc.manifests)) return "index";
   if (isObj(doc.config) && Array.isArray(doc.layers)) return "manifest";
   throw bad(`unsupported or uninferrable manifest type ${JSON.stringify(mt ?? "")}`);
@@ -422,7 +421,7 @@ export async function importCache(target: { layers: LayerStore }, source: Fetche
       // An index of images: the inline caches of its manifests, combined.
       const combined: Parsed = { kind: "inline", byKey: new Map(), byContent: new Map() };
       for (const d of provided.values()) {
-        if (d.mediaType && !MANIFEST_TYPES.has(d.mediaType)) continue;
+        if (d.mediaType && !MANIFEST_MEDIA_TYPES.has(d.mediaType)) continue;
         const m = parseJson(await fetcher.readBytes(d, MAX_DOC), `manifest ${d.digest}`);
         if (!isObj(m) || !isObj(m.config) || !Array.isArray(m.layers) || m.layers.length === 0) continue;
         const layersDesc = m.layers.map((l, i) => desc(l, `manifest ${d.digest} layers[${i}]`));

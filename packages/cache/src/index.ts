@@ -78,6 +78,7 @@ export { pruneChainSnapshots, type SnapshotSummary, summarizeSnapshots } from ".
 export { applyStoredLayer, type ChainSnapshot, type ChainSnapshotStore, type EnsureChainOptions, ensureChainSnapshot, layerChain } from "./snapshot/chain.js";
 export { SnapshotErrorCode, type SnapshotErrorCodeValue } from "./errors.js";
 export { normalizeLayerPath } from "./snapshot/safepath.js";
+export { programVersion } from "./snapshot/programs.js";
 export {
   type CleanupResult,
   diskUsage,

@@ -372,15 +372,27 @@ class BodyCheck {
   }
 }
 
-/** The archive bytes of a plan, as chunks (headers, bodies, padding, trailer). */
-export async function* planChunks(plan: SavePlan, options: { verify?: boolean } = {}): AsyncGenerator<Uint8Array> {
+/** An entry whose stored blob {@link writePlan} copies with its reader (see `planPieces`). */
+interface ReaderBody {
+  entry: PlanEntry & { reader: () => Promise<ContentReader> };
+}
+
+/**
+ * A plan's archive in order: headers, bodies, padding, trailer as bytes —
+ * except, with `readers`, the body of an entry that has a reader, which comes
+ * as that entry for the caller to copy. Streamed bodies are counted (and with
+ * `verify` hashed) as they pass.
+ */
+async function* planPieces(plan: SavePlan, verify: boolean | undefined, readers: boolean): AsyncGenerator<Uint8Array | ReaderBody> {
   for (const e of plan.entries) {
     yield tarHeader({ name: e.name, type: e.type, size: e.size, mtime: plan.mtime });
     if (e.type !== "file") continue;
     if (e.bytes) {
       yield e.bytes;
+    } else if (readers && e.reader) {
+      yield { entry: e as ReaderBody["entry"] };
     } else if (e.open) {
-      const check = new BodyCheck(e, options.verify);
+      const check = new BodyCheck(e, verify);
       for await (const c of await e.open()) {
         check.add(c);
         yield c;
@@ -391,6 +403,11 @@ export async function* planChunks(plan: SavePlan, options: { verify?: boolean } 
     if (pad.length) yield pad;
   }
   yield new Uint8Array(TAR_TRAILER_SIZE);
+}
+
+/** The archive bytes of a plan, as chunks (headers, bodies, padding, trailer). */
+export function planChunks(plan: SavePlan, options: { verify?: boolean } = {}): AsyncGenerator<Uint8Array> {
+  return planPieces(plan, options.verify, false) as AsyncGenerator<Uint8Array>;
 }
 
 /** Options of {@link writePlan}. */
@@ -418,43 +435,30 @@ export async function writePlan(plan: SavePlan, out: Writable, opts: WritePlanOp
     written += n;
     onProgress?.({ bytesWritten: written, total: plan.size });
   };
-  const put = async (c: Uint8Array) => {
+  for await (const piece of planPieces(plan, opts.verify, true)) {
     signal?.throwIfAborted();
-    progress(c.length);
-    if (!out.write(c)) await drained(out, signal);
-  };
-  for (const e of plan.entries) {
-    await put(tarHeader({ name: e.name, type: e.type, size: e.size, mtime: plan.mtime }));
-    if (e.type !== "file") continue;
-    if (e.bytes) await put(e.bytes);
-    else if (e.reader) {
-      const check = new BodyCheck(e, opts.verify);
-      const reader = await e.reader();
-      try {
-        if (reader.size !== e.size) throw new SizeMismatchError(`blob ${e.digest} for ${e.name} is ${reader.size} bytes, expected ${e.size}`);
-        await pumpReader(reader, out, {
-          ...(signal ? { signal } : {}),
-          onChunk: (c) => {
-            check.add(c);
-            progress(c.length);
-          },
-        });
-      } finally {
-        await reader.close();
-      }
-      check.end();
-    } else if (e.open) {
-      const check = new BodyCheck(e, opts.verify);
-      for await (const c of await e.open()) {
-        check.add(c);
-        await put(c);
-      }
-      check.end();
+    if (piece instanceof Uint8Array) {
+      progress(piece.length);
+      if (!out.write(piece)) await drained(out, signal);
+      continue;
     }
-    const pad = tarPadding(e.size);
-    if (pad.length) await put(pad);
+    const e = piece.entry;
+    const check = new BodyCheck(e, opts.verify);
+    const reader = await e.reader();
+    try {
+      if (reader.size !== e.size) throw new SizeMismatchError(`blob ${e.digest} for ${e.name} is ${reader.size} bytes, expected ${e.size}`);
+      await pumpReader(reader, out, {
+        ...(signal ? { signal } : {}),
+        onChunk: (c) => {
+          check.add(c);
+          progress(c.length);
+        },
+      });
+    } finally {
+      await reader.close();
+    }
+    check.end();
   }
-  await put(new Uint8Array(TAR_TRAILER_SIZE));
   return written;
 }
 

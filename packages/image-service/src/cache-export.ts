@@ -15,6 +15,7 @@ import { type CacheImport, type ExportRecord, planCacheExport } from "@berth/cac
 import type { Digest } from "@berth/digest";
 import type { Store } from "@berth/image-store";
 import { copyImage, type ImageLocation, type ImageSource, openDestination, parseImageLocation } from "@berth/registry";
+import { describeLocation } from "./copy.js";
 import { contentFrom, type RegistryOptions, type TransferredBlob, transferred, withBlobInfoCache, withClient } from "./registry.js";
 import { type CacheSourceOptions, withCacheSource } from "./registry-cache.js";
 
@@ -48,11 +49,6 @@ function cacheDestination(dest: string): ImageLocation {
     return loc.transport !== "docker" && loc.refName === undefined ? { ...loc, refName: "latest" } : loc;
   }
   return { transport: "oci", dir: dest, refName: "latest" };
-}
-
-function describe(loc: ImageLocation): string {
-  if (loc.transport === "docker") return `docker://${loc.reference.string}`;
-  return `${loc.transport}:${loc.transport === "oci" ? loc.dir : loc.file}${loc.refName !== undefined ? `:${loc.refName}` : ""}`;
 }
 
 /**
@@ -91,7 +87,7 @@ export async function exportCache(store: Store, records: readonly ExportRecord[]
         });
         ok = true;
         return {
-          destination: describe(loc),
+          destination: describeLocation(loc),
           digest: copied.digest,
           size: copied.size,
           configDigest: plan.config.digest,

@@ -99,7 +99,8 @@ function storeName(name: string): ReturnType<typeof parseReference> {
 }
 
 /** A location as skopeo prints it. */
-function describe(loc: CopyLocation): string {
+/** A location as skopeo names it (`docker://…`, `oci:DIR[:REF]`, `berth:NAME`, …). */
+export function describeLocation(loc: CopyLocation): string {
   if (loc.transport === "berth") return `berth:${loc.name}`;
   if (loc.transport === "docker") return `docker://${loc.reference.string}`;
   if (loc.transport === "docker-archive") return `docker-archive:${loc.file}${loc.ref !== undefined ? `:${loc.ref}` : ""}`;
@@ -122,7 +123,7 @@ export async function copyBetween(store: Store, from: string | CopyLocation, to:
   if (src.transport === "berth" && dst.transport === "berth") throw invalid("a copy within the store is a tag: use `berth tag`");
   if (opts.allPlatforms && opts.platform !== undefined) throw invalid("give a platform or all platforms, not both");
   if (src.transport === "docker-archive" || dst.transport === "docker-archive") return viaArchive(store, src, dst, opts);
-  const ends = { source: describe(src), destination: describe(dst) };
+  const ends = { source: describeLocation(src), destination: describeLocation(dst) };
   const call = {
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -194,7 +195,7 @@ function result(ends: { source: string; destination: string }, copied: CopyResul
  * the source's name, when it has one).
  */
 async function viaArchive(store: Store, src: CopyLocation, dst: CopyLocation, opts: CopyBetweenOptions): Promise<CopyBetweenResult> {
-  const ends = { source: describe(src), destination: describe(dst) };
+  const ends = { source: describeLocation(src), destination: describeLocation(dst) };
   const call = opts.signal ? { signal: opts.signal } : {};
   const dir = await mkdtemp(join(tmpdir(), "berth-docker-archive-"));
   const temp = await openStore({ root: dir });

@@ -7,25 +7,13 @@
  * level on every run, which the blob-info cache relies on.
  * @module
  */
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { pipeline, Readable } from "node:stream";
-import { promisify } from "node:util";
 import * as zlib from "node:zlib";
+import { programVersion } from "@berth/cache";
 
 /** A layer tar's bytes, compressed. */
 export type Compress = (tar: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>;
-
-const run = promisify(execFile);
-let program: Promise<boolean> | undefined;
-
-/** Whether the `zstd` program runs here (looked up once). */
-function haveZstdProgram(): Promise<boolean> {
-  program ??= run("zstd", ["--version"]).then(
-    () => true,
-    () => false,
-  );
-  return program;
-}
 
 /** Node's zstd encoder, streamed. */
 function nodeZstd(create: () => NodeJS.ReadWriteStream): Compress {
@@ -71,5 +59,5 @@ async function* programZstd(tar: AsyncIterable<Uint8Array>): AsyncGenerator<Uint
 export async function zstdCompressor(): Promise<Compress | undefined> {
   const create = (zlib as { createZstdCompress?: () => NodeJS.ReadWriteStream }).createZstdCompress;
   if (create) return nodeZstd(create);
-  return (await haveZstdProgram()) ? programZstd : undefined;
+  return (await programVersion("zstd")) !== undefined ? programZstd : undefined;
 }

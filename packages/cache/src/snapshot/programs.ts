@@ -1,7 +1,7 @@
 /**
- * The programs the snapshot code runs where Node has no call of its own (GNU
- * cp and setpriv, btrfs, setfattr): `cmd --version`, asked once per command
- * and process.
+ * The programs berth runs where Node has no call of its own (GNU cp and
+ * setpriv, btrfs, setfattr here; `@berth/image-service`'s zstd for pushes):
+ * `cmd --version`, asked once per command and process.
  * @module
  */
 import { execFile } from "node:child_process";
