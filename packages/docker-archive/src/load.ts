@@ -194,13 +194,16 @@ export async function load(store: ArchiveStore, source: ArchiveSource, options: 
   let tx: LoadTransaction;
   try {
     options.signal?.throwIfAborted();
+    // Large enough to have an entry for the workers: start them now, so that
+    // their start-up (~35 ms each) overlaps taking the lease and reading the
+    // archive's first headers.
+    if (workers && (fileSize ?? 0) >= workerMinEntry) workers.warm();
     tx = await LoadTransaction.begin(store);
   } catch (err) {
     stream?.release();
+    await workers?.close();
     throw err;
   }
-  // Large enough to have an entry for the workers: start them while this thread reads.
-  if (workers && (fileSize ?? 0) >= workerMinEntry) workers.warm();
   let failed = false;
   try {
     const entries = await readEntries({
