@@ -9,10 +9,11 @@ import { closeSync, fdatasync, openSync, readSync, writeSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import { sha256 } from "@berth/digest";
 import { truncated } from "./errors.js";
-import { type IngestJob, toWire } from "./pool.js";
+import type { IngestJob } from "./pool.js";
 // The module alone: worker threads load this and should start fast.
 import { EARLY_SYNC } from "@berth/layer-store/poswriter";
 import { LayerScan } from "@berth/layer-store/scan";
+import { toWire } from "@berth/layer-store/threads";
 
 /** Read/write size: read, hash and write of one buffer stay within a core's L2 cache. */
 const CHUNK = 512 << 10;

@@ -12,11 +12,11 @@
  * system time of 1 MiB ones (the L2 cache here is 1 MiB per core).
  * @module
  */
-import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import * as errors from "@berth/digest";
+import type { BerthError, Digest } from "@berth/digest";
 import type { ScanFacts } from "@berth/layer-store/scan";
+import { fromWire, type WireError, workerExecArgv, workerScript } from "@berth/layer-store/threads";
 
 /** One entry for a worker: `size` bytes at `offset` of `file`, into the ingest file `path`. */
 export interface IngestJob {
@@ -32,88 +32,16 @@ export interface IngestJob {
 
 /** What a worker found: the blob's digest and the scan's facts. */
 export interface IngestDone {
-  digest: errors.Digest;
+  digest: Digest;
   facts: ScanFacts;
 }
 
-/** An error as it crosses threads: enough to rebuild the typed error. */
-export interface WireError {
-  name: string;
-  message: string;
-  code?: string;
-  details?: Record<string, unknown>;
-  errno?: number;
-  syscall?: string;
-}
-
-/** Flatten an error for postMessage (which keeps no class). */
-export function toWire(err: unknown): WireError {
-  if (!(err instanceof Error)) return { name: "Error", message: String(err) };
-  const e = err as Error & { code?: unknown; details?: unknown; errno?: unknown; syscall?: unknown };
-  return {
-    name: e.name,
-    message: e.message,
-    ...(typeof e.code === "string" ? { code: e.code } : {}),
-    ...(e.details && typeof e.details === "object" ? { details: e.details as Record<string, unknown> } : {}),
-    ...(typeof e.errno === "number" ? { errno: e.errno } : {}),
-    ...(typeof e.syscall === "string" ? { syscall: e.syscall } : {}),
-  };
-}
-
-type ErrorClass = new (message: string, options?: { code?: string; details?: Record<string, unknown> }) => errors.BerthError;
-/** berth's error classes by name: each takes (message, { code, details }). */
-const CLASSES: Record<string, ErrorClass> = {
-  NotFoundError: errors.NotFoundError,
-  AlreadyExistsError: errors.AlreadyExistsError,
-  InvalidArgumentError: errors.InvalidArgumentError,
-  FailedPreconditionError: errors.FailedPreconditionError,
-  UnavailableError: errors.UnavailableError,
-  DataIntegrityError: errors.DataIntegrityError,
-  DigestMismatchError: errors.DigestMismatchError,
-  SizeMismatchError: errors.SizeMismatchError,
-  DecompressionLimitError: errors.DecompressionLimitError,
-  CorruptDataError: errors.CorruptDataError,
-};
-
-/** Rebuild an error of {@link toWire}: berth's typed errors keep their class and code, system errors their code. */
-export function fromWire(w: WireError): Error {
-  const cls = CLASSES[w.name];
-  if (cls) return new cls(w.message, { ...(w.code ? { code: w.code } : {}), ...(w.details ? { details: w.details } : {}) });
-  const err = new Error(w.message) as NodeJS.ErrnoException;
-  if (w.code) err.code = w.code;
-  if (w.errno !== undefined) err.errno = w.errno;
-  if (w.syscall) err.syscall = w.syscall;
-  return err;
-}
-
 /** Message from a worker. */
-type Reply = { id: number; digest: errors.Digest; facts: Omit<ScanFacts, "notTar"> & { notTar?: WireError } } | { id: number; error: WireError };
+type Reply = { id: number; digest: Digest; facts: Omit<ScanFacts, "notTar"> & { notTar?: WireError } } | { id: number; error: WireError };
 
 /** Worker threads by default: one per core, at most 4. */
 export function defaultThreads(): number {
   return Math.max(1, Math.min(4, availableParallelism()));
-}
-
-/** The worker script: beside this module once built; tests running the sources use the build's. */
-function workerUrl(): URL {
-  const here = new URL("./ingest-worker.js", import.meta.url);
-  return existsSync(here) ? here : new URL("../dist/ingest-worker.js", import.meta.url);
-}
-
-/**
- * The worker runs berth's built JavaScript: it keeps the parent's flags but
- * not its export conditions (a development setup's `--conditions=source`, as
- * under vitest, would point its imports at TypeScript sources).
- */
-function workerExecArgv(): string[] {
-  const out: string[] = [];
-  const argv = process.execArgv;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--conditions" || a === "-C") i++;
-    else if (!a.startsWith("--conditions=") && !a.startsWith("-C=")) out.push(a);
-  }
-  return out;
 }
 
 interface Slot {
@@ -189,7 +117,7 @@ export class IngestPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(workerUrl(), { workerData: { cancel: this.#cancel }, execArgv: workerExecArgv() });
+    const worker = new Worker(workerScript("ingest-worker.js", import.meta.url), { workerData: { cancel: this.#cancel }, execArgv: workerExecArgv() });
     const slot: Slot = { worker, job: undefined };
     worker.on("message", (m: Reply) => {
       const job = slot.job;
@@ -198,7 +126,7 @@ export class IngestPool {
       if ("error" in m) job.reject(fromWire(m.error));
       else {
         const { notTar, ...facts } = m.facts;
-        job.resolve({ digest: m.digest, facts: notTar ? { ...facts, notTar: fromWire(notTar) as errors.BerthError } : facts });
+        job.resolve({ digest: m.digest, facts: notTar ? { ...facts, notTar: fromWire(notTar) as BerthError } : facts });
       }
       this.#dispatch();
     });

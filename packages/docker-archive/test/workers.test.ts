@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CorruptDataError, DataIntegrityError, InvalidArgumentError } from "@berth/digest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { fromWire, toWire } from "../src/pool.js";
+import { fromWire, toWire } from "@berth/layer-store/threads";
 import { FileSource, READ_CHUNK } from "../src/source.js";
 import { readTar } from "../src/tar.js";
 import { tarOf } from "./helpers.js";
