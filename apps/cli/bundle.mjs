@@ -11,6 +11,8 @@
 // What the bundle needs beside it, in `dist/`, found relative to its own URL as
 // the unbundled modules find theirs:
 // - `ingest-worker.js`: the worker threads of `berth load -i` (@berth/docker-archive);
+// - `write-worker.js`: the worker threads that hash and write `berth serve`'s
+//   registry uploads (@berth/layer-store's off-thread writer);
 // - `page/app.js`: the explorer page script `berth serve` sends (@berth/server).
 import { copyFile, mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -38,5 +40,6 @@ const common = {
 
 await build({ ...common, entryPoints: [join(dist, "main.js")], outfile: join(dist, "berth.js") });
 await build({ ...common, entryPoints: [join(packageDist("@berth/docker-archive"), "ingest-worker.js")], outfile: join(dist, "ingest-worker.js") });
+await build({ ...common, entryPoints: [join(packageDist("@berth/layer-store"), "write-worker.js")], outfile: join(dist, "write-worker.js") });
 await mkdir(join(dist, "page"), { recursive: true });
 await copyFile(join(packageDist("@berth/server"), "ui", "page", "app.js"), join(dist, "page", "app.js"));

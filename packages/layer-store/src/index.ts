@@ -42,6 +42,7 @@ export { type LockOptions, withLock } from "./lock.js";
 export { fsyncDir, writeFileAtomic, TEMP_SUFFIX } from "./fsutil.js";
 export { drained, PUMP_BUFFERS, PUMP_CHUNK, type PumpOptions, pumpReader } from "./pump.js";
 export { EARLY_SYNC, PositionalWriter, type PositionalWriterOptions } from "./poswriter.js";
+export { type OffThreadWriter, openOffThreadWriter } from "./offthread.js";
 export { currentOwner, isOwnerAlive, ownerToken, parseOwnerToken, type ProcessOwner } from "./fsutil.js";
 export { checkDigest } from "./paths.js";
 export { LayerStoreErrorCode, type LayerStoreErrorCodeValue } from "./errors.js";

@@ -1,6 +1,7 @@
 /**
- * Upload sessions: each one a content-store ingest (`store.content.writer`:
- * hashed while written, fsynced, verified and linked into `blobs/` at commit)
+ * Upload sessions: each one a content-store ingest (hashed and written on a
+ * worker thread by `openOffThreadWriter`, so the server's thread only reads
+ * sockets; fsynced, verified and linked into `blobs/` at commit)
  * under a lease of its own, so the blob it commits stays safe from GC until
  * the repository's record names it. Sessions live in this process: a server
  * restart forgets them (the client starts again; the ingest file of the dead
@@ -10,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { type Digest, digestAlgorithm, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@berth/digest";
 import type { Store } from "@berth/image-store";
-import type { BlobWriter, CommitResult, Lease } from "@berth/layer-store";
+import { type CommitResult, type Lease, type OffThreadWriter, openOffThreadWriter } from "@berth/layer-store";
 import { REGISTRY_ERROR_CODES as C } from "../errors.js";
 import type { AppendRequest, UploadStatus } from "./types.js";
 
@@ -18,7 +19,7 @@ interface Session {
   id: string;
   /** The store repository. */
   name: string;
-  writer: BlobWriter;
+  writer: OffThreadWriter;
   lease: Lease;
   busy: boolean;
   touched: number;
@@ -36,9 +37,9 @@ export class UploadSessions {
   /** Start a session in store repository `name`. */
   async create(name: string): Promise<UploadStatus> {
     const lease = await this.store.lease();
-    let writer: BlobWriter;
+    let writer: OffThreadWriter;
     try {
-      writer = await this.store.content.writer({ lease });
+      writer = await openOffThreadWriter(this.store.content, { lease });
     } catch (err) {
       await lease.release();
       throw err;
@@ -127,46 +128,25 @@ export class UploadSessions {
   }
 }
 
-/** Pieces an upload body is gathered into before each write (a socket delivers 64 KiB at a time). */
-const UPLOAD_PIECE = 1 << 20;
-/** Writes of one upload in flight at once. */
-const UPLOAD_WRITES = 4;
-
 /**
- * Write a request body into the ingest: gathered into 1 MiB pieces and up to
- * four writes in flight (the writer hashes in call order and writes each piece
- * at its own offset), instead of one 64 KiB write awaited at a time — a
- * 256 MiB PATCH waited on 4,096 round trips to the thread pool. A body that
- * fails part way still has what came written (the client resumes from the
- * offset). Every write has settled when this returns or throws.
+ * Write a request body into the ingest. The writer gathers the socket's
+ * 64 KiB chunks into 1 MiB pieces and hashes and writes them on a worker
+ * thread, four pieces in flight (a 256 MiB PATCH used to wait on 4,096
+ * thread-pool round trips, then on this thread's SHA-256). A body that fails
+ * part way still has what came written (the client resumes from the offset):
+ * the writer is flushed either way before this returns or throws.
  */
-async function writeBody(writer: BlobWriter, body: AsyncIterable<Uint8Array>): Promise<void> {
-  const inFlight: Promise<void>[] = [];
-  let parts: Uint8Array[] = [];
-  let held = 0;
-  const flush = () => {
-    if (held === 0) return;
-    const w = writer.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, held));
-    w.catch(() => {}); // a write that fails while an earlier one is awaited is seen below, not unhandled
-    inFlight.push(w);
-    parts = [];
-    held = 0;
-  };
+async function writeBody(writer: OffThreadWriter, body: AsyncIterable<Uint8Array>): Promise<void> {
   let stopped: { err: unknown } | undefined;
   try {
-    for await (const c of body) {
-      if (c.byteLength === 0) continue;
-      parts.push(c);
-      held += c.byteLength;
-      if (held < UPLOAD_PIECE) continue;
-      flush();
-      if (inFlight.length >= UPLOAD_WRITES) await inFlight.shift();
-    }
+    for await (const c of body) if (c.byteLength > 0) await writer.write(c);
   } catch (err) {
     stopped = { err };
   }
-  flush();
-  const failed = (await Promise.allSettled(inFlight)).find((r): r is PromiseRejectedResult => r.status === "rejected");
+  try {
+    await writer.flush();
+  } catch (err) {
+    stopped ??= { err };
+  }
   if (stopped) throw stopped.err;
-  if (failed) throw failed.reason;
 }

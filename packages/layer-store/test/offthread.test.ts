@@ -1,0 +1,142 @@
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { type ContentIngester, createMemoryLayerStore, type LayerStore, openLayerStore, openOffThreadWriter } from "../src/index.js";
+import { workerExecArgv } from "../src/threads.js";
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "berth-offthread-"));
+  dirs.push(dir);
+  return dir;
+}
+
+async function stores(): Promise<Array<[string, LayerStore, string | undefined]>> {
+  const dir = await tempDir();
+  return [
+    ["fs", await openLayerStore({ root: dir }), dir],
+    ["memory", createMemoryLayerStore(), undefined],
+  ];
+}
+
+const sha = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const c of it) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+describe("openOffThreadWriter", () => {
+  it("stores what was written, in pieces of any size, with the chunks' memory reused at once", async () => {
+    for (const [kind, store, dir] of await stores()) {
+      // 3 MiB and an odd tail: pieces fill across chunk boundaries, the last one partly
+      const data = randomBytes(3 * (1 << 20) + 12_345);
+      const w = await openOffThreadWriter(store.content);
+      const chunk = new Uint8Array(65_537);
+      for (let off = 0; off < data.length; off += chunk.length) {
+        const n = Math.min(chunk.length, data.length - off);
+        chunk.set(data.subarray(off, off + n));
+        await w.write(chunk.subarray(0, n));
+        chunk.fill(0xee); // the writer copied it: scribbling on it changes nothing stored
+      }
+      await w.flush();
+      expect(w.written, kind).toBe(data.length);
+      const c = await w.commit(data.length, sha(data));
+      expect(c, kind).toMatchObject({ digest: sha(data), size: data.length, existed: false });
+      expect(Buffer.compare(await collect(await store.content.open(c.digest)), data), kind).toBe(0);
+      if (dir) expect(await readdir(join(dir, "ingest")), kind).toEqual([]);
+    }
+  });
+
+  it("refuses a digest or size other than promised, keeping nothing", async () => {
+    for (const [kind, store, dir] of await stores()) {
+      const data = randomBytes(1_500_000);
+      const bad = await openOffThreadWriter(store.content);
+      await bad.write(data);
+      await expect(bad.commit(undefined, sha(Buffer.from("other"))), kind).rejects.toMatchObject({ code: "ERR_DIGEST_MISMATCH" });
+      const short = await openOffThreadWriter(store.content);
+      await short.write(data);
+      await expect(short.commit(data.length + 1), kind).rejects.toMatchObject({ code: "ERR_SIZE_MISMATCH" });
+      expect(await store.content.has(sha(data)), kind).toBe(false);
+      await expect(short.write(data), kind).rejects.toMatchObject({ code: "ERR_INGEST_CLOSED" });
+      if (dir) expect(await readdir(join(dir, "ingest")), kind).toEqual([]);
+    }
+  });
+
+  it("aborts, and serves many writers at once", async () => {
+    for (const [kind, store, dir] of await stores()) {
+      const dropped = await openOffThreadWriter(store.content);
+      await dropped.write(randomBytes(2 << 20));
+      await dropped.abort();
+      const blobs = Array.from({ length: 8 }, (_, i) => randomBytes((1 << 20) + i * 70_001));
+      const results = await Promise.all(
+        blobs.map(async (b) => {
+          const w = await openOffThreadWriter(store.content);
+          for (let off = 0; off < b.length; off += 100_000) await w.write(b.subarray(off, off + 100_000));
+          return w.commit(b.length);
+        }),
+      );
+      expect(
+        results.map((r) => r.digest),
+        kind,
+      ).toEqual(blobs.map(sha));
+      if (dir) expect(await readdir(join(dir, "ingest")), kind).toEqual([]);
+    }
+  });
+
+  it("reports the worker's failed write with its system error code", async () => {
+    const dir = await tempDir();
+    let aborted = false;
+    // a content store whose ingest file cannot be opened by the worker
+    const content = {
+      fileWriter: async () => ({
+        path: join(dir, "no-such-dir", "ingest"),
+        commit: async () => {
+          throw new Error("not reached");
+        },
+        abort: async () => {
+          aborted = true;
+        },
+      }),
+    } as unknown as ContentIngester;
+    const w = await openOffThreadWriter(content);
+    await w.write(randomBytes(3 << 20));
+    await expect(w.flush()).rejects.toMatchObject({ code: "ENOENT", syscall: "open" });
+    await expect(w.write(new Uint8Array(1))).rejects.toMatchObject({ code: "ENOENT" });
+    await w.abort();
+    expect(aborted).toBe(true);
+  });
+
+  it("does not keep the process running once its writers are done", async () => {
+    const dir = await tempDir();
+    // the built package, as a program using it runs it
+    const script = `
+      import { openLayerStore, openOffThreadWriter } from ${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)};
+      const store = await openLayerStore({ root: ${JSON.stringify(join(dir, "store"))} });
+      const w = await openOffThreadWriter(store.content);
+      await w.write(new Uint8Array(3 << 20).fill(7));
+      console.log((await w.commit()).digest);
+    `;
+    await writeFile(join(dir, "main.mjs"), script);
+    const out = execFileSync(process.execPath, [join(dir, "main.mjs")], { encoding: "utf8", timeout: 30_000 });
+    expect(out.trim()).toBe(sha(new Uint8Array(3 << 20).fill(7)));
+  });
+});
+
+describe("workerExecArgv", () => {
+  it("keeps the parent's flags but its conditions and a program given as text", () => {
+    expect(workerExecArgv(["--conditions=source", "--max-old-space-size=512", "-C", "dev", "--input-type=module", "-e", "code", "--trace-gc"])).toEqual([
+      "--max-old-space-size=512",
+      "--trace-gc",
+    ]);
+    expect(workerExecArgv(["--input-type", "module", "--print", "1 + 1", "--enable-source-maps"])).toEqual(["--enable-source-maps"]);
+  });
+});
