@@ -152,6 +152,8 @@ class PieceWriter implements OffThreadWriter {
       this.#done = true;
       this.#slot.post({ op: "close", id: this.#id });
       this.#slot.detach(this.#id);
+      // a write or flush still waiting for the worker ends now
+      this.fail(new FailedPreconditionError("blob writer was aborted", { code: LayerStoreErrorCode.INGEST_CLOSED }));
     }
     await this.#file.abort();
   }

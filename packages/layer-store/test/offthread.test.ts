@@ -92,6 +92,16 @@ describe("openOffThreadWriter", () => {
     }
   });
 
+  it("an abort ends a write that waits for the worker", async () => {
+    const [, store] = (await stores())[0]!;
+    const w = await openOffThreadWriter(store.content);
+    // more than the pieces in flight: this write waits for the worker
+    const writing = w.write(randomBytes(12 << 20));
+    await w.abort();
+    await expect(writing).rejects.toMatchObject({ code: "ERR_INGEST_CLOSED" });
+    await expect(w.flush()).rejects.toMatchObject({ code: "ERR_INGEST_CLOSED" });
+  });
+
   it("reports the worker's failed write with its system error code", async () => {
     const dir = await tempDir();
     let aborted = false;
