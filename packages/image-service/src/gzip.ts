@@ -94,13 +94,14 @@ export function stringsPay(block: Uint8Array): boolean {
 function compressBlock(block: Uint8Array, before: Uint8Array | undefined, level: number): Promise<Uint8Array> {
   if (sampledEntropy(block) > RANDOM_BITS) return Promise.resolve(stored(block));
   const strategy = stringsPay(block) ? zlib.constants.Z_DEFAULT_STRATEGY : zlib.constants.Z_RLE;
-  // chunkSize: the whole output in one buffer, one trip to the thread pool (zlib's default of
-  // 16 KiB took ~16 round trips per block, and the main thread's time went to them and to the
-  // garbage they left: 0.9 s of a 3.5 s push of the registry bench's image)
+  // chunkSize: a text block's whole output in one buffer, one trip to the thread pool (zlib's
+  // default of 16 KiB took a round trip per 16 KiB of output, and the main thread's time went to
+  // them and to the garbage they left); an output buffer the size of the block instead gave the
+  // same time with more memory (push RSS 180–190 MiB either way, with four layers at once)
   return deflateRaw(block, {
     level,
     strategy,
-    chunkSize: block.length + (block.length >> 4) + 64,
+    chunkSize: 256 << 10,
     finishFlush: zlib.constants.Z_SYNC_FLUSH,
     ...(before ? { dictionary: before } : {}),
   });
