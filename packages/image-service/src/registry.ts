@@ -366,6 +366,8 @@ class StoreDestination implements ImageDestination {
         expectedDiffID: plan.diffIDs[at[0]!]!,
         lease: tx.lease,
         name: `layer ${desc.digest}`,
+        // hashed, decompressed and written on worker threads: this thread reads the layers' sockets
+        offThread: true,
         ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
       });
     if (plan.resumable && (await store.content.has(desc.digest))) {

@@ -33,6 +33,9 @@ export type {
   Lease,
   RegisterOptions,
   WriterOptions,
+  OffThreadWriter,
+  OffThreadWriterOptions,
+  WrittenBlob,
 } from "./types.js";
 export { FsContentStore, STORE_LOCK } from "./content.js";
 export { FsLayerStore, type OpenLayerStoreOptions, openLayerStore } from "./layers.js";
@@ -42,7 +45,7 @@ export { type LockOptions, withLock } from "./lock.js";
 export { fsyncDir, writeFileAtomic, TEMP_SUFFIX } from "./fsutil.js";
 export { drained, PUMP_BUFFERS, PUMP_CHUNK, type PumpOptions, pumpReader } from "./pump.js";
 export { EARLY_SYNC, PositionalWriter, type PositionalWriterOptions } from "./poswriter.js";
-export { type OffThreadWriter, openOffThreadWriter } from "./offthread.js";
+export { openOffThreadWriter } from "./offthread.js";
 export { currentOwner, isOwnerAlive, ownerToken, parseOwnerToken, type ProcessOwner } from "./fsutil.js";
 export { checkDigest } from "./paths.js";
 export { LayerStoreErrorCode, type LayerStoreErrorCodeValue } from "./errors.js";

@@ -35,6 +35,7 @@ import { cleanupStale } from "./cleanup.js";
 import { type BlobCheckCache, fsckLayers } from "./fsck.js";
 import { checkFacts, copyLayer, ingestAndRecord, layerFromFacts } from "./layer-common.js";
 import { checkIngestOptions, ingestLayerBlob } from "./ingest.js";
+import { openOffThreadWriter } from "./offthread.js";
 import { claimSource } from "./source.js";
 import { LayerStoreErrorCode, layerNotFound } from "./errors.js";
 
@@ -146,7 +147,7 @@ export class FsLayerStore implements LayerStore {
       input.release();
       throw err;
     }
-    return ingestLayerBlob(this.content, input, opts);
+    return ingestLayerBlob(this.content, input, opts, openOffThreadWriter);
   }
 
   async recordLayer(facts: LayerBlobFacts, parent?: Digest | string | null, opts: RecordLayerOptions = {}): Promise<Layer & { existed: boolean }> {

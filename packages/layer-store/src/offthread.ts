@@ -10,9 +10,12 @@
  * worker's garbage collector to free took `berth serve` from 140 to 240 MiB
  * over a few 256 MiB uploads).
  *
- * The workers are shared by every writer of the process (at most one per
- * core but one, at least one, at most four), started on first use and kept
- * from holding the process open while no writer is open.
+ * The workers are shared by every writer of the process (one per core but
+ * one, at least one, at most four: the calling thread keeps a core for its
+ * sockets; a pull with a worker per core ran 5 % faster here but grew to
+ * ~230 MiB, each worker's garbage collector letting ~60 MiB of freed output
+ * buffers wait), started on first use and kept from holding the process open
+ * while no writer is open.
  * @module
  */
 import { availableParallelism } from "node:os";
@@ -20,31 +23,22 @@ import { Worker } from "node:worker_threads";
 import { type Digest, FailedPreconditionError, InvalidArgumentError } from "@berth/digest";
 import { verifyExpected } from "./content-common.js";
 import { LayerStoreErrorCode } from "./errors.js";
+import type { LayerScanOptions, ScanFacts } from "./scan.js";
 import { fromWire, type WireError, workerExecArgv, workerScript } from "./threads.js";
-import type { BlobWriter, CommitResult, ContentIngester, FileWriter, WriterOptions } from "./types.js";
+import type { CommitResult, ContentIngester, FileWriter, OffThreadWriter, OffThreadWriterOptions, WrittenBlob } from "./types.js";
 
 /** A message to a write worker (see `write-worker.ts`). */
 export type WriteRequest =
-  | { op: "open"; id: number; path: string }
+  | { op: "open"; id: number; path: string; scan?: LayerScanOptions }
   | { op: "write"; id: number; piece: ArrayBuffer; length: number }
   | { op: "finish"; id: number }
   | { op: "close"; id: number };
 
 /** A write worker's answer: a piece written, the result of `finish`, or the error that ended the file. */
 export type WriteReply =
-  | { id: number; written: number; piece: ArrayBuffer }
-  | { id: number; digest: Digest; size: number }
+  | { id: number; written: number; piece?: ArrayBuffer }
+  | { id: number; digest: Digest; size: number; facts?: Omit<ScanFacts, "notTar"> & { notTar?: WireError } }
   | { id: number; error: WireError };
-
-/** A {@link BlobWriter} whose `write` may return before the bytes are in the file: {@link OffThreadWriter.flush} waits for them. */
-export interface OffThreadWriter extends BlobWriter {
-  /**
-   * Send what is gathered and wait until every byte written so far is in the
-   * ingest file; then `written` counts them all. Rejects with the error that
-   * stopped the writer (a failed disk write), after which it takes no more.
-   */
-  flush(): Promise<void>;
-}
 
 /** Bytes per piece handed to a worker. */
 const PIECE = 1 << 20;
@@ -58,14 +52,16 @@ const IN_FLIGHT = 4;
  * store's. A content store without `fileWriter` (the memory store) gives its
  * own writer, with a `flush` that has nothing to wait for.
  */
-export async function openOffThreadWriter(content: ContentIngester, opts: WriterOptions = {}): Promise<OffThreadWriter> {
+export async function openOffThreadWriter(content: ContentIngester, opts: OffThreadWriterOptions = {}): Promise<OffThreadWriter> {
+  const { scan, ...writerOpts } = opts;
   if (!content.fileWriter) {
-    const w = await content.writer(opts);
-    return Object.assign(w, { flush: async () => {} });
+    if (scan) throw new InvalidArgumentError("openOffThreadWriter: a scan needs a content store with files (fileWriter)");
+    const w = await content.writer(writerOpts);
+    return Object.assign(w, { flush: async () => {}, finish: async () => ({ digest: "" as Digest, size: w.written }) });
   }
-  const file = await content.fileWriter(opts);
+  const file = await content.fileWriter(writerOpts);
   try {
-    return new PieceWriter(file, pool.attach());
+    return new PieceWriter(file, pool.attach(), scan);
   } catch (err) {
     await file.abort();
     throw err;
@@ -90,12 +86,13 @@ class PieceWriter implements OffThreadWriter {
   #written = 0;
   #failed: unknown;
   #done = false;
-  #finished: { resolve: (r: { digest: Digest; size: number }) => void; reject: (err: unknown) => void } | undefined;
+  #finished: { resolve: (r: WrittenBlob) => void; reject: (err: unknown) => void } | undefined;
+  #finishing: Promise<WrittenBlob> | undefined;
 
-  constructor(file: FileWriter, slot: Slot) {
+  constructor(file: FileWriter, slot: Slot, scan: LayerScanOptions | undefined) {
     this.#file = file;
     this.#slot = slot;
-    this.#id = slot.open(this, file.path);
+    this.#id = slot.open(this, file.path, scan);
   }
 
   get written(): number {
@@ -126,15 +123,22 @@ class PieceWriter implements OffThreadWriter {
     if (this.#failed !== undefined) throw this.#failed;
   }
 
-  async commit(expectedSize?: number, expectedDigest?: Digest | string): Promise<CommitResult> {
-    this.#check();
-    try {
+  finish(): Promise<WrittenBlob> {
+    this.#finishing ??= (async () => {
       await this.flush();
-      this.#done = true;
-      const got = await new Promise<{ digest: Digest; size: number }>((resolve, reject) => {
+      return new Promise<WrittenBlob>((resolve, reject) => {
         this.#finished = { resolve, reject };
         this.#slot.post({ op: "finish", id: this.#id });
       });
+    })();
+    return this.#finishing;
+  }
+
+  async commit(expectedSize?: number, expectedDigest?: Digest | string): Promise<CommitResult> {
+    if (this.#done) this.#check();
+    try {
+      const got = await this.finish();
+      this.#done = true;
       verifyExpected("blob", got, expectedSize, undefined);
       return await this.#file.commit(got.digest, got.size, expectedDigest);
     } catch (err) {
@@ -161,10 +165,14 @@ class PieceWriter implements OffThreadWriter {
   /** A piece was written (`written`: the file's length now), the result of finish, or the error that ended the file. */
   answer(m: WriteReply): void {
     if ("error" in m) this.fail(fromWire(m.error));
-    else if ("digest" in m) this.#finished?.resolve({ digest: m.digest, size: m.size });
+    else if ("digest" in m) {
+      const { notTar, ...facts } = m.facts ?? {};
+      const scanned = m.facts ? { facts: { ...(facts as ScanFacts), ...(notTar ? { notTar: fromWire(notTar) as ScanFacts["notTar"] } : {}) } } : {};
+      this.#finished?.resolve({ digest: m.digest, size: m.size, ...scanned });
+    }
     else {
       this.#written = m.written;
-      if (!this.#done) this.#spare.push(m.piece);
+      if (m.piece && !this.#done) this.#spare.push(m.piece);
       this.#pending.shift()?.resolve();
     }
   }
@@ -217,11 +225,11 @@ class Slot {
     this.worker.on("exit", (code) => gone(new Error(`write worker thread exited with code ${code}`)));
   }
 
-  open(writer: PieceWriter, path: string): number {
+  open(writer: PieceWriter, path: string, scan: LayerScanOptions | undefined): number {
     const id = this.#nextId++;
     if (this.writers.size === 0) this.worker.ref();
     this.writers.set(id, writer);
-    this.post({ op: "open", id, path });
+    this.post({ op: "open", id, path, ...(scan ? { scan } : {}) });
     return id;
   }
 

@@ -66,6 +66,11 @@ export class LayerScan {
     return this.#diff !== undefined;
   }
 
+  /** The blob's compression, once its first bytes were pushed. */
+  get compression(): Compression | undefined {
+    return this.#compression;
+  }
+
   /** The next chunk. Returns a promise only while a decompressor takes it. */
   push(chunk: Uint8Array): Promise<void> | undefined {
     this.#size += chunk.length;

@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import type { ByteSource, Compression, Digest } from "@berth/digest";
 import { checkDigest } from "./paths.js";
+import type { LayerScanOptions, ScanFacts } from "./scan.js";
 
 /** An OCI content descriptor. */
 export interface Descriptor {
@@ -182,6 +183,12 @@ export interface IngestLayerOptions {
   onProgress?(bytes: number): void;
   /** What errors call the blob. Default `layer blob`. */
   name?: string;
+  /**
+   * Hash, scan and write the blob on a worker thread (`openOffThreadWriter`),
+   * for a caller whose thread has other work: a pull reading several layers
+   * from sockets. Only a content store with files has workers; others ignore it.
+   */
+  offThread?: boolean;
 }
 
 /** Options of {@link LayerStore.recordLayer}. */
@@ -396,4 +403,34 @@ export interface FsckOptions {
   keepBlobs?: Iterable<Digest | string>;
   /** Re-hash every blob and decompress every layer (default true). */
   verifyContent?: boolean;
+}
+
+/** What the worker learnt of a whole blob: its digest and size, and the scan's facts when a scan was asked for. */
+export interface WrittenBlob {
+  digest: Digest;
+  size: number;
+  facts?: ScanFacts;
+}
+
+/** Options of {@link openOffThreadWriter}. */
+export interface OffThreadWriterOptions extends WriterOptions {
+  /** Also scan the blob on the worker ({@link LayerScan}: compression, DiffID, tar check); {@link OffThreadWriter.finish} gives the facts. */
+  scan?: LayerScanOptions;
+}
+
+/** A {@link BlobWriter} whose `write` may return before the bytes are in the file: {@link OffThreadWriter.flush} waits for them. */
+export interface OffThreadWriter extends BlobWriter {
+  /**
+   * Every byte is written: the blob's digest, size and (when asked for) scan
+   * facts, before anything is visible; `commit` then makes it the blob.
+   * Rejects with the scan's error (a corrupt gzip stream, a layer past the
+   * size limit). The memory store's writer has no worker: it gives only the size.
+   */
+  finish(): Promise<WrittenBlob>;
+  /**
+   * Send what is gathered and wait until every byte written so far is in the
+   * ingest file; then `written` counts them all. Rejects with the error that
+   * stopped the writer (a failed disk write), after which it takes no more.
+   */
+  flush(): Promise<void>;
 }

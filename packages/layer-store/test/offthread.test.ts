@@ -5,7 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type ContentIngester, createMemoryLayerStore, type LayerStore, openLayerStore, openOffThreadWriter } from "../src/index.js";
+import { tarFor, zstdStored } from "../src/fixtures.js";
 import { workerExecArgv } from "../src/threads.js";
+import { gz } from "./helpers.js";
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -96,9 +98,9 @@ describe("openOffThreadWriter", () => {
     const [, store] = (await stores())[0]!;
     const w = await openOffThreadWriter(store.content);
     // more than the pieces in flight: this write waits for the worker
-    const writing = w.write(randomBytes(12 << 20));
+    const writing = expect(w.write(randomBytes(12 << 20))).rejects.toMatchObject({ code: "ERR_INGEST_CLOSED" });
     await w.abort();
-    await expect(writing).rejects.toMatchObject({ code: "ERR_INGEST_CLOSED" });
+    await writing;
     await expect(w.flush()).rejects.toMatchObject({ code: "ERR_INGEST_CLOSED" });
   });
 
@@ -148,5 +150,55 @@ describe("workerExecArgv", () => {
       "--trace-gc",
     ]);
     expect(workerExecArgv(["--input-type", "module", "--print", "1 + 1", "--enable-source-maps"])).toEqual(["--enable-source-maps"]);
+  });
+});
+
+describe("ingestLayer with offThread", () => {
+  /** A source in chunks of `size` bytes. */
+  async function* chunks(b: Uint8Array, size = 300_000): AsyncGenerator<Uint8Array> {
+    for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+  }
+
+  it("learns what the calling thread's ingest learns, for tar, gzip and zstd blobs", async () => {
+    const tar = tarFor(7, 5 << 20);
+    for (const [kind, blob] of [
+      ["tar", tar],
+      ["gzip", gz(tar)],
+      ["zstd", zstdStored(tar)],
+    ] as const) {
+      const [, here] = (await stores())[0]!;
+      const [, there] = (await stores())[0]!;
+      const a = await here.ingestLayer(chunks(blob), { expectedDiffID: sha(tar) });
+      const b = await there.ingestLayer(chunks(blob), { expectedDiffID: sha(tar), expectedDigest: sha(blob), expectedSize: blob.length, offThread: true });
+      expect(b, kind).toEqual(a);
+      expect(b, kind).toMatchObject({ diffID: sha(tar), blob: { digest: sha(blob), size: blob.length } });
+      expect(Buffer.compare(await collect(await there.content.open(b.blob.digest)), blob), kind).toBe(0);
+    }
+  });
+
+  it("refuses what the calling thread's ingest refuses, with the same codes, keeping nothing", async () => {
+    const tar = tarFor(8, 3 << 20);
+    const zipped = gz(tar);
+    const corrupt = Buffer.from(zipped);
+    corrupt.fill(0x55, 100_000, 100_400);
+    const [, store, dir] = (await stores())[0]!;
+    const cases: Array<[string, Uint8Array, Record<string, unknown>, string]> = [
+      ["DiffID", zipped, { expectedDiffID: sha(new Uint8Array(1)) }, "ERR_DIGEST_MISMATCH"],
+      ["digest", zipped, { expectedDigest: sha(tar) }, "ERR_DIGEST_MISMATCH"],
+      ["corrupt gzip", corrupt, {}, "ERR_CORRUPT_DATA"],
+      ["not a tar", gz(randomBytes(2 << 20)), {}, "ERR_INVALID_TAR"],
+      ["too large", zipped, { maxUncompressedSize: 1 << 20 }, "ERR_DECOMPRESSION_LIMIT"],
+    ];
+    for (const [what, blob, opts, code] of cases) {
+      await expect(store.ingestLayer(chunks(blob), { ...opts, offThread: true }), what).rejects.toMatchObject({ code });
+      expect(await store.content.has(sha(blob)), what).toBe(false);
+    }
+    expect(await readdir(join(dir!, "ingest"))).toEqual([]);
+  });
+
+  it("is the calling thread's ingest on the memory store", async () => {
+    const tar = tarFor(9, 1 << 20);
+    const [, memory] = (await stores())[1]!;
+    expect(await memory.ingestLayer(chunks(gz(tar)), { offThread: true })).toMatchObject({ diffID: sha(tar), compression: "gzip" });
   });
 });
