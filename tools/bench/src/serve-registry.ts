@@ -53,6 +53,8 @@ function blobFile(path: string, mb: number): { path: string; digest: string; siz
     writeSync(fd, chunk);
   }
   closeSync(fd);
+  // written back before it is read: the uploads' fsyncs then do not wait behind the bench's own dirty pages
+  execFileSync("sync");
   return { path, digest: `sha256:${hash.digest("hex")}`, size: mb << 20 };
 }
 
@@ -285,6 +287,9 @@ export async function run(): Promise<void> {
     }
     process.stdout.write(`| peak RSS while 16 clients download (highest of the runs), MiB | ${Math.max(...b.rss16!).toFixed(0)} | ${Math.max(...r.rss16!).toFixed(0)} | |\n`);
     process.stdout.write(`| peak RSS over the whole run (uploads included), MiB | ${rss.get("berth serve")!.toFixed(0)} | ${rss.get("docker-registry")!.toFixed(0)} | |\n`);
+    process.stdout.write(`\nEach run (${targets.map((t) => t.name).join(" / ")}):\n`);
+    for (const key of ["upload", "get1", "get16"] as const)
+      process.stdout.write(`- ${key}: ${b[key]!.map((x, i) => `${x.toFixed(0)} / ${r[key]![i]!.toFixed(0)}`).join(", ")}\n`);
     const pullMb = Number(process.env.BERTH_BENCH_PULL_MB ?? 1024);
     if (pullMb > 0) await imagePulls(targets, pullMb, runs);
   } finally {
