@@ -20,12 +20,12 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { type Digest, FailedPreconditionError, InvalidArgumentError } from "@berth/digest";
+import { type Digest, FailedPreconditionError, InvalidArgumentError, sha256 } from "@berth/digest";
 import { verifyExpected } from "./content-common.js";
 import { LayerStoreErrorCode } from "./errors.js";
 import type { LayerScanOptions, ScanFacts } from "./scan.js";
 import { fromWire, type WireError, workerExecArgv, workerScript } from "./threads.js";
-import type { CommitResult, ContentIngester, FileWriter, OffThreadWriter, OffThreadWriterOptions, WrittenBlob } from "./types.js";
+import type { BlobWriter, CommitResult, ContentIngester, FileWriter, OffThreadWriter, OffThreadWriterOptions, WrittenBlob } from "./types.js";
 
 /** A message to a write worker (see `write-worker.ts`). */
 export type WriteRequest =
@@ -56,8 +56,7 @@ export async function openOffThreadWriter(content: ContentIngester, opts: OffThr
   const { scan, ...writerOpts } = opts;
   if (!content.fileWriter) {
     if (scan) throw new InvalidArgumentError("openOffThreadWriter: a scan needs a content store with files (fileWriter)");
-    const w = await content.writer(writerOpts);
-    return Object.assign(w, { flush: async () => {}, finish: async () => ({ digest: "" as Digest, size: w.written }) });
+    return sameThreadWriter(await content.writer(writerOpts));
   }
   const file = await content.fileWriter(writerOpts);
   try {
@@ -66,6 +65,29 @@ export async function openOffThreadWriter(content: ContentIngester, opts: OffThr
     await file.abort();
     throw err;
   }
+}
+
+/** The memory store's writer as an {@link OffThreadWriter}: everything on this thread, the digest for `finish` hashed beside it. */
+function sameThreadWriter(w: BlobWriter): OffThreadWriter {
+  const hash = sha256.create();
+  let finished: WrittenBlob | undefined;
+  return {
+    get written() {
+      return w.written;
+    },
+    async write(chunk) {
+      if (finished) throw new FailedPreconditionError("blob writer is already finished", { code: LayerStoreErrorCode.INGEST_CLOSED });
+      await w.write(chunk);
+      hash.update(chunk);
+    },
+    flush: async () => {},
+    finish: async () => {
+      finished ??= { digest: hash.digest(), size: w.written };
+      return finished;
+    },
+    commit: (size, digest) => w.commit(size, digest),
+    abort: () => w.abort(),
+  };
 }
 
 interface Pending {

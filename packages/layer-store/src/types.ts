@@ -424,7 +424,8 @@ export interface OffThreadWriter extends BlobWriter {
    * Every byte is written: the blob's digest, size and (when asked for) scan
    * facts, before anything is visible; `commit` then makes it the blob.
    * Rejects with the scan's error (a corrupt gzip stream, a layer past the
-   * size limit). The memory store's writer has no worker: it gives only the size.
+   * size limit). The memory store's writer has no worker and no scan: it
+   * hashes beside its writes for the digest.
    */
   finish(): Promise<WrittenBlob>;
   /**

@@ -51,6 +51,9 @@ describe("openOffThreadWriter", () => {
       }
       await w.flush();
       expect(w.written, kind).toBe(data.length);
+      // what was written, known before it is visible
+      expect(await w.finish(), kind).toEqual({ digest: sha(data), size: data.length });
+      expect(await store.content.has(sha(data)), kind).toBe(false);
       const c = await w.commit(data.length, sha(data));
       expect(c, kind).toMatchObject({ digest: sha(data), size: data.length, existed: false });
       expect(Buffer.compare(await collect(await store.content.open(c.digest)), data), kind).toBe(0);
