@@ -14,7 +14,7 @@
  * compressed digest.
  * @module
  */
-import { type Digest, parseDigest } from "@berth/digest";
+import { type Digest, hasCode, parseDigest } from "@berth/digest";
 import {
   type Descriptor,
   IMAGE_CONFIG_MEDIA_TYPES,
@@ -32,7 +32,7 @@ import {
 import pLimit from "p-limit";
 import type { BlobInfoCache } from "./blobinfocache.js";
 import type { ImageDestination, ImageSource, PutBlobResult } from "./endpoints.js";
-import { abortedError } from "./errors.js";
+import { abortedError, type DistributionError, REGISTRY_ERROR_CODES } from "./errors.js";
 import { selectManifest } from "./platform.js";
 import type { BlobDescriptor } from "./verify.js";
 import { verifyBytes } from "./verify.js";
@@ -87,6 +87,13 @@ const FOREIGN = new Set([MEDIA_TYPE_DOCKER_LAYER_FOREIGN, MEDIA_TYPE_OCI_LAYER_N
 /** A layer that lives elsewhere (Windows base layers with `urls`): not copied, as docker and skopeo do. */
 function isForeign(d: Descriptor): boolean {
   return (d.urls?.length ?? 0) > 0 && FOREIGN.has(d.mediaType);
+}
+
+/** The registry refused a manifest because a blob it names is not there (`MANIFEST_BLOB_UNKNOWN`). */
+function blobLostMeanwhile(err: unknown): boolean {
+  if (!hasCode(err, REGISTRY_ERROR_CODES.REJECTED)) return false;
+  const errors = (err as { details?: { errors?: DistributionError[] } }).details?.errors;
+  return Array.isArray(errors) && errors.some((e) => e.code === "MANIFEST_BLOB_UNKNOWN");
 }
 
 /** Copy the image `src` names to `dst`. */
@@ -206,7 +213,19 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, options
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
     if (failed) throw failed.reason;
     if (config) recordDiffIds(manifest, config);
-    await putManifest(desc, bytes, root);
+    try {
+      await putManifest(desc, bytes, root);
+    } catch (err) {
+      if (!blobLostMeanwhile(err)) throw err;
+      // A registry that collects garbage while it serves (berth serve, whose HEAD finds any blob
+      // its store holds) may have let a blob go between the HEAD that found it and this PUT:
+      // send the image's blobs again (their HEADs tell which are gone) and try once more.
+      for (const b of [manifest.config, ...manifest.layers]) blobs.delete(parseDigest(b.digest));
+      const again = await Promise.allSettled([copyBlob(manifest.config, config), ...manifest.layers.filter((l) => !isForeign(l)).map((l) => copyBlob(l))]);
+      const lost = again.find((s): s is PromiseRejectedResult => s.status === "rejected");
+      if (lost) throw lost.reason;
+      await putManifest(desc, bytes, root);
+    }
   }
 
   check();
