@@ -157,6 +157,7 @@ class PieceWriter implements OffThreadWriter {
   }
 
   async commit(expectedSize?: number, expectedDigest?: Digest | string): Promise<CommitResult> {
+    // a failed writer goes on to abort its file below; a finished one is refused
     if (this.#done) this.#check();
     try {
       const got = await this.finish();

@@ -4,11 +4,12 @@
  * own offset, so chunks queued before earlier ones finished run side by side
  * on the thread pool, and an fdatasync of what was written starts in the
  * background every {@link EARLY_SYNC} bytes, so the disk writes while the
- * caller goes on and the final fsync finds little left. Load's worker threads
- * do the same with synchronous calls of their own (a worker has no event loop
- * to overlap with).
+ * caller goes on and the final fsync finds little left. Worker threads (load's,
+ * the off-thread writer's) do the same with synchronous writes and
+ * {@link SyncWriteBack}.
  * @module
  */
+import { fdatasync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 
 /**
@@ -17,6 +18,34 @@ import type { FileHandle } from "node:fs/promises";
  * alternated runs; cp + sync 0.99 s).
  */
 export const EARLY_SYNC = 16 << 20;
+
+/** True when a file growing from `before` to `after` bytes crossed an {@link EARLY_SYNC} boundary: time to start write-back. */
+export function writeBackDue(before: number, after: number): boolean {
+  return Math.floor(after / EARLY_SYNC) > Math.floor(before / EARLY_SYNC);
+}
+
+/**
+ * The early write-back of a file written with synchronous calls (a worker
+ * thread's): {@link start} begins an fdatasync unless one is running; its
+ * errors are the final fsync's to report. Wait for {@link settled} before
+ * closing the file.
+ */
+export class SyncWriteBack {
+  #syncing: Promise<void> | undefined;
+
+  constructor(readonly fd: number) {}
+
+  start(): void {
+    this.#syncing ??= new Promise<void>((resolve) => fdatasync(this.fd, () => resolve())).then(() => {
+      this.#syncing = undefined;
+    });
+  }
+
+  /** Resolves once no write-back is running. */
+  async settled(): Promise<void> {
+    await this.#syncing;
+  }
+}
 
 /** Options of {@link PositionalWriter}. */
 export interface PositionalWriterOptions {
@@ -65,7 +94,7 @@ export class PositionalWriter {
     this.#end += chunk.length;
     const run = this.#writeAt(chunk, at);
     this.#track(run);
-    if (!this.#syncing && Math.floor(this.#end / EARLY_SYNC) > Math.floor(at / EARLY_SYNC)) {
+    if (!this.#syncing && writeBackDue(at, this.#end)) {
       // Errors surface at the final fsync; this one only starts write-back early.
       this.#syncing = true;
       this.#track(this.#fh.datasync().finally(() => (this.#syncing = false)));

@@ -9,11 +9,11 @@
  * written, to be filled again.
  * @module
  */
-import { closeSync, fdatasync, openSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import { type Sha256Hash, sha256 } from "@berth/digest";
 import type { WriteReply, WriteRequest } from "./offthread.js";
-import { EARLY_SYNC } from "./poswriter.js";
+import { SyncWriteBack, writeBackDue } from "./poswriter.js";
 import { LayerScan } from "./scan.js";
 import { toWire } from "./threads.js";
 
@@ -22,8 +22,7 @@ interface Open {
   hash: Sha256Hash;
   scan: LayerScan | undefined;
   pos: number;
-  /** The early write-back in progress. */
-  syncing: Promise<void> | undefined;
+  writeBack: SyncWriteBack;
   /** This file's messages, one after another (a scan may wait for its decompressor). */
   queue: Promise<void>;
   /** The last piece given to a gzip decompressor, kept until the next one shows it consumed. */
@@ -35,7 +34,7 @@ const reply = (m: WriteReply, transfer?: ArrayBuffer[]) => parentPort!.postMessa
 
 /** Close a file once its write-back settled (the commit's fsync reports write-back errors). */
 async function close(f: Open): Promise<void> {
-  await f.syncing;
+  await f.writeBack.settled();
   closeSync(f.fd);
 }
 
@@ -70,12 +69,7 @@ async function write(id: number, f: Open, piece: ArrayBuffer, length: number): P
   for (let off = 0; off < bytes.length; ) off += writeSync(f.fd, bytes, off, bytes.length - off, f.pos + off);
   const before = f.pos;
   f.pos += bytes.length;
-  if (!f.syncing && Math.floor(f.pos / EARLY_SYNC) > Math.floor(before / EARLY_SYNC)) {
-    const fd = f.fd;
-    f.syncing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).then(() => {
-      f.syncing = undefined;
-    });
-  }
+  if (writeBackDue(before, f.pos)) f.writeBack.start();
   // the piece goes back to be filled again: a writer's memory stays its few pieces
   reply({ id, written: f.pos, ...(back ? { piece: back } : {}) }, back ? [back] : []);
 }
@@ -106,7 +100,8 @@ parentPort!.on("message", (m: WriteRequest) => {
   if (m.op === "open") {
     try {
       const scan = m.scan ? new LayerScan(m.scan) : undefined;
-      files.set(m.id, { fd: openSync(m.path, "r+"), hash: sha256.create(), scan, pos: 0, syncing: undefined, queue: Promise.resolve(), held: undefined });
+      const fd = openSync(m.path, "r+");
+      files.set(m.id, { fd, hash: sha256.create(), scan, pos: 0, writeBack: new SyncWriteBack(fd), queue: Promise.resolve(), held: undefined });
     } catch (err) {
       reply({ id: m.id, error: toWire(err) });
     }

@@ -207,11 +207,13 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, options
     }
     const manifest = parseManifest(bytes, `manifest ${desc.digest}`);
     const config = await readConfig(manifest.config);
-    const work: Promise<unknown>[] = [copyBlob(manifest.config, config)];
-    for (const l of manifest.layers) if (!isForeign(l)) work.push(copyBlob(l));
-    const settled = await Promise.allSettled(work);
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-    if (failed) throw failed.reason;
+    /** The config and the layers side by side (the blob limiter bounds the transfers). */
+    const copyBlobs = async () => {
+      const settled = await Promise.allSettled([copyBlob(manifest.config, config), ...manifest.layers.filter((l) => !isForeign(l)).map((l) => copyBlob(l))]);
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+      if (failed) throw failed.reason;
+    };
+    await copyBlobs();
     if (config) recordDiffIds(manifest, config);
     try {
       await putManifest(desc, bytes, root);
@@ -221,9 +223,7 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, options
       // its store holds) may have let a blob go between the HEAD that found it and this PUT:
       // send the image's blobs again (their HEADs tell which are gone) and try once more.
       for (const b of [manifest.config, ...manifest.layers]) blobs.delete(parseDigest(b.digest));
-      const again = await Promise.allSettled([copyBlob(manifest.config, config), ...manifest.layers.filter((l) => !isForeign(l)).map((l) => copyBlob(l))]);
-      const lost = again.find((s): s is PromiseRejectedResult => s.status === "rejected");
-      if (lost) throw lost.reason;
+      await copyBlobs();
       await putManifest(desc, bytes, root);
     }
   }
