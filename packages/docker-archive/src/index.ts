@@ -5,6 +5,7 @@
  * @module
  */
 export { type LoadOptions, type LoadProgress, type LoadResult, type LoadedExtraFile, type LoadedImage, type LoadedLayer, type TagConflict, load } from "./load.js";
+export { warmLoadWorkers } from "./pool.js";
 export {
   type SaveFormat,
   type SaveOptions,

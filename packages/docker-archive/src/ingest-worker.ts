@@ -6,10 +6,10 @@
  * @module
  */
 import { closeSync, openSync, readSync, writeSync } from "node:fs";
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
 import { sha256 } from "@berth/digest";
 import { truncated } from "./errors.js";
-import type { IngestJob } from "./pool.js";
+import type { IngestMessage } from "./pool.js";
 // The module alone: worker threads load this and should start fast.
 import { SyncWriteBack, writeBackDue } from "@berth/layer-store/poswriter";
 import { LayerScan } from "@berth/layer-store/scan";
@@ -18,9 +18,8 @@ import { toWire } from "@berth/layer-store/threads";
 /** Read/write size: read, hash and write of one buffer stay within a core's L2 cache. */
 const CHUNK = 512 << 10;
 
-const cancel = (workerData as { cancel: Int32Array }).cancel;
-
-async function ingest(job: IngestJob): Promise<{ digest: string; facts: object }> {
+async function ingest(job: IngestMessage): Promise<{ digest: string; facts: object }> {
+  const { cancel } = job;
   const hash = sha256.create();
   const scan = new LayerScan({ name: `archive entry ${job.name}`, maxUncompressedSize: job.maxLayer });
   const input = openSync(job.file, "r");
@@ -64,7 +63,7 @@ async function ingest(job: IngestJob): Promise<{ digest: string; facts: object }
   }
 }
 
-parentPort!.on("message", (m: IngestJob & { id: number }) => {
+parentPort!.on("message", (m: IngestMessage) => {
   ingest(m).then(
     (done) => parentPort!.postMessage({ id: m.id, ...done }),
     (err: unknown) => parentPort!.postMessage({ id: m.id, error: toWire(err) }),

@@ -30,7 +30,7 @@ import { ArchiveEntries, readEntries } from "./entries.js";
 import { verifyLayers, WorkerIngest } from "./ingest.js";
 import { planArchive } from "./plan.js";
 import { truncated } from "./errors.js";
-import { defaultThreads } from "./pool.js";
+import { defaultThreads, WORKER_MIN_ENTRY } from "./pool.js";
 import { LoadProgressTracker } from "./progress.js";
 import { type ArchiveSource, type ArchiveSourceInfo, FileSource } from "./source.js";
 import type { ArchiveStore } from "./store.js";
@@ -164,7 +164,6 @@ export interface LoadResult {
 
 const DEFAULT_MAX_JSON = 8 << 20;
 const DEFAULT_MAX_LAYER = 2 ** 40;
-const WORKER_MIN_ENTRY = 8 << 20;
 const DEFAULT_MEMORY_BUDGET = 64 << 20;
 
 /**

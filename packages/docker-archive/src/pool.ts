@@ -30,6 +30,9 @@ export interface IngestJob {
   maxLayer: number;
 }
 
+/** A job as a worker receives it: the pool's stop flag (non-zero: stop) comes with each. */
+export type IngestMessage = IngestJob & { id: number; cancel: Int32Array };
+
 /** What a worker found: the blob's digest and the scan's facts. */
 export interface IngestDone {
   digest: Digest;
@@ -42,6 +45,49 @@ type Reply = { id: number; digest: Digest; facts: Omit<ScanFacts, "notTar"> & { 
 /** Worker threads by default: one per core, at most 4. */
 export function defaultThreads(): number {
   return Math.max(1, Math.min(4, availableParallelism()));
+}
+
+/** The smallest archive entry a worker takes by default (smaller ones are read on the calling thread). */
+export const WORKER_MIN_ENTRY = 8 << 20;
+
+/**
+ * Workers no load is using, kept for the next one (a load's workers cost
+ * ~35–60 ms each to start, a tenth of a 1 GB load here). Idle workers do not
+ * hold the process open, and at most {@link defaultThreads} are kept.
+ */
+const idle: Worker[] = [];
+
+function spawnWorker(): Worker {
+  return new Worker(workerScript("ingest-worker.js", import.meta.url), { execArgv: workerExecArgv() });
+}
+
+/** Keep `worker` for the next load (or end it when enough are kept). */
+function park(worker: Worker): void {
+  worker.removeAllListeners();
+  if (idle.length >= defaultThreads()) {
+    void worker.terminate();
+    return;
+  }
+  const drop = () => {
+    const i = idle.indexOf(worker);
+    if (i >= 0) idle.splice(i, 1);
+  };
+  worker.on("error", drop);
+  worker.on("exit", drop);
+  worker.unref();
+  idle.push(worker);
+}
+
+/**
+ * Start the load workers now, for a caller that knows the load of an archive
+ * file of `fileSize` bytes is coming (none for a file too small to have an
+ * entry for them): their start-up then overlaps whatever it does first, such
+ * as opening the store. The next `load` of a file takes them; until then they
+ * do not hold the process open.
+ */
+export function warmLoadWorkers(fileSize = Number.POSITIVE_INFINITY): void {
+  if (fileSize < WORKER_MIN_ENTRY) return;
+  while (idle.length < defaultThreads()) park(spawnWorker());
 }
 
 interface Slot {
@@ -57,17 +103,18 @@ interface Queued {
 }
 
 /**
- * Up to `threads` workers, started by {@link warm} or as jobs arrive. Queued
- * jobs run largest first, so the last to finish (whose fsync nothing
- * overlaps) are small. {@link cancel} makes the workers stop their current
- * job at the next chunk (they close their files themselves) and refuses the
- * queued ones; {@link close} ends the workers.
+ * Up to `threads` workers, taken from the idle ones or started, by
+ * {@link warm} or as jobs arrive. Queued jobs run largest first, so the last
+ * to finish (whose fsync nothing overlaps) are small. {@link cancel} makes the
+ * workers stop their current job at the next chunk (they close their files
+ * themselves) and refuses the queued ones; {@link close} gives the idle
+ * workers back for the next load and ends the others.
  */
 export class IngestPool {
   readonly #threads: number;
   readonly #slots: Slot[] = [];
   readonly #queue: Queued[] = [];
-  /** Shared with the workers: non-zero means stop. */
+  /** Shared with the workers (sent with each job): non-zero means stop. */
   readonly #cancel = new Int32Array(new SharedArrayBuffer(4));
   #nextId = 0;
   #cancelled: unknown;
@@ -106,7 +153,7 @@ export class IngestPool {
       slot.job = taken;
       const free = slot;
       prepare().then(
-        (path) => free.worker.postMessage({ id, ...job, path }),
+        (path) => free.worker.postMessage({ id, ...job, path, cancel: this.#cancel }),
         (err: unknown) => {
           if (free.job === taken) free.job = undefined;
           reject(err);
@@ -117,7 +164,9 @@ export class IngestPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(workerScript("ingest-worker.js", import.meta.url), { workerData: { cancel: this.#cancel }, execArgv: workerExecArgv() });
+    const worker = idle.pop() ?? spawnWorker();
+    worker.removeAllListeners();
+    worker.ref();
     const slot: Slot = { worker, job: undefined };
     worker.on("message", (m: Reply) => {
       const job = slot.job;
@@ -150,9 +199,9 @@ export class IngestPool {
     for (const q of this.#queue.splice(0)) q.reject(reason);
   }
 
-  /** End the workers (after their jobs settled). */
+  /** Give the workers back for the next load; one still in a job (a cancelled load) is ended. */
   async close(): Promise<void> {
     const slots = this.#slots.splice(0);
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    await Promise.all(slots.map((s) => (s.job ? s.worker.terminate() : park(s.worker))));
   }
 }

@@ -1,7 +1,10 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { Readable, Writable } from "node:stream";
+import { pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { sha256 } from "@berth/digest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -188,6 +191,41 @@ describe("load", () => {
     await load(t.store, file, { memoryBudget: 0, workers: { minEntrySize: 1 } });
     expect(openOnFile()).toBe(0);
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("workers warmed before a load are the ones it takes, and neither keeps the process running", async () => {
+    const img = await twoLayerImage({ label: "warm" });
+    const dir = mkdtempSync(join(tmpdir(), "berth-warm-"));
+    const file = join(dir, "a.tar");
+    writeFileSync(file, await tarOf(legacyEntries([{ img, tags: ["warm:1"] }])));
+    // the built packages, as a program using them runs them
+    const dist = (name: string) => pathToFileURL(join(dirname(createRequire(import.meta.url).resolve(`${name}/package.json`)), "dist/index.js")).href;
+    // counts the workers started (through node:worker_threads' export, as the package takes it)
+    const script = `
+      import { createRequire, syncBuiltinESMExports } from "node:module";
+      const threads = createRequire(import.meta.url)("node:worker_threads");
+      let started = 0;
+      threads.Worker = class extends threads.Worker { constructor(...a) { super(...a); started++; } };
+      syncBuiltinESMExports();
+      const { load, warmLoadWorkers } = await import(${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)});
+      const { openStore } = await import(${JSON.stringify(dist("@berth/image-store"))});
+      warmLoadWorkers();
+      const warmed = started;
+      const ids = [];
+      for (const root of ["s1", "s2"]) {
+        const store = await openStore({ root: ${JSON.stringify(dir)} + "/" + root });
+        ids.push((await load(store, ${JSON.stringify(file)}, { memoryBudget: 0, workers: { minEntrySize: 1 } })).images[0].id);
+        await store.close();
+      }
+      console.log(warmed > 0, started === warmed, ids.join(" "));
+    `;
+    writeFileSync(join(dir, "main.mjs"), script);
+    try {
+      const out = execFileSync(process.execPath, [join(dir, "main.mjs")], { encoding: "utf8", timeout: 30_000 });
+      expect(out.trim()).toBe(`true true ${img.id} ${img.id}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("an AbortSignal stops a load on worker threads: the reason thrown, nothing visible, no ingest left", async () => {

@@ -77,7 +77,7 @@ export {
   type SaveToDaemonResult,
   saveToDaemon,
 } from "./daemon.js";
-export { DockerClient } from "@berth/docker-archive";
+export { DockerClient, warmLoadWorkers } from "@berth/docker-archive";
 export {
   type PullOptions,
   type PullResult,

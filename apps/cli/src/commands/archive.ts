@@ -118,9 +118,11 @@ export function register(program: Command, ctx: Context): void {
       )
       .action(async (opts: { input?: string; overwriteTags?: boolean; repository?: string }) => {
         if (!opts.input && process.stdin.isTTY) throw new UsageError("requested load from stdin, but stdin is a terminal (use -i FILE or a pipe)");
+        const { repoTag, warmLoadWorkers } = await import("@berth/image-service");
         const total = opts.input ? (await stat(opts.input)).size : undefined;
+        // a file is loaded by worker threads: they start while the store opens
+        if (total !== undefined) warmLoadWorkers(total);
         const svc = await openContextService(ctx);
-        const { repoTag } = await import("@berth/image-service");
         const progress = ctx.progress();
         const label = opts.input ? basename(opts.input) : "stdin";
         progress.start("archive", label, total);
