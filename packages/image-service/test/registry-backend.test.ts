@@ -130,6 +130,58 @@ describe("uploads", () => {
     expect(await ingestFiles(store.root)).toEqual([]);
   });
 
+  it("a blob a HEAD said exists is kept for the manifest that names it, though what kept it goes (an rmi and a GC between)", async () => {
+    const { store } = await freshService();
+    const b = new StoreRegistryBackend(store);
+    const tar = makeTar({ "shared.txt": "held by an image only" });
+    const layer = await store.layers.register(
+      (async function* () {
+        yield tar;
+      })(),
+    );
+    const config = imageConfig([layer.diffID]);
+    const image = await store.images.create(config);
+    await store.references.tag("imported:1", image.id);
+    // a pusher of another repository HEADs both blobs: they exist, so it sends neither
+    for (const d of [layer.blob.digest, image.id]) expect((await b.statBlob({ repository: "pushed", membersOnly: false }, d)).digest).toBe(d);
+    // the image that kept them goes, and a GC runs, before the pusher's manifest comes
+    await store.references.untag("imported:1");
+    await store.images.delete(image.id);
+    await store.gc();
+    const { digest } = await b.putManifest("pushed", { content: manifestOf(config, [tar]), contentType: OCI_MANIFEST, reference: { tag: "1" } });
+    expect(await store.references.resolve("pushed:1")).toBe(image.id);
+    expect(await store.content.has(digest)).toBe(true);
+    expect((await store.fsck()).ok).toBe(true);
+  });
+
+  it("withoutGc holds a GC off until its function ends; what the function pins, the GC keeps", async () => {
+    const { store } = await freshService();
+    const bytes = new TextEncoder().encode("unreferenced");
+    const lease = await store.lease();
+    await store.content.put(bytes, { digest: sha256(bytes) }, { lease });
+    await lease.release();
+    let release!: () => void;
+    const held = store.withoutGc(async () => {
+      await new Promise<void>((r) => {
+        release = r;
+      });
+      await store.pins.write("test.keep", { blobs: [sha256(bytes)] });
+    });
+    let collected = false;
+    const gc = store.gc().then(() => {
+      collected = true;
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(collected).toBe(false);
+    release();
+    await held;
+    await gc;
+    expect(await store.content.has(sha256(bytes))).toBe(true);
+    await store.pins.remove("test.keep");
+    await store.gc();
+    expect(await store.content.has(sha256(bytes))).toBe(false);
+  });
+
   it("a killed process's upload leaves no visible blob, and GC removes its ingest", async () => {
     const { store } = await freshService();
     const child = spawn(

@@ -258,6 +258,15 @@ export interface Store {
    * with the next write. Resolves to the GC's result, or undefined.
    */
   collectGarbage(): Promise<GcResult | undefined>;
+  /**
+   * Run `fn` with garbage collection held off: under the images lock, which
+   * every GC of the store holds from reading its roots to its last removal,
+   * in this process and others. A blob `fn` finds present and keeps (a pin
+   * record written in `fn`) cannot be collected between the two. Image writes
+   * wait for `fn` too: keep it short, and do not call the store's image
+   * writes or GC from it (the lock is not re-entrant).
+   */
+  withoutGc<T>(fn: () => Promise<T>): Promise<T>;
   /** Verify every blob's digest and every reference; with `repair`, fix what can be fixed. */
   fsck(opts?: FsckOptions): Promise<FsckReport>;
   /** Release resources; further calls fail with `ERR_STORE_CLOSED`. */

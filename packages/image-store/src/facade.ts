@@ -159,6 +159,10 @@ export class FsStore implements Store {
     });
   }
 
+  withoutGc<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#core.locked(fn);
+  }
+
   async collectGarbage(): Promise<GcResult | undefined> {
     if (this.#core.closed) throw closedError();
     const core = this.#core;

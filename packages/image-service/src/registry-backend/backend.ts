@@ -15,7 +15,7 @@ import type { Store } from "@berth/image-store";
 import { REGISTRY_ERROR_CODES as C, ImageServiceErrorCode } from "../errors.js";
 import { importStoredManifest } from "../registry.js";
 import type { ManifestEntry, RepoRecord } from "./records.js";
-import { RecordStore, recordHas } from "./records.js";
+import { RecordStore, recordHas, recordPins } from "./records.js";
 import { registryName, type StoreRepository, storeRepository } from "./names.js";
 import { parsePush } from "./manifests.js";
 import { StoreImages } from "./store-images.js";
@@ -115,8 +115,25 @@ export class StoreRegistryBackend implements RegistryBackend {
 
   // ---- blobs ----
 
-  statBlob(scope: BlobScope, digest: Digest): Promise<BlobInfo> {
-    return this.#visible(scope, digest);
+  async statBlob(scope: BlobScope, digest: Digest): Promise<BlobInfo> {
+    const info = await this.#visible(scope, digest);
+    const name = storeRepository(scope.repository).name;
+    if (recordPins(await this.records.get(name), digest)) return info;
+    // A pusher told that a blob exists names it in its manifest without sending it. What
+    // keeps it now (an image, another repository) may go before that manifest comes (an
+    // rmi and a GC in another process): the repository keeps it from here, as after a mount.
+    return this.#keep(scope.repository, digest);
+  }
+
+  /** Make the stored blob `digest` a member of `repository`, kept by its record; checked and pinned with GC held off. */
+  #keep(repository: string, digest: Digest): Promise<BlobInfo> {
+    return this.store.withoutGc(async () => {
+      const info = await this.store.content.info(digest).catch((err: unknown) => {
+        throw hasCode(err, "ERR_BLOB_NOT_FOUND") ? blobUnknown(repository, digest) : err;
+      });
+      await this.records.update(storeRepository(repository).name, (rec) => addBlob(rec, digest));
+      return { digest, size: info.size };
+    });
   }
 
   async openBlob(scope: BlobScope, digest: Digest): Promise<BlobReader> {
@@ -155,8 +172,10 @@ export class StoreRegistryBackend implements RegistryBackend {
       }
     }
     if (!found) return undefined;
-    await this.records.update(storeRepository(repository).name, (rec) => addBlob(rec, digest));
-    return { digest, size: info.size };
+    return this.#keep(repository, digest).catch((err: unknown) => {
+      if (hasCode(err, C.blobUnknown)) return undefined; // collected meanwhile: the client uploads it
+      throw err;
+    });
   }
 
   // ---- uploads ----

@@ -73,6 +73,14 @@ export function pinnedBlobs(rec: RepoRecord): Digest[] {
   return [...out];
 }
 
+/** True when the record itself keeps `digest` from GC (see {@link pinnedBlobs}); an image's blobs are kept by the image. */
+export function recordPins(rec: RepoRecord | undefined, digest: Digest): boolean {
+  if (!rec) return false;
+  if (rec.blobs[digest] !== undefined || rec.manifests[digest] !== undefined) return true;
+  for (const e of Object.values(rec.manifests)) if (!e.image && e.refs.includes(digest)) return true;
+  return false;
+}
+
 /** True when `digest` belongs to the record's repository: pushed, mounted, a manifest, or named by one. */
 export function recordHas(rec: RepoRecord | undefined, digest: Digest): boolean {
   if (!rec) return false;
