@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BERTH, berthOk, cacheLayout, makeRootfs, tempDir } from "./helpers.js";
+import { BERTH, berth, berthOk, cacheLayout, makeRootfs, tempDir } from "./helpers.js";
 
 const ROUNDS = Number(process.env.BERTH_CONCURRENCY_ROUNDS ?? 2);
 const WORKERS = 8;
@@ -104,9 +104,12 @@ async function run(op: OpName, w: number, r: number, own: string[], src: string)
     case "image prune":
       await berthOk(["image", "prune", "-f"], { root });
       return;
-    case "gc":
-      await berthOk(["fsck", "--repair"], { root });
+    case "gc": {
+      // JSON: a failure shows each problem fsck found
+      const r = await berth(["fsck", "--repair", "--format", "json"], { root });
+      if (r.code !== 0) throw new Error(`berth fsck --repair exited ${r.code}: ${r.stdout} ${r.stderr}`);
       return;
+    }
     case "cache prune":
       await berthOk(["cache", "import", layout], { root });
       await berthOk(["cache", "prune", "-a", "-f"], { root });

@@ -88,9 +88,14 @@ export class FsStore implements Store {
       (opts) => this.gc(opts),
       (opts) =>
         core.locked(async () => {
-          const roots = await this.roots();
-          for (const d of await rootList(opts?.keepBlobs)) roots.blobs.add(parseDigest(String(d)));
-          return core.layers.fsck({ ...opts, keepBlobs: roots.blobs });
+          const given = await rootList(opts?.keepBlobs);
+          // asked for after the live leases, as fsck does (see fsck.ts)
+          const roots = async () => {
+            const more = opts?.roots ? await opts.roots() : {};
+            return { blobs: [...(await this.roots()).blobs, ...given, ...(more.blobs ?? [])] };
+          };
+          const { keepBlobs: _given, ...rest } = opts ?? {};
+          return core.layers.fsck({ ...rest, roots });
         }),
     );
   }

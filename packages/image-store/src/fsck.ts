@@ -63,10 +63,10 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
   // 1. Blobs and layers: the layer store's fsck re-hashes every blob and
   // decompresses every layer; blobs referenced by nothing (not even an image's
   // config or manifest) are orphans it removes with `repair`.
-  const layerReport = await core.locked(async () => {
-    const roots = await store.roots();
-    return core.layers.fsck({ repair, keepBlobs: roots.blobs });
-  });
+  // The roots are asked for again once the layer store has read the live leases
+  // (under its lock with `repair`): a blob an upload committed and pinned while
+  // the blobs were hashed is no orphan (the GC's order: see Store.gc).
+  const layerReport = await core.locked(async () => core.layers.fsck({ repair, roots: async () => ({ blobs: (await store.roots()).blobs }) }));
   checked.blobs = layerReport.checkedBlobs;
   for (const p of layerReport.problems) {
     const problem: FsckProblem = { kind: p.kind, path: p.path, message: p.message, garbage: p.garbage, repaired: p.repaired };

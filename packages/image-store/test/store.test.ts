@@ -339,6 +339,24 @@ describe("delete and gc", () => {
     expect((await errorOf(store.pins.write("../x", { blobs: [] }))).code).toBe("ERR_INVALID_PIN");
   });
 
+  it("fsck --repair keeps a blob committed under a lease and pinned while it hashed the store (the GC's order)", async () => {
+    // enough bytes that hashing them (fsck's pass without the lock) outlasts the commit below
+    const big: Digest[] = [];
+    for (let i = 0; i < 8; i++) big.push((await store.content.put(new Uint8Array(8 << 20).fill(i))).digest);
+    await store.pins.write("registry.big", { blobs: big });
+    const bytes = new TextEncoder().encode("pushed while fsck ran");
+    const fsck = store.fsck({ repair: true });
+    await new Promise((r) => setImmediate(r));
+    // what an upload does: commit under its lease, pin, release the lease
+    const lease = await store.lease();
+    await store.content.put(bytes, {}, { lease });
+    await store.pins.write("registry.pushed", { blobs: [sha256(bytes)] });
+    await lease.release();
+    const report = await fsck;
+    expect(report.problems.filter((p) => p.subject === sha256(bytes))).toEqual([]);
+    expect(await store.content.has(sha256(bytes))).toBe(true);
+  });
+
   it("store.layers.gc() (called directly) never deletes image configs or manifests", async () => {
     const { image } = await twoLayerImage();
     const gc = await store.layers.gc();

@@ -222,9 +222,11 @@ export async function fsckLayers(
     report({ kind: "lease-dead", path: paths.lease(id), message: `lease ${id} belongs to a process that is gone or has expired` }, repair);
   }
 
-  // Orphan blobs, only when the caller told us what else is referenced.
-  if (roots) {
-    const live = new Set<Digest>([...roots, ...leaseRoots.blobs]);
+  // Orphan blobs, only when the caller told us what else is referenced (its
+  // late roots asked for now, after the leases: see FsckOptions.roots).
+  const late = opts.roots ? resolveRoots([(await opts.roots()).blobs, "roots().blobs entry"]) : undefined;
+  if (roots || late) {
+    const live = new Set<Digest>([...(roots ?? []), ...(late ?? []), ...leaseRoots.blobs]);
     for (const l of records.values()) live.add(l.blob.digest);
     for (const d of blobs.keys()) {
       if (live.has(d)) continue;

@@ -421,8 +421,8 @@ class MemoryLayerStore implements LayerStore {
       problems.push({ kind: "lease-dead", path: `memory:leases/${id}`, message: `lease ${id} has expired`, garbage: true, repaired: repair });
       if (repair) st.leases.delete(id);
     }
-    if (opts.keepBlobs !== undefined) {
-      const live = resolveRoots([opts.keepBlobs, "keepBlobs entry"]);
+    if (opts.keepBlobs !== undefined || opts.roots) {
+      const live = resolveRoots([opts.keepBlobs, "keepBlobs entry"], [opts.roots ? (await opts.roots()).blobs : undefined, "roots().blobs entry"]);
       for (const l of st.layers.values()) live.add(l.blob.digest);
       for (const lease of st.leases.values()) if (!expired(lease)) for (const d of lease.blobs) live.add(d);
       for (const d of [...st.blobs.keys()]) {

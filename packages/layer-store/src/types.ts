@@ -401,6 +401,14 @@ export interface FsckOptions {
    * (and removed with `repair`); when absent, orphans are not judged.
    */
   keepBlobs?: Iterable<Digest | string>;
+  /**
+   * More roots, asked for after the live leases are read (under the store
+   * lock with `repair`), as {@link GcOptions.roots}: what another component
+   * came to reference while the blobs were hashed (a blob committed under a
+   * lease and pinned before the lease's release). Judges orphans as
+   * `keepBlobs` does; give both or either.
+   */
+  roots?: () => ExtraRoots | Promise<ExtraRoots>;
   /** Re-hash every blob and decompress every layer (default true). */
   verifyContent?: boolean;
 }
