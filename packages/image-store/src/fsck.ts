@@ -14,6 +14,7 @@ import type { FsckOptions, FsckProblem, FsckReport } from "./api.js";
 import { type Core, IMAGE_HOLDER_PREFIX } from "./core.js";
 import { INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE, readIndex, renderIndex } from "./layout.js";
 import type { Op } from "./meta.js";
+import { PINS_DIR, type PinStore } from "./pins.js";
 import { removeStaleTemps } from "./temps.js";
 
 /**
@@ -44,10 +45,11 @@ export async function orphanImageHolds(
   return out;
 }
 
-/** What fsck needs of the store facade: its GC roots and its GC. @internal */
+/** What fsck needs of the store facade: its GC roots, its GC and its pin records. @internal */
 export interface FsckHost {
   roots(): Promise<{ blobs: Set<Digest>; layers: Set<Digest> }>;
   gc(): Promise<GcResult>;
+  readonly pins: PinStore;
 }
 
 /** Check (and with `repair`, fix) one store. @internal */
@@ -66,7 +68,14 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
   // The roots are asked for again once the layer store has read the live leases
   // (under its lock with `repair`): a blob an upload committed and pinned while
   // the blobs were hashed is no orphan (the GC's order: see Store.gc).
-  const layerReport = await core.locked(async () => core.layers.fsck({ repair, roots: async () => ({ blobs: (await store.roots()).blobs }) }));
+  // An unreadable pin record (reported below) leaves orphans unjudged: what it keeps is unknown.
+  const layerReport = await core.locked(async () => {
+    const pinsReadable = await store.pins.blobs().then(
+      () => true,
+      () => false,
+    );
+    return core.layers.fsck(pinsReadable ? { repair, roots: async () => ({ blobs: (await store.roots()).blobs }) } : { repair });
+  });
   checked.blobs = layerReport.checkedBlobs;
   for (const p of layerReport.problems) {
     const problem: FsckProblem = { kind: p.kind, path: p.path, message: p.message, garbage: p.garbage, repaired: p.repaired };
@@ -186,8 +195,20 @@ export async function fsck(store: FsckHost, core: Core, opts: FsckOptions): Prom
       }
       add({ kind: "layer-hold-orphan", path: path.join(root, "layers", "refs"), subject: chainID, message: `layer ${chainID} held by ${holder}, which is no image` }, fixed);
     }
+    // 7. Pin records: every blob a pin keeps is there. A pinned blob goes only after its pin
+    // let it go, and GC (which removes blobs) waits for this lock: a missing one is damage.
+    for (const name of await store.pins.list()) {
+      const where = core.memory ? `memory:pins/${name}` : path.join(root, PINS_DIR, `${name}.json`);
+      const pin = await store.pins.read(name).catch((err: Error) => {
+        add({ kind: "pin-unreadable", path: where, message: `pin ${name}: ${err.message}` });
+        return undefined;
+      });
+      for (const d of pin?.blobs ?? []) {
+        if (!(await core.content.has(d))) add({ kind: "pin-blob-missing", path: where, subject: d, message: `pin ${name} keeps blob ${d}, which is missing` });
+      }
+    }
     if (ops.length) await core.append(ops);
-    // 7. The OCI layout (filesystem stores).
+    // 8. The OCI layout (filesystem stores).
     if (core.memory) return;
     const layout = await fsp.readFile(path.join(root, OCI_LAYOUT_FILE), "utf8").catch(() => undefined);
     if (layout === undefined || JSON.parse(layout || "{}").imageLayoutVersion === undefined) {

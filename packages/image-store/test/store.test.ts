@@ -274,7 +274,7 @@ describe("readDocument", () => {
     const first = await store.readDocument(image.id);
     first.fill(0);
     expect(sha256(await store.readDocument(image.id))).toBe(image.id);
-    expect((await errorOf(store.readDocument(`sha256:${"e".repeat(64)}`))).code).toBe("ERR_BLOB_NOT_FOUND");
+    expect((await errorOf(store.readDocument(`sha256:${"e".repeat(64)}` as Digest))).code).toBe("ERR_BLOB_NOT_FOUND");
   });
 
   it("refuses a stored document that no longer hashes to its digest (ERR_DIGEST_MISMATCH)", async () => {
@@ -568,6 +568,19 @@ describe("fsck", () => {
     expect(r.checked.references).toBe(1);
     expect(r.checked.layers).toBe(2);
     expect(r.checked.blobs).toBe(4);
+  });
+
+  it("reports a blob a pin keeps that is missing as damage, and an unreadable pin record", async () => {
+    const kept = await store.content.put(new TextEncoder().encode("kept by a pin"));
+    const gone = sha256("never stored");
+    await store.pins.write("registry.x", { blobs: [kept.digest, gone] });
+    const r = await store.fsck();
+    expect(r.ok).toBe(false);
+    expect(r.problems).toEqual([
+      expect.objectContaining({ kind: "pin-blob-missing", subject: gone, path: path.join(root, "pins", "registry.x.json"), garbage: false }),
+    ]);
+    await fsp.writeFile(path.join(root, "pins", "registry.x.json"), "{");
+    expect((await store.fsck()).problems.map((p) => p.kind)).toContain("pin-unreadable");
   });
 
   it("finds a corrupted config blob and names its path", async () => {
