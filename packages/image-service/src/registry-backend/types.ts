@@ -163,7 +163,12 @@ export interface ReferrersResult {
  */
 export interface RegistryBackend {
   // ---- blobs ----
-  /** Size and digest of a blob visible through `scope`. @throws `ERR_BLOB_UNKNOWN` */
+  /**
+   * Size and digest of a blob visible through `scope` (a HEAD). A pusher told
+   * that a blob exists names it in its manifest without sending it, so the
+   * store's backend keeps such a blob for the repository from then on, as a mount.
+   * @throws `ERR_BLOB_UNKNOWN`
+   */
   statBlob(scope: BlobScope, digest: Digest): Promise<BlobInfo>;
   /** Open a blob visible through `scope` for reading. @throws `ERR_BLOB_UNKNOWN` */
   openBlob(scope: BlobScope, digest: Digest): Promise<BlobReader>;
