@@ -396,9 +396,10 @@ export interface FsckOptions {
   /** Remove garbage and broken records (takes the store lock). */
   repair?: boolean;
   /**
-   * Roots known to other components (configs, manifests). When given, blobs
-   * referenced by no layer record, live lease or root are reported as orphans
-   * (and removed with `repair`); when absent, orphans are not judged.
+   * Roots known to other components (configs, manifests). When given (or
+   * {@link roots}), blobs referenced by no layer record, live lease or root are
+   * reported as orphans (and removed with `repair`); when neither is, orphans
+   * are not judged.
    */
   keepBlobs?: Iterable<Digest | string>;
   /**

@@ -1,23 +1,22 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type ContentIngester, createMemoryLayerStore, type LayerStore, openLayerStore, openOffThreadWriter } from "../src/index.js";
 import { tarFor, zstdStored } from "../src/fixtures.js";
 import { workerExecArgv } from "../src/threads.js";
-import { gz } from "./helpers.js";
+import { gz, tempRoot } from "./helpers.js";
 
-const dirs: string[] = [];
+const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  for (const c of cleanups.splice(0)) await c();
 });
 
 async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "berth-offthread-"));
-  dirs.push(dir);
-  return dir;
+  const { root, cleanup } = await tempRoot("berth-offthread-");
+  cleanups.push(cleanup);
+  return root;
 }
 
 async function stores(): Promise<Array<[string, LayerStore, string | undefined]>> {

@@ -219,9 +219,9 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, options
       await putManifest(desc, bytes, root);
     } catch (err) {
       if (!blobLostMeanwhile(err)) throw err;
-      // A registry that collects garbage while it serves (berth serve, whose HEAD finds any blob
-      // its store holds) may have let a blob go between the HEAD that found it and this PUT:
-      // send the image's blobs again (their HEADs tell which are gone) and try once more.
+      // A registry that collects garbage while it serves may have let a blob go between the
+      // HEAD that found it and this PUT: send the image's blobs again (their HEADs tell which
+      // are gone) and try once more.
       for (const b of [manifest.config, ...manifest.layers]) blobs.delete(parseDigest(b.digest));
       await copyBlobs();
       await putManifest(desc, bytes, root);
