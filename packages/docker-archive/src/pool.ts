@@ -13,10 +13,10 @@
  * @module
  */
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { BerthError, Digest } from "@berth/digest";
 import type { ScanFacts } from "@berth/layer-store/scan";
-import { fromWire, type WireError, workerExecArgv, workerScript } from "@berth/layer-store/threads";
+import { fromWire, startWorker, type WireError, workerScript } from "@berth/layer-store/threads";
 
 /** One entry for a worker: `size` bytes at `offset` of `file`, into the ingest file `path`. */
 export interface IngestJob {
@@ -58,7 +58,7 @@ export const WORKER_MIN_ENTRY = 8 << 20;
 const idle: Worker[] = [];
 
 function spawnWorker(): Worker {
-  return new Worker(workerScript("ingest-worker.js", import.meta.url), { execArgv: workerExecArgv() });
+  return startWorker(workerScript("ingest-worker.js", import.meta.url));
 }
 
 /** Keep `worker` for the next load (or end it when enough are kept). */

@@ -19,12 +19,12 @@
  * @module
  */
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { type Digest, FailedPreconditionError, InvalidArgumentError, sha256 } from "@berth/digest";
 import { verifyExpected } from "./content-common.js";
 import { LayerStoreErrorCode } from "./errors.js";
 import type { LayerScanOptions, ScanFacts } from "./scan.js";
-import { fromWire, type WireError, workerExecArgv, workerScript } from "./threads.js";
+import { fromWire, startWorker, type WireError, workerScript } from "./threads.js";
 import type { BlobWriter, CommitResult, ContentIngester, FileWriter, OffThreadWriter, OffThreadWriterOptions, WrittenBlob } from "./types.js";
 
 /** A message to a write worker (see `write-worker.ts`). */
@@ -236,7 +236,7 @@ class Slot {
   #nextId = 0;
 
   constructor(onGone: (slot: Slot) => void) {
-    this.worker = new Worker(workerScript("write-worker.js", import.meta.url), { execArgv: workerExecArgv() });
+    this.worker = startWorker(workerScript("write-worker.js", import.meta.url));
     this.worker.unref();
     this.worker.on("message", (m: WriteReply) => this.writers.get(m.id)?.answer(m));
     const gone = (err: unknown) => {

@@ -8,6 +8,7 @@
  * @module
  */
 import { existsSync } from "node:fs";
+import { Worker, type WorkerOptions } from "node:worker_threads";
 import * as errors from "@berth/digest";
 
 /** An error as it crosses threads: enough to rebuild the typed error. */
@@ -91,3 +92,32 @@ export function workerExecArgv(argv: readonly string[] = process.execArgv): stri
   }
   return out;
 }
+
+/** The flags {@link startWorker} found a worker takes (refused ones left out), once known. */
+let acceptedArgv: string[] | undefined;
+
+/**
+ * Start a worker on `script` with the parent's flags ({@link workerExecArgv}).
+ * Flags that only a process takes — V8's (`--max-old-space-size`,
+ * `--expose-gc`) and per-process ones (`--title`) — make Node refuse the
+ * worker, naming them: those are left out and the worker started without
+ * them (a tool run as `node --max-old-space-size=4096` embeds berth too).
+ */
+export function startWorker(script: URL, options: Omit<WorkerOptions, "execArgv"> = {}): Worker {
+  let argv = acceptedArgv ?? workerExecArgv();
+  for (;;) {
+    try {
+      const worker = new Worker(script, { ...options, execArgv: argv });
+      acceptedArgv = argv;
+      return worker;
+    } catch (err) {
+      const named = /invalid execArgv flags: (.*)$/.exec((err as Error).message)?.[1];
+      if ((err as NodeJS.ErrnoException).code !== "ERR_WORKER_INVALID_EXEC_ARGV" || named === undefined) throw err;
+      const refused = new Set(named.split(", "));
+      const kept = argv.filter((a) => !refused.has(a));
+      if (kept.length === argv.length) throw err;
+      argv = kept;
+    }
+  }
+}
+

@@ -153,6 +153,16 @@ describe("workerExecArgv", () => {
     ]);
     expect(workerExecArgv(["--input-type", "module", "--print", "1 + 1", "--enable-source-maps"])).toEqual(["--enable-source-maps"]);
   });
+
+  it("startWorker leaves out the flags only a process takes (V8's, --title) and keeps the others", () => {
+    const threads = new URL("../dist/threads.js", import.meta.url).href;
+    const script = `const { startWorker } = await import(${JSON.stringify(threads)});
+      const w = startWorker(new URL("data:text/javascript,import { parentPort } from 'node:worker_threads'; parentPort.postMessage(process.execArgv)"));
+      w.once("message", (argv) => { console.log(JSON.stringify(argv)); w.terminate(); });`;
+    const flags = ["--max-old-space-size=300", "--expose-gc", "--title=berth-test", "--no-warnings"];
+    const out = execFileSync(process.execPath, [...flags, "--input-type=module", "-e", script], { timeout: 20_000, encoding: "utf8" });
+    expect(JSON.parse(out)).toEqual(["--no-warnings"]);
+  });
 });
 
 describe("ingestLayer with offThread", () => {
