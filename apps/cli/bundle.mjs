@@ -13,6 +13,8 @@
 // - `ingest-worker.js`: the worker threads of `berth load -i` (@berth/docker-archive);
 // - `write-worker.js`: the worker threads that hash and write `berth serve`'s
 //   registry uploads (@berth/layer-store's off-thread writer);
+// - `gzip-worker.js`: the worker threads that gzip layers for `berth push`
+//   (@berth/image-service);
 // - `page/app.js`: the explorer page script `berth serve` sends (@berth/server).
 import { copyFile, mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -41,5 +43,6 @@ const common = {
 await build({ ...common, entryPoints: [join(dist, "main.js")], outfile: join(dist, "berth.js") });
 await build({ ...common, entryPoints: [join(packageDist("@berth/docker-archive"), "ingest-worker.js")], outfile: join(dist, "ingest-worker.js") });
 await build({ ...common, entryPoints: [join(packageDist("@berth/layer-store"), "write-worker.js")], outfile: join(dist, "write-worker.js") });
+await build({ ...common, entryPoints: [join(packageDist("@berth/image-service"), "gzip-worker.js")], outfile: join(dist, "gzip-worker.js") });
 await mkdir(join(dist, "page"), { recursive: true });
 await copyFile(join(packageDist("@berth/server"), "ui", "page", "app.js"), join(dist, "page", "app.js"));

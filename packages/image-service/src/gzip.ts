@@ -1,115 +1,139 @@
 /**
  * gzip for pushing layers, made as pigz makes it: the input is cut into
- * blocks that are compressed side by side (zlib's thread pool), each
- * primed with the 32 KiB before it as its dictionary, so the output is one
- * ordinary gzip member, within a fraction of a percent of a single zlib
- * stream's size. A block whose bytes look random (an entropy estimate over a
- * sample: compressed files, keys, media) is not given to deflate at all but
- * written as stored blocks — deflate spends the same time on bytes it cannot
- * shrink as on text (about 30 MB/s at any level), which made pushes of such
- * layers slow. A block whose start shows that repeated strings barely help
- * (text with random salt) is deflated with runs only ({@link stringsPay}).
+ * blocks that are compressed side by side, each primed with the 32 KiB
+ * before it as its dictionary, so the output is one ordinary gzip member,
+ * within a fraction of a percent of a single zlib stream's size. How a block
+ * is compressed (random-looking ones stored, salted text with runs only) is
+ * `gzip-block.ts`.
+ *
+ * The blocks are compressed and checksummed on worker threads (one per core,
+ * shared by every push of the process), which send each block's buffer back
+ * to be read into again: the calling thread only reads the layer, joins the
+ * CRCs and passes the output on (in a push it also hashes and sends it).
+ * With zlib's own thread pool the calling thread was the bottleneck of a
+ * push — ~91 % busy, a third of it setting up zlib streams, CRC-32, sampling
+ * and the garbage of a fresh 1 MiB buffer per block.
  *
  * The output depends only on the input and the level: the same layer always
  * gives the same digest, which the blob-info cache relies on.
  * @module
  */
-import { promisify } from "node:util";
-import * as zlib from "node:zlib";
-
-const deflateRaw = promisify(zlib.deflateRaw) as (buf: Uint8Array, opts: zlib.ZlibOptions) => Promise<Buffer>;
+import { availableParallelism } from "node:os";
+import type { Worker } from "node:worker_threads";
+import { fromWire, startWorker, type WireError, workerScript } from "@berth/layer-store/threads";
+import { crc32Combine } from "./gzip-block.js";
 
 /**
  * Bytes per block. 1 MiB rather than 256 KiB: each block is a zlib stream of
- * its own, and the main thread's share per block (a stream to set up, its
- * output to collect) made 256 KiB blocks cost 15 % more wall time in a push
- * of the registry bench's image (3.1 → 2.7 s).
+ * its own, and the share per block (a stream to set up, a message each way)
+ * made 256 KiB blocks cost 15 % more wall time in a push of the registry
+ * bench's image.
  */
 const BLOCK = 1 << 20;
 /** Deflate's window: what a block may refer back to. */
 const WINDOW = 32 << 10;
-/** Blocks in flight. */
-const PARALLEL = 4;
-/** Above this many bits per byte a sampled block is treated as incompressible. */
-const RANDOM_BITS = 7.5;
+/**
+ * Blocks in flight per stream. A push sends four layers at once, so two each
+ * keep one worker per core busy; four each only held more memory (peak RSS of
+ * the registry bench's push 185 → 210 MiB, no faster).
+ */
+const PARALLEL = 2;
+/** Worker threads at most (one per core up to this). */
+const MAX_THREADS = 8;
+/** Block buffers kept for reuse (returned by the workers). */
+const SPARE_BLOCKS = 8;
 
 /** gzip header: no name, no time, OS unix (as zlib writes it). */
 const HEADER = Uint8Array.of(0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03);
 
-/** Shannon entropy (bits per byte) of every 16th byte of `b`. */
-function sampledEntropy(b: Uint8Array): number {
-  const counts = new Uint32Array(256);
-  let n = 0;
-  for (let i = 0; i < b.length; i += 16) {
-    counts[b[i]!]!++;
-    n++;
-  }
-  let bits = 0;
-  for (const c of counts) {
-    if (c === 0) continue;
-    const p = c / n;
-    bits -= p * Math.log2(p);
-  }
-  return bits;
+/** A block for a worker. */
+export interface GzipJob {
+  id: number;
+  block: Uint8Array;
+  /** The 32 KiB before the block (a copy), its dictionary. */
+  before: Uint8Array | undefined;
+  level: number;
 }
 
-/** `b` as non-final stored deflate blocks (the stream is byte-aligned after each block's sync flush). */
-function stored(b: Uint8Array): Uint8Array {
-  const pieces = Math.ceil(b.length / 65535);
-  const out = new Uint8Array(b.length + pieces * 5);
-  let o = 0;
-  for (let i = 0; i < b.length; i += 65535) {
-    const len = Math.min(65535, b.length - i);
-    out.set([0x00, len & 0xff, len >> 8, ~len & 0xff, (~len >> 8) & 0xff], o);
-    out.set(b.subarray(i, i + len), o + 5);
-    o += 5 + len;
-  }
-  return out;
+/** A worker's answer: the compressed block and its input's CRC-32, or an error; the block's buffer comes back either way. */
+export type GzipReply = { id: number; block: Uint8Array } & ({ out: Uint8Array; crc: number } | { error: WireError });
+
+interface Compressed {
+  out: Uint8Array;
+  crc: number;
+  length: number;
 }
 
-/** Bytes at the start of a block that {@link stringsPay} compresses both ways. */
-const PROBE = 8 << 10;
-/** String matches must make the probe this much smaller than runs alone, or the block is deflated with runs only. */
-const STRINGS_GAIN = 0.95;
-
-/**
- * Whether deflate's search for repeated strings pays on `block`: its first
- * {@link PROBE} bytes compressed at level 1 with string matching, and with
- * runs only (`Z_RLE`, Huffman coding and repeats of the last byte). Text with
- * random salt in every line (the bench's 4 KiB files, logs with IDs, base64)
- * gives deflate little to match and costs it ~75 MB/s at any level; with runs
- * only it goes at ~300 MB/s to a size within ~1% (measured on the registry
- * bench's layer: 0.677 against 0.686 of the input).
- */
-export function stringsPay(block: Uint8Array): boolean {
-  if (block.length <= PROBE) return true;
-  const sample = block.subarray(0, PROBE);
-  const opts = { level: 1, finishFlush: zlib.constants.Z_SYNC_FLUSH };
-  const strings = zlib.deflateRawSync(sample, opts).length;
-  const runs = zlib.deflateRawSync(sample, { ...opts, strategy: zlib.constants.Z_RLE }).length;
-  return strings < runs * STRINGS_GAIN;
+interface Thread {
+  worker: Worker;
+  jobs: Map<number, { length: number; resolve: (c: Compressed) => void; reject: (e: unknown) => void }>;
 }
 
-/** The compressed form of one block: deflate ending in a sync flush (never final), or stored. */
-function compressBlock(block: Uint8Array, before: Uint8Array | undefined, level: number): Promise<Uint8Array> {
-  if (sampledEntropy(block) > RANDOM_BITS) return Promise.resolve(stored(block));
-  const strategy = stringsPay(block) ? zlib.constants.Z_DEFAULT_STRATEGY : zlib.constants.Z_RLE;
-  // chunkSize: a text block's whole output in one buffer, one trip to the thread pool (zlib's
-  // default of 16 KiB took a round trip per 16 KiB of output, and the main thread's time went to
-  // them and to the garbage they left); an output buffer the size of the block instead gave the
-  // same time with more memory (push RSS 180–190 MiB either way, with four layers at once)
-  return deflateRaw(block, {
-    level,
-    strategy,
-    chunkSize: 256 << 10,
-    finishFlush: zlib.constants.Z_SYNC_FLUSH,
-    ...(before ? { dictionary: before } : {}),
+const threads: Thread[] = [];
+const spare: ArrayBuffer[] = [];
+let nextId = 0;
+
+/** A block buffer: a spare one, else new. */
+function blockBuffer(): Uint8Array {
+  return new Uint8Array(spare.pop() ?? new ArrayBuffer(BLOCK));
+}
+
+/** Start a worker; it holds the process open only while it has jobs. */
+function spawn(): Thread {
+  // a small young generation: the worker makes few JS objects, and frequent scavenges free the
+  // buffers it has handed over sooner (peak RSS of the registry bench's push 198 → 185 MiB)
+  const worker = startWorker(workerScript("gzip-worker.js", import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+  worker.unref();
+  const t: Thread = { worker, jobs: new Map() };
+  worker.on("message", (m: GzipReply) => {
+    recycle(m.block);
+    const job = t.jobs.get(m.id);
+    if (!job) return;
+    t.jobs.delete(m.id);
+    if (t.jobs.size === 0) worker.unref();
+    if ("error" in m) job.reject(fromWire(m.error));
+    else job.resolve({ out: m.out, crc: m.crc, length: job.length });
+  });
+  const fail = (err: unknown) => {
+    const i = threads.indexOf(t);
+    if (i >= 0) threads.splice(i, 1);
+    for (const job of t.jobs.values()) job.reject(err);
+    t.jobs.clear();
+  };
+  worker.on("error", fail);
+  worker.on("exit", (code) => fail(new Error(`gzip worker thread exited with code ${code}`)));
+  threads.push(t);
+  return t;
+}
+
+/** Compress `block` on the least busy worker (started up to one per core). `block`'s buffer is handed over. */
+function compressOffThread(block: Uint8Array, before: Uint8Array | undefined, level: number): Promise<Compressed> {
+  let t = threads.reduce<Thread | undefined>((best, x) => (!best || x.jobs.size < best.jobs.size ? x : best), undefined);
+  if (!t || (t.jobs.size > 0 && threads.length < Math.min(MAX_THREADS, availableParallelism()))) t = spawn();
+  const thread = t;
+  const id = nextId++;
+  return new Promise<Compressed>((resolve, reject) => {
+    if (thread.jobs.size === 0) thread.worker.ref();
+    thread.jobs.set(id, { length: block.length, resolve, reject });
+    const job: GzipJob = { id, block, before, level };
+    thread.worker.postMessage(job, [block.buffer as ArrayBuffer]);
   });
 }
 
-/** The input re-cut into blocks of {@link BLOCK} bytes (the last may be shorter). */
-async function* blocks(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  let buf = new Uint8Array(BLOCK);
+/** Give a block buffer back for reuse. */
+function recycle(buf: Uint8Array): void {
+  if (buf.buffer.byteLength === BLOCK && spare.length < SPARE_BLOCKS) spare.push(buf.buffer as ArrayBuffer);
+}
+
+/** Reads bytes at a position into a buffer: a store blob's `ContentReader`. */
+export interface PositionalReader {
+  /** Read up to `into.byteLength` bytes at `position`; resolves with the count (0 only at the end). */
+  read(into: Uint8Array, position: number): Promise<number>;
+}
+
+/** The input re-cut into blocks of {@link BLOCK} bytes (the last may be shorter), in reused buffers. */
+async function* streamBlocks(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let buf = blockBuffer();
   let fill = 0;
   for await (const chunk of source) {
     let at = 0;
@@ -120,39 +144,67 @@ async function* blocks(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
       at += take;
       if (fill === BLOCK) {
         yield buf;
-        buf = new Uint8Array(BLOCK);
+        buf = blockBuffer();
         fill = 0;
       }
     }
   }
   if (fill > 0) yield buf.subarray(0, fill);
+  else recycle(buf);
+}
+
+/** A reader's bytes from position 0 in blocks, read straight into reused buffers (no chunk to allocate and copy). */
+async function* readerBlocks(reader: PositionalReader): AsyncGenerator<Uint8Array> {
+  for (let pos = 0; ; ) {
+    const buf = blockBuffer();
+    let fill = 0;
+    while (fill < BLOCK) {
+      const n = await reader.read(buf.subarray(fill), pos + fill);
+      if (n === 0) break;
+      fill += n;
+    }
+    pos += fill;
+    if (fill === 0) {
+      recycle(buf);
+      return;
+    }
+    yield fill === BLOCK ? buf : buf.subarray(0, fill);
+    if (fill < BLOCK) return;
+  }
 }
 
 /**
  * gzip `source` as the module doc describes, streaming: at most a few blocks
- * are held at once. `level` is zlib's (default 6, as docker and BuildKit).
+ * are held at once. `source`: a stream, or a reader of a file (read from its
+ * start, into the blocks themselves). `level` is zlib's (default 6, as docker
+ * and BuildKit).
  */
-export async function* parallelGzip(source: AsyncIterable<Uint8Array>, level = 6): AsyncGenerator<Uint8Array> {
+export async function* parallelGzip(source: AsyncIterable<Uint8Array> | PositionalReader, level = 6): AsyncGenerator<Uint8Array> {
   yield HEADER;
   let crc = 0;
   let size = 0;
-  let previous: Uint8Array | undefined;
-  const inFlight: Promise<Uint8Array>[] = [];
-  for await (const block of blocks(source)) {
-    crc = zlib.crc32(block, crc);
-    size = (size + block.length) % 2 ** 32;
-    const pending = compressBlock(block, previous?.subarray(Math.max(0, previous.length - WINDOW)), level);
+  const inFlight: Promise<Compressed>[] = [];
+  let before: Uint8Array | undefined;
+  const done = (c: Compressed) => {
+    crc = crc32Combine(crc, c.crc, c.length);
+    size = (size + c.length) % 2 ** 32;
+    return c.out;
+  };
+  for await (const block of "read" in source ? readerBlocks(source) : streamBlocks(source)) {
+    // the dictionary of the next block, copied before this one's buffer goes to a worker
+    const next = block.slice(Math.max(0, block.length - WINDOW));
+    const pending = compressOffThread(block, before, level);
     pending.catch(() => undefined); // awaited in order below; a failure is not also unhandled
     inFlight.push(pending);
-    previous = block;
-    if (inFlight.length >= PARALLEL) yield await inFlight.shift()!;
+    before = next;
+    if (inFlight.length >= PARALLEL) yield done(await inFlight.shift()!);
   }
-  while (inFlight.length > 0) yield await inFlight.shift()!;
+  while (inFlight.length > 0) yield done(await inFlight.shift()!);
   // the final block (empty, stored), then CRC-32 and size, little-endian
   const trailer = new Uint8Array(13);
   trailer.set([0x01, 0x00, 0x00, 0xff, 0xff]);
   const view = new DataView(trailer.buffer);
-  view.setUint32(5, crc >>> 0, true);
+  view.setUint32(5, crc, true);
   view.setUint32(9, size, true);
   yield trailer;
 }

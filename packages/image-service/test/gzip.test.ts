@@ -8,9 +8,10 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { crc32, gunzipSync, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { parallelGzip, stringsPay } from "../src/gzip.js";
+import { parallelGzip } from "../src/gzip.js";
+import { crc32Combine, stringsPay } from "../src/gzip-block.js";
 
 async function gz(input: Uint8Array, pieces = 7, level?: number): Promise<Buffer> {
   const out: Uint8Array[] = [];
@@ -64,3 +65,52 @@ describe("parallelGzip", () => {
     expect(Buffer.compare(gunzipSync(await gz(text, 5, 1)), text)).toBe(0);
   });
 });
+
+describe("parallelGzip's worker threads", () => {
+  it("a file read by position gives the same bytes as its stream, short reads too", async () => {
+    const input = Buffer.concat([text, random, base64]);
+    const reader = {
+      // at most 300,001 bytes a call: a block takes several reads
+      async read(into: Uint8Array, position: number) {
+        const n = Math.max(0, Math.min(into.length, 300_001, input.length - position));
+        into.set(input.subarray(position, position + n));
+        return n;
+      },
+    };
+    const out: Uint8Array[] = [];
+    for await (const c of parallelGzip(reader)) out.push(c);
+    expect(Buffer.compare(Buffer.concat(out), await gz(input))).toBe(0);
+  });
+
+  it("a worker's failure is the caller's error, with its code", async () => {
+    await expect(gz(text, 3, 42)).rejects.toMatchObject({ code: "ERR_OUT_OF_RANGE" });
+    // the workers still serve the next stream
+    expect(Buffer.compare(gunzipSync(await gz(text)), text)).toBe(0);
+  });
+
+  it("idle workers do not hold the process open", () => {
+    const gzipModule = new URL("../dist/gzip.js", import.meta.url).href;
+    const script = `const { parallelGzip } = await import(${JSON.stringify(gzipModule)});
+      let n = 0; for await (const c of parallelGzip([new Uint8Array(3 << 20).fill(7)])) n += c.length;
+      console.log(n);`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { timeout: 20_000, encoding: "utf8" });
+    expect(Number(out.trim())).toBeGreaterThan(0);
+  });
+});
+
+describe("crc32Combine", () => {
+  it("joins two parts' CRC-32s into the whole's, for any split", () => {
+    const data = randomBytes(200_000);
+    for (const cut of [0, 1, 7, 4096, 65_536, 131_071, 199_999, 200_000]) {
+      const a = data.subarray(0, cut);
+      const b = data.subarray(cut);
+      expect(crc32Combine(crc32(a), crc32(b), b.length)).toBe(crc32(data));
+    }
+    // lengths past 2^32 (a layer's size): joining A+B then C is joining A then B+C
+    const [x, y, z] = [crc32(data.subarray(0, 10)), crc32(data.subarray(10, 20)), crc32(data.subarray(20, 30))];
+    const [lb, lc] = [3 * 2 ** 31 + 5, 2 ** 33 + 12_345];
+    expect(crc32Combine(crc32Combine(x, y, lb), z, lc)).toBe(crc32Combine(x, crc32Combine(y, z, lc), lb + lc));
+    expect(crc32Combine(x, y, lb)).not.toBe(crc32Combine(x, y, lb + 1));
+  });
+});
+
