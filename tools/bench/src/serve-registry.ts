@@ -4,10 +4,14 @@
  * both on loopback, the same blobs, alternated:
  *
  * - upload of a 256 MiB blob (POST, one PATCH, PUT), MB/s;
- * - GET of a 256 MiB blob by one client, MB/s;
- * - 16 concurrent clients × 3 GETs of it, aggregate MB/s, and the server's
- *   peak RSS while they download (VmHWM, reset through `/proc/PID/clear_refs`
- *   just before) — the issue's measure — and over the whole run;
+ * - GET of a 256 MiB blob by one client, MB/s, two ways as below;
+ * - 16 concurrent downloads of it, aggregate MB/s, two ways: 16 clients × 3
+ *   GETs from this (Node) process, which is itself the bottleneck (its CPU
+ *   about equals the wall time, on the two cores the servers use), and 16
+ *   connections GETting it over and over for BERTH_BENCH_WRK_SECONDS with wrk
+ *   (C, reads into one buffer: the servers' own speed); the server's peak RSS
+ *   while they download (VmHWM, reset through `/proc/PID/clear_refs` just
+ *   before) — the issue's measure — and over the whole run;
  * - manifest GET by tag, 32 connections for 10 s with wrk: requests/s and p99.
  *
  *   node tools/bench/dist/serve-registry.js
@@ -153,6 +157,16 @@ function wrk(t: Target, repo: string, seconds: number): { rps: number; p99: numb
   return { rps, p99 };
 }
 
+/** wrk with `connections` for `seconds`, each GETting the blob over and over: aggregate MB/s (bytes read, 10^6). */
+function wrkBlob(t: Target, repo: string, digest: string, seconds: number, connections: number): number {
+  const threads = Math.min(2, connections);
+  const out = execFileSync("wrk", [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, "--timeout", "60s", `${t.url}/v2/${repo}/blobs/${digest}`], { encoding: "utf8" });
+  if (/Non-2xx|Socket errors/.test(out)) throw new Error(`${t.name}: wrk saw errors:\n${out}`);
+  const m = /Transfer\/sec:\s+([0-9.]+)(KB|MB|GB)/.exec(out);
+  if (!m) throw new Error(`${t.name}: no transfer rate in wrk's output:\n${out}`);
+  return (Number(m[1]) * { KB: 2 ** 10, MB: 2 ** 20, GB: 2 ** 30 }[m[2] as "KB" | "MB" | "GB"]) / 1e6;
+}
+
 /** `berth serve` on a fresh store at a free port. */
 async function startBerth(root: string, port: number): Promise<{ child: ChildProcess; target: Target }> {
   const child = spawn(process.execPath, [cli, "--root", root, "serve", "--port", String(port), "--log-format", "none"], { stdio: "ignore" });
@@ -246,7 +260,7 @@ export async function run(): Promise<void> {
   if (!reg) throw new Error("docker-registry is not installed (apt-get install docker-registry)");
   const berth = await startBerth(join(dir, "store"), await peers.freePort());
   const targets: Target[] = [berth.target, { name: "docker-registry", url: reg.url, pid: reg.pid }];
-  const rows = new Map<string, Record<string, number[]>>(targets.map((t) => [t.name, { upload: [], get1: [], get16: [], rss16: [], rps: [], p99: [] }]));
+  const rows = new Map<string, Record<string, number[]>>(targets.map((t) => [t.name, { upload: [], get1: [], wrk1: [], get16: [], wrk16: [], rss16: [], rps: [], p99: [] }]));
   const row = (t: Target) => rows.get(t.name)!;
   const wholeRss = new Map<string, number>();
   try {
@@ -256,11 +270,13 @@ export async function run(): Promise<void> {
       const order = i % 2 === 0 ? targets : [...targets].reverse();
       for (const t of order) row(t).upload!.push(await upload(t, `bench/r${i}`, blob));
       for (const t of order) row(t).get1!.push(await download(t, `bench/r${i}`, blob, 1, 1));
+      for (const t of order) row(t).wrk1!.push(wrkBlob(t, `bench/r${i}`, blob.digest, seconds, 1));
       for (const t of order) {
         // the whole run's peak: what VmHWM held before this reset
         wholeRss.set(t.name, Math.max(wholeRss.get(t.name) ?? 0, peakRss(t.pid)));
         resetPeakRss(t.pid);
         row(t).get16!.push(await download(t, `bench/r${i}`, blob, 16, 3));
+        row(t).wrk16!.push(wrkBlob(t, `bench/r${i}`, blob.digest, seconds, 16));
         row(t).rss16!.push(peakRss(t.pid));
       }
       if (i === 0) for (const t of targets) await pushManifest(t, "bench/r0", blob, dir);
@@ -278,8 +294,10 @@ export async function run(): Promise<void> {
     process.stdout.write("| measure | berth serve | docker-registry | berth ÷ registry |\n|---|---:|---:|---:|\n");
     for (const [key, label] of [
       ["upload", "upload (POST, PATCH, PUT) MB/s"],
-      ["get1", "blob GET, 1 client, MB/s"],
-      ["get16", "blob GET, 16 clients × 3, aggregate MB/s"],
+      ["get1", "blob GET, 1 client in this Node process, MB/s"],
+      ["wrk1", `blob GET, 1 connection for ${seconds} s (wrk), MB/s`],
+      ["get16", "blob GET, 16 clients × 3 from one Node process (client-bound), aggregate MB/s"],
+      ["wrk16", `blob GET, 16 connections for ${seconds} s (wrk), aggregate MB/s`],
       ["rps", "manifest GET by tag, requests/s"],
       ["p99", "manifest GET p99 ms (lower is better)"],
     ] as const) {
@@ -288,7 +306,7 @@ export async function run(): Promise<void> {
     process.stdout.write(`| peak RSS while 16 clients download (highest of the runs), MiB | ${Math.max(...b.rss16!).toFixed(0)} | ${Math.max(...r.rss16!).toFixed(0)} | |\n`);
     process.stdout.write(`| peak RSS over the whole run (uploads included), MiB | ${rss.get("berth serve")!.toFixed(0)} | ${rss.get("docker-registry")!.toFixed(0)} | |\n`);
     process.stdout.write(`\nEach run (${targets.map((t) => t.name).join(" / ")}):\n`);
-    for (const key of ["upload", "get1", "get16"] as const)
+    for (const key of ["upload", "get1", "wrk1", "get16", "wrk16"] as const)
       process.stdout.write(`- ${key}: ${b[key]!.map((x, i) => `${x.toFixed(0)} / ${r[key]![i]!.toFixed(0)}`).join(", ")}\n`);
     const pullMb = Number(process.env.BERTH_BENCH_PULL_MB ?? 1024);
     if (pullMb > 0) await imagePulls(targets, pullMb, runs);
