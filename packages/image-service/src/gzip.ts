@@ -25,9 +25,10 @@ import { crc32Combine } from "./gzip-block.js";
 
 /**
  * Bytes per block. 1 MiB rather than 256 KiB: each block is a zlib stream of
- * its own, and the share per block (a stream to set up, a message each way)
- * made 256 KiB blocks cost 15 % more wall time in a push of the registry
- * bench's image.
+ * its own, and the share per block (a stream to set up, its output to
+ * collect) made 256 KiB blocks cost 15 % more wall time in a push of the
+ * registry bench's image (measured with zlib's thread pool, before the
+ * workers); 2 MiB was no faster and held more memory.
  */
 const BLOCK = 1 << 20;
 /** Deflate's window: what a block may refer back to. */
@@ -190,7 +191,8 @@ export async function* parallelGzip(source: AsyncIterable<Uint8Array> | Position
     size = (size + c.length) % 2 ** 32;
     return c.out;
   };
-  for await (const block of "read" in source ? readerBlocks(source) : streamBlocks(source)) {
+  // a Node stream has a `read` method too: what tells them apart is the iterator
+  for await (const block of Symbol.asyncIterator in source ? streamBlocks(source) : readerBlocks(source)) {
     // the dictionary of the next block, copied before this one's buffer goes to a worker
     const next = block.slice(Math.max(0, block.length - WINDOW));
     const pending = compressOffThread(block, before, level);

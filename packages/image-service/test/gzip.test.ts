@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { crc32, gunzipSync, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { parallelGzip } from "../src/gzip.js";
@@ -79,6 +80,13 @@ describe("parallelGzip's worker threads", () => {
     };
     const out: Uint8Array[] = [];
     for await (const c of parallelGzip(reader)) out.push(c);
+    expect(Buffer.compare(Buffer.concat(out), await gz(input))).toBe(0);
+  });
+
+  it("a Node stream (which has a read method too) is read as a stream", async () => {
+    const input = Buffer.concat([text, random]);
+    const out: Uint8Array[] = [];
+    for await (const c of parallelGzip(Readable.from([input.subarray(0, 700_000), input.subarray(700_000)]))) out.push(c);
     expect(Buffer.compare(Buffer.concat(out), await gz(input))).toBe(0);
   });
 
