@@ -57,6 +57,12 @@ describe.skipIf(!reg)("berth pull after kill -9", { timeout: 180_000 }, () => {
     const kept = partialBytes(rootB);
     expect(kept).toBeGreaterThanOrEqual(killedAt);
 
+    // the registry logs the killed run's layer GET once it sees the connection gone, which can be
+    // after this point: wait for that line, so that its bytes are not counted as the second run's
+    const layerGets = async () =>
+      (await r.accessLog()).filter((e) => e.method === "GET" && e.path.includes("/blobs/sha256:") && e.bytes > 1000).length;
+    for (let i = 0; i < 200 && (await layerGets()) === 0; i++) await new Promise((res) => setTimeout(res, 50));
+    expect(await layerGets(), "the registry logged the killed run's layer GET").toBe(1);
     const mark = (await r.accessLog()).length;
     const again = await berthOk(["pull", "--progress", "json", name], { root: rootB });
     const summary = again.stderr
