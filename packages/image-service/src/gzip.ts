@@ -132,6 +132,11 @@ export interface PositionalReader {
   read(into: Uint8Array, position: number): Promise<number>;
 }
 
+/** Whether `source` is a reader rather than chunks to iterate (a Node stream has a `read` method too). */
+function isReader(source: AsyncIterable<Uint8Array> | PositionalReader): source is PositionalReader {
+  return !(Symbol.asyncIterator in source) && !(Symbol.iterator in source);
+}
+
 /** The input re-cut into blocks of {@link BLOCK} bytes (the last may be shorter), in reused buffers. */
 async function* streamBlocks(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   let buf = blockBuffer();
@@ -191,8 +196,7 @@ export async function* parallelGzip(source: AsyncIterable<Uint8Array> | Position
     size = (size + c.length) % 2 ** 32;
     return c.out;
   };
-  // a Node stream has a `read` method too: what tells them apart is the iterator
-  for await (const block of Symbol.asyncIterator in source ? streamBlocks(source) : readerBlocks(source)) {
+  for await (const block of isReader(source) ? readerBlocks(source) : streamBlocks(source)) {
     // the dictionary of the next block, copied before this one's buffer goes to a worker
     const next = block.slice(Math.max(0, block.length - WINDOW));
     const pending = compressOffThread(block, before, level);
