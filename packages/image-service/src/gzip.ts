@@ -39,8 +39,8 @@ const WINDOW = 32 << 10;
  * the registry bench's push 185 → 210 MiB, no faster).
  */
 const PARALLEL = 2;
-/** Worker threads at most (one per core up to this). */
-const MAX_THREADS = 8;
+/** Worker threads at most (one per core up to this; zlib's thread pool, which did this work before, has four). */
+const MAX_THREADS = 4;
 /** Block buffers kept for reuse (returned by the workers). */
 const SPARE_BLOCKS = 8;
 
