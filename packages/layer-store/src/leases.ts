@@ -47,6 +47,14 @@ export interface LeaseRoots {
  */
 export class FsLeases {
   readonly #paths: StorePaths;
+  /**
+   * The leases this object created and has not released, with their expiry:
+   * {@link check} answers for those from memory. A lease of a live process is
+   * only removed by its release (GC removes the leases of dead processes and
+   * expired ones), so reading its owner file again tells nothing new — and a
+   * load asked that ~20 times, on a thread pool busy with its writes.
+   */
+  readonly #held = new Map<string, number | undefined>();
   constructor(paths: StorePaths) {
     this.#paths = paths;
   }
@@ -68,6 +76,7 @@ export class FsLeases {
     if (opts.expiresInMs !== undefined) record.expiresAt = Date.now() + opts.expiresInMs;
     await fsp.writeFile(path.join(tmp, "owner.json"), JSON.stringify(record));
     await fsp.rename(tmp, dir);
+    this.#held.set(id, record.expiresAt);
     return new FsLease(this, id);
   }
 
@@ -78,6 +87,10 @@ export class FsLeases {
       throw new InvalidArgumentError(`invalid lease id ${JSON.stringify(id)}`, { code: LayerStoreErrorCode.INVALID_LEASE });
     }
     const dir = this.#paths.lease(id);
+    if (this.#held.has(id)) {
+      const expiresAt = this.#held.get(id);
+      if (expiresAt === undefined || Date.now() < expiresAt) return dir;
+    }
     const owner = await this.#readOwner(id);
     if (!owner || !this.#isLive(owner)) {
       throw new FailedPreconditionError(`lease ${id} is released or expired`, { code: LayerStoreErrorCode.LEASE_NOT_FOUND, details: { lease: id } });
@@ -111,6 +124,7 @@ export class FsLeases {
   /** Drop a lease (idempotent): renamed away atomically, then removed. */
   async release(id: string): Promise<void> {
     if (!LEASE_ID_RE.test(id)) return;
+    this.#held.delete(id);
     const dir = this.#paths.lease(id);
     const tmp = tempPathFor(dir);
     try {
