@@ -66,16 +66,19 @@ export class FsImageStore implements ImageStore {
       });
       // A few at a time: the file system work of one overlaps the waits of another.
       const one = async (p: (typeof todo)[number]) => {
-        await core.content.put(p.bytes, { digest: p.id, size: p.bytes.length }, putOpts);
-        await core.content.put(p.manifest, { digest: p.op[3] as Digest, size: p.manifest.length }, putOpts);
+        // config and manifest side by side (their fsyncs overlap); either failing leaves only garbage
+        throwFirstRejection(
+          await Promise.allSettled([
+            core.content.put(p.bytes, { digest: p.id, size: p.bytes.length }, putOpts),
+            core.content.put(p.manifest, { digest: p.op[3] as Digest, size: p.manifest.length }, putOpts),
+          ]),
+        );
         if (p.chainID !== null) await core.layers.acquire(p.chainID, IMAGE_HOLDER_PREFIX + p.id);
         ops.push(p.op);
       };
       try {
         for (let i = 0; i < todo.length; i += CREATE_CONCURRENCY) {
-          const results = await Promise.allSettled(todo.slice(i, i + CREATE_CONCURRENCY).map(one));
-          const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-          if (failed) throw failed.reason;
+          throwFirstRejection(await Promise.allSettled(todo.slice(i, i + CREATE_CONCURRENCY).map(one)));
         }
       } finally {
         // Whatever was fully prepared is recorded, even when a later one failed.
@@ -306,4 +309,10 @@ export class FsImageStore implements ImageStore {
     const bytes = await this.#core.readVerified(rec.manifest, `manifest of image ${id}`);
     return { digest: rec.manifest, bytes, manifest: parseManifest(bytes, `manifest ${rec.manifest}`) };
   }
+}
+
+/** After `Promise.allSettled`: throw the first rejection's reason, if any. */
+function throwFirstRejection(results: PromiseSettledResult<unknown>[]): void {
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
 }
