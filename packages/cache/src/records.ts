@@ -208,7 +208,7 @@ function recordIdOf(blobChainID: Digest): string {
 
 /** Parse `24h`, `1h30m`, `90s`, `500ms` (Go `time.ParseDuration` units) into milliseconds. */
 export function parseDuration(s: string): number {
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  const re = /(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/gy;
   const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   let total = 0;
   let m: RegExpExecArray | null;

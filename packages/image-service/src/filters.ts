@@ -68,7 +68,7 @@ export function globToRegExp(glob: string): RegExp {
  * @throws InvalidArgumentError `ERR_INVALID_FILTER`
  */
 export function parseUntil(value: string, now = Date.now()): number {
-  const dur = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$/.exec(value);
+  const dur = /^(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)$/.exec(value);
   if (dur) {
     const mult: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
     return now - Number(dur[1]) * mult[dur[2]!]!;
