@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The `berth` command: container images without a Docker daemon.
  * Parsing by commander (well-kept, zero dependencies, Node 20 compatible in v14).
