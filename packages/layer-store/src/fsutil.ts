@@ -54,22 +54,29 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
   await fsyncDir(path.dirname(file));
 }
 
-/** Create `dir` and its parents (no error when it exists). */
+/**
+ * Create `dir` and its parents (no error when it is a directory already).
+ * One plain mkdir per level, not Node's `recursive`: that one reports ENOENT
+ * where the cause is EROFS or EACCES (a read-only store root), and never
+ * returns where a parent cannot appear (Node 20 retries `/proc/x/y` forever).
+ * A plain mkdir names the real cause, and each level is tried once.
+ */
 export async function mkdirp(dir: string): Promise<void> {
   try {
-    await fsp.mkdir(dir, { recursive: true });
+    await fsp.mkdir(dir);
+    return;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    // Node's recursive mkdir says ENOENT where the cause is EROFS or EACCES (a
-    // read-only store root): one plain mkdir of the leaf names the real cause.
-    try {
-      await fsp.mkdir(dir);
-      return;
-    } catch (again) {
-      const code = (again as NodeJS.ErrnoException).code;
-      if (code === "EEXIST") return;
-      throw code === "ENOENT" ? err : again;
-    }
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" && (await fsp.stat(dir).catch(() => undefined))?.isDirectory()) return;
+    const parent = path.dirname(dir);
+    if (code !== "ENOENT" || parent === dir) throw err;
+    await mkdirp(parent);
+  }
+  try {
+    await fsp.mkdir(dir);
+  } catch (err) {
+    // made meanwhile by another process: fine if it is a directory
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST" || !(await fsp.stat(dir)).isDirectory()) throw err;
   }
 }
 
