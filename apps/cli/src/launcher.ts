@@ -47,7 +47,15 @@ function cacheDir(): string | undefined {
 /** Write `data` as `file` (tmp + rename) and remove stale cache files beside it; failures are ignored. */
 function save(dir: string, file: string, data: Buffer): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Two levels, not `recursive` (which spins forever where a parent never
+    // appears, as under /proc: Node 20's mkdirp retries on ENOENT).
+    for (const d of [dirname(dir), dir]) {
+      try {
+        mkdirSync(d, { mode: 0o700 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+    }
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, data, { mode: 0o600 });
     renameSync(tmp, file);

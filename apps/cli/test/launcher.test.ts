@@ -54,7 +54,7 @@ describe("the bin's compile cache", () => {
     expect(r.stdout.trim()).toBe(`sha256:${createHash("sha256").update(tar).digest("hex")}`);
   });
 
-  it("removes cache files of other builds once a week old, and is off with BERTH_COMPILE_CACHE=0", async () => {
+  it("removes cache files of other builds once a week old; a directory it cannot make is no cache; off with BERTH_COMPILE_CACHE=0", async () => {
     const dir = join(tmp.dir, "stale");
     await version(dir);
     const mine = readdirSync(dir)[0]!;
@@ -67,6 +67,11 @@ describe("the bin's compile cache", () => {
     writeFileSync(join(dir, mine), "not a cache"); // rejected, so written again
     expect((await version(dir)).stderr).toMatch(/rejected/);
     expect(readdirSync(dir).sort()).toEqual([mine, "cli-fedcba9876543210.v8cache"].sort());
+
+    // a directory that cannot be made is no cache (under /proc, a recursive mkdir never returned)
+    const nowhere = await version("/proc/berth-no-such-dir/cache");
+    expect(nowhere.code).toBe(0);
+    expect(nowhere.stdout).toMatch(/^\d+\.\d+\.\d+/);
 
     const off = await version(join(tmp.dir, "off"), { BERTH_COMPILE_CACHE: "0" });
     expect(off.code).toBe(0);
