@@ -45,7 +45,8 @@ function cacheDir(): string | undefined {
 }
 
 /** Write `data` as `file` (tmp + rename) and remove stale cache files beside it; failures are ignored. */
-function save(dir: string, file: string, data: Buffer): void {
+function save(file: string, data: Buffer): void {
+  const dir = dirname(file);
   try {
     // Two levels, not `recursive` (which spins forever where a parent never
     // appears, as under /proc: Node 20's mkdirp retries on ENOENT).
@@ -74,9 +75,8 @@ const bytes = readFileSync(bundle);
 // ASCII only (bundle.mjs checks): latin1 is the same text, decoded faster than UTF-8.
 const source = bytes.toString("latin1");
 const dir = cacheDir();
-// V8 checks a cache against the source's length only: the key names the content.
-const key = createHash("sha256").update(`${process.version} ${process.arch}\n`).update(bytes).digest("hex").slice(0, 16);
-const file = dir === undefined ? undefined : join(dir, `cli-${key}.v8cache`);
+// V8 checks a cache against the source's length only: the name says whose content it is.
+const file = dir === undefined ? undefined : join(dir, `cli-${createHash("sha256").update(`${process.version} ${process.arch}\n`).update(bytes).digest("hex").slice(0, 16)}.v8cache`);
 let cachedData: Buffer | undefined;
 try {
   if (file) cachedData = readFileSync(file);
@@ -86,7 +86,7 @@ try {
 const script = new Script(Module.wrap(source), { filename: bundle, ...(cachedData ? { cachedData } : {}) });
 const status = cachedData === undefined ? "miss" : script.cachedDataRejected ? "rejected" : "hit";
 if (process.env.BERTH_DEBUG_COMPILE_CACHE === "1") process.stderr.write(`berth: compile cache ${status}${file ? ` (${file})` : " (off)"}\n`);
-if (dir && file && status !== "hit") save(dir, file, script.createCachedData());
+if (file && status !== "hit") save(file, script.createCachedData());
 
 // Run it as Node runs a CommonJS module (the bundle requires only Node's built-ins).
 const run = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: { exports: object }, filename: string, dirname: string) => void;
