@@ -359,7 +359,7 @@ class StoreDestination implements ImageDestination {
     const at = plan.manifest.layers.flatMap((l, i) => (l.digest === desc.digest ? [i] : []));
     if (at.length === 0) throw unsupported(`blob ${desc.digest} is not a layer of manifest`);
     if ((await Promise.all(at.map((i) => store.layers.has(plan.chain[i]!)))).every(Boolean)) return { status: "exists", bytes: 0 };
-    const ingest = (chunks: AsyncIterable<Uint8Array>) =>
+    const ingest = (chunks: AsyncIterable<Uint8Array>, onIngestFile?: (path: string) => Promise<void>) =>
       store.layers.ingestLayer(chunks, {
         expectedDigest: desc.digest,
         expectedSize: desc.size,
@@ -369,6 +369,7 @@ class StoreDestination implements ImageDestination {
         // hashed, decompressed and written on worker threads: this thread reads the layers' sockets
         offThread: true,
         ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
+        ...(onIngestFile ? { onIngestFile } : {}),
       });
     if (plan.resumable && (await store.content.has(desc.digest))) {
       // a blob the store holds (pushed to berth serve, pulled for another image) is scanned where it
@@ -380,8 +381,9 @@ class StoreDestination implements ImageDestination {
       this.#facts.set(desc.digest, await ingest(source(0)));
       return { status: "written", bytes: desc.size };
     }
-    return withPartialDownload(store.root, desc, source, async ({ resumedFrom, chunks }) => {
-      this.#facts.set(desc.digest, await ingest(chunks));
+    return withPartialDownload(store.root, desc, source, async ({ resumedFrom, chunks, keep }) => {
+      // the ingest's file is kept as the partial download: each byte written once
+      this.#facts.set(desc.digest, await ingest(chunks, keep));
       return { status: "written", bytes: desc.size - resumedFrom, ...(resumedFrom > 0 ? { resumedFrom } : {}) };
     });
   }

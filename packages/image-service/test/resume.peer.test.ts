@@ -8,7 +8,8 @@
  * BERTH_REQUIRE_PEERS=1.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { readdirSync, statSync } from "node:fs";
+import { link, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type AccessLogEntry, type RegistryPeer, registry } from "@berth/peers";
 import { afterAll, describe, expect, it } from "vitest";
@@ -24,6 +25,14 @@ afterAll(async () => {
 async function blobBytes(r: RegistryPeer, mark: number, digests: readonly string[]): Promise<number> {
   const log: AccessLogEntry[] = (await r.accessLog()).slice(mark);
   return log.filter((e) => e.method === "GET" && digests.some((d) => e.path.endsWith(`/blobs/${d}`))).reduce((n, e) => n + e.bytes, 0);
+}
+
+/** An image of one layer (`bytes` random bytes as hex text) pushed to `name` as a plain tar: its ID and layer descriptor. */
+async function pushedImage(name: string, bytes: number) {
+  const a = await freshService();
+  const { id } = await a.svc.import(tarStream({ "data/file.txt": randomBytes(bytes).toString("hex") }), { tags: [name] });
+  await a.svc.push(name, { compression: "none" });
+  return { id, layer: (await a.store.images.manifest(id)).manifest.layers[0]! };
 }
 
 const partials = async (root: string) => (await readdir(join(root, PARTIAL_DIR)).catch(() => [] as string[])).filter((n) => /^[0-9a-f]{64}$/.test(n));
@@ -74,12 +83,48 @@ describe.skipIf(!reg)("resumable pulls", { timeout: 120_000 }, () => {
     expect((await b.store.fsck()).ok).toBe(true);
   });
 
+  it("a download from the start writes each byte once: its partial file is the ingest's own file", async () => {
+    const name = `${r.host}/resume-test/once:1`;
+    const { layer } = await pushedImage(name, 4 << 20);
+    const b = await freshService();
+    const partial = join(b.store.root, PARTIAL_DIR, layer.digest.slice(7));
+    const looks: Array<{ nlink: number; inIngest: boolean }> = [];
+    await b.svc.pull(name, {
+      onProgress: (e) => {
+        if (e.type !== "blob-progress" || e.digest !== layer.digest || looks.length > 0) return;
+        const st = statSync(partial);
+        const ingest = join(b.store.root, "ingest");
+        looks.push({ nlink: st.nlink, inIngest: readdirSync(ingest).some((f) => statSync(join(ingest, f)).ino === st.ino) });
+      },
+    });
+    expect(looks).toEqual([{ nlink: 2, inIngest: true }]);
+    expect(await partials(b.store.root)).toEqual([]);
+    expect((await b.store.fsck()).ok).toBe(true);
+  });
+
+  it("a partial file with other links is not written through: the resume appends to a copy of its own", async () => {
+    const name = `${r.host}/resume-test/shared:1`;
+    const { id, layer } = await pushedImage(name, 1 << 20);
+    const bytes = new Uint8Array(await (await fetch(`${r.url}/v2/resume-test/shared/blobs/${layer.digest}`)).arrayBuffer());
+    const b = await freshService();
+    // another name for the partial file's bytes (as the store's blob, or a killed pull's ingest, would be)
+    const elsewhere = join(b.store.root, "elsewhere");
+    await writeFile(elsewhere, bytes.subarray(0, 300_000));
+    await mkdir(join(b.store.root, PARTIAL_DIR), { recursive: true });
+    await link(elsewhere, join(b.store.root, PARTIAL_DIR, layer.digest.slice(7)));
+    const mark = (await r.accessLog()).length;
+    const pulled = await b.svc.pull(name);
+    expect(pulled.id).toBe(id);
+    expect(await blobBytes(r, mark, [layer.digest])).toBe(layer.size - 300_000);
+    const after = await readFile(elsewhere);
+    expect(after.length).toBe(300_000);
+    expect(Buffer.compare(after, bytes.subarray(0, 300_000))).toBe(0);
+    expect(await partials(b.store.root)).toEqual([]);
+  });
+
   it("a partial file with the wrong bytes fails the pull as bad content, goes, and the next pull starts from zero", async () => {
     const name = `${r.host}/resume-test/bad:1`;
-    const a = await freshService();
-    const { id } = await a.svc.import(tarStream({ "data/c.txt": randomBytes(1 << 20).toString("hex") }), { tags: [name] });
-    await a.svc.push(name, { compression: "none" });
-    const layer = (await a.store.images.manifest(id)).manifest.layers[0]!;
+    const { id, layer } = await pushedImage(name, 1 << 20);
     const b = await freshService();
     await mkdir(join(b.store.root, PARTIAL_DIR), { recursive: true });
     await writeFile(join(b.store.root, PARTIAL_DIR, layer.digest.slice(7)), randomBytes(100_000));

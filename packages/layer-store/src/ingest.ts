@@ -68,6 +68,7 @@ export async function ingestLayerBlob(
     throw err;
   });
   try {
+    if (writer.path !== undefined) await opts.onIngestFile?.(writer.path);
     let read = 0;
     // pipes and sockets deliver 64 KiB at a time, and each piece costs a write
     // and a scan round trip whatever its size: small chunks are gathered first
@@ -101,6 +102,8 @@ export async function ingestLayerBlob(
 interface ScanningWriter {
   /** True when `write` gathers small chunks into pieces of its own. */
   gathers: boolean;
+  /** The file written in order (the off-thread writer's), for `onIngestFile`. */
+  path?: string;
   write(chunk: Uint8Array): Promise<void>;
   /** Every chunk was written: the scan's facts. */
   facts(): Promise<ScanFacts>;
@@ -114,6 +117,7 @@ async function scanningWriter(content: ContentStore, opts: IngestLayerOptions, o
     const w = await offThread(content, { ...writerOpts, scan: scanOptions(opts) });
     return {
       gathers: true,
+      ...(w.path !== undefined ? { path: w.path } : {}),
       write: (chunk) => w.write(chunk),
       facts: async () => (await w.finish()).facts!,
       commit: (size, digest) => w.commit(size, digest),

@@ -34,9 +34,10 @@ export type WriteRequest =
   | { op: "finish"; id: number }
   | { op: "close"; id: number };
 
-/** A write worker's answer: a piece written, the result of `finish`, or the error that ended the file. */
+/** A write worker's answer: a piece written, the result of `finish`, the file closed after `close`, or the error that ended the file. */
 export type WriteReply =
   | { id: number; written: number; piece?: ArrayBuffer }
+  | { id: number; closed: true }
   | { id: number; digest: Digest; size: number; facts?: Omit<ScanFacts, "notTar"> & { notTar?: WireError } }
   | { id: number; error: WireError };
 
@@ -110,11 +111,21 @@ class PieceWriter implements OffThreadWriter {
   #done = false;
   #finished: { resolve: (r: WrittenBlob) => void; reject: (err: unknown) => void } | undefined;
   #finishing: Promise<WrittenBlob> | undefined;
+  /** Resolves when the worker will write no more of this file (it answered `close`, or it is gone). */
+  #stopped: Promise<void>;
+  #stop!: () => void;
 
   constructor(file: FileWriter, slot: Slot, scan: LayerScanOptions | undefined) {
     this.#file = file;
     this.#slot = slot;
+    this.#stopped = new Promise((resolve) => {
+      this.#stop = resolve;
+    });
     this.#id = slot.open(this, file.path, scan);
+  }
+
+  get path(): string {
+    return this.#file.path;
   }
 
   get written(): number {
@@ -165,7 +176,7 @@ class PieceWriter implements OffThreadWriter {
       verifyExpected("blob", got, expectedSize, undefined);
       return await this.#file.commit(got.digest, got.size, expectedDigest);
     } catch (err) {
-      if (!this.#done) this.#slot.post({ op: "close", id: this.#id });
+      if (!this.#done) await this.#close();
       this.#done = true;
       await this.#file.abort().catch(() => {});
       throw err;
@@ -177,17 +188,33 @@ class PieceWriter implements OffThreadWriter {
   async abort(): Promise<void> {
     if (!this.#done) {
       this.#done = true;
-      this.#slot.post({ op: "close", id: this.#id });
-      this.#slot.detach(this.#id);
       // a write or flush still waiting for the worker ends now
       this.fail(new FailedPreconditionError("blob writer was aborted", { code: LayerStoreErrorCode.INGEST_CLOSED }));
+      await this.#close();
+      this.#slot.detach(this.#id);
     }
     await this.#file.abort();
   }
 
+  /**
+   * Tell the worker to drop the file and wait until it writes no more of it:
+   * pieces sent before are written or dropped first, so once an abort returns
+   * the file (or a hard link to it) holds what it will hold.
+   */
+  #close(): Promise<void> {
+    this.#slot.post({ op: "close", id: this.#id });
+    return this.#stopped;
+  }
+
+  /** The worker answered `close`, or it is gone: it writes no more of this file. */
+  stopped(): void {
+    this.#stop();
+  }
+
   /** A piece was written (`written`: the file's length now), the result of finish, or the error that ended the file. */
   answer(m: WriteReply): void {
-    if ("error" in m) this.fail(fromWire(m.error));
+    if ("closed" in m) this.stopped();
+    else if ("error" in m) this.fail(fromWire(m.error));
     else if ("digest" in m) {
       const { notTar, ...facts } = m.facts ?? {};
       const scanned = m.facts ? { facts: { ...(facts as ScanFacts), ...(notTar ? { notTar: fromWire(notTar) as ScanFacts["notTar"] } : {}) } } : {};
@@ -241,7 +268,10 @@ class Slot {
     this.worker.on("message", (m: WriteReply) => this.writers.get(m.id)?.answer(m));
     const gone = (err: unknown) => {
       onGone(this);
-      for (const w of this.writers.values()) w.fail(err);
+      for (const w of this.writers.values()) {
+        w.fail(err);
+        w.stopped();
+      }
       this.writers.clear();
     };
     this.worker.on("error", gone);

@@ -189,6 +189,16 @@ export interface IngestLayerOptions {
    * from sockets. Only a content store with files has workers; others ignore it.
    */
   offThread?: boolean;
+  /**
+   * Called once with the path of the ingest file the blob is written into,
+   * before its first byte, when it is written off-thread (`offThread`, a
+   * store with files): that worker writes the bytes in order, so the file
+   * holds a prefix of the blob whenever the process stops. A caller may
+   * hard-link the file to keep what was written past a failure or a kill (a
+   * resumable download does); it must never write to it. A rejection aborts
+   * the ingest.
+   */
+  onIngestFile?(path: string): Promise<void> | void;
 }
 
 /** Options of {@link LayerStore.recordLayer}. */
@@ -429,6 +439,8 @@ export interface OffThreadWriterOptions extends WriterOptions {
 
 /** A {@link BlobWriter} whose `write` may return before the bytes are in the file: {@link OffThreadWriter.flush} waits for them. */
 export interface OffThreadWriter extends BlobWriter {
+  /** The ingest file the worker writes, in order (absent for the memory store's writer). */
+  readonly path?: string;
   /**
    * Every byte is written: the blob's digest, size and (when asked for) scan
    * facts, before anything is visible; `commit` then makes it the blob.

@@ -108,8 +108,20 @@ parentPort!.on("message", (m: WriteRequest) => {
     return;
   }
   const f = files.get(m.id);
-  if (!f) return; // failed or closed before: the writer knows
-  const step = m.op === "write" ? () => write(m.id, f, m.piece, m.length) : m.op === "finish" ? () => finish(m.id, f) : async () => drop(m.id);
+  if (!f) {
+    // failed or finished before (the writer knows): nothing more is written, say so to a close
+    if (m.op === "close") reply({ id: m.id, closed: true });
+    return;
+  }
+  const step =
+    m.op === "write"
+      ? () => write(m.id, f, m.piece, m.length)
+      : m.op === "finish"
+        ? () => finish(m.id, f)
+        : async () => {
+            drop(m.id);
+            reply({ id: m.id, closed: true });
+          };
   f.queue = f.queue.then(step).catch((err: unknown) => {
     if (!files.has(m.id)) return; // an earlier step failed and answered
     drop(m.id);

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { readdir, writeFile } from "node:fs/promises";
+import { link, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type ContentIngester, createMemoryLayerStore, type LayerStore, openLayerStore, openOffThreadWriter } from "../src/index.js";
@@ -205,6 +205,43 @@ describe("ingestLayer with offThread", () => {
       await expect(store.ingestLayer(chunks(blob), { ...opts, offThread: true }), what).rejects.toMatchObject({ code });
       expect(await store.content.has(sha(blob)), what).toBe(false);
     }
+    expect(await readdir(join(dir!, "ingest"))).toEqual([]);
+  });
+
+  it("names its file before the first byte (onIngestFile): a link to it holds the blob, or a prefix of it once an ingest stopped", async () => {
+    const tar = tarFor(10, 6 << 20);
+    const blob = gz(tar);
+    const [, store, dir] = (await stores())[0]!;
+    const kept = join(dir!, "kept");
+    const seen: number[] = [];
+    const r = await store.ingestLayer(chunks(blob), {
+      offThread: true,
+      onIngestFile: async (path) => {
+        seen.push((await stat(path)).size);
+        await link(path, kept);
+      },
+    });
+    expect(seen).toEqual([0]);
+    expect(r.blob.digest).toBe(sha(blob));
+    expect(Buffer.compare(await readFile(kept), blob)).toBe(0);
+    await rm(kept);
+
+    // stopped half-way: once the ingest has failed, the link holds a prefix that grows no more
+    async function* half(): AsyncGenerator<Uint8Array> {
+      let n = 0;
+      for await (const c of chunks(tar, 256 << 10)) {
+        yield c;
+        n += c.length;
+        if (n > tar.length / 2) throw new Error("test: the source broke");
+      }
+    }
+    await expect(store.ingestLayer(half(), { offThread: true, onIngestFile: (path) => link(path, kept) })).rejects.toThrow("the source broke");
+    const left = await readFile(kept);
+    expect(left.length).toBeGreaterThan(0);
+    expect(left.length).toBeLessThan(tar.length);
+    expect(Buffer.compare(left, tar.subarray(0, left.length))).toBe(0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await stat(kept)).size).toBe(left.length);
     expect(await readdir(join(dir!, "ingest"))).toEqual([]);
   });
 
