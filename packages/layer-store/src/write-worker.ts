@@ -1,6 +1,7 @@
 /**
  * A worker thread of the off-thread writer ({@link openOffThreadWriter}):
- * for each open ingest file it is given, hashes the pieces it receives,
+ * for each open ingest file it is given, hashes the pieces it receives
+ * (unless the writer does: a scanning one, whose thread has less to do),
  * scans them when asked ({@link LayerScan}: compression, DiffID, tar check)
  * and writes them at their offsets, synchronously, with the content store's
  * early write-back; `finish` answers with the digest, the size and the
@@ -19,7 +20,7 @@ import { toWire } from "./threads.js";
 
 interface Open {
   fd: number;
-  hash: Sha256Hash;
+  hash: Sha256Hash | undefined;
   scan: LayerScan | undefined;
   pos: number;
   writeBack: SyncWriteBack;
@@ -64,7 +65,7 @@ async function scanPiece(f: Open, piece: ArrayBuffer, bytes: Uint8Array): Promis
 
 async function write(id: number, f: Open, piece: ArrayBuffer, length: number): Promise<void> {
   const bytes = new Uint8Array(piece, 0, length);
-  f.hash.update(bytes);
+  f.hash?.update(bytes);
   const back = f.scan ? await scanPiece(f, piece, bytes) : piece;
   for (let off = 0; off < bytes.length; ) off += writeSync(f.fd, bytes, off, bytes.length - off, f.pos + off);
   const before = f.pos;
@@ -78,12 +79,12 @@ async function finish(id: number, f: Open): Promise<void> {
   const facts = f.scan ? await f.scan.finish() : undefined;
   await close(f);
   files.delete(id);
-  let scan: Extract<WriteReply, { digest: string }>["facts"];
+  let scan: Extract<WriteReply, { size: number }>["facts"];
   if (facts) {
     const { notTar, ...rest } = facts;
     scan = notTar ? { ...rest, notTar: toWire(notTar) } : rest;
   }
-  reply({ id, digest: f.hash.digest(), size: f.pos, ...(scan ? { facts: scan } : {}) });
+  reply({ id, ...(f.hash ? { digest: f.hash.digest() } : {}), size: f.pos, ...(scan ? { facts: scan } : {}) });
 }
 
 /** End a file after an error or an abort. */
@@ -92,7 +93,7 @@ function drop(id: number): void {
   if (!f) return;
   files.delete(id);
   f.scan?.abort();
-  f.hash.destroy();
+  f.hash?.destroy();
   close(f).catch(() => {});
 }
 
@@ -101,7 +102,7 @@ parentPort!.on("message", (m: WriteRequest) => {
     try {
       const scan = m.scan ? new LayerScan(m.scan) : undefined;
       const fd = openSync(m.path, "r+");
-      files.set(m.id, { fd, hash: sha256.create(), scan, pos: 0, writeBack: new SyncWriteBack(fd), queue: Promise.resolve(), held: undefined });
+      files.set(m.id, { fd, hash: m.hash ? sha256.create() : undefined, scan, pos: 0, writeBack: new SyncWriteBack(fd), queue: Promise.resolve(), held: undefined });
     } catch (err) {
       reply({ id: m.id, error: toWire(err) });
     }
