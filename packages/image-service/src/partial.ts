@@ -96,27 +96,42 @@ export async function withPartialDownload<T>(
     const chunks = (async function* () {
       if (have > 0) yield* createReadStream(file, { end: have - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>;
       if (have === desc.size) return;
-      // The copy is written beside the pull, not before it: a chunk goes on while earlier writes
-      // are in flight. They run one after another, so what a killed pull leaves is a prefix. The
-      // first chunk is asked for before the ingest's file exists (the ingest claims its source
-      // at once), so it may be copied before `keep` links that file in the copy's place.
+      // Copying: the copy is written beside the pull, not before it: a chunk goes on while
+      // earlier writes are in flight. They run one after another, so what a killed pull leaves
+      // is a prefix.
       let fh: Awaited<ReturnType<typeof open>> | undefined;
       let tail = Promise.resolve();
       let queued = 0;
+      const copy = async (chunk: Uint8Array) => {
+        const out = (fh ??= await open(file, "a"));
+        queued += chunk.length;
+        tail = tail.then(async () => {
+          await out.appendFile(chunk);
+          queued -= chunk.length;
+        });
+        tail.catch(() => {});
+        if (queued > PARTIAL_IN_FLIGHT) await tail;
+      };
+      // A download from the start copies or not once the ingest asks for its second chunk: the
+      // first is taken when the ingest claims its source, before its file exists and `keep` can
+      // link it; the second only after `keep` (the ingest awaits it before it reads on).
+      let copying = have > 0 ? true : undefined;
+      let first: Uint8Array | undefined;
       try {
         for await (const chunk of fetch(have)) {
-          if (!linked) {
-            const out = (fh ??= await open(file, "a"));
-            queued += chunk.length;
-            tail = tail.then(async () => {
-              await out.appendFile(chunk);
-              queued -= chunk.length;
-            });
-            tail.catch(() => {});
-            if (queued > PARTIAL_IN_FLIGHT) await tail;
+          if (copying === undefined) {
+            if (first === undefined) {
+              first = chunk;
+              yield chunk;
+              continue;
+            }
+            copying = !linked;
+            if (copying) await copy(first);
           }
+          if (copying) await copy(chunk);
           yield chunk;
         }
+        if (copying === undefined && first && !linked) await copy(first); // a blob of one chunk
       } finally {
         await tail.finally(() => fh?.close());
       }
