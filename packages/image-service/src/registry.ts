@@ -342,6 +342,8 @@ interface PullPlan {
  */
 class StoreDestination implements ImageDestination {
   readonly description = "berth store";
+  /** A layer's chunks go to the layer store's ingest, which gathers them itself (into its worker's 1 MiB pieces). */
+  readonly gathers = true;
   readonly #facts = new Map<Digest, LayerBlobFacts>();
 
   constructor(

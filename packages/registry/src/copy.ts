@@ -136,7 +136,7 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, options
           ? async function* (offset: number) {
               yield bytes.subarray(offset);
             }
-          : (offset: number) => src.blob(b, offset, signal);
+          : (offset: number) => src.blob(b, offset, signal, dst.gathers ? { gather: false } : undefined);
         const r = await dst.putBlob(b, source, {
           mountFrom: mountCandidates(digest),
           ...(signal ? { signal } : {}),

@@ -29,8 +29,13 @@ export interface ImageSource {
   root(signal?: AbortSignal): Promise<ManifestResult>;
   /** A manifest or index by descriptor, verified. */
   manifest(desc: Descriptor, signal?: AbortSignal): Promise<Uint8Array>;
-  /** A blob's bytes from `offset`, unverified (the destination verifies as it writes). */
-  blob(desc: BlobDescriptor, offset: number, signal?: AbortSignal): AsyncIterable<Uint8Array>;
+  /**
+   * A blob's bytes from `offset`, unverified (the destination verifies as it
+   * writes). `gather: false`: chunks as they come, for a destination that
+   * gathers them itself (a registry's socket chunks are otherwise gathered
+   * into 1 MiB pieces).
+   */
+  blob(desc: BlobDescriptor, offset: number, signal?: AbortSignal, options?: { gather?: boolean }): AsyncIterable<Uint8Array>;
   /** Let go of what opening it took (an archive's temp layout); the opener calls it after the copy. */
   close?(): Promise<void>;
 }
@@ -64,6 +69,8 @@ export interface ManifestPlace {
 export interface ImageDestination {
   readonly description: string;
   readonly location?: RegistryLocation;
+  /** Takes a blob's chunks in any size, gathering them itself: the source need not ({@link ImageSource.blob}'s `gather`). */
+  readonly gathers?: boolean;
   /** Store a blob (verified by digest and size as it streams); `source(offset)` opens the source's bytes. */
   putBlob(desc: BlobDescriptor, source: (offset: number) => AsyncIterable<Uint8Array>, ctx: PutBlobContext): Promise<PutBlobResult>;
   /** True when the manifest is there already (and, with `tag`, the tag points at it; for the root, it is listed). */
@@ -89,7 +96,8 @@ export function registrySource(repo: Repository, reference: string): ImageSource
     location: { registry: repo.domain, repository: repo.path },
     root: (signal) => repo.getManifest(reference, signal ? { signal } : {}),
     manifest: async (desc, signal) => (await repo.getManifest(desc.digest, signal ? { signal } : {})).bytes,
-    blob: (desc, offset, signal) => repo.blobChunks(desc, { offset, unverified: true, ...(signal ? { signal } : {}) }),
+    blob: (desc, offset, signal, options) =>
+      repo.blobChunks(desc, { offset, unverified: true, ...(signal ? { signal } : {}), ...(options?.gather === false ? { gather: false } : {}) }),
   };
 }
 

@@ -54,6 +54,8 @@ export interface OpenBlobOptions extends CallOptions, Pick<VerifyOptions, "hashe
   unverified?: boolean;
   /** Called with the offset each (re)connection starts at. */
   onConnect?(offset: number): void;
+  /** Gather the socket's chunks into pieces of at least 1 MiB (default true); `false` for a consumer that gathers them itself. */
+  gather?: boolean;
 }
 
 interface SendInit extends CallOptions {
@@ -305,7 +307,7 @@ export class Repository {
   async *blobChunks(desc: BlobDescriptor, options: OpenBlobOptions = {}): AsyncGenerator<Uint8Array> {
     const url = await this.url(`blobs/${parseDigest(desc.digest)}`, options.signal);
     const offset = options.offset ?? 0;
-    const body = coalesceChunks(resumableBody(
+    const chunks = resumableBody(
       (req) => this.send(req.method, req.url, { ...(req.headers ? { headers: req.headers } : {}), ...(req.signal ? { signal: req.signal } : {}) }),
       { method: "GET", url, ...(options.signal ? { signal: options.signal } : {}) },
       {
@@ -314,7 +316,8 @@ export class Repository {
         onError: (res) => this.failure(res, `blob ${desc.digest}`, REGISTRY_ERROR_CODES.BLOB_NOT_FOUND),
         ...(options.onConnect ? { onConnect: options.onConnect } : {}),
       },
-    ), BLOB_CHUNK);
+    );
+    const body = options.gather === false ? chunks : coalesceChunks(chunks, BLOB_CHUNK);
     if (options.unverified) {
       yield* body;
       return;

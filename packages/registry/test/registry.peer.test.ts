@@ -188,6 +188,28 @@ describe.skipIf(!probe)("docker-registry: chunked uploads, damaged sources, miss
     expect(await layoutBlobs(out.dir)).toEqual(await layoutBlobs(image.dir));
   });
 
+  it("reads a blob in 1 MiB pieces, or as the socket gives it to a destination that gathers (gather: false)", async () => {
+    const repo = client.repository(`${reg.host}/registry-test/pieces`, { push: true });
+    const bytes = new Uint8Array(3_500_000).map((_, i) => (i * 7919) % 251);
+    const desc = { digest: sha256(bytes), size: bytes.length };
+    await repo.uploadBlob(desc, async function* (offset) {
+      yield bytes.subarray(offset);
+    });
+    const sizes = async (gather?: boolean) => {
+      const out: number[] = [];
+      const src = registrySource(repo, "unused");
+      for await (const c of src.blob(desc, 0, undefined, gather === undefined ? undefined : { gather })) out.push(c.length);
+      return out;
+    };
+    const gathered = await sizes();
+    expect(gathered.slice(0, -1).every((n) => n >= 1 << 20)).toBe(true);
+    expect(gathered.reduce((n, x) => n + x, 0)).toBe(bytes.length);
+    const raw = await sizes(false);
+    expect(raw.length).toBeGreaterThan(gathered.length);
+    expect(raw.some((n) => n < 1 << 20)).toBe(true);
+    expect(raw.reduce((n, x) => n + x, 0)).toBe(bytes.length);
+  });
+
   it("uploads bytes of unknown digest in one streamed PATCH; a stream that fails leaves nothing", async () => {
     const repo = client.repository(`${reg.host}/registry-test/streamed`, { push: true });
     const bytes = new Uint8Array(700_000).map((_, i) => (i * 7919) % 251);
