@@ -3,7 +3,7 @@ import path from "node:path";
 import { InvalidArgumentError, UnavailableError } from "@berth/digest";
 import lockfile from "proper-lockfile";
 import { randomBytes } from "node:crypto";
-import { currentOwner, isOwnerAlive, mkdirp, ownerToken, parseOwnerToken } from "./fsutil.js";
+import { currentOwner, isOwnerAlive, mkdirp, ownerToken, parseOwnerToken, TEMP_SUFFIX, tempPathFor } from "./fsutil.js";
 import { LayerStoreErrorCode } from "./errors.js";
 
 /** Options of {@link withLock}. */
@@ -19,6 +19,12 @@ export interface LockOptions {
  */
 const STALE_MS = 10_000;
 const UPDATE_MS = 2_000;
+/**
+ * A lock without an owner file, this old, whose maker is gone (no live
+ * process has an intent file for it) is broken: a live maker writes its owner
+ * within milliseconds of the `mkdir`, and records its intent before it.
+ */
+const MAKER_GRACE_MS = 1_000;
 const LIBRARY_STALE_MS = 24 * 3600_000;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/;
 
@@ -46,18 +52,42 @@ async function readOwner(file: string): Promise<string | undefined> {
   }
 }
 
+/** The intent file a process keeps while it makes the lock `name` (from before its `mkdir` to its owner file). */
+function intentPathOf(dir: string, name: string): string {
+  return tempPathFor(path.join(dir, `${name}.intent`));
+}
+
+/**
+ * True when no live process may be making the lock `name`: none has an
+ * intent file for it (those of dead processes are removed on the way).
+ */
+async function noLiveMaker(dir: string, name: string): Promise<boolean> {
+  const prefix = `${name}.intent.`;
+  let none = true;
+  for (const f of await fsp.readdir(dir).catch(() => [] as string[])) {
+    if (!f.startsWith(prefix) || !f.endsWith(TEMP_SUFFIX)) continue;
+    const owner = parseOwnerToken(f.slice(prefix.length).split(".")[0] ?? "");
+    if (owner && isOwnerAlive(owner)) none = false;
+    else await fsp.rm(path.join(dir, f), { force: true }).catch(() => {});
+  }
+  return none;
+}
+
 async function breakIfOwnerDead(dir: string, name: string): Promise<void> {
   const lockDir = path.join(dir, `${name}.lock`);
   const ownerFile = ownerFileOf(dir, name);
   const token = await readOwner(ownerFile);
   const owner = token === undefined ? undefined : parseOwnerToken(token.split(" ")[0] ?? "");
-  const isStale = async () => {
+  /** A lock without an owner is dead when it is old, or a moment old with no live maker. */
+  const ownerlessDead = async () => {
     const st = await fsp.stat(lockDir).catch(() => undefined);
-    return st !== undefined && Date.now() - st.mtimeMs > STALE_MS;
+    if (st === undefined) return false;
+    const age = Date.now() - st.mtimeMs;
+    return age > STALE_MS || (age > MAKER_GRACE_MS && (await noLiveMaker(dir, name)));
   };
   if (owner) {
     if (isOwnerAlive(owner)) return;
-  } else if (!(await isStale())) {
+  } else if (!(await ownerlessDead())) {
     // No (readable) owner yet: the holder may be between mkdir and writing it.
     return;
   }
@@ -76,7 +106,7 @@ async function breakIfOwnerDead(dir: string, name: string): Promise<void> {
   try {
     const again = await readOwner(ownerFile);
     if (again !== token) return; // the lock changed hands meanwhile
-    if (!owner && !(await isStale())) return;
+    if (!owner && !(await ownerlessDead())) return;
     await fsp.rm(lockDir, { recursive: true, force: true });
   } finally {
     await releaseBreaker().catch(() => {});
@@ -91,6 +121,10 @@ async function acquire(root: string, name: string, opts: LockOptions): Promise<(
   const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
   let delay = 2;
   for (;;) {
+    // recorded before the mkdir and removed once the owner file is written (or the attempt
+    // failed): a lock left without an owner by a killed maker is then broken in a second, not ten
+    const intent = intentPathOf(dir, name);
+    await fsp.writeFile(intent, "");
     try {
       const release = await lockfile.lock(target, {
         lockfilePath: `${target}.lock`,
@@ -107,11 +141,13 @@ async function acquire(root: string, name: string, opts: LockOptions): Promise<(
       const tmp = `${ownerFile}.tmp`;
       await fsp.writeFile(tmp, `${ownerToken(currentOwner())} ${randomBytes(6).toString("hex")}`);
       await fsp.rename(tmp, ownerFile);
+      await fsp.rm(intent, { force: true });
       return async () => {
         await fsp.rm(ownerFile, { force: true }).catch(() => {});
         await release().catch(() => {});
       };
     } catch (err) {
+      await fsp.rm(intent, { force: true }).catch(() => {});
       if ((err as NodeJS.ErrnoException).code !== "ELOCKED") throw err;
     }
     if (Date.now() > deadline) {
@@ -135,8 +171,10 @@ async function acquire(root: string, name: string, opts: LockOptions): Promise<(
  * `<name>.lock/owner` (pid, process start time, nonce); a lock whose recorded
  * owner is gone (a reused pid does not count) is broken as soon as a waiter
  * sees it. A lock without an owner file (holder killed between `mkdir` and
- * writing it) is broken once its mtime is 10 s old (the holder refreshes it
- * every 2 s, proper-lockfile's scheme); a lock of a
+ * writing it) is broken once it is a second old and no live process has an
+ * intent file for it (`<name>.intent.<owner>.…`, written before the `mkdir`,
+ * removed after the owner file), else once its mtime is 10 s old (the holder
+ * refreshes it every 2 s, proper-lockfile's scheme); a lock of a
  * live but stuck holder is never taken away. Not re-entrant: never call
  * `withLock` for the same name inside `fn`.
  *

@@ -2,7 +2,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { hasCode } from "@berth/digest";
 import { afterEach, describe, expect, it } from "vitest";
-import { TEMP_SUFFIX, withLock, writeFileAtomic } from "../src/index.js";
+import { ownerToken, TEMP_SUFFIX, withLock, writeFileAtomic } from "../src/index.js";
 import { spawnWorker, watch } from "./child.js";
 import { tempRoot } from "./helpers.js";
 
@@ -59,6 +59,29 @@ describe("withLock", () => {
     const old = new Date(Date.now() - 60_000);
     await fsp.utimes(dir, old, old);
     expect(await withLock(t.root, "z", async () => 1, { timeoutMs: 5_000 })).toBe(1);
+  });
+
+  it("breaks an ownerless lock within seconds when its maker is gone, and waits while a live process is making it", async () => {
+    const t = await tempRoot();
+    cleanup = t.cleanup;
+    const locks = path.join(t.root, "locks");
+    const made = async (name: string, intentOwner: string) => {
+      // as a maker leaves it when killed between its mkdir and its owner file: the lock and its intent
+      await fsp.mkdir(path.join(locks, `${name}.lock`), { recursive: true });
+      await fsp.writeFile(path.join(locks, `${name}.intent.${intentOwner}.0a1b2c${TEMP_SUFFIX}`), "");
+      const a_while_ago = new Date(Date.now() - 1_500);
+      await fsp.utimes(path.join(locks, `${name}.lock`), a_while_ago, a_while_ago);
+    };
+    // a dead maker (a pid no process has): broken at once, its intent removed
+    await made("dead", "2147483646-1");
+    const start = Date.now();
+    expect(await withLock(t.root, "dead", async () => 1, { timeoutMs: 5_000 })).toBe(1);
+    expect(Date.now() - start).toBeLessThan(5_000);
+    expect((await fsp.readdir(locks)).filter((f) => f.startsWith("dead.intent."))).toEqual([]);
+    // a live one (this process, under another name): not broken before the 10 s staleness
+    await made("live", ownerToken());
+    const err = await withLock(t.root, "live", async () => 1, { timeoutMs: 2_500 }).catch((e: unknown) => e);
+    expect(hasCode(err, "ERR_LOCK_TIMEOUT"), String(err)).toBe(true);
   });
 
   it("refuses lock names that are not plain names", async () => {
