@@ -261,16 +261,25 @@ const ALL_OPS: Op[] = [
 /** Without docker-registry (and not required), the pull row skips. */
 const OPS = ALL_OPS.filter((op) => reg || !op.name.startsWith("pull"));
 
+/**
+ * How long `op` runs without a kill: the faster of two runs. A run right after
+ * the template was made may wait for what the template's killed pull left (a
+ * lock without an owner is broken once it is a second old), which the trials,
+ * later, do not; kill points spread over that wait would mostly miss.
+ */
 async function timeOf(op: Op): Promise<number> {
-  const root = join(tmp.dir, `measure-${op.name.replace(/\W/g, "")}`);
-  execFileSync("cp", ["-a", op.template ?? template, root]);
-  op.setup?.(root);
-  const running = op.start(root, "measure");
-  await running.started;
-  const t = performance.now();
-  const e = await running.done;
-  expect(e.ok, `${op.name} without a kill: ${e.detail}`).toBe(true);
-  return performance.now() - t;
+  const once = async (k: number) => {
+    const root = join(tmp.dir, `measure-${op.name.replace(/\W/g, "")}-${k}`);
+    execFileSync("cp", ["-a", op.template ?? template, root]);
+    op.setup?.(root);
+    const running = op.start(root, `measure${k}`);
+    await running.started;
+    const t = performance.now();
+    const e = await running.done;
+    expect(e.ok, `${op.name} without a kill: ${e.detail}`).toBe(true);
+    return performance.now() - t;
+  };
+  return Math.min(await once(0), await once(1));
 }
 
 async function trial(op: Op, n: number, duration: number, random: () => number): Promise<boolean> {
