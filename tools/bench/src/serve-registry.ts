@@ -33,7 +33,8 @@ import { dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { median } from "./archive.js";
-import { benchArchive, timed } from "./registry.js";
+import { benchArchive } from "./bench-image.js";
+import { timed } from "./registry.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "../../..");
